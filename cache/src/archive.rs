@@ -1,0 +1,331 @@
+//! Reading conda package archives: `.conda` (a zip holding `info-*.tar.zst` and
+//! `pkg-*.tar.zst`) and `.tar.bz2`. Everything is streamed: no archive or member
+//! is ever held in memory whole.
+//!
+//! Every entry's path is checked before anything is written: absolute paths and
+//! `..` components are rejected, and so are links whose target would leave the
+//! extraction directory. A rejected archive is an error, never a silent skip.
+
+use std::io::{BufReader, Read};
+use std::path::{Component, Path, PathBuf};
+
+use rattler_conda_types::package::{IndexJson, PackageFile};
+
+/// The two conda archive formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveFormat {
+    /// `.conda`: a zip of zstd-compressed tarballs.
+    Conda,
+    /// `.tar.bz2`: one bzip2-compressed tarball.
+    TarBz2,
+}
+
+impl ArchiveFormat {
+    /// The format named by a file name's extension, if it is a conda archive.
+    pub fn from_file_name(name: &str) -> Option<Self> {
+        if name.ends_with(".conda") {
+            Some(Self::Conda)
+        } else if name.ends_with(".tar.bz2") {
+            Some(Self::TarBz2)
+        } else {
+            None
+        }
+    }
+
+    /// The file name extension, with its leading dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Conda => ".conda",
+            Self::TarBz2 => ".tar.bz2",
+        }
+    }
+}
+
+/// What can be wrong with an archive.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// The file name is not `*.conda` or `*.tar.bz2`.
+    #[error("{} is not a conda package (expected a .conda or .tar.bz2 file)", path.display())]
+    UnknownFormat {
+        /// The archive.
+        path: PathBuf,
+    },
+    /// The archive could not be read or decompressed.
+    #[error("{} is unreadable: {message}", path.display())]
+    Unreadable {
+        /// The archive.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// An entry would be written outside the destination.
+    #[error("{} contains `{entry}`, which points outside the package ({why}); nothing of it was used", path.display())]
+    UnsafePath {
+        /// The archive.
+        path: PathBuf,
+        /// The offending entry (or link target).
+        entry: String,
+        /// Absolute path, `..` component, or link target escaping.
+        why: &'static str,
+    },
+    /// The archive has no `info/index.json`.
+    #[error("{} has no info/index.json: not a conda package", path.display())]
+    MissingIndex {
+        /// The archive.
+        path: PathBuf,
+    },
+    /// Writing the extracted files failed.
+    #[error("could not extract {} into {}", path.display(), dest.display())]
+    Write {
+        /// The archive.
+        path: PathBuf,
+        /// The destination directory.
+        dest: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn unreadable(path: &Path, e: impl std::fmt::Display) -> ArchiveError {
+    ArchiveError::Unreadable {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+/// Checks that `relative` stays inside the directory it is relative to: not
+/// absolute, no `..`, no prefix. Returns the reason when it does not.
+pub fn check_relative_path(relative: &Path) -> Result<(), &'static str> {
+    if relative.as_os_str().is_empty() {
+        return Err("empty path");
+    }
+    for component in relative.components() {
+        match component {
+            Component::Normal(_) | Component::CurDir => {}
+            Component::ParentDir => return Err("`..` component"),
+            Component::RootDir | Component::Prefix(_) => return Err("absolute path"),
+        }
+    }
+    Ok(())
+}
+
+/// Checks that a symlink at `link` (relative to the root) pointing at `target`
+/// resolves to somewhere inside the root.
+pub fn check_link_target(link: &Path, target: &Path) -> Result<(), &'static str> {
+    if target.is_absolute() {
+        return Err("absolute link target");
+    }
+    // Depth of the directory holding the link, then walk the target.
+    let mut depth: i64 = link.components().count() as i64 - 1;
+    for component in target.components() {
+        match component {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir => {
+                depth -= 1;
+                if depth < 0 {
+                    return Err("link target outside the package");
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => return Err("absolute link target"),
+        }
+    }
+    Ok(())
+}
+
+/// Extracts `archive` into `dest` (which should be an empty directory).
+pub fn extract(archive: &Path, dest: &Path) -> Result<(), ArchiveError> {
+    let name = archive
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    match ArchiveFormat::from_file_name(name) {
+        Some(ArchiveFormat::TarBz2) => {
+            let file = open(archive)?;
+            let decoder = bzip2::read::MultiBzDecoder::new(BufReader::new(file));
+            unpack_tar(archive, decoder, dest)
+        }
+        Some(ArchiveFormat::Conda) => {
+            let mut zip = open_zip(archive)?;
+            let members: Vec<String> = zip
+                .file_names()
+                .filter(|n| n.ends_with(".tar.zst"))
+                .map(ToOwned::to_owned)
+                .collect();
+            if !members.iter().any(|m| m.starts_with("info-")) {
+                return Err(ArchiveError::MissingIndex {
+                    path: archive.to_path_buf(),
+                });
+            }
+            for member in members {
+                let reader = zip.by_name(&member).map_err(|e| unreadable(archive, e))?;
+                let decoder = zstd::Decoder::new(reader).map_err(|e| unreadable(archive, e))?;
+                unpack_tar(archive, decoder, dest)?;
+            }
+            Ok(())
+        }
+        None => Err(ArchiveError::UnknownFormat {
+            path: archive.to_path_buf(),
+        }),
+    }
+}
+
+/// Reads `info/index.json` out of an archive without extracting it.
+pub fn read_index_json(archive: &Path) -> Result<IndexJson, ArchiveError> {
+    let text = read_info_file(archive, Path::new("info/index.json"))?.ok_or_else(|| {
+        ArchiveError::MissingIndex {
+            path: archive.to_path_buf(),
+        }
+    })?;
+    IndexJson::from_str(&text).map_err(|e| unreadable(archive, format!("info/index.json: {e}")))
+}
+
+/// Reads one text file below `info/` out of an archive, or `None` if absent.
+pub fn read_info_file(archive: &Path, wanted: &Path) -> Result<Option<String>, ArchiveError> {
+    let name = archive
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    match ArchiveFormat::from_file_name(name) {
+        Some(ArchiveFormat::TarBz2) => {
+            let file = open(archive)?;
+            let decoder = bzip2::read::MultiBzDecoder::new(BufReader::new(file));
+            find_in_tar(archive, decoder, wanted)
+        }
+        Some(ArchiveFormat::Conda) => {
+            let mut zip = open_zip(archive)?;
+            let Some(member) = zip
+                .file_names()
+                .find(|n| n.starts_with("info-") && n.ends_with(".tar.zst"))
+                .map(ToOwned::to_owned)
+            else {
+                return Ok(None);
+            };
+            let reader = zip.by_name(&member).map_err(|e| unreadable(archive, e))?;
+            let decoder = zstd::Decoder::new(reader).map_err(|e| unreadable(archive, e))?;
+            find_in_tar(archive, decoder, wanted)
+        }
+        None => Err(ArchiveError::UnknownFormat {
+            path: archive.to_path_buf(),
+        }),
+    }
+}
+
+fn open(archive: &Path) -> Result<fs_err::File, ArchiveError> {
+    fs_err::File::open(archive).map_err(|e| unreadable(archive, e))
+}
+
+fn open_zip(archive: &Path) -> Result<zip::ZipArchive<BufReader<fs_err::File>>, ArchiveError> {
+    let file = open(archive)?;
+    zip::ZipArchive::new(BufReader::new(file)).map_err(|e| unreadable(archive, e))
+}
+
+fn find_in_tar(
+    archive: &Path,
+    reader: impl Read,
+    wanted: &Path,
+) -> Result<Option<String>, ArchiveError> {
+    let mut tar = tar::Archive::new(reader);
+    for entry in tar.entries().map_err(|e| unreadable(archive, e))? {
+        let mut entry = entry.map_err(|e| unreadable(archive, e))?;
+        let path = entry.path().map_err(|e| unreadable(archive, e))?;
+        if strip_curdir(&path) == wanted {
+            let mut text = String::new();
+            entry
+                .read_to_string(&mut text)
+                .map_err(|e| unreadable(archive, e))?;
+            return Ok(Some(text));
+        }
+    }
+    Ok(None)
+}
+
+fn strip_curdir(path: &Path) -> PathBuf {
+    path.components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect()
+}
+
+fn unpack_tar(archive: &Path, reader: impl Read, dest: &Path) -> Result<(), ArchiveError> {
+    let mut tar = tar::Archive::new(reader);
+    tar.set_preserve_permissions(true);
+    tar.set_preserve_mtime(true);
+    tar.set_overwrite(true);
+    let write_error = |source| ArchiveError::Write {
+        path: archive.to_path_buf(),
+        dest: dest.to_path_buf(),
+        source,
+    };
+    for entry in tar.entries().map_err(|e| unreadable(archive, e))? {
+        let mut entry = entry.map_err(|e| unreadable(archive, e))?;
+        let path = entry
+            .path()
+            .map_err(|e| unreadable(archive, e))?
+            .into_owned();
+        let unsafe_path = |entry: &Path, why| ArchiveError::UnsafePath {
+            path: archive.to_path_buf(),
+            entry: entry.display().to_string(),
+            why,
+        };
+        check_relative_path(&path).map_err(|why| unsafe_path(&path, why))?;
+        let kind = entry.header().entry_type();
+        if kind.is_symlink() {
+            let target = entry.link_name().map_err(|e| unreadable(archive, e))?;
+            match target {
+                Some(target) if !target.as_os_str().is_empty() => {
+                    check_link_target(&path, &target).map_err(|why| unsafe_path(&target, why))?;
+                }
+                _ => {
+                    // A symlink with an empty target cannot exist on disk. Some
+                    // published archives carry them (conda's own test data, whose
+                    // .tar.bz2 twin holds an empty file there): keep the entry as
+                    // an empty file so that paths.json still finds it.
+                    let dest_path = dest.join(&path);
+                    if let Some(parent) = dest_path.parent() {
+                        fs_err::create_dir_all(parent).map_err(write_error)?;
+                    }
+                    fs_err::File::create(&dest_path).map_err(write_error)?;
+                    continue;
+                }
+            }
+        } else if kind.is_hard_link() {
+            if let Some(target) = entry.link_name().map_err(|e| unreadable(archive, e))? {
+                check_relative_path(&target).map_err(|why| unsafe_path(&target, why))?;
+            }
+        }
+        let unpacked = entry.unpack_in(dest).map_err(write_error)?;
+        if !unpacked {
+            return Err(unsafe_path(&path, "outside the destination"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths() {
+        assert!(check_relative_path(Path::new("bin/x")).is_ok());
+        assert!(check_relative_path(Path::new("./bin/x")).is_ok());
+        assert!(check_relative_path(Path::new("../x")).is_err());
+        assert!(check_relative_path(Path::new("a/../../x")).is_err());
+        assert!(check_relative_path(Path::new("/etc/passwd")).is_err());
+    }
+
+    #[test]
+    fn link_targets() {
+        assert!(check_link_target(Path::new("lib/libz.so"), Path::new("libz.so.1")).is_ok());
+        assert!(check_link_target(Path::new("bin/x"), Path::new("../lib/x")).is_ok());
+        assert!(check_link_target(Path::new("bin/x"), Path::new("../../etc")).is_err());
+        assert!(check_link_target(Path::new("x"), Path::new("/etc/passwd")).is_err());
+    }
+
+    #[test]
+    fn unknown_format() {
+        let err = extract(Path::new("/nonexistent/x.zip"), Path::new("/tmp")).unwrap_err();
+        assert!(matches!(err, ArchiveError::UnknownFormat { .. }));
+    }
+}

@@ -1,0 +1,98 @@
+//! Command-line arguments. The `///` comments are the help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// A conda-compatible package manager whose package cache is safe to share
+/// between any number of concurrent processes.
+#[derive(Debug, Parser)]
+#[command(name = "pkgr", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The package cache [default: $PKGR_CACHE_DIR, else $XDG_CACHE_HOME/pkgr, else ~/.cache/pkgr]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Print machine-readable JSON on stdout instead of tables
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print only errors
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// How many downloads/extractions/links run at once [default: 2 × cores, 2..16]
+    #[arg(long, global = true, env = "PKGR_JOBS", value_name = "N")]
+    pub jobs: Option<usize>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new environment from a list of specs
+    Create(CreateArgs),
+    /// List the packages installed in an environment
+    List(ListArgs),
+    /// Write repodata.json for every subdir of a local folder of packages (a local channel)
+    Index(IndexArgs),
+}
+
+/// Which environment: by name (under $PKGR_ROOT/envs) or by path.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct EnvTarget {
+    /// Name of the environment (created under $PKGR_ROOT/envs; PKGR_ROOT defaults to ~/.local/share/pkgr)
+    #[arg(short = 'n', long = "name", value_name = "NAME")]
+    pub name: Option<String>,
+    /// Full path of the environment
+    #[arg(short = 'p', long = "prefix", value_name = "PATH")]
+    pub prefix: Option<PathBuf>,
+}
+
+/// `pkgr create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    pub target: EnvTarget,
+    /// A channel: a name (resolved against the channel alias, https://conda.anaconda.org/ by default), an http(s):// or file:// URL, or a local directory. Repeat for several, highest priority first [default: conda-forge]
+    #[arg(short = 'c', long = "channel", value_name = "CHANNEL")]
+    pub channels: Vec<String>,
+    /// Use only the channels given with -c (pkgr's default channel is only used when no -c is given; accepted for conda compatibility)
+    #[arg(long)]
+    pub override_channels: bool,
+    /// Replace an existing environment without asking
+    #[arg(short = 'y', long = "yes", visible_alias = "force")]
+    pub yes: bool,
+    /// Solve and show what would be installed, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Install only the requested packages, not their dependencies (like conda's --no-deps)
+    #[arg(long)]
+    pub no_deps: bool,
+    /// The platform (subdir) to create the environment for [default: this machine's]
+    #[arg(long, value_name = "SUBDIR")]
+    pub platform: Option<String>,
+    /// Packages to install, as conda match specs (`python`, `numpy>=1.26,<2`, `conda-forge::xz`)
+    #[arg(required = true, value_name = "SPEC")]
+    pub specs: Vec<String>,
+}
+
+/// `pkgr list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub target: EnvTarget,
+}
+
+/// `pkgr index`.
+#[derive(Debug, Args)]
+pub struct IndexArgs {
+    /// The channel directory: one subfolder per subdir (linux-64, noarch, ...) holding .conda/.tar.bz2 files
+    pub dir: PathBuf,
+}

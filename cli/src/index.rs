@@ -1,0 +1,134 @@
+//! `pkgr index DIR`: make a folder of packages into a local channel by writing
+//! `<subdir>/repodata.json` for every subdir.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use md5::Md5;
+use pkgr_cache::archive::{self, ArchiveFormat};
+use rattler_conda_types::PackageRecord;
+use sha2::{Digest, Sha256};
+
+use crate::cli::{GlobalArgs, IndexArgs};
+use crate::output::Progress;
+
+pub fn run(global: &GlobalArgs, args: &IndexArgs) -> anyhow::Result<()> {
+    let progress = Progress::new(global.quiet);
+    let dir = &args.dir;
+    if !dir.is_dir() {
+        bail!("{} is not a directory", dir.display());
+    }
+    let mut subdirs: Vec<String> = Vec::new();
+    for entry in fs_err::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            if let Some(name) = entry.file_name().to_str() {
+                if !name.starts_with('.') {
+                    subdirs.push(name.to_owned());
+                }
+            }
+        }
+    }
+    if !subdirs.iter().any(|s| s == "noarch") {
+        fs_err::create_dir_all(dir.join("noarch"))?;
+        subdirs.push(String::from("noarch"));
+    }
+    subdirs.sort();
+    let mut total = 0;
+    let mut skipped = 0;
+    for subdir in &subdirs {
+        let (count, bad) = index_subdir(&dir.join(subdir), subdir, &progress)?;
+        total += count;
+        skipped += bad;
+    }
+    progress.line(&format!(
+        "indexed {total} packages in {} subdirs of {}{}",
+        subdirs.len(),
+        dir.display(),
+        if skipped > 0 {
+            format!(" ({skipped} unreadable packages skipped)")
+        } else {
+            String::new()
+        }
+    ));
+    Ok(())
+}
+
+fn index_subdir(dir: &Path, subdir: &str, progress: &Progress) -> anyhow::Result<(usize, usize)> {
+    let mut packages = BTreeMap::new();
+    let mut conda_packages = BTreeMap::new();
+    let mut skipped = 0;
+    let mut names: Vec<String> = fs_err::read_dir(dir)?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().map(ToOwned::to_owned))
+        .filter(|n| ArchiveFormat::from_file_name(n).is_some())
+        .collect();
+    names.sort();
+    for name in names {
+        let path = dir.join(&name);
+        match record_of(&path) {
+            Ok(record) => {
+                if record.subdir != subdir {
+                    progress.warn(&format!(
+                        "{} says it is for subdir `{}` but sits in `{subdir}`",
+                        path.display(),
+                        record.subdir
+                    ));
+                }
+                let value = serde_json::to_value(&record)?;
+                match ArchiveFormat::from_file_name(&name) {
+                    Some(ArchiveFormat::Conda) => conda_packages.insert(name, value),
+                    _ => packages.insert(name, value),
+                };
+            }
+            Err(err) => {
+                skipped += 1;
+                progress.warn(&format!("skipping {}: {err:#}", path.display()));
+            }
+        }
+    }
+    let count = packages.len() + conda_packages.len();
+    let repodata = serde_json::json!({
+        "info": { "subdir": subdir },
+        "packages": packages,
+        "packages.conda": conda_packages,
+        "removed": [],
+        "repodata_version": 1,
+    });
+    let text = serde_json::to_string_pretty(&repodata)?;
+    let out = dir.join("repodata.json");
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    std::io::Write::write_all(&mut tmp, text.as_bytes())?;
+    tmp.persist(&out)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    Ok((count, skipped))
+}
+
+fn record_of(path: &Path) -> anyhow::Result<PackageRecord> {
+    let index = archive::read_index_json(path)?;
+    let mut file = fs_err::File::open(path)?;
+    let mut sha = Sha256::new();
+    let mut md5 = Md5::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        sha.update(&buf[..n]);
+        md5.update(&buf[..n]);
+        size += n as u64;
+    }
+    let record = PackageRecord::from_index_json(
+        index,
+        Some(size),
+        Some(sha.finalize()),
+        Some(md5.finalize()),
+    )
+    .with_context(|| format!("{} has an invalid info/index.json", path.display()))?;
+    Ok(record)
+}

@@ -1,0 +1,44 @@
+//! `pkgr`: a conda-compatible package manager whose package cache is safe to
+//! share between any number of concurrent processes.
+
+mod cli;
+mod create;
+mod index;
+mod list;
+mod output;
+mod paths;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(args));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            output::print_error(&err);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: cli::Cli) -> anyhow::Result<()> {
+    let global = args.global;
+    match args.command {
+        cli::Command::Create(create) => create::run(&global, create).await,
+        cli::Command::List(list) => list::run(&global, &list),
+        cli::Command::Index(index) => index::run(&global, &index),
+    }
+}

@@ -1,0 +1,596 @@
+//! Downloads for pkgr: `http(s)://` and `file://` URLs are streamed to a temp file,
+//! checked against the expected size and digests while they stream, and only then
+//! renamed into place.
+//!
+//! This crate knows nothing about conda: it moves bytes and proves they are the
+//! bytes that were asked for. A download that fails or does not match leaves no
+//! file at the destination (the temp file is deleted when it is dropped), so a
+//! caller never has to clean up after a failed download.
+//!
+//! One [`Fetcher`] (and so one HTTP connection pool) is meant to be shared by a
+//! whole process.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures::StreamExt;
+use md5::Md5;
+use sha2::{Digest, Sha256};
+use url::Url;
+
+/// What a download is expected to be. Every field that is `Some` is checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expected {
+    /// Exact size in bytes.
+    pub size: Option<u64>,
+    /// SHA-256 of the content.
+    pub sha256: Option<[u8; 32]>,
+    /// MD5 of the content (used when that is all an index has).
+    pub md5: Option<[u8; 16]>,
+}
+
+/// A completed, verified download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Downloaded {
+    /// Where the file now is.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its SHA-256.
+    pub sha256: [u8; 32],
+    /// Its MD5.
+    pub md5: [u8; 16],
+}
+
+/// Caching metadata of an HTTP response, for conditional requests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpCacheInfo {
+    /// The `ETag` response header.
+    pub etag: Option<String>,
+    /// The `Last-Modified` response header.
+    pub last_modified: Option<String>,
+    /// The `Cache-Control` response header.
+    pub cache_control: Option<String>,
+}
+
+/// The outcome of a conditional download ([`Fetcher::download_if_changed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conditional {
+    /// The server said the copy we have is current (HTTP 304); nothing was written.
+    NotModified(HttpCacheInfo),
+    /// New content was downloaded to the destination.
+    Downloaded(Downloaded, HttpCacheInfo),
+}
+
+/// Everything that can go wrong with a download. URLs in messages never carry
+/// credentials (see [`redact_url`]).
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The server answered 404 / the local file does not exist.
+    #[error("not found: {url}")]
+    NotFound {
+        /// The URL (redacted).
+        url: String,
+    },
+    /// The server answered with another non-success status.
+    #[error("{url} answered HTTP {status}")]
+    Status {
+        /// The URL (redacted).
+        url: String,
+        /// The HTTP status code.
+        status: u16,
+    },
+    /// The connection failed or broke off.
+    #[error("could not download {url}: {message}")]
+    Transport {
+        /// The URL (redacted).
+        url: String,
+        /// What the HTTP client said.
+        message: String,
+    },
+    /// The content does not match what the index promised.
+    #[error(
+        "checksum mismatch for {url}: expected {what} {expected}, got {actual} (the download was discarded; retry, or check the channel)"
+    )]
+    Mismatch {
+        /// The URL (redacted).
+        url: String,
+        /// Which property differs (`sha256`, `md5`, `size`).
+        what: &'static str,
+        /// What the index said.
+        expected: String,
+        /// What arrived.
+        actual: String,
+    },
+    /// A URL scheme this crate cannot fetch.
+    #[error("unsupported URL scheme `{scheme}` in {url} (use http, https or file)")]
+    UnsupportedScheme {
+        /// The URL (redacted).
+        url: String,
+        /// The scheme.
+        scheme: String,
+    },
+    /// Reading or writing a local file failed.
+    #[error("{context}")]
+    Io {
+        /// What was being done, with the path.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl FetchError {
+    /// True for failures worth retrying (connection trouble, server errors).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            FetchError::Transport { .. } => true,
+            FetchError::Status { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+}
+
+/// Returns `url` as text with any user name, password or `/t/<token>/` segment
+/// replaced by `********`, for messages and logs.
+pub fn redact_url(url: &Url) -> String {
+    let mut url = url.clone();
+    if !url.username().is_empty() {
+        let _ = url.set_username("********");
+    }
+    if url.password().is_some() {
+        let _ = url.set_password(Some("********"));
+    }
+    let segments: Option<Vec<String>> = url
+        .path_segments()
+        .map(|s| s.map(ToOwned::to_owned).collect());
+    if let Some(segments) = segments {
+        if let Some(pos) = segments.iter().position(|s| s == "t") {
+            if pos + 1 < segments.len() {
+                let mut redacted = segments.clone();
+                redacted[pos + 1] = "********".to_owned();
+                url.set_path(&redacted.join("/"));
+            }
+        }
+    }
+    url.to_string()
+}
+
+/// Downloads files. Cheap to clone; clones share one connection pool.
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    client: reqwest::Client,
+    retries: u32,
+}
+
+impl Fetcher {
+    /// A fetcher with pkgr's user agent, sane timeouts and 3 retries for
+    /// transient failures.
+    pub fn new() -> Result<Self, FetchError> {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("pkgr/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(30))
+            .read_timeout(Duration::from_secs(120))
+            .build()
+            .map_err(|e| FetchError::Transport {
+                url: String::from("(client setup)"),
+                message: e.to_string(),
+            })?;
+        Ok(Self { client, retries: 3 })
+    }
+
+    /// Sets how many times a transient failure is retried.
+    #[must_use]
+    pub fn with_retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// Downloads `url` to `dest`: the bytes stream into a temp file in
+    /// `temp_dir` (which must be on the same filesystem as `dest`), are checked
+    /// against `expected`, and the temp file is renamed to `dest` only when they
+    /// match. On any error nothing is left at `dest` or in `temp_dir`.
+    pub async fn download(
+        &self,
+        url: &Url,
+        dest: &Path,
+        temp_dir: &Path,
+        expected: &Expected,
+    ) -> Result<Downloaded, FetchError> {
+        self.download_with_progress(url, dest, temp_dir, expected, &|_| {})
+            .await
+    }
+
+    /// [`Fetcher::download`], calling `on_bytes` with the size of every chunk
+    /// as it arrives (for progress bars).
+    pub async fn download_with_progress(
+        &self,
+        url: &Url,
+        dest: &Path,
+        temp_dir: &Path,
+        expected: &Expected,
+        on_bytes: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<Downloaded, FetchError> {
+        match self
+            .download_inner(url, dest, temp_dir, expected, None, on_bytes)
+            .await?
+        {
+            Conditional::Downloaded(d, _) => Ok(d),
+            Conditional::NotModified(_) => Err(FetchError::Status {
+                url: redact_url(url),
+                status: 304,
+            }),
+        }
+    }
+
+    /// Like [`Fetcher::download`], but sends `If-None-Match` / `If-Modified-Since`
+    /// from `previous`, and writes nothing when the server answers 304.
+    /// `file://` URLs are always copied.
+    pub async fn download_if_changed(
+        &self,
+        url: &Url,
+        dest: &Path,
+        temp_dir: &Path,
+        previous: Option<&HttpCacheInfo>,
+    ) -> Result<Conditional, FetchError> {
+        self.download_inner(url, dest, temp_dir, &Expected::default(), previous, &|_| {})
+            .await
+    }
+
+    async fn download_inner(
+        &self,
+        url: &Url,
+        dest: &Path,
+        temp_dir: &Path,
+        expected: &Expected,
+        previous: Option<&HttpCacheInfo>,
+        on_bytes: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<Conditional, FetchError> {
+        let mut attempt = 0;
+        loop {
+            let result = match url.scheme() {
+                "http" | "https" => {
+                    self.http_once(url, dest, temp_dir, expected, previous, on_bytes)
+                        .await
+                }
+                "file" => {
+                    let (url, dest, temp_dir, expected) = (
+                        url.clone(),
+                        dest.to_path_buf(),
+                        temp_dir.to_path_buf(),
+                        expected.clone(),
+                    );
+                    tokio::task::spawn_blocking(move || {
+                        copy_local(&url, &dest, &temp_dir, &expected)
+                            .map(|d| Conditional::Downloaded(d, HttpCacheInfo::default()))
+                    })
+                    .await
+                    .map_err(|e| FetchError::Io {
+                        context: String::from("copying a local file"),
+                        source: std::io::Error::other(e),
+                    })?
+                }
+                scheme => {
+                    return Err(FetchError::UnsupportedScheme {
+                        url: redact_url(url),
+                        scheme: scheme.to_owned(),
+                    });
+                }
+            };
+            match result {
+                Err(e) if e.is_transient() && attempt < self.retries => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn http_once(
+        &self,
+        url: &Url,
+        dest: &Path,
+        temp_dir: &Path,
+        expected: &Expected,
+        previous: Option<&HttpCacheInfo>,
+        on_bytes: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<Conditional, FetchError> {
+        let redacted = redact_url(url);
+        let transport = |e: reqwest::Error| FetchError::Transport {
+            url: redacted.clone(),
+            message: error_chain(&e),
+        };
+        let mut request = self.client.get(url.clone());
+        if let Some(previous) = previous {
+            if let Some(etag) = &previous.etag {
+                request = request.header(reqwest::header::IF_NONE_MATCH, etag);
+            }
+            if let Some(modified) = &previous.last_modified {
+                request = request.header(reqwest::header::IF_MODIFIED_SINCE, modified);
+            }
+        }
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        let header = |name: reqwest::header::HeaderName| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(ToOwned::to_owned)
+        };
+        let info = HttpCacheInfo {
+            etag: header(reqwest::header::ETAG),
+            last_modified: header(reqwest::header::LAST_MODIFIED),
+            cache_control: header(reqwest::header::CACHE_CONTROL),
+        };
+        if status == reqwest::StatusCode::NOT_MODIFIED && previous.is_some() {
+            return Ok(Conditional::NotModified(info));
+        }
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Err(FetchError::NotFound { url: redacted });
+        }
+        if !status.is_success() {
+            return Err(FetchError::Status {
+                url: redacted,
+                status: status.as_u16(),
+            });
+        }
+        let mut sink = VerifyingSink::create(temp_dir, &redacted)?;
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(transport)?;
+            sink.write(&chunk)?;
+            on_bytes(chunk.len() as u64);
+        }
+        let downloaded = sink.finish(dest, expected)?;
+        Ok(Conditional::Downloaded(downloaded, info))
+    }
+}
+
+fn copy_local(
+    url: &Url,
+    dest: &Path,
+    temp_dir: &Path,
+    expected: &Expected,
+) -> Result<Downloaded, FetchError> {
+    let redacted = redact_url(url);
+    let path = url.to_file_path().map_err(|()| FetchError::NotFound {
+        url: redacted.clone(),
+    })?;
+    let mut file = match fs_err::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(FetchError::NotFound { url: redacted });
+        }
+        Err(e) => {
+            return Err(FetchError::Io {
+                context: format!("could not read {redacted}"),
+                source: e,
+            });
+        }
+    };
+    let mut sink = VerifyingSink::create(temp_dir, &redacted)?;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = std::io::Read::read(&mut file, &mut buf).map_err(|e| FetchError::Io {
+            context: format!("could not read {}", path.display()),
+            source: e,
+        })?;
+        if n == 0 {
+            break;
+        }
+        sink.write(&buf[..n])?;
+    }
+    sink.finish(dest, expected)
+}
+
+/// A temp file that hashes what is written to it and is renamed into place only
+/// when the result matches what was expected. Dropping it deletes the temp file.
+struct VerifyingSink {
+    file: tempfile::NamedTempFile,
+    sha256: Sha256,
+    md5: Md5,
+    size: u64,
+    url: String,
+}
+
+impl VerifyingSink {
+    fn create(temp_dir: &Path, url: &str) -> Result<Self, FetchError> {
+        let file = tempfile::Builder::new()
+            .prefix(&format!("dl-{}-", std::process::id()))
+            .suffix(".part")
+            .tempfile_in(temp_dir)
+            .map_err(|e| FetchError::Io {
+                context: format!("could not create a temp file in {}", temp_dir.display()),
+                source: e,
+            })?;
+        Ok(Self {
+            file,
+            sha256: Sha256::new(),
+            md5: Md5::new(),
+            size: 0,
+            url: url.to_owned(),
+        })
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), FetchError> {
+        self.sha256.update(bytes);
+        self.md5.update(bytes);
+        self.size += bytes.len() as u64;
+        self.file.write_all(bytes).map_err(|e| FetchError::Io {
+            context: format!(
+                "could not write the download of {} to {}",
+                self.url,
+                self.file.path().display()
+            ),
+            source: e,
+        })
+    }
+
+    fn finish(self, dest: &Path, expected: &Expected) -> Result<Downloaded, FetchError> {
+        let sha256: [u8; 32] = self.sha256.finalize().into();
+        let md5: [u8; 16] = self.md5.finalize().into();
+        let mismatch = |what, expected: String, actual: String| FetchError::Mismatch {
+            url: self.url.clone(),
+            what,
+            expected,
+            actual,
+        };
+        if let Some(size) = expected.size {
+            if size != self.size {
+                return Err(mismatch(
+                    "size",
+                    format!("{size} bytes"),
+                    format!("{} bytes", self.size),
+                ));
+            }
+        }
+        if let Some(want) = expected.sha256 {
+            if want != sha256 {
+                return Err(mismatch("sha256", hex::encode(want), hex::encode(sha256)));
+            }
+        } else if let Some(want) = expected.md5 {
+            if want != md5 {
+                return Err(mismatch("md5", hex::encode(want), hex::encode(md5)));
+            }
+        }
+        let file = self.file;
+        file.as_file().sync_all().map_err(|e| FetchError::Io {
+            context: format!("could not flush {}", file.path().display()),
+            source: e,
+        })?;
+        file.persist(dest).map_err(|e| FetchError::Io {
+            context: format!(
+                "could not move the download into place at {}",
+                dest.display()
+            ),
+            source: e.error,
+        })?;
+        Ok(Downloaded {
+            path: dest.to_path_buf(),
+            size: self.size,
+            sha256,
+            md5,
+        })
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = s.source();
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sha(bytes: &[u8]) -> [u8; 32] {
+        Sha256::digest(bytes).into()
+    }
+
+    #[test]
+    fn redacts_credentials_and_tokens() {
+        let url = Url::parse("https://user:secret@host/t/abc123/conda-forge/x.conda").unwrap();
+        let text = redact_url(&url);
+        assert!(!text.contains("secret"), "{text}");
+        assert!(!text.contains("abc123"), "{text}");
+        assert!(text.contains("conda-forge/x.conda"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn file_download_verifies_and_renames() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src.bin");
+        fs_err::write(&src, b"hello").unwrap();
+        let dest = dir.path().join("dest.bin");
+        let url = Url::from_file_path(&src).unwrap();
+        let fetcher = Fetcher::new().unwrap();
+        let expected = Expected {
+            size: Some(5),
+            sha256: Some(sha(b"hello")),
+            md5: None,
+        };
+        let d = fetcher
+            .download(&url, &dest, dir.path(), &expected)
+            .await
+            .unwrap();
+        assert_eq!(d.size, 5);
+        assert_eq!(fs_err::read(&dest).unwrap(), b"hello");
+    }
+
+    #[tokio::test]
+    async fn mismatch_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("tmp");
+        fs_err::create_dir(&tmp).unwrap();
+        let src = dir.path().join("src.bin");
+        fs_err::write(&src, b"hello").unwrap();
+        let dest = dir.path().join("dest.bin");
+        let url = Url::from_file_path(&src).unwrap();
+        let expected = Expected {
+            size: None,
+            sha256: Some(sha(b"other")),
+            md5: None,
+        };
+        let err = Fetcher::new()
+            .unwrap()
+            .download(&url, &dest, &tmp, &expected)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, FetchError::Mismatch { what: "sha256", .. }),
+            "{err}"
+        );
+        assert!(!dest.exists());
+        assert_eq!(fs_err::read_dir(&tmp).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn http_download_and_404() {
+        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+        let addr = server.server_addr().to_ip().unwrap();
+        let handle = std::thread::spawn(move || {
+            for _ in 0..2 {
+                let request = server.recv().unwrap();
+                let response = if request.url() == "/ok" {
+                    tiny_http::Response::from_data(b"payload".to_vec()).with_status_code(200)
+                } else {
+                    tiny_http::Response::from_data(Vec::new()).with_status_code(404)
+                };
+                request.respond(response).unwrap();
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let fetcher = Fetcher::new().unwrap().with_retries(0);
+        let ok = Url::parse(&format!("http://{addr}/ok")).unwrap();
+        let d = fetcher
+            .download(&ok, &dir.path().join("a"), dir.path(), &Expected::default())
+            .await
+            .unwrap();
+        assert_eq!(d.sha256, sha(b"payload"));
+        let missing = Url::parse(&format!("http://{addr}/missing")).unwrap();
+        let err = fetcher
+            .download(
+                &missing,
+                &dir.path().join("b"),
+                dir.path(),
+                &Expected::default(),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, FetchError::NotFound { .. }), "{err}");
+        handle.join().unwrap();
+    }
+}

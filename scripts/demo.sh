@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# pkgr's offline demo: build a local channel from packages this repo generates,
+# index it with `pkgr index`, create an environment from it with `pkgr create`,
+# and run a program from the new environment. Needs no network.
+#
+#   bash scripts/demo.sh [WORKDIR]     (default: a fresh temp directory)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work="${1:-$(mktemp -d "${TMPDIR:-/tmp}/pkgr-demo.XXXXXX")}"
+cargo build --quiet -p pkgr-cli -p pkgr-test-support
+pkgr=target/debug/pkgr
+
+target/debug/pkgr-demo-channel "$work/channel"
+"$pkgr" index "$work/channel"
+"$pkgr" create --yes --cache-dir "$work/cache" -p "$work/env" -c "$work/channel" hello
+echo
+"$pkgr" list -p "$work/env"
+echo
+echo "\$ $work/env/bin/hello"
+"$work/env/bin/hello"

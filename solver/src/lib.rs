@@ -1,0 +1,600 @@
+//! From channels to the records to install.
+//!
+//! [`load_channels`] gets each channel's `<platform>/repodata.json` and
+//! `noarch/repodata.json` through the cache ([`pkgr_cache::PackageCache::fetch_repodata`]),
+//! [`SubdirIndex`] reads a repodata file lazily (one pass that only finds where
+//! each record is; a record is parsed when the solve needs its package name), and
+//! [`solve`] hands the records of the names the request can reach to
+//! `rattler_solve`'s resolvo backend together with the machine's virtual
+//! packages.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use pkgr_cache::{PackageCache, Reporter};
+use rattler_conda_types::package::DistArchiveIdentifier;
+use rattler_conda_types::{
+    Channel, GenericVirtualPackage, MatchSpec, PackageRecord, RepoDataRecord, Subdir,
+};
+use rattler_solve::{SolverImpl, SolverTask};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use url::Url;
+
+/// Everything that can go wrong between channels and a solution.
+#[derive(Debug, thiserror::Error)]
+pub enum SolverError {
+    /// Neither `<platform>/` nor `noarch/` of a channel exists.
+    #[error("channel {channel} has no repodata.json (tried {})", tried.join(", "))]
+    ChannelNotFound {
+        /// The channel.
+        channel: String,
+        /// URLs tried (redacted).
+        tried: Vec<String>,
+    },
+    /// A channel could not be reached.
+    #[error("channel {channel} is unreachable")]
+    ChannelUnreachable {
+        /// The channel.
+        channel: String,
+        /// Why.
+        #[source]
+        source: Box<pkgr_cache::CacheError>,
+    },
+    /// A repodata.json is not valid.
+    #[error("broken repodata.json at {url}: {message}")]
+    BrokenRepodata {
+        /// Where it came from (redacted).
+        url: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A requested package exists in no channel.
+    #[error(
+        "package `{name}` was not found in {channels}{}",
+        suggestion(suggestions)
+    )]
+    PackageNotFound {
+        /// The package name.
+        name: String,
+        /// The channels searched.
+        channels: String,
+        /// Close names that do exist.
+        suggestions: Vec<String>,
+    },
+    /// The request cannot be satisfied.
+    #[error("the request cannot be satisfied:\n{0}")]
+    Unsatisfiable(String),
+    /// Anything else the solver reported.
+    #[error("the solver failed: {0}")]
+    Solver(String),
+    /// Reading a local file failed.
+    #[error("could not read {}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Virtual package detection failed.
+    #[error("could not detect the system's virtual packages: {0}")]
+    VirtualPackages(String),
+}
+
+fn suggestion(names: &[String]) -> String {
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; did you mean {}?",
+            names
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        )
+    }
+}
+
+/// One record's place in the repodata text.
+#[derive(Debug, Clone)]
+struct RawEntry {
+    file_name: Box<str>,
+    raw: Range<usize>,
+}
+
+/// The repodata of one channel subdir, read lazily: records are parsed only when
+/// [`SubdirIndex::records`] is asked for their package name.
+#[derive(Debug)]
+pub struct SubdirIndex {
+    channel: Channel,
+    subdir_url: Url,
+    package_base: Url,
+    text: String,
+    by_name: HashMap<Box<str>, Vec<RawEntry>>,
+}
+
+#[derive(Deserialize)]
+struct RawInfo {
+    #[serde(default)]
+    base_url: Option<String>,
+    #[serde(default)]
+    subdir: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawRepodata<'a> {
+    #[serde(default)]
+    info: Option<RawInfo>,
+    #[serde(default, borrow)]
+    packages: HashMap<std::borrow::Cow<'a, str>, &'a RawValue>,
+    #[serde(default, borrow, rename = "packages.conda")]
+    conda_packages: HashMap<std::borrow::Cow<'a, str>, &'a RawValue>,
+}
+
+impl SubdirIndex {
+    /// Indexes `text`, the repodata.json of `channel` at `subdir_url`.
+    pub fn parse(channel: Channel, subdir_url: Url, text: String) -> Result<Self, SolverError> {
+        let redacted = pkgr_fetch::redact_url(&subdir_url);
+        let broken = |message: String| SolverError::BrokenRepodata {
+            url: format!("{redacted}repodata.json"),
+            message,
+        };
+        let mut by_name: HashMap<Box<str>, Vec<RawEntry>> = HashMap::new();
+        let base_url;
+        {
+            let raw: RawRepodata<'_> =
+                serde_json::from_str(&text).map_err(|e| broken(e.to_string()))?;
+            base_url = raw.info.as_ref().and_then(|i| i.base_url.clone());
+            let _subdir = raw.info.as_ref().and_then(|i| i.subdir.clone());
+            let start = text.as_ptr() as usize;
+            let conda_stems: HashSet<&str> = raw
+                .conda_packages
+                .keys()
+                .filter_map(|k| k.strip_suffix(".conda"))
+                .collect();
+            let tar_bz2 = raw.packages.iter().filter(|(k, _)| {
+                k.strip_suffix(".tar.bz2")
+                    .is_none_or(|stem| !conda_stems.contains(stem))
+            });
+            for (file_name, value) in tar_bz2.chain(raw.conda_packages.iter()) {
+                let Some(name) = name_from_file_name(file_name) else {
+                    return Err(broken(format!("`{file_name}` is not a package file name")));
+                };
+                let offset = value.get().as_ptr() as usize - start;
+                by_name.entry(name.into()).or_default().push(RawEntry {
+                    file_name: file_name.as_ref().into(),
+                    raw: offset..offset + value.get().len(),
+                });
+            }
+        }
+        let package_base = package_base(&subdir_url, base_url.as_deref()).map_err(broken)?;
+        Ok(Self {
+            channel,
+            subdir_url,
+            package_base,
+            text,
+            by_name,
+        })
+    }
+
+    /// Reads and indexes a repodata file.
+    pub fn from_path(channel: Channel, subdir_url: Url, path: &Path) -> Result<Self, SolverError> {
+        let text = fs_err::read_to_string(path).map_err(|source| SolverError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(channel, subdir_url, text)
+    }
+
+    /// The channel this index belongs to.
+    pub fn channel(&self) -> &Channel {
+        &self.channel
+    }
+
+    /// Every package name in this subdir.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(AsRef::as_ref)
+    }
+
+    /// Whether any record of `name` is here.
+    pub fn contains(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+
+    /// Parses the records of package `name`.
+    pub fn records(&self, name: &str) -> Result<Vec<RepoDataRecord>, SolverError> {
+        let Some(entries) = self.by_name.get(name) else {
+            return Ok(Vec::new());
+        };
+        let redacted = pkgr_fetch::redact_url(&self.subdir_url);
+        let channel = self.channel.canonical_name();
+        let subdir = self
+            .subdir_url
+            .path_segments()
+            .and_then(|mut s| s.rfind(|p| !p.is_empty()).map(ToOwned::to_owned))
+            .unwrap_or_default();
+        entries
+            .iter()
+            .map(|entry| {
+                let broken = |message: String| SolverError::BrokenRepodata {
+                    url: format!("{redacted}repodata.json"),
+                    message: format!("record {}: {message}", entry.file_name),
+                };
+                let mut package_record: PackageRecord =
+                    serde_json::from_str(&self.text[entry.raw.clone()])
+                        .map_err(|e| broken(e.to_string()))?;
+                if package_record.subdir.is_empty() {
+                    package_record.subdir.clone_from(&subdir);
+                }
+                let identifier = DistArchiveIdentifier::from_str(&entry.file_name)
+                    .map_err(|e| broken(e.to_string()))?;
+                let url = self
+                    .package_base
+                    .join(&entry.file_name)
+                    .map_err(|e| broken(e.to_string()))?;
+                Ok(RepoDataRecord {
+                    package_record,
+                    identifier,
+                    url,
+                    channel: Some(channel.clone()),
+                })
+            })
+            .collect()
+    }
+}
+
+/// `name` of `name-version-build.ext`.
+fn name_from_file_name(file_name: &str) -> Option<&str> {
+    let stem = file_name
+        .strip_suffix(".conda")
+        .or_else(|| file_name.strip_suffix(".tar.bz2"))?;
+    let mut parts = stem.rsplitn(3, '-');
+    let _build = parts.next()?;
+    let _version = parts.next()?;
+    parts.next().filter(|n| !n.is_empty())
+}
+
+/// Where package files of a subdir live: the subdir URL, or `info.base_url`
+/// (absolute, or relative to the subdir URL).
+fn package_base(subdir_url: &Url, base_url: Option<&str>) -> Result<Url, String> {
+    let mut base = match base_url {
+        None => subdir_url.clone(),
+        Some(b) => match Url::parse(b) {
+            Ok(u) => u,
+            Err(url::ParseError::RelativeUrlWithoutBase) => with_slash(subdir_url)
+                .join(b)
+                .map_err(|e| format!("info.base_url `{b}`: {e}"))?,
+            Err(e) => return Err(format!("info.base_url `{b}`: {e}")),
+        },
+    };
+    if !base.path().ends_with('/') {
+        let path = format!("{}/", base.path());
+        base.set_path(&path);
+    }
+    Ok(base)
+}
+
+fn with_slash(url: &Url) -> Url {
+    let mut url = url.clone();
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    url
+}
+
+/// The subdirs pkgr reads for `platform`: the platform itself and `noarch`.
+pub fn subdirs_for(platform: Subdir) -> Vec<Subdir> {
+    if platform == Subdir::NoArch {
+        vec![Subdir::NoArch]
+    } else {
+        vec![platform, Subdir::NoArch]
+    }
+}
+
+/// Fetches (through the cache) and indexes the repodata of every channel for
+/// `platform` and `noarch`. A channel missing one of the two is fine; missing
+/// both is an error naming the URLs tried.
+pub async fn load_channels(
+    cache: &PackageCache,
+    channels: &[Channel],
+    platform: Subdir,
+    reporter: &dyn Reporter,
+) -> Result<Vec<SubdirIndex>, SolverError> {
+    let mut jobs = Vec::new();
+    for channel in channels {
+        for subdir in subdirs_for(platform) {
+            let url = channel.platform_url(subdir);
+            jobs.push(async move {
+                let path = cache.fetch_repodata(&url, reporter).await;
+                (channel, url, path)
+            });
+        }
+    }
+    let fetched = futures::future::join_all(jobs).await;
+    let mut indexes = Vec::new();
+    let mut found: HashMap<String, bool> = HashMap::new();
+    let mut tried: HashMap<String, Vec<String>> = HashMap::new();
+    let mut parse_jobs = Vec::new();
+    for (channel, url, path) in fetched {
+        let name = channel.canonical_name();
+        tried.entry(name.clone()).or_default().push(format!(
+            "{}repodata.json",
+            pkgr_fetch::redact_url(&with_slash(&url))
+        ));
+        let found_any = found.entry(name.clone()).or_insert(false);
+        match path {
+            Ok(Some(path)) => {
+                *found_any = true;
+                let channel = channel.clone();
+                parse_jobs.push(tokio::task::spawn_blocking(move || {
+                    SubdirIndex::from_path(channel, url, &path)
+                }));
+            }
+            Ok(None) => {}
+            Err(source) => {
+                return Err(SolverError::ChannelUnreachable {
+                    channel: display_channel(channel),
+                    source: Box::new(source),
+                });
+            }
+        }
+    }
+    for channel in channels {
+        let name = channel.canonical_name();
+        if !found.get(&name).copied().unwrap_or(false) {
+            return Err(SolverError::ChannelNotFound {
+                channel: display_channel(channel),
+                tried: tried.remove(&name).unwrap_or_default(),
+            });
+        }
+    }
+    for job in parse_jobs {
+        let index = job
+            .await
+            .map_err(|e| SolverError::Solver(format!("reading repodata failed: {e}")))??;
+        indexes.push(index);
+    }
+    Ok(indexes)
+}
+
+/// A channel as a user would name it.
+pub fn display_channel(channel: &Channel) -> String {
+    match channel.base_url.url().scheme() {
+        "http" | "https" => channel.name().trim_end_matches('/').to_owned(),
+        _ => channel
+            .base_url
+            .url()
+            .to_file_path()
+            .map(|p| p.display().to_string().trim_end_matches('/').to_owned())
+            .unwrap_or_else(|()| channel.base_url.to_string()),
+    }
+}
+
+/// The virtual packages of this machine (`__unix`, `__linux`, `__glibc`,
+/// `__archspec`, ...), honouring `CONDA_OVERRIDE_*`.
+pub fn detect_virtual_packages() -> Result<Vec<GenericVirtualPackage>, SolverError> {
+    let overrides = rattler_virtual_packages::VirtualPackageOverrides::from_env();
+    let detected = rattler_virtual_packages::VirtualPackage::detect(&overrides, None)
+        .map_err(|e| SolverError::VirtualPackages(e.to_string()))?;
+    Ok(detected
+        .into_iter()
+        .map(GenericVirtualPackage::from)
+        .collect())
+}
+
+/// The package name a dependency string (`numpy >=1.26`, `python_abi 3.12.* *_cp312`,
+/// `conda-forge::xz`) asks for.
+fn dependency_name(dep: &str) -> &str {
+    let dep = dep.trim();
+    let dep = dep.rsplit("::").next().unwrap_or(dep);
+    let end = dep
+        .find(|c: char| c.is_whitespace() || "=<>!~[(".contains(c))
+        .unwrap_or(dep.len());
+    &dep[..end]
+}
+
+/// Solves `specs` against `indexes` (in channel priority order) with
+/// `virtual_packages`, returning the records to install, dependencies first.
+///
+/// With `no_deps` (conda's `--no-deps`), dependencies are ignored: the best
+/// record matching each spec is chosen on its own.
+pub fn solve(
+    indexes: &[SubdirIndex],
+    specs: &[MatchSpec],
+    virtual_packages: Vec<GenericVirtualPackage>,
+    no_deps: bool,
+) -> Result<Vec<RepoDataRecord>, SolverError> {
+    // Which names can the request reach? Parse only those records.
+    let mut queue: VecDeque<String> = VecDeque::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    for spec in specs {
+        if let Some(name) = spec_name(spec) {
+            let known = indexes.iter().any(|i| i.contains(&name));
+            if !known {
+                return Err(not_found(indexes, &name));
+            }
+            if seen.insert(name.clone()) {
+                queue.push_back(name);
+            }
+        }
+    }
+    let mut per_index: Vec<Vec<RepoDataRecord>> = indexes.iter().map(|_| Vec::new()).collect();
+    // With no_deps the solver sees records without dependencies; the records
+    // returned are the originals (conda-meta must carry the real `depends`).
+    let mut originals: HashMap<Url, RepoDataRecord> = HashMap::new();
+    while let Some(name) = queue.pop_front() {
+        for (index, records) in indexes.iter().zip(per_index.iter_mut()) {
+            for mut record in index.records(&name)? {
+                if no_deps {
+                    originals.insert(record.url.clone(), record.clone());
+                    record.package_record.depends.clear();
+                    record.package_record.constrains.clear();
+                }
+                for dep in &record.package_record.depends {
+                    let dep = dependency_name(dep);
+                    if !dep.starts_with("__") && !dep.is_empty() && seen.insert(dep.to_owned()) {
+                        queue.push_back(dep.to_owned());
+                    }
+                }
+                records.push(record);
+            }
+        }
+    }
+    let task = SolverTask {
+        specs: specs.to_vec(),
+        virtual_packages,
+        ..SolverTask::from_iter(per_index.iter().map(|records| records.iter()))
+    };
+    let solution = rattler_solve::resolvo::Solver
+        .solve(task)
+        .map_err(|e| match e {
+            rattler_solve::SolveError::Unsolvable(messages) => {
+                SolverError::Unsatisfiable(messages.join("\n"))
+            }
+            other => SolverError::Solver(other.to_string()),
+        })?;
+    let records = solution
+        .records
+        .into_iter()
+        .map(|r| originals.remove(&r.url).unwrap_or(r))
+        .collect();
+    Ok(PackageRecord::sort_topologically(records))
+}
+
+fn spec_name(spec: &MatchSpec) -> Option<String> {
+    spec.name.as_exact().map(|n| n.as_normalized().to_owned())
+}
+
+fn not_found(indexes: &[SubdirIndex], name: &str) -> SolverError {
+    let mut channels: Vec<String> = indexes
+        .iter()
+        .map(|i| display_channel(i.channel()))
+        .collect();
+    channels.dedup();
+    let all: BTreeSet<&str> = indexes.iter().flat_map(SubdirIndex::names).collect();
+    let mut scored: Vec<(f64, &str)> = all
+        .into_iter()
+        .map(|candidate| (strsim::jaro_winkler(name, candidate), candidate))
+        .filter(|(score, _)| *score >= 0.85)
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+    SolverError::PackageNotFound {
+        name: name.to_owned(),
+        channels: if channels.len() == 1 {
+            format!("channel {}", channels[0])
+        } else {
+            format!("channels {}", channels.join(", "))
+        },
+        suggestions: scored
+            .into_iter()
+            .take(3)
+            .map(|(_, n)| n.to_owned())
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_file_names() {
+        assert_eq!(
+            name_from_file_name("zlib-1.2.11-h7b6447c_3.conda"),
+            Some("zlib")
+        );
+        assert_eq!(
+            name_from_file_name("ca-certificates-2024.7.4-hbcca054_0.tar.bz2"),
+            Some("ca-certificates")
+        );
+        assert_eq!(name_from_file_name("broken.conda"), None);
+    }
+
+    #[test]
+    fn dependency_names() {
+        assert_eq!(dependency_name("numpy >=1.26"), "numpy");
+        assert_eq!(dependency_name("python_abi 3.12.* *_cp312"), "python_abi");
+        assert_eq!(dependency_name("libgcc-ng>=12"), "libgcc-ng");
+        assert_eq!(dependency_name("conda-forge::xz"), "xz");
+        assert_eq!(dependency_name("zlib"), "zlib");
+    }
+
+    #[test]
+    fn base_urls() {
+        let subdir = Url::parse("https://example.com/chan/linux-64").unwrap();
+        assert_eq!(
+            package_base(&subdir, None).unwrap().as_str(),
+            "https://example.com/chan/linux-64/"
+        );
+        assert_eq!(
+            package_base(&subdir, Some("../pkgs")).unwrap().as_str(),
+            "https://example.com/chan/pkgs/"
+        );
+        assert_eq!(
+            package_base(&subdir, Some("https://cdn.example.com/x"))
+                .unwrap()
+                .as_str(),
+            "https://cdn.example.com/x/"
+        );
+    }
+
+    fn index(text: &str) -> SubdirIndex {
+        let config = rattler_conda_types::ChannelConfig::default_with_root_dir(PathBuf::from("/"));
+        let channel = Channel::from_str("https://example.com/chan", &config).unwrap();
+        let url = Url::parse("https://example.com/chan/linux-64/").unwrap();
+        SubdirIndex::parse(channel, url, text.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn lazy_index_prefers_conda_and_parses_on_demand() {
+        let idx = index(
+            r#"{"info":{"subdir":"linux-64"},
+                "packages":{"a-1-0.tar.bz2":{"name":"a","version":"1","build":"0","build_number":0,"depends":["b"],"subdir":"linux-64"},
+                            "b-1-0.tar.bz2":{"name":"b","version":"1","build":"0","build_number":0,"depends":[],"subdir":"linux-64"}},
+                "packages.conda":{"a-1-0.conda":{"name":"a","version":"1","build":"0","build_number":0,"depends":["b"],"subdir":"linux-64"}}}"#,
+        );
+        let a = idx.records("a").unwrap();
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].identifier.to_string(), "a-1-0.conda");
+        assert_eq!(
+            a[0].url.as_str(),
+            "https://example.com/chan/linux-64/a-1-0.conda"
+        );
+        let specs =
+            vec![MatchSpec::from_str("a", rattler_conda_types::ParseStrictness::Lenient).unwrap()];
+        let solved = solve(&[idx], &specs, Vec::new(), false).unwrap();
+        let names: Vec<_> = solved
+            .iter()
+            .map(|r| r.package_record.name.as_normalized().to_owned())
+            .collect();
+        assert_eq!(names, ["b", "a"]);
+    }
+
+    #[test]
+    fn unknown_names_get_suggestions() {
+        let idx = index(
+            r#"{"packages":{"numpy-1-0.tar.bz2":{"name":"numpy","version":"1","build":"0","build_number":0,"depends":[],"subdir":"linux-64"}}}"#,
+        );
+        let specs =
+            vec![
+                MatchSpec::from_str("nupmy", rattler_conda_types::ParseStrictness::Lenient)
+                    .unwrap(),
+            ];
+        let err = solve(&[idx], &specs, Vec::new(), false).unwrap_err();
+        assert!(err.to_string().contains("did you mean `numpy`"), "{err}");
+    }
+
+    #[test]
+    fn broken_repodata_is_an_error() {
+        let config = rattler_conda_types::ChannelConfig::default_with_root_dir(PathBuf::from("/"));
+        let channel = Channel::from_str("https://example.com/chan", &config).unwrap();
+        let url = Url::parse("https://example.com/chan/linux-64/").unwrap();
+        let err = SubdirIndex::parse(channel, url, "{\"packages\": [".to_owned()).unwrap_err();
+        assert!(matches!(err, SolverError::BrokenRepodata { .. }), "{err}");
+    }
+}

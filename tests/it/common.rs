@@ -1,0 +1,190 @@
+//! Helpers: an isolated home/cache per test, and running `pkgr` with a timeout
+//! that fails the test (a deadlock shows up as a failure, not a hang).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long one `pkgr` invocation may take before the test fails.
+pub const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A scratch world for one test: its own HOME, cache and envs root.
+pub struct World {
+    pub tmp: tempfile::TempDir,
+}
+
+impl World {
+    pub fn new() -> Self {
+        Self {
+            tmp: tempfile::Builder::new()
+                .prefix("pkgr-it-")
+                .tempdir()
+                .unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    pub fn cache(&self) -> PathBuf {
+        self.path().join("cache")
+    }
+
+    pub fn env(&self, name: &str) -> PathBuf {
+        self.path().join("envs").join(name)
+    }
+
+    /// `pkgr` with HOME, PKGR_ROOT and PKGR_CACHE_DIR pointing into this world.
+    pub fn pkgr(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pkgr"));
+        cmd.env("HOME", self.path().join("home"))
+            .env("PKGR_ROOT", self.path().join("root"))
+            .env("PKGR_CACHE_DIR", self.cache())
+            .env_remove("XDG_CACHE_HOME")
+            .env_remove("PKGR_JOBS")
+            .env_remove("PKGR_CHANNEL_ALIAS")
+            .current_dir(self.path());
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = self.pkgr();
+        cmd.args(args);
+        run_with_timeout(cmd, TIMEOUT)
+    }
+}
+
+/// Runs `cmd`, killing it and failing the test after `timeout`.
+pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn pkgr");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out_thread = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        stdout.read_to_end(&mut buf).unwrap();
+        buf
+    });
+    let err_thread = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        stderr.read_to_end(&mut buf).unwrap();
+        buf
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("pkgr timed out after {timeout:?}: {cmd:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out_thread.join().unwrap(),
+        stderr: err_thread.join().unwrap(),
+    }
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts success, printing both streams otherwise.
+#[track_caller]
+pub fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "pkgr failed ({:?})\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        stdout(out),
+        stderr(out)
+    );
+}
+
+/// Asserts failure, returning stderr.
+#[track_caller]
+pub fn assert_fails(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "pkgr should have failed\n--- stdout\n{}\n--- stderr\n{}",
+        stdout(out),
+        stderr(out)
+    );
+    stderr(out)
+}
+
+/// Every file below `dir` (relative paths), sorted, skipping `skip` names.
+pub fn list_files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let ft = entry.file_type().unwrap();
+            if ft.is_dir() {
+                stack.push(path.clone());
+            }
+            out.push(
+                path.strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Insta filters that hide this world's temp path and timings.
+pub fn filters(world: &World) -> Vec<(String, String)> {
+    vec![
+        (
+            regex_escape(&world.path().display().to_string()),
+            String::from("[TMP]"),
+        ),
+        (String::from(r"in \d+\.\ds"), String::from("in [TIME]")),
+        (String::from(r"pid \d+"), String::from("pid [PID]")),
+        (
+            String::from(r"\d+(\.\d+)? (B|KiB|MiB|GiB)\b"),
+            String::from("[SIZE]"),
+        ),
+        // Column padding follows the temp path's length.
+        (
+            String::from(r"Channel +Size"),
+            String::from("Channel  Size"),
+        ),
+        (
+            String::from(r"(linux-64|noarch) +\[SIZE\]"),
+            String::from("$1  [SIZE]"),
+        ),
+    ]
+}
+
+fn regex_escape(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -1,0 +1,63 @@
+//! `pkgr index`: a folder of packages becomes a channel.
+
+use pkgr_test_support::{sha256_hex, Format, Package};
+
+use crate::common::{assert_ok, World};
+
+#[test]
+fn index_writes_repodata_with_checksums() {
+    let world = World::new();
+    let root = world.path().join("chan");
+    let subdir = pkgr_test_support::current_subdir();
+    let a = Package::new("alpha", "1.0")
+        .depends("beta")
+        .file("share/a", "a")
+        .write(&root.join(subdir), Format::Conda);
+    let b = Package::new("beta", "2.0")
+        .noarch_generic()
+        .file("share/b", "b")
+        .write(&root.join("noarch"), Format::TarBz2);
+    std::fs::write(
+        root.join("noarch").join("broken-1-0.tar.bz2"),
+        b"not a tarball",
+    )
+    .unwrap();
+    let out = world.run(&["index", root.to_str().unwrap()]);
+    assert_ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("skipping") && stderr.contains("broken-1-0.tar.bz2"),
+        "{stderr}"
+    );
+
+    let repodata: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join(subdir).join("repodata.json")).unwrap())
+            .unwrap();
+    let record = &repodata["packages.conda"]["alpha-1.0-0.conda"];
+    assert_eq!(record["sha256"], sha256_hex(&std::fs::read(&a).unwrap()));
+    assert_eq!(record["size"], std::fs::metadata(&a).unwrap().len());
+    assert_eq!(record["depends"][0], "beta");
+    let noarch: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("noarch").join("repodata.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        noarch["packages"]["beta-2.0-0.tar.bz2"]["sha256"],
+        sha256_hex(&std::fs::read(&b).unwrap())
+    );
+    assert!(noarch["packages"].get("broken-1-0.tar.bz2").is_none());
+
+    // The indexed folder works as a channel.
+    let prefix = world.env("indexed");
+    assert_ok(&world.run(&[
+        "create",
+        "-p",
+        prefix.to_str().unwrap(),
+        "-c",
+        root.to_str().unwrap(),
+        "alpha",
+    ]));
+    assert_eq!(
+        std::fs::read_to_string(prefix.join("share/b")).unwrap(),
+        "b"
+    );
+}

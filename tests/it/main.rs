@@ -1,0 +1,9 @@
+//! End-to-end tests of the real `pkgr` binary (one test binary for all areas,
+//! so the workspace links it once).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+mod create;
+mod index;
+mod real_data;

@@ -1,0 +1,783 @@
+//! Test support for pkgr: builds real-format conda packages (`.conda` and
+//! `.tar.bz2`, with `info/index.json`, `info/paths.json` and a payload), local
+//! channels with `repodata.json`, and serves a channel over HTTP on 127.0.0.1
+//! with per-path request counts and optional per-path delays.
+//!
+//! Nothing here mocks pkgr: the archives are the formats conda-build and
+//! conda-package-handling write, and the server speaks plain HTTP/1.1.
+
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use md5::Md5;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+/// The placeholder conda-build writes into text files.
+pub const TEXT_PLACEHOLDER: &str = "/opt/anaconda1anaconda2anaconda3";
+
+/// A long placeholder for binary files, as conda-build uses (255 bytes), so any
+/// test prefix fits.
+pub fn binary_placeholder() -> String {
+    let mut p = String::from("/opt/conda_build_env");
+    while p.len() < 255 {
+        p.push_str("_placehold");
+    }
+    p.truncate(255);
+    p
+}
+
+/// The conda subdir of the machine the tests run on.
+pub fn current_subdir() -> &'static str {
+    match (std::env::consts::OS, std::env::consts::ARCH) {
+        ("linux", "aarch64") => "linux-aarch64",
+        ("macos", "x86_64") => "osx-64",
+        ("macos", "aarch64") => "osx-arm64",
+        ("windows", _) => "win-64",
+        _ => "linux-64",
+    }
+}
+
+/// The two archive formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `.conda`
+    Conda,
+    /// `.tar.bz2`
+    TarBz2,
+}
+
+impl Format {
+    /// The extension with its dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Conda => ".conda",
+            Format::TarBz2 => ".tar.bz2",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Content {
+    File {
+        bytes: Vec<u8>,
+        mode: u32,
+    },
+    Text {
+        bytes: Vec<u8>,
+    },
+    Binary {
+        bytes: Vec<u8>,
+    },
+    Symlink {
+        target: String,
+    },
+    /// Written into the archive under an arbitrary (possibly malicious) name,
+    /// and not listed in paths.json.
+    Raw {
+        bytes: Vec<u8>,
+    },
+    /// A symlink written under its name with an arbitrary target, and listed.
+    RawSymlink {
+        target: String,
+    },
+}
+
+/// A conda package to build.
+#[derive(Debug, Clone)]
+pub struct Package {
+    name: String,
+    version: String,
+    build: String,
+    build_number: u64,
+    depends: Vec<String>,
+    subdir: String,
+    noarch: Option<String>,
+    legacy: bool,
+    files: Vec<(String, Content)>,
+}
+
+impl Package {
+    /// A package `name-version-0` for this machine's subdir with no files.
+    pub fn new(name: &str, version: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            build: String::from("0"),
+            build_number: 0,
+            depends: Vec::new(),
+            subdir: current_subdir().to_owned(),
+            noarch: None,
+            legacy: false,
+            files: Vec::new(),
+        }
+    }
+
+    /// Sets the build string and number.
+    #[must_use]
+    pub fn build(mut self, build: &str, number: u64) -> Self {
+        self.build = build.to_owned();
+        self.build_number = number;
+        self
+    }
+
+    /// Adds a dependency (a match spec).
+    #[must_use]
+    pub fn depends(mut self, spec: &str) -> Self {
+        self.depends.push(spec.to_owned());
+        self
+    }
+
+    /// Sets the subdir (default: this machine's, see [`current_subdir`]).
+    #[must_use]
+    pub fn subdir(mut self, subdir: &str) -> Self {
+        self.subdir = subdir.to_owned();
+        self
+    }
+
+    /// Makes this a `noarch: generic` package (subdir noarch).
+    #[must_use]
+    pub fn noarch_generic(mut self) -> Self {
+        self.noarch = Some(String::from("generic"));
+        self.subdir = String::from("noarch");
+        self
+    }
+
+    /// Writes `info/files` + `info/has_prefix` instead of `info/paths.json`,
+    /// like packages built before 2017.
+    #[must_use]
+    pub fn legacy(mut self) -> Self {
+        self.legacy = true;
+        self
+    }
+
+    /// Adds a plain file (mode 0644).
+    #[must_use]
+    pub fn file(mut self, path: &str, bytes: impl Into<Vec<u8>>) -> Self {
+        self.files.push((
+            path.to_owned(),
+            Content::File {
+                bytes: bytes.into(),
+                mode: 0o644,
+            },
+        ));
+        self
+    }
+
+    /// Adds an executable file (mode 0755).
+    #[must_use]
+    pub fn executable(mut self, path: &str, bytes: impl Into<Vec<u8>>) -> Self {
+        self.files.push((
+            path.to_owned(),
+            Content::File {
+                bytes: bytes.into(),
+                mode: 0o755,
+            },
+        ));
+        self
+    }
+
+    /// Adds an executable text file holding [`TEXT_PLACEHOLDER`] (write the
+    /// placeholder into `bytes` yourself), recorded with `file_mode: text`.
+    #[must_use]
+    pub fn text_placeholder(mut self, path: &str, bytes: impl Into<Vec<u8>>) -> Self {
+        self.files.push((
+            path.to_owned(),
+            Content::Text {
+                bytes: bytes.into(),
+            },
+        ));
+        self
+    }
+
+    /// Adds a binary file holding [`binary_placeholder`], recorded with
+    /// `file_mode: binary`.
+    #[must_use]
+    pub fn binary_placeholder(mut self, path: &str, bytes: impl Into<Vec<u8>>) -> Self {
+        self.files.push((
+            path.to_owned(),
+            Content::Binary {
+                bytes: bytes.into(),
+            },
+        ));
+        self
+    }
+
+    /// Adds a symlink (listed as `softlink` in paths.json).
+    #[must_use]
+    pub fn symlink(mut self, path: &str, target: &str) -> Self {
+        self.files.push((
+            path.to_owned(),
+            Content::Symlink {
+                target: target.to_owned(),
+            },
+        ));
+        self
+    }
+
+    /// Adds an archive entry with an arbitrary name (e.g. `../evil`), bypassing
+    /// every check, for tests of path safety.
+    #[must_use]
+    pub fn raw_entry(mut self, name: &str, bytes: impl Into<Vec<u8>>) -> Self {
+        self.files.push((
+            name.to_owned(),
+            Content::Raw {
+                bytes: bytes.into(),
+            },
+        ));
+        self
+    }
+
+    /// Adds a symlink with an arbitrary target (e.g. `../../etc/passwd`).
+    #[must_use]
+    pub fn raw_symlink(mut self, name: &str, target: &str) -> Self {
+        self.files.push((
+            name.to_owned(),
+            Content::RawSymlink {
+                target: target.to_owned(),
+            },
+        ));
+        self
+    }
+
+    /// The package's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `name-version-build`.
+    pub fn stem(&self) -> String {
+        format!("{}-{}-{}", self.name, self.version, self.build)
+    }
+
+    /// The file name in `format`.
+    pub fn file_name(&self, format: Format) -> String {
+        format!("{}{}", self.stem(), format.extension())
+    }
+
+    /// `info/index.json`.
+    pub fn index_json(&self) -> serde_json::Value {
+        let mut index = json!({
+            "name": self.name,
+            "version": self.version,
+            "build": self.build,
+            "build_number": self.build_number,
+            "depends": self.depends,
+            "subdir": self.subdir,
+            "license": "BSD-3-Clause",
+            "timestamp": 1_700_000_000_000u64,
+        });
+        if let Some(noarch) = &self.noarch {
+            index["noarch"] = json!(noarch);
+        } else {
+            index["arch"] = json!("x86_64");
+            index["platform"] = json!("linux");
+        }
+        index
+    }
+
+    fn paths_json(&self) -> serde_json::Value {
+        let mut paths = Vec::new();
+        for (path, content) in &self.files {
+            let entry = match content {
+                Content::File { bytes, .. } => json!({
+                    "_path": path, "path_type": "hardlink",
+                    "sha256": hex::encode(Sha256::digest(bytes)), "size_in_bytes": bytes.len(),
+                }),
+                Content::Text { bytes } => json!({
+                    "_path": path, "path_type": "hardlink", "file_mode": "text",
+                    "prefix_placeholder": TEXT_PLACEHOLDER,
+                    "sha256": hex::encode(Sha256::digest(bytes)), "size_in_bytes": bytes.len(),
+                }),
+                Content::Binary { bytes } => json!({
+                    "_path": path, "path_type": "hardlink", "file_mode": "binary",
+                    "prefix_placeholder": binary_placeholder(),
+                    "sha256": hex::encode(Sha256::digest(bytes)), "size_in_bytes": bytes.len(),
+                }),
+                Content::Symlink { .. } | Content::RawSymlink { .. } => {
+                    json!({ "_path": path, "path_type": "softlink" })
+                }
+                Content::Raw { .. } => continue,
+            };
+            paths.push(entry);
+        }
+        json!({ "paths": paths, "paths_version": 1 })
+    }
+
+    fn info_files(&self) -> Vec<(String, Vec<u8>)> {
+        let mut info = vec![(
+            String::from("info/index.json"),
+            serde_json::to_vec_pretty(&self.index_json()).unwrap(),
+        )];
+        if self.legacy {
+            let files: Vec<&str> = self
+                .files
+                .iter()
+                .filter(|(_, c)| !matches!(c, Content::Raw { .. }))
+                .map(|(p, _)| p.as_str())
+                .collect();
+            info.push((
+                String::from("info/files"),
+                format!("{}\n", files.join("\n")).into_bytes(),
+            ));
+            let mut has_prefix = String::new();
+            for (path, content) in &self.files {
+                match content {
+                    Content::Text { .. } => {
+                        has_prefix.push_str(&format!("{TEXT_PLACEHOLDER} text {path}\n"));
+                    }
+                    Content::Binary { .. } => {
+                        has_prefix.push_str(&format!("{} binary {path}\n", binary_placeholder()));
+                    }
+                    _ => {}
+                }
+            }
+            if !has_prefix.is_empty() {
+                info.push((String::from("info/has_prefix"), has_prefix.into_bytes()));
+            }
+        } else {
+            info.push((
+                String::from("info/paths.json"),
+                serde_json::to_vec_pretty(&self.paths_json()).unwrap(),
+            ));
+        }
+        info
+    }
+
+    fn payload_tar(&self) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (path, content) in &self.files {
+            match content {
+                Content::File { bytes, mode } => append_file(&mut builder, path, bytes, *mode),
+                Content::Text { bytes } => append_file(&mut builder, path, bytes, 0o755),
+                Content::Binary { bytes } => append_file(&mut builder, path, bytes, 0o755),
+                Content::Symlink { target } => append_symlink(&mut builder, path, target),
+                Content::Raw { bytes } => append_raw(&mut builder, path, bytes, None),
+                Content::RawSymlink { target } => append_raw(&mut builder, path, &[], Some(target)),
+            }
+        }
+        builder.into_inner().unwrap()
+    }
+
+    fn info_tar(&self) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (path, bytes) in self.info_files() {
+            append_file(&mut builder, &path, &bytes, 0o644);
+        }
+        builder.into_inner().unwrap()
+    }
+
+    /// Writes the package into `dir` as `format`; returns the archive's path.
+    pub fn write(&self, dir: &Path, format: Format) -> PathBuf {
+        fs_err::create_dir_all(dir).unwrap();
+        let path = dir.join(self.file_name(format));
+        let bytes = match format {
+            Format::TarBz2 => {
+                let mut builder = tar::Builder::new(Vec::new());
+                for (path, bytes) in self.info_files() {
+                    append_file(&mut builder, &path, &bytes, 0o644);
+                }
+                let mut tar = builder.into_inner().unwrap();
+                // Concatenate the payload entries (tar streams are records).
+                let payload = self.payload_tar();
+                tar.truncate(tar.len() - 1024);
+                tar.extend_from_slice(&payload);
+                let mut encoder =
+                    bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+                encoder.write_all(&tar).unwrap();
+                encoder.finish().unwrap()
+            }
+            Format::Conda => {
+                let stem = self.stem();
+                let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+                let options = zip::write::SimpleFileOptions::default()
+                    .compression_method(zip::CompressionMethod::Stored);
+                zip.start_file("metadata.json", options).unwrap();
+                zip.write_all(br#"{"conda_pkg_format_version": 2}"#)
+                    .unwrap();
+                for (member, tar) in [
+                    (format!("info-{stem}.tar.zst"), self.info_tar()),
+                    (format!("pkg-{stem}.tar.zst"), self.payload_tar()),
+                ] {
+                    zip.start_file(member, options).unwrap();
+                    zip.write_all(&zstd::encode_all(tar.as_slice(), 3).unwrap())
+                        .unwrap();
+                }
+                zip.finish().unwrap().into_inner()
+            }
+        };
+        fs_err::write(&path, bytes).unwrap();
+        path
+    }
+}
+
+fn header(size: usize, mode: u32, kind: tar::EntryType) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(size as u64);
+    header.set_mode(mode);
+    header.set_mtime(1_700_000_000);
+    header.set_entry_type(kind);
+    header
+}
+
+fn append_file(builder: &mut tar::Builder<Vec<u8>>, path: &str, bytes: &[u8], mode: u32) {
+    let mut h = header(bytes.len(), mode, tar::EntryType::Regular);
+    builder.append_data(&mut h, path, bytes).unwrap();
+}
+
+fn append_symlink(builder: &mut tar::Builder<Vec<u8>>, path: &str, target: &str) {
+    let mut h = header(0, 0o777, tar::EntryType::Symlink);
+    builder.append_link(&mut h, path, target).unwrap();
+}
+
+/// Writes a header whose name (and link target) bytes are set directly, so
+/// names the tar crate refuses (`../x`, `/etc/x`) can be produced.
+fn append_raw(builder: &mut tar::Builder<Vec<u8>>, name: &str, bytes: &[u8], link: Option<&str>) {
+    let kind = if link.is_some() {
+        tar::EntryType::Symlink
+    } else {
+        tar::EntryType::Regular
+    };
+    let mut h = header(bytes.len(), 0o644, kind);
+    {
+        let gnu = h.as_gnu_mut().unwrap();
+        gnu.name = [0; 100];
+        gnu.name[..name.len()].copy_from_slice(name.as_bytes());
+        if let Some(link) = link {
+            gnu.linkname = [0; 100];
+            gnu.linkname[..link.len()].copy_from_slice(link.as_bytes());
+        }
+    }
+    h.set_cksum();
+    builder.append(&h, bytes).unwrap();
+}
+
+/// A local channel being built: packages are written into
+/// `<root>/<subdir>/`, then [`LocalChannel::write_repodata`] indexes them.
+#[derive(Debug)]
+pub struct LocalChannel {
+    root: PathBuf,
+    records: HashMap<String, Vec<(String, serde_json::Value)>>,
+}
+
+impl LocalChannel {
+    /// A channel rooted at `root` (created), with an empty `noarch/`.
+    pub fn new(root: &Path) -> Self {
+        fs_err::create_dir_all(root.join("noarch")).unwrap();
+        Self {
+            root: root.to_path_buf(),
+            records: HashMap::new(),
+        }
+    }
+
+    /// The channel's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The channel's `file://` URL.
+    pub fn url(&self) -> String {
+        format!("file://{}", self.root.display())
+    }
+
+    /// Writes `package` in `format` and records it for the repodata.
+    pub fn add(&mut self, package: &Package, format: Format) -> PathBuf {
+        let dir = self.root.join(&package.subdir);
+        let path = package.write(&dir, format);
+        let bytes = fs_err::read(&path).unwrap();
+        let mut record = package.index_json();
+        record["sha256"] = json!(hex::encode(Sha256::digest(&bytes)));
+        record["md5"] = json!(hex::encode(Md5::digest(&bytes)));
+        record["size"] = json!(bytes.len());
+        self.records
+            .entry(package.subdir.clone())
+            .or_default()
+            .push((package.file_name(format), record));
+        path
+    }
+
+    /// Writes `<subdir>/repodata.json` for every subdir with packages (and
+    /// `noarch`).
+    pub fn write_repodata(&self) {
+        let mut subdirs: Vec<&String> = self.records.keys().collect();
+        let noarch = String::from("noarch");
+        if !subdirs.contains(&&noarch) {
+            subdirs.push(&noarch);
+        }
+        for subdir in subdirs {
+            let mut packages = serde_json::Map::new();
+            let mut conda = serde_json::Map::new();
+            for (file_name, record) in self.records.get(subdir).into_iter().flatten() {
+                if file_name.ends_with(".conda") {
+                    conda.insert(file_name.clone(), record.clone());
+                } else {
+                    packages.insert(file_name.clone(), record.clone());
+                }
+            }
+            let repodata = json!({
+                "info": { "subdir": subdir },
+                "packages": packages,
+                "packages.conda": conda,
+                "repodata_version": 1,
+            });
+            let dir = self.root.join(subdir);
+            fs_err::create_dir_all(&dir).unwrap();
+            fs_err::write(
+                dir.join("repodata.json"),
+                serde_json::to_vec_pretty(&repodata).unwrap(),
+            )
+            .unwrap();
+        }
+    }
+}
+
+/// A channel served over HTTP on 127.0.0.1 (ephemeral port) from a directory.
+/// Counts requests per path; can delay chosen paths. Stops when dropped.
+pub struct ChannelServer {
+    server: Arc<tiny_http::Server>,
+    url: String,
+    counts: Arc<Mutex<HashMap<String, usize>>>,
+    bytes_served: Arc<Mutex<u64>>,
+    delays: Arc<Mutex<HashMap<String, Duration>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ChannelServer {
+    /// Serves `root` until dropped.
+    pub fn serve(root: &Path) -> Self {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+        let addr = server.server_addr().to_ip().unwrap();
+        let counts = Arc::new(Mutex::new(HashMap::new()));
+        let bytes_served = Arc::new(Mutex::new(0));
+        let delays: Arc<Mutex<HashMap<String, Duration>>> = Arc::new(Mutex::new(HashMap::new()));
+        let thread = {
+            let (server, counts, bytes_served, delays) = (
+                server.clone(),
+                counts.clone(),
+                bytes_served.clone(),
+                delays.clone(),
+            );
+            let root = root.to_path_buf();
+            std::thread::spawn(move || {
+                for request in server.incoming_requests() {
+                    let (counts, bytes_served, delays, root) = (
+                        counts.clone(),
+                        bytes_served.clone(),
+                        delays.clone(),
+                        root.clone(),
+                    );
+                    std::thread::spawn(move || {
+                        let path = request.url().split('?').next().unwrap_or("").to_owned();
+                        *counts.lock().unwrap().entry(path.clone()).or_insert(0) += 1;
+                        let delay = delays.lock().unwrap().get(&path).copied();
+                        if let Some(delay) = delay {
+                            std::thread::sleep(delay);
+                        }
+                        let relative = path.trim_start_matches('/');
+                        let file = root.join(relative);
+                        let response = if relative.split('/').any(|c| c == "..") {
+                            tiny_http::Response::from_data(Vec::new()).with_status_code(403)
+                        } else {
+                            match std::fs::read(&file) {
+                                Ok(bytes) => {
+                                    *bytes_served.lock().unwrap() += bytes.len() as u64;
+                                    tiny_http::Response::from_data(bytes)
+                                }
+                                Err(_) => {
+                                    tiny_http::Response::from_data(Vec::new()).with_status_code(404)
+                                }
+                            }
+                        };
+                        let _ = request.respond(response);
+                    });
+                }
+            })
+        };
+        Self {
+            server,
+            url: format!("http://{addr}"),
+            counts,
+            bytes_served,
+            delays,
+            thread: Some(thread),
+        }
+    }
+
+    /// `http://127.0.0.1:<port>` (no trailing slash).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// How many requests `path` (e.g. `/linux-64/repodata.json`) got.
+    pub fn count(&self, path: &str) -> usize {
+        self.counts.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+
+    /// All request counts by path.
+    pub fn counts(&self) -> HashMap<String, usize> {
+        self.counts.lock().unwrap().clone()
+    }
+
+    /// Total bytes of file content served.
+    pub fn bytes_served(&self) -> u64 {
+        *self.bytes_served.lock().unwrap()
+    }
+
+    /// Delays every response for `path` by `delay`.
+    pub fn delay(&self, path: &str, delay: Duration) {
+        self.delays.lock().unwrap().insert(path.to_owned(), delay);
+    }
+}
+
+impl Drop for ChannelServer {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The sha256 of `bytes`, hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Writes the demo channel (used by the README's offline demo) into `root`:
+/// `hello` (a script that prints where it is installed, with a text
+/// placeholder) depending on `greeting` (noarch data), in both formats.
+pub fn write_demo_channel(root: &Path) -> LocalChannel {
+    let mut channel = LocalChannel::new(root);
+    let greeting = Package::new("greeting", "1.0").noarch_generic().file(
+        "share/greeting/message.txt",
+        "Hello from a pkgr environment!\n",
+    );
+    let hello = Package::new("hello", "2.1")
+        .build("h0_0", 0)
+        .depends("greeting >=1.0")
+        .text_placeholder(
+            "bin/hello",
+            format!(
+                "#!/bin/sh\ncat \"{TEXT_PLACEHOLDER}/share/greeting/message.txt\"\necho \"(installed at {TEXT_PLACEHOLDER})\"\n"
+            ),
+        )
+        .symlink("bin/hi", "hello");
+    channel.add(&greeting, Format::TarBz2);
+    channel.add(&hello, Format::Conda);
+    channel.write_repodata();
+    channel
+}
+
+/// One entry of a package archive, as read by [`archive_entries`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArchiveEntry {
+    /// A regular file and its bytes.
+    File(Vec<u8>),
+    /// A symlink and its target.
+    Symlink(String),
+    /// A directory.
+    Directory,
+}
+
+/// Reads every entry of a `.conda` or `.tar.bz2` archive into memory (for
+/// checking what pkgr installed against the archive itself, independently of
+/// pkgr's own extraction code).
+pub fn archive_entries(path: &Path) -> HashMap<String, ArchiveEntry> {
+    let mut out = HashMap::new();
+    let mut read_tar = |reader: &mut dyn std::io::Read| {
+        let mut tar = tar::Archive::new(reader);
+        for entry in tar.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let name = entry
+                .path()
+                .unwrap()
+                .to_string_lossy()
+                .trim_start_matches("./")
+                .to_owned();
+            let kind = entry.header().entry_type();
+            let value = if kind.is_symlink() {
+                ArchiveEntry::Symlink(
+                    entry
+                        .link_name()
+                        .unwrap()
+                        .map(|l| l.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                )
+            } else if kind.is_dir() {
+                ArchiveEntry::Directory
+            } else {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+                ArchiveEntry::File(bytes)
+            };
+            out.insert(name.trim_end_matches('/').to_owned(), value);
+        }
+    };
+    let name = path.to_string_lossy();
+    if name.ends_with(".conda") {
+        let mut zip = zip::ZipArchive::new(fs_err::File::open(path).unwrap()).unwrap();
+        let members: Vec<String> = zip
+            .file_names()
+            .filter(|n| n.ends_with(".tar.zst"))
+            .map(ToOwned::to_owned)
+            .collect();
+        for member in members {
+            let reader = zip.by_name(&member).unwrap();
+            let mut decoder = zstd::Decoder::new(reader).unwrap();
+            read_tar(&mut decoder);
+        }
+    } else {
+        let file = fs_err::File::open(path).unwrap();
+        let mut decoder = bzip2::read::MultiBzDecoder::new(std::io::BufReader::new(file));
+        read_tar(&mut decoder);
+    }
+    out
+}
+
+/// conda's text-mode placeholder replacement, written independently of pkgr's.
+pub fn expect_text_replaced(bytes: &[u8], placeholder: &str, prefix: &str) -> Vec<u8> {
+    let text = bytes.to_vec();
+    let (needle, new) = (placeholder.as_bytes(), prefix.as_bytes());
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < text.len() {
+        if text[i..].starts_with(needle) {
+            out.extend_from_slice(new);
+            i += needle.len();
+        } else {
+            out.push(text[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// conda's binary-mode placeholder replacement (C strings NUL padded to their
+/// length), written independently of pkgr's.
+pub fn expect_binary_replaced(bytes: &[u8], placeholder: &str, prefix: &str) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let needle = placeholder.as_bytes();
+    let mut i = 0;
+    while i + needle.len() <= bytes.len() {
+        if bytes[i..].starts_with(needle) {
+            let end = bytes[i..]
+                .iter()
+                .position(|&b| b == 0)
+                .map_or(bytes.len(), |n| i + n);
+            let replaced = expect_text_replaced(&bytes[i..end], placeholder, prefix);
+            out[i..i + replaced.len()].copy_from_slice(&replaced);
+            for b in &mut out[i + replaced.len()..end] {
+                *b = 0;
+            }
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
