@@ -49,10 +49,14 @@
 //! never changes a file someone has open).
 //!
 //! **Lock order** (global, rules out deadlock): prefix lock → repodata locks →
-//! entry locks. At most one entry lock is taken at a time by one task, and a task
-//! waiting for a lock holds no `--jobs` permit: the permit (see
-//! [`PackageCache::with_jobs`]) is taken only around the download and the
-//! extraction themselves, and given back before waiting on anything else.
+//! entry locks. A process may hold the shared locks of many complete entries at
+//! once (it links from them), but it only ever waits for an *exclusive* entry
+//! lock on an entry that is not complete, and a complete entry cannot become
+//! incomplete while anyone holds its shared lock (removal uses try-lock), so no
+//! cycle of waits can form between entries. A task waiting for a lock holds no
+//! `--jobs` permit: the permit (see [`PackageCache::with_jobs`]) is taken only
+//! around the download and the extraction themselves, after the lock, and given
+//! back before waiting on anything else.
 //!
 //! **Crash safety.** Everything is written under a temp name and renamed into
 //! place only when complete and verified. A process killed at any step leaves

@@ -544,3 +544,113 @@ fn cache_dir_not_writable_is_a_clear_error() {
     let err = assert_fails(&out);
     assert!(err.contains("not writable"), "{err}");
 }
+
+#[test]
+fn same_file_name_from_two_channels_never_collides() {
+    let world = World::new();
+    let mut first = LocalChannel::new(&world.path().join("first"));
+    let mut second = LocalChannel::new(&world.path().join("second"));
+    first.add(
+        &Package::new("twin", "1").file("share/twin.txt", "from the first channel\n"),
+        Format::Conda,
+    );
+    second.add(
+        &Package::new("twin", "1").file("share/twin.txt", "from the second channel\n"),
+        Format::Conda,
+    );
+    first.write_repodata();
+    second.write_repodata();
+    for (name, channel, text) in [
+        ("a", &first, "from the first channel\n"),
+        ("b", &second, "from the second channel\n"),
+        ("c", &first, "from the first channel\n"),
+    ] {
+        let prefix = world.env(name);
+        assert_ok(&world.run(&[
+            "create",
+            "-p",
+            prefix.to_str().unwrap(),
+            "-c",
+            channel.root().to_str().unwrap(),
+            "twin",
+        ]));
+        assert_eq!(
+            std::fs::read_to_string(prefix.join("share/twin.txt")).unwrap(),
+            text,
+            "env {name}"
+        );
+    }
+    let entries = list_files(&world.cache().join("pkgs"))
+        .into_iter()
+        .filter(|f| f.ends_with(".pkgr-entry.json"))
+        .count();
+    assert_eq!(entries, 2, "one cache entry per distinct archive");
+}
+
+#[test]
+fn unreadable_archive_is_a_clear_error() {
+    let world = World::new();
+    let root = world.path().join("channel");
+    let mut channel = LocalChannel::new(&root);
+    let archive = channel.add(
+        &Package::new("garbled", "1").file("share/g.txt", "g\n"),
+        Format::TarBz2,
+    );
+    channel.write_repodata();
+    // Replace the archive with garbage and index it as if it were fine.
+    std::fs::write(&archive, b"this is not a bzip2 stream at all").unwrap();
+    let repodata_path = root
+        .join(pkgr_test_support::current_subdir())
+        .join("repodata.json");
+    let bytes = std::fs::read(&archive).unwrap();
+    let record = serde_json::json!({
+        "name": "garbled", "version": "1", "build": "0", "build_number": 0, "depends": [],
+        "subdir": pkgr_test_support::current_subdir(), "sha256": sha256_hex(&bytes), "size": bytes.len(),
+    });
+    let repodata = serde_json::json!({ "packages": { "garbled-1-0.tar.bz2": record } });
+    std::fs::write(&repodata_path, serde_json::to_vec(&repodata).unwrap()).unwrap();
+
+    let prefix = world.env("garbled");
+    let err = assert_fails(&world.run(&[
+        "create",
+        "-p",
+        prefix.to_str().unwrap(),
+        "-c",
+        root.to_str().unwrap(),
+        "garbled",
+    ]));
+    assert!(
+        err.contains("could not unpack garbled-1-0.tar.bz2") && err.contains("unreadable"),
+        "{err}"
+    );
+    assert!(!prefix.exists());
+    let complete = list_files(&world.cache().join("pkgs"))
+        .into_iter()
+        .filter(|f| f.ends_with(".pkgr-entry.json"))
+        .count();
+    assert_eq!(complete, 0);
+    assert!(list_files(&world.cache().join("tmp")).is_empty());
+}
+
+#[test]
+fn broken_repodata_is_a_clear_error() {
+    let world = World::new();
+    let channel = chain_channel(&world.path().join("channel"));
+    std::fs::write(
+        channel.root().join("noarch/repodata.json"),
+        b"{\"packages\": {\"x-1-0.tar.bz2\": ",
+    )
+    .unwrap();
+    let err = assert_fails(&world.run(&[
+        "create",
+        "-n",
+        "x",
+        "-c",
+        channel.root().to_str().unwrap(),
+        "app",
+    ]));
+    assert!(
+        err.contains("broken repodata.json") && err.contains("noarch/repodata.json"),
+        "{err}"
+    );
+}
