@@ -11,7 +11,8 @@
 //! <root>/pkgs/.locks/<key>.lock             the entry's lock file (holds the last
 //!                                           exclusive holder's pid; never deleted)
 //! <root>/repodata/<hash>.json (+ .info.json, .lock)
-//! <root>/tmp/                               temp files and directories
+//! <root>/tmp/proc-<pid>-<nonce>/            one process's temp files, guarded by
+//! <root>/tmp/proc-<pid>-<nonce>.lock        a lock it holds while alive
 //! ```
 //!
 //! `<key>` is `<name>-<version>-<build>-<hash>`, where `<hash>` is the first 12
@@ -25,15 +26,17 @@
 //! ([`lock::FileLock`], fs4). The kernel releases it when its holder exits or is
 //! killed, so there are no stale locks and no pid files to clean up.
 //!
-//! To use an entry ([`PackageCache::get_or_fetch`]):
+//! To use an entry ([`PackageCache::get_all`], [`PackageCache::get_or_fetch`]):
 //! 1. Take the entry's **shared** lock. If the entry is complete (its marker is
 //!    there and names the expected sha256), keep the shared lock and hand the
 //!    entry out: readers never wait for each other.
-//! 2. Otherwise release it and take the **exclusive** lock. If the entry is now
-//!    complete (another process filled it while we waited), release and go to 1.
-//! 3. Else fill it: download the archive into `tmp/`, verify size and sha256 (md5
-//!    when that is all the index has), `rename` it to `pkgs/<key>.<ext>`; extract
-//!    into a temp directory in `tmp/`, write the marker last, `rename` the
+//! 2. Otherwise release it and wait for the **exclusive** lock, polling; if the
+//!    entry becomes complete meanwhile (another process filled it), stop
+//!    waiting and go to 1.
+//! 3. Holding the exclusive lock, if the entry is still incomplete, fill it:
+//!    download the archive into this process's temp dir, verify size and sha256
+//!    (md5 when that is all the index has), `rename` it to `pkgs/<key>.<ext>`;
+//!    extract into a temp directory, write the marker last, `rename` the
 //!    directory to `pkgs/<key>`. Release and go to 1.
 //!
 //! The shared lock is held by the returned [`CacheEntry`] until it is dropped, so
@@ -49,21 +52,38 @@
 //! never changes a file someone has open).
 //!
 //! **Lock order** (global, rules out deadlock): prefix lock → repodata locks →
-//! entry locks. A process may hold the shared locks of many complete entries at
-//! once (it links from them), but it only ever waits for an *exclusive* entry
-//! lock on an entry that is not complete, and a complete entry cannot become
-//! incomplete while anyone holds its shared lock (removal uses try-lock), so no
-//! cycle of waits can form between entries. A task waiting for a lock holds no
-//! `--jobs` permit: the permit (see [`PackageCache::with_jobs`]) is taken only
-//! around the download and the extraction themselves, after the lock, and given
-//! back before waiting on anything else.
+//! entry locks. A process holds the shared locks of the entries it has obtained
+//! while it fetches the others (it links from all of them at the end). That
+//! cannot form a cycle of waits between entries, because:
+//! - a shared lock is held for long only on a *complete* entry, and a complete
+//!   entry cannot become incomplete while anyone holds its shared lock (removal
+//!   uses try-lock);
+//! - a process that wants an entry's exclusive lock (to fill it) does not block
+//!   on it: it polls ([`lock::acquire_exclusive_unless`]) and stops waiting as
+//!   soon as the entry is complete, so it never waits behind the readers of an
+//!   entry someone else has just filled;
+//! - an exclusive holder (a filler) waits for no lock, only for the network and
+//!   a jobs permit.
+//!
+//! A task waiting for a lock holds no `--jobs` permit: the permit (see
+//! [`PackageCache::with_jobs`]) is taken only around the download and the
+//! extraction themselves, after the lock, and given back before waiting on
+//! anything else.
 //!
 //! **Crash safety.** Everything is written under a temp name and renamed into
 //! place only when complete and verified. A process killed at any step leaves
-//! only temp files in `tmp/` and never an entry that looks complete but is not.
+//! only temp files in its `tmp/proc-*` directory and never an entry that looks
+//! complete but is not. `clean` sweeps the temp directories whose lock is free
+//! (their process is gone) and never those of a live process.
+//!
+//! **Removal** (`clean --all`, `verify --repair`) takes an entry's exclusive
+//! lock with a try-lock, so entries in use are skipped and reported, deletes
+//! the marker first and only then the files.
 
 pub mod archive;
 pub mod lock;
+mod maintenance;
+mod session;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -78,6 +98,7 @@ use url::Url;
 
 pub use archive::{ArchiveError, ArchiveFormat};
 pub use lock::{FileLock, LockError, LockMode};
+pub use maintenance::{CleanReport, CorruptEntry, VerifyReport};
 
 /// Name of the completion marker inside an extracted entry.
 pub const ENTRY_MARKER: &str = ".pkgr-entry.json";
@@ -218,6 +239,7 @@ pub struct PackageCache {
     root: PathBuf,
     fetcher: Fetcher,
     jobs: Arc<Semaphore>,
+    session: Arc<session::Session>,
 }
 
 impl PackageCache {
@@ -238,11 +260,13 @@ impl PackageCache {
             })?;
         }
         write_cachedir_tag(&root)?;
+        let session = Arc::new(session::Session::start(&root.join("tmp"))?);
         let jobs = Arc::new(Semaphore::new(default_jobs()));
         Ok(Self {
             root,
             fetcher,
             jobs,
+            session,
         })
     }
 
@@ -264,9 +288,10 @@ impl PackageCache {
         &self.root
     }
 
-    /// The directory for temp files (same filesystem as the entries).
+    /// This process's directory for temp files (same filesystem as the
+    /// entries; swept by `clean` once this process is gone).
     pub fn tmp_dir(&self) -> PathBuf {
-        self.root.join("tmp")
+        self.session.dir().to_path_buf()
     }
 
     /// The fetcher this cache downloads with.
@@ -293,7 +318,7 @@ impl PackageCache {
         )
     }
 
-    fn lock_path(&self, key: &str) -> PathBuf {
+    pub(crate) fn lock_path(&self, key: &str) -> PathBuf {
         self.root
             .join("pkgs")
             .join(".locks")
@@ -307,39 +332,96 @@ impl PackageCache {
         record: &RepoDataRecord,
         reporter: &dyn Reporter,
     ) -> Result<CacheEntry, CacheError> {
+        let mut entries = self.get_all(std::slice::from_ref(record), reporter).await?;
+        entries.pop().ok_or_else(|| CacheError::Vanished {
+            package: record.identifier.to_string(),
+        })
+    }
+
+    /// Returns the complete entries of all `records` (in the same order), each
+    /// holding its shared lock, fetching the missing ones concurrently.
+    ///
+    /// Per record: make the entry complete ([`Self::ensure_complete`]), then take
+    /// its shared lock and check it is still complete (a `clean --all` may have
+    /// removed it in between: then again). Entries already obtained keep their
+    /// shared locks while the others are fetched; that cannot deadlock because a
+    /// waiter for an exclusive lock gives up waiting as soon as the entry is
+    /// complete (see [`lock::acquire_exclusive_unless`]), and a shared lock is
+    /// only ever held long on a complete entry.
+    pub async fn get_all(
+        &self,
+        records: &[RepoDataRecord],
+        reporter: &dyn Reporter,
+    ) -> Result<Vec<CacheEntry>, CacheError> {
+        futures::future::try_join_all(records.iter().map(|record| self.get_one(record, reporter)))
+            .await
+    }
+
+    async fn get_one(
+        &self,
+        record: &RepoDataRecord,
+        reporter: &dyn Reporter,
+    ) -> Result<CacheEntry, CacheError> {
         let key = Self::entry_key(record);
         let display = record.identifier.to_string();
-        let lock_path = self.lock_path(&key);
-        let mut downloaded = None;
-        for _attempt in 0..5 {
-            let shared = lock::acquire(&lock_path, LockMode::Shared, |pid| {
+        let mut downloaded = 0;
+        for _attempt in 0..50 {
+            downloaded += self.ensure_complete(record, reporter).await?;
+            let shared = lock::acquire(&self.lock_path(&key), LockMode::Shared, |pid| {
                 reporter.waiting(&display, pid);
             })
             .await?;
             if self.is_complete(&key, record) {
-                if downloaded.is_none() {
-                    reporter.cached(&display);
-                }
                 return Ok(CacheEntry {
                     dir: self.root.join("pkgs").join(&key),
                     archive: self.archive_path(&key, record),
                     key,
-                    downloaded,
+                    downloaded: (downloaded > 0).then_some(downloaded),
                     _lock: shared,
                 });
             }
-            drop(shared);
-            let exclusive = lock::acquire(&lock_path, LockMode::Exclusive, |pid| {
+        }
+        Err(CacheError::Vanished { package: display })
+    }
+
+    /// Makes the entry of `record` complete, holding no lock when it returns.
+    /// Returns the bytes this call downloaded.
+    async fn ensure_complete(
+        &self,
+        record: &RepoDataRecord,
+        reporter: &dyn Reporter,
+    ) -> Result<u64, CacheError> {
+        let key = Self::entry_key(record);
+        let display = record.identifier.to_string();
+        let lock_path = self.lock_path(&key);
+        {
+            let _shared = lock::acquire(&lock_path, LockMode::Shared, |pid| {
                 reporter.waiting(&display, pid);
             })
             .await?;
-            if !self.is_complete(&key, record) {
-                let bytes = self.fill(&key, record, reporter).await?;
-                downloaded = Some(downloaded.unwrap_or(0) + bytes);
+            if self.is_complete(&key, record) {
+                reporter.cached(&display);
+                return Ok(0);
             }
-            drop(exclusive);
         }
-        Err(CacheError::Vanished { package: display })
+        // Wait for the exclusive lock, but stop waiting as soon as another
+        // process has completed the entry: holders of its shared lock (who link
+        // from it) must not keep us waiting for work that is already done.
+        let exclusive = lock::acquire_exclusive_unless(
+            &lock_path,
+            || self.is_complete(&key, record),
+            |pid| reporter.waiting(&display, pid),
+        )
+        .await?;
+        match exclusive {
+            Some(_lock) if !self.is_complete(&key, record) => {
+                self.fill(&key, record, reporter).await
+            }
+            _ => {
+                reporter.cached(&display);
+                Ok(0)
+            }
+        }
     }
 
     fn archive_path(&self, key: &str, record: &RepoDataRecord) -> PathBuf {
@@ -382,11 +464,6 @@ impl PackageCache {
         let archive = self.archive_path(key, record);
         let expected = expected_of(record);
         let tmp = self.tmp_dir();
-        // Create tolerantly: another process may be sweeping or creating it.
-        fs_err::create_dir_all(&tmp).map_err(|source| CacheError::NotWritable {
-            path: tmp.clone(),
-            source,
-        })?;
 
         let permit = self.jobs.acquire().await.map_err(|e| CacheError::Io {
             context: String::from("the jobs semaphore was closed"),
@@ -477,10 +554,6 @@ impl PackageCache {
             }
         }
         let tmp = self.tmp_dir();
-        fs_err::create_dir_all(&tmp).map_err(|source| CacheError::NotWritable {
-            path: tmp.clone(),
-            source,
-        })?;
         let previous = info
             .as_ref()
             .filter(|_| json.is_file())

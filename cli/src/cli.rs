@@ -41,6 +41,30 @@ pub enum Command {
     List(ListArgs),
     /// Write repodata.json for every subdir of a local folder of packages (a local channel)
     Index(IndexArgs),
+    /// Remove temp files of dead pkgr processes; with --all, every cache entry not in use
+    Clean(CleanArgs),
+    /// Inspect the package cache
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+/// `pkgr clean`.
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// Also remove every package and cached repodata file that no process is using
+    #[arg(short, long)]
+    pub all: bool,
+}
+
+/// `pkgr cache ...`.
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Check every complete cache entry against its archive's sha256 and its paths.json
+    Verify {
+        /// Remove corrupt entries (they are fetched again when next needed)
+        #[arg(long)]
+        repair: bool,
+    },
 }
 
 /// Which environment: by name (under $PKGR_ROOT/envs) or by path.

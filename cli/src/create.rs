@@ -169,15 +169,10 @@ async fn install(
         pkgr_prefix::clear_prefix(prefix)
             .with_context(|| format!("could not clear {}", prefix.display()))?;
     }
-    // Fetch concurrently; the cache bounds the real work with the jobs permits.
+    // Fetch concurrently; the cache bounds the real work with the jobs permits
+    // and hands back every entry with its shared lock held for linking.
     let reporter: &dyn Reporter = progress.as_ref();
-    let fetches = records.iter().map(|record| async move {
-        cache
-            .get_or_fetch(record, reporter)
-            .await
-            .with_context(|| format!("could not get {} into the cache", record.identifier))
-    });
-    let entries: Vec<CacheEntry> = futures::future::try_join_all(fetches).await?;
+    let entries: Vec<CacheEntry> = cache.get_all(records, reporter).await?;
     let downloaded = entries
         .iter()
         .filter_map(CacheEntry::downloaded_bytes)

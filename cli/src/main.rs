@@ -1,6 +1,7 @@
 //! `pkgr`: a conda-compatible package manager whose package cache is safe to
 //! share between any number of concurrent processes.
 
+mod cache;
 mod cli;
 mod create;
 mod index;
@@ -40,5 +41,9 @@ async fn run(args: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Create(create) => create::run(&global, create).await,
         cli::Command::List(list) => list::run(&global, &list),
         cli::Command::Index(index) => index::run(&global, &index),
+        cli::Command::Clean(clean) => cache::clean(&global, &clean).await,
+        cli::Command::Cache(cli::CacheCommand::Verify { repair }) => {
+            cache::verify(&global, repair).await
+        }
     }
 }

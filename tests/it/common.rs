@@ -57,41 +57,81 @@ impl World {
 }
 
 /// Runs `cmd`, killing it and failing the test after `timeout`.
-pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn pkgr");
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out_thread = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        stdout.read_to_end(&mut buf).unwrap();
-        buf
-    });
-    let err_thread = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        stderr.read_to_end(&mut buf).unwrap();
-        buf
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
+pub fn run_with_timeout(cmd: Command, timeout: Duration) -> Output {
+    Running::spawn(cmd).wait(timeout)
+}
+
+/// Starts all `cmds` at once and waits for all of them, failing the test if
+/// they are not all done within `timeout`.
+pub fn run_many(cmds: Vec<Command>, timeout: Duration) -> Vec<Output> {
+    let running: Vec<Running> = cmds.into_iter().map(Running::spawn).collect();
+    let deadline = Instant::now() + timeout;
+    running
+        .into_iter()
+        .map(|r| r.wait(deadline.saturating_duration_since(Instant::now())))
+        .collect()
+}
+
+/// A spawned `pkgr` whose output is being collected.
+pub struct Running {
+    pub child: std::process::Child,
+    cmd: String,
+    out_thread: std::thread::JoinHandle<Vec<u8>>,
+    err_thread: std::thread::JoinHandle<Vec<u8>>,
+}
+
+impl Running {
+    pub fn spawn(mut cmd: Command) -> Self {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn pkgr");
+        let mut stdout = child.stdout.take().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let out_thread = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = stdout.read_to_end(&mut buf);
+            buf
+        });
+        let err_thread = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = stderr.read_to_end(&mut buf);
+            buf
+        });
+        Self {
+            child,
+            cmd: format!("{cmd:?}"),
+            out_thread,
+            err_thread,
         }
-        if started.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("pkgr timed out after {timeout:?}: {cmd:?}");
+    }
+
+    /// Whether the process has exited.
+    pub fn is_done(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_some()
+    }
+
+    /// Waits, killing the process and failing the test after `timeout`.
+    pub fn wait(mut self, timeout: Duration) -> Output {
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > timeout {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("pkgr timed out after {timeout:?}: {}", self.cmd);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Output {
+            status,
+            stdout: self.out_thread.join().unwrap(),
+            stderr: self.err_thread.join().unwrap(),
         }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: out_thread.join().unwrap(),
-        stderr: err_thread.join().unwrap(),
     }
 }
 

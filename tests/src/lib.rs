@@ -537,7 +537,9 @@ impl LocalChannel {
 }
 
 /// A channel served over HTTP on 127.0.0.1 (ephemeral port) from a directory.
-/// Counts requests per path; can delay chosen paths. Stops when dropped.
+/// Counts requests per path; can delay chosen paths; sends
+/// `Cache-Control: public, max-age=1200` with repodata.json as conda-forge does.
+/// Stops when dropped.
 pub struct ChannelServer {
     server: Arc<tiny_http::Server>,
     url: String,
@@ -586,7 +588,19 @@ impl ChannelServer {
                             match std::fs::read(&file) {
                                 Ok(bytes) => {
                                     *bytes_served.lock().unwrap() += bytes.len() as u64;
-                                    tiny_http::Response::from_data(bytes)
+                                    let response = tiny_http::Response::from_data(bytes);
+                                    if relative.ends_with("repodata.json") {
+                                        // As conda-forge's CDN does.
+                                        response.with_header(
+                                            tiny_http::Header::from_bytes(
+                                                "Cache-Control",
+                                                "public, max-age=1200",
+                                            )
+                                            .unwrap(),
+                                        )
+                                    } else {
+                                        response
+                                    }
                                 }
                                 Err(_) => {
                                     tiny_http::Response::from_data(Vec::new()).with_status_code(404)

@@ -1,0 +1,275 @@
+//! `clean` and `verify`: removing and checking cache entries without ever
+//! disturbing a process that uses them (see the lock protocol in the crate docs).
+//!
+//! Both take an entry's exclusive lock with a *try-lock* before removing it, so
+//! an entry someone links from (shared lock) or fills (exclusive lock) is
+//! skipped and reported as busy, never waited for and never deleted under them.
+//! An entry is removed by deleting its marker first, so a removal interrupted
+//! at any point leaves an entry that looks incomplete, never a partial entry
+//! that looks complete.
+
+use std::path::{Path, PathBuf};
+
+use rattler_conda_types::package::{PathType, PathsJson};
+use sha2::{Digest, Sha256};
+
+use crate::lock::{FileLock, LockMode};
+use crate::{session, CacheError, EntryMarker, PackageCache, ENTRY_MARKER};
+
+/// What `clean` did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CleanReport {
+    /// Entries (extracted dir + archive) removed.
+    pub removed: Vec<String>,
+    /// Entries in use by another process, left alone.
+    pub busy: Vec<String>,
+    /// Cached repodata files removed.
+    pub repodata_removed: usize,
+    /// Temp directories of dead processes removed.
+    pub temp_removed: usize,
+    /// Temp directories of live processes left alone.
+    pub temp_live: usize,
+}
+
+/// One corrupt entry found by `verify`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorruptEntry {
+    /// The entry key.
+    pub key: String,
+    /// What is wrong.
+    pub problem: String,
+    /// Whether `--repair` removed it.
+    pub removed: bool,
+}
+
+/// What `verify` found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Complete entries checked.
+    pub checked: usize,
+    /// Corrupt ones.
+    pub corrupt: Vec<CorruptEntry>,
+    /// Entries being filled or repaired by another process, skipped.
+    pub busy: Vec<String>,
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> CacheError {
+    let context = context.into();
+    move |source| CacheError::Io { context, source }
+}
+
+impl PackageCache {
+    fn pkgs(&self) -> PathBuf {
+        self.root().join("pkgs")
+    }
+
+    /// The keys of every entry that has an extracted directory or an archive.
+    fn entry_keys(&self) -> Result<Vec<String>, CacheError> {
+        let mut keys = std::collections::BTreeSet::new();
+        for entry in fs_err::read_dir(self.pkgs()).map_err(io("reading the cache"))? {
+            let entry = entry.map_err(io("reading the cache"))?;
+            let Some(name) = entry.file_name().to_str().map(ToOwned::to_owned) else {
+                continue;
+            };
+            if name.starts_with('.') {
+                continue;
+            }
+            let key = name
+                .strip_suffix(".conda")
+                .or_else(|| name.strip_suffix(".tar.bz2"))
+                .unwrap_or(&name);
+            keys.insert(key.to_owned());
+        }
+        Ok(keys.into_iter().collect())
+    }
+
+    /// Removes an entry whose exclusive lock the caller holds: marker first,
+    /// then the directory (moved into our temp dir, then deleted), then archives.
+    fn remove_entry_locked(&self, key: &str) -> Result<(), CacheError> {
+        let dir = self.pkgs().join(key);
+        let marker = dir.join(ENTRY_MARKER);
+        match fs_err::remove_file(&marker) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("removing an entry's marker")(e)),
+        }
+        if dir.exists() {
+            let doomed = self.tmp_dir().join(format!("rm-{key}"));
+            fs_err::rename(&dir, &doomed).map_err(io("removing an entry"))?;
+            fs_err::remove_dir_all(&doomed).map_err(io("removing an entry"))?;
+        }
+        for ext in [".conda", ".tar.bz2"] {
+            match fs_err::remove_file(self.pkgs().join(format!("{key}{ext}"))) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io("removing an archive")(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sweeps the temp files of dead processes; with `all`, also removes every
+    /// entry and cached repodata file that no process is using.
+    pub fn clean(&self, all: bool) -> Result<CleanReport, CacheError> {
+        let sweep = session::sweep(&self.root().join("tmp"))?;
+        let mut report = CleanReport {
+            temp_removed: sweep.removed,
+            temp_live: sweep.live,
+            ..CleanReport::default()
+        };
+        if !all {
+            return Ok(report);
+        }
+        for key in self.entry_keys()? {
+            let lock_path = self.lock_path(&key);
+            match FileLock::try_acquire(&lock_path, LockMode::Exclusive)? {
+                None => report.busy.push(key),
+                Some(lock) => {
+                    self.remove_entry_locked(&key)?;
+                    drop(lock);
+                    report.removed.push(key);
+                }
+            }
+        }
+        let repodata = self.root().join("repodata");
+        for entry in fs_err::read_dir(&repodata).map_err(io("reading the cache"))? {
+            let path = entry.map_err(io("reading the cache"))?.path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            let Some(hash) = name.strip_suffix(".info.json") else {
+                continue;
+            };
+            let base = repodata.join(hash);
+            if let Some(lock) =
+                FileLock::try_acquire(&base.with_extension("lock"), LockMode::Exclusive)?
+            {
+                // The info file goes first: without it the data is never used.
+                let _ = fs_err::remove_file(&path);
+                let _ = fs_err::remove_file(base.with_extension("json"));
+                drop(lock);
+                report.repodata_removed += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Checks every complete entry: its archive against the sha256 in its
+    /// marker, and every file its paths.json lists (size and sha256). With
+    /// `repair`, corrupt entries are removed (under their exclusive lock) so the
+    /// next install fetches them again.
+    pub fn verify(&self, repair: bool) -> Result<VerifyReport, CacheError> {
+        let mut report = VerifyReport::default();
+        for key in self.entry_keys()? {
+            let dir = self.pkgs().join(&key);
+            let lock_path = self.lock_path(&key);
+            let Some(shared) = FileLock::try_acquire(&lock_path, LockMode::Shared)? else {
+                report.busy.push(key);
+                continue;
+            };
+            let Ok(text) = fs_err::read_to_string(dir.join(ENTRY_MARKER)) else {
+                // Incomplete: not in use by anyone, nothing that looks complete.
+                continue;
+            };
+            report.checked += 1;
+            let problem = match serde_json::from_str::<EntryMarker>(&text) {
+                Err(e) => Some(format!("unreadable marker: {e}")),
+                Ok(marker) => self.check_entry(&key, &dir, &marker),
+            };
+            drop(shared);
+            let Some(problem) = problem else { continue };
+            let mut removed = false;
+            if repair {
+                if let Some(lock) = FileLock::try_acquire(&lock_path, LockMode::Exclusive)? {
+                    self.remove_entry_locked(&key)?;
+                    drop(lock);
+                    removed = true;
+                } else {
+                    report.busy.push(key.clone());
+                }
+            }
+            report.corrupt.push(CorruptEntry {
+                key,
+                problem,
+                removed,
+            });
+        }
+        Ok(report)
+    }
+
+    fn check_entry(&self, key: &str, dir: &Path, marker: &EntryMarker) -> Option<String> {
+        let ext = if marker.file_name.ends_with(".conda") {
+            ".conda"
+        } else {
+            ".tar.bz2"
+        };
+        let archive = self.pkgs().join(format!("{key}{ext}"));
+        match hash_file(&archive) {
+            Err(e) => return Some(format!("archive {}: {e}", archive.display())),
+            Ok((sha, _)) if hex::encode(sha) != marker.sha256 => {
+                return Some(format!(
+                    "archive {} has sha256 {}, expected {}",
+                    archive.display(),
+                    hex::encode(sha),
+                    marker.sha256
+                ));
+            }
+            Ok(_) => {}
+        }
+        let paths = match PathsJson::from_package_directory_with_deprecated_fallback(dir) {
+            Ok(paths) => paths,
+            Err(e) => return Some(format!("unreadable info/paths.json: {e}")),
+        };
+        for entry in &paths.paths {
+            let path = dir.join(&entry.relative_path);
+            let shown = entry.relative_path.display();
+            match entry.path_type {
+                PathType::Directory => {
+                    if !path.is_dir() {
+                        return Some(format!("{shown} is missing"));
+                    }
+                }
+                PathType::SoftLink | PathType::HardLink => {
+                    let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                        return Some(format!("{shown} is missing"));
+                    };
+                    if meta.file_type().is_symlink() || entry.path_type == PathType::SoftLink {
+                        continue;
+                    }
+                    match hash_file(&path) {
+                        Err(e) => return Some(format!("{shown}: {e}")),
+                        Ok((sha, size)) => {
+                            if entry.size_in_bytes.is_some_and(|s| s != size) {
+                                return Some(format!(
+                                    "{shown} has {size} bytes, expected {}",
+                                    entry.size_in_bytes.unwrap_or_default()
+                                ));
+                            }
+                            if entry.sha256.is_some_and(|s| s.as_slice() != sha.as_slice()) {
+                                return Some(format!("{shown} has the wrong sha256"));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+fn hash_file(path: &Path) -> Result<([u8; 32], u64), std::io::Error> {
+    let mut file = fs_err::File::open(path)?;
+    let mut sha = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = std::io::Read::read(&mut file, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        sha.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((sha.finalize().into(), size))
+}
