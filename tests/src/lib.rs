@@ -540,84 +540,50 @@ impl LocalChannel {
 /// Counts requests per path; can delay chosen paths; sends
 /// `Cache-Control: public, max-age=1200` with repodata.json as conda-forge does.
 /// Stops when dropped.
+///
+/// Plain HTTP/1.1 on `std::net`, one thread per connection, `Connection:
+/// close` on every response: nothing clever that could itself stall a test.
 pub struct ChannelServer {
-    server: Arc<tiny_http::Server>,
+    addr: std::net::SocketAddr,
     url: String,
-    counts: Arc<Mutex<HashMap<String, usize>>>,
-    bytes_served: Arc<Mutex<u64>>,
-    delays: Arc<Mutex<HashMap<String, Duration>>>,
+    state: Arc<ServerState>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct ServerState {
+    counts: Mutex<HashMap<String, usize>>,
+    bytes_served: Mutex<u64>,
+    delays: Mutex<HashMap<String, Duration>>,
+    stop: std::sync::atomic::AtomicBool,
 }
 
 impl ChannelServer {
     /// Serves `root` until dropped.
     pub fn serve(root: &Path) -> Self {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
-        let addr = server.server_addr().to_ip().unwrap();
-        let counts = Arc::new(Mutex::new(HashMap::new()));
-        let bytes_served = Arc::new(Mutex::new(0));
-        let delays: Arc<Mutex<HashMap<String, Duration>>> = Arc::new(Mutex::new(HashMap::new()));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(ServerState::default());
         let thread = {
-            let (server, counts, bytes_served, delays) = (
-                server.clone(),
-                counts.clone(),
-                bytes_served.clone(),
-                delays.clone(),
-            );
+            let state = state.clone();
             let root = root.to_path_buf();
             std::thread::spawn(move || {
-                for request in server.incoming_requests() {
-                    let (counts, bytes_served, delays, root) = (
-                        counts.clone(),
-                        bytes_served.clone(),
-                        delays.clone(),
-                        root.clone(),
-                    );
+                for stream in listener.incoming() {
+                    if state.stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let (state, root) = (state.clone(), root.clone());
                     std::thread::spawn(move || {
-                        let path = request.url().split('?').next().unwrap_or("").to_owned();
-                        *counts.lock().unwrap().entry(path.clone()).or_insert(0) += 1;
-                        let delay = delays.lock().unwrap().get(&path).copied();
-                        if let Some(delay) = delay {
-                            std::thread::sleep(delay);
-                        }
-                        let relative = path.trim_start_matches('/');
-                        let file = root.join(relative);
-                        let response = if relative.split('/').any(|c| c == "..") {
-                            tiny_http::Response::from_data(Vec::new()).with_status_code(403)
-                        } else {
-                            match std::fs::read(&file) {
-                                Ok(bytes) => {
-                                    *bytes_served.lock().unwrap() += bytes.len() as u64;
-                                    let response = tiny_http::Response::from_data(bytes);
-                                    if relative.ends_with("repodata.json") {
-                                        // As conda-forge's CDN does.
-                                        response.with_header(
-                                            tiny_http::Header::from_bytes(
-                                                "Cache-Control",
-                                                "public, max-age=1200",
-                                            )
-                                            .unwrap(),
-                                        )
-                                    } else {
-                                        response
-                                    }
-                                }
-                                Err(_) => {
-                                    tiny_http::Response::from_data(Vec::new()).with_status_code(404)
-                                }
-                            }
-                        };
-                        let _ = request.respond(response);
+                        let _ = handle_connection(stream, &root, &state);
                     });
                 }
             })
         };
         Self {
-            server,
+            addr,
             url: format!("http://{addr}"),
-            counts,
-            bytes_served,
-            delays,
+            state,
             thread: Some(thread),
         }
     }
@@ -629,28 +595,112 @@ impl ChannelServer {
 
     /// How many requests `path` (e.g. `/linux-64/repodata.json`) got.
     pub fn count(&self, path: &str) -> usize {
-        self.counts.lock().unwrap().get(path).copied().unwrap_or(0)
+        self.state
+            .counts
+            .lock()
+            .unwrap()
+            .get(path)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// All request counts by path.
     pub fn counts(&self) -> HashMap<String, usize> {
-        self.counts.lock().unwrap().clone()
+        self.state.counts.lock().unwrap().clone()
     }
 
     /// Total bytes of file content served.
     pub fn bytes_served(&self) -> u64 {
-        *self.bytes_served.lock().unwrap()
+        *self.state.bytes_served.lock().unwrap()
     }
 
     /// Delays every response for `path` by `delay`.
     pub fn delay(&self, path: &str, delay: Duration) {
-        self.delays.lock().unwrap().insert(path.to_owned(), delay);
+        self.state
+            .delays
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), delay);
     }
+}
+
+fn handle_connection(
+    mut stream: std::net::TcpStream,
+    root: &Path,
+    state: &ServerState,
+) -> std::io::Result<()> {
+    use std::io::{BufRead, BufReader};
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header)? == 0 || header == "\r\n" || header == "\n" {
+            break;
+        }
+    }
+    let mut parts = request_line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_owned();
+    let path = parts
+        .next()
+        .unwrap_or("/")
+        .split('?')
+        .next()
+        .unwrap_or("/")
+        .to_owned();
+    *state
+        .counts
+        .lock()
+        .unwrap()
+        .entry(path.clone())
+        .or_insert(0) += 1;
+    let delay = state.delays.lock().unwrap().get(&path).copied();
+    if let Some(delay) = delay {
+        std::thread::sleep(delay);
+    }
+    let relative = path.trim_start_matches('/');
+    let body = if relative.split('/').any(|c| c == "..") {
+        None
+    } else {
+        std::fs::read(root.join(relative))
+            .ok()
+            .filter(|_| root.join(relative).is_file())
+    };
+    let (status, body) = match body {
+        Some(bytes) => ("200 OK", bytes),
+        None => ("404 Not Found", Vec::new()),
+    };
+    let mut head = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    if relative.ends_with("repodata.json") {
+        // As conda-forge's CDN does.
+        head.push_str("Cache-Control: public, max-age=1200\r\n");
+    }
+    head.push_str("\r\n");
+    // One write, no Nagle: a small header write followed by the body would
+    // wait for a delayed ACK on every response.
+    stream.set_nodelay(true)?;
+    let mut response = head.into_bytes();
+    if method != "HEAD" {
+        response.extend_from_slice(&body);
+        if status.starts_with("200") {
+            *state.bytes_served.lock().unwrap() += body.len() as u64;
+        }
+    }
+    stream.write_all(&response)?;
+    stream.flush()
 }
 
 impl Drop for ChannelServer {
     fn drop(&mut self) {
-        self.server.unblock();
+        self.state
+            .stop
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = std::net::TcpStream::connect(self.addr);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
