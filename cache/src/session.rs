@@ -144,3 +144,36 @@ pub(crate) fn sweep(tmp: &Path) -> Result<SweepReport, CacheError> {
     }
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweep_removes_dead_sessions_and_keeps_live_ones() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = Session::start(tmp.path()).unwrap();
+        std::fs::write(live.dir().join("download.part"), b"in progress").unwrap();
+        // A session whose process died: its lock file is there but nobody holds it.
+        let dead = tmp.path().join("proc-999999-deadbeef");
+        std::fs::create_dir(&dead).unwrap();
+        std::fs::write(dead.join("download.part"), b"orphan").unwrap();
+        std::fs::write(tmp.path().join("proc-999999-deadbeef.lock"), b"999999").unwrap();
+        // A leftover without a lock file (interrupted sweep).
+        std::fs::create_dir(tmp.path().join("proc-1-00000000")).unwrap();
+
+        let report = sweep(tmp.path()).unwrap();
+        assert_eq!(report.live, 1);
+        assert_eq!(report.removed, 2);
+        assert!(!dead.exists());
+        assert!(!tmp.path().join("proc-1-00000000").exists());
+        assert!(
+            live.dir().join("download.part").is_file(),
+            "a live process's files stay"
+        );
+
+        let live_dir = live.dir().to_path_buf();
+        drop(live);
+        assert!(!live_dir.exists(), "a session cleans up after itself");
+    }
+}
