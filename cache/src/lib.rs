@@ -30,9 +30,13 @@
 //! 1. Take the entry's **shared** lock. If the entry is complete (its marker is
 //!    there and names the expected sha256), keep the shared lock and hand the
 //!    entry out: readers never wait for each other.
-//! 2. Otherwise release it and wait for the **exclusive** lock, polling; if the
-//!    entry becomes complete meanwhile (another process filled it), stop
-//!    waiting and go to 1.
+//! 2. Otherwise release it and poll for the **exclusive** lock: if a jobs
+//!    permit is free, take it and *try* the exclusive lock; if that is taken,
+//!    give the permit back,
+//!    check under a shared try-lock whether the entry has become complete
+//!    (another process filled it: go to 1), sleep briefly, repeat. Nobody ever
+//!    blocks on an exclusive entry lock, and an entry is only claimed by a
+//!    process that can start filling it at once.
 //! 3. Holding the exclusive lock, if the entry is still incomplete, fill it:
 //!    download the archive into this process's temp dir, verify size and sha256
 //!    (md5 when that is all the index has), `rename` it to `pkgs/<key>.<ext>`;
@@ -59,16 +63,15 @@
 //!   entry cannot become incomplete while anyone holds its shared lock (removal
 //!   uses try-lock);
 //! - a process that wants an entry's exclusive lock (to fill it) does not block
-//!   on it: it polls ([`lock::acquire_exclusive_unless`]) and stops waiting as
-//!   soon as the entry is complete, so it never waits behind the readers of an
-//!   entry someone else has just filled;
+//!   on it: it polls, and stops as soon as the entry is complete, so it never
+//!   waits behind the readers of an entry someone else has just filled;
 //! - an exclusive holder (a filler) waits for no lock, only for the network and
 //!   a jobs permit.
 //!
-//! A task waiting for a lock holds no `--jobs` permit: the permit (see
-//! [`PackageCache::with_jobs`]) is taken only around the download and the
-//! extraction themselves, after the lock, and given back before waiting on
-//! anything else.
+//! A task waiting for a lock holds no `--jobs` permit (see
+//! [`PackageCache::with_jobs`]): a permit is held only around a non-blocking
+//! try-lock and the download and extraction that follow it, and given back
+//! before waiting on anything else.
 //!
 //! **Crash safety.** Everything is written under a temp name and renamed into
 //! place only when complete and verified. A process killed at any step leaves
@@ -346,7 +349,7 @@ impl PackageCache {
     /// removed it in between: then again). Entries already obtained keep their
     /// shared locks while the others are fetched; that cannot deadlock because a
     /// waiter for an exclusive lock gives up waiting as soon as the entry is
-    /// complete (see [`lock::acquire_exclusive_unless`]), and a shared lock is
+    /// complete (see [`Self::ensure_complete`]), and a shared lock is
     /// only ever held long on a complete entry.
     pub async fn get_all(
         &self,
@@ -386,6 +389,13 @@ impl PackageCache {
 
     /// Makes the entry of `record` complete, holding no lock when it returns.
     /// Returns the bytes this call downloaded.
+    ///
+    /// The exclusive lock is only ever *tried* (never waited for), and only
+    /// while holding a jobs permit that was free at once: a process claims an
+    /// entry only when it can start working on it right away, so an entry is never locked by a process
+    /// that is busy with other work while an idle process could fill it. Between
+    /// tries the task holds nothing (no lock, no permit) and checks, under the
+    /// shared lock, whether someone else has completed the entry meanwhile.
     async fn ensure_complete(
         &self,
         record: &RepoDataRecord,
@@ -404,23 +414,35 @@ impl PackageCache {
                 return Ok(0);
             }
         }
-        // Wait for the exclusive lock, but stop waiting as soon as another
-        // process has completed the entry: holders of its shared lock (who link
-        // from it) must not keep us waiting for work that is already done.
-        let exclusive = lock::acquire_exclusive_unless(
-            &lock_path,
-            || self.is_complete(&key, record),
-            |pid| reporter.waiting(&display, pid),
-        )
-        .await?;
-        match exclusive {
-            Some(_lock) if !self.is_complete(&key, record) => {
-                self.fill(&key, record, reporter).await
+        let started = std::time::Instant::now();
+        let mut notified = false;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            // A free permit right now, or this round only looks (the permits
+            // are busy with this process's other downloads and extractions).
+            if let Ok(permit) = self.jobs.try_acquire() {
+                if let Some(_exclusive) = FileLock::try_acquire(&lock_path, LockMode::Exclusive)? {
+                    if self.is_complete(&key, record) {
+                        reporter.cached(&display);
+                        return Ok(0);
+                    }
+                    return self.fill(&key, record, reporter, permit).await;
+                }
             }
-            _ => {
-                reporter.cached(&display);
-                Ok(0)
+            // Someone else holds it: a filler (wait for it to finish) or
+            // readers of a complete entry (then we are done).
+            if let Some(_shared) = FileLock::try_acquire(&lock_path, LockMode::Shared)? {
+                if self.is_complete(&key, record) {
+                    reporter.cached(&display);
+                    return Ok(0);
+                }
             }
+            if !notified && started.elapsed() >= lock::WAIT_NOTICE_AFTER {
+                notified = true;
+                reporter.waiting(&display, FileLock::holder_pid(&lock_path));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
         }
     }
 
@@ -452,23 +474,19 @@ impl PackageCache {
         }
     }
 
-    /// Fills an entry; the caller holds its exclusive lock. Returns the bytes
-    /// downloaded.
+    /// Fills an entry; the caller holds its exclusive lock and gives us the
+    /// jobs permit to do it with. Returns the bytes downloaded.
     async fn fill(
         &self,
         key: &str,
         record: &RepoDataRecord,
         reporter: &dyn Reporter,
+        permit: tokio::sync::SemaphorePermit<'_>,
     ) -> Result<u64, CacheError> {
         let display = record.identifier.to_string();
         let archive = self.archive_path(key, record);
         let expected = expected_of(record);
         let tmp = self.tmp_dir();
-
-        let permit = self.jobs.acquire().await.map_err(|e| CacheError::Io {
-            context: String::from("the jobs semaphore was closed"),
-            source: std::io::Error::other(e),
-        })?;
 
         // Reuse an archive left by a process that was killed before extracting.
         let existing = {

@@ -175,43 +175,6 @@ pub async fn acquire(
     })?
 }
 
-/// Takes the exclusive lock at `path`, unless `done()` becomes true first
-/// (checked whenever the shared lock is free, i.e. nobody is writing): then
-/// returns `Ok(None)` without having waited for readers to leave.
-///
-/// This polls (try-locks with a backoff of up to 100 ms) instead of blocking,
-/// so a waiter never sits behind the shared locks of processes that link from
-/// an entry it no longer needs to fill. `on_wait` is called once after
-/// [`WAIT_NOTICE_AFTER`] with the last exclusive holder's pid.
-pub async fn acquire_exclusive_unless(
-    path: &Path,
-    done: impl Fn() -> bool,
-    on_wait: impl FnOnce(Option<u32>),
-) -> Result<Option<FileLock>, LockError> {
-    let started = std::time::Instant::now();
-    let mut on_wait = Some(on_wait);
-    let mut pause = Duration::from_millis(5);
-    loop {
-        if let Some(lock) = FileLock::try_acquire(path, LockMode::Exclusive)? {
-            return Ok(Some(lock));
-        }
-        if let Some(shared) = FileLock::try_acquire(path, LockMode::Shared)? {
-            let finished = done();
-            drop(shared);
-            if finished {
-                return Ok(None);
-            }
-        }
-        if started.elapsed() >= WAIT_NOTICE_AFTER {
-            if let Some(notify) = on_wait.take() {
-                notify(FileLock::holder_pid(path));
-            }
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(100));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
