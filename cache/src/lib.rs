@@ -30,13 +30,13 @@
 //! 1. Take the entry's **shared** lock. If the entry is complete (its marker is
 //!    there and names the expected sha256), keep the shared lock and hand the
 //!    entry out: readers never wait for each other.
-//! 2. Otherwise release it and poll for the **exclusive** lock: if a jobs
-//!    permit is free, take it and *try* the exclusive lock; if that is taken,
-//!    give the permit back,
-//!    check under a shared try-lock whether the entry has become complete
-//!    (another process filled it: go to 1), sleep briefly, repeat. Nobody ever
-//!    blocks on an exclusive entry lock, and an entry is only claimed by a
-//!    process that can start filling it at once.
+//! 2. Otherwise release it and claim the **exclusive** lock: if a jobs permit is
+//!    free, take it and *try* the exclusive lock. If that fails, give the permit
+//!    back, wait for the shared lock (granted as soon as nobody is filling the
+//!    entry), and if the entry is complete now (another process filled it) go
+//!    to 1; else retry after a short pause. Nobody ever blocks on an exclusive
+//!    entry lock, and an entry is only claimed by a process that can start
+//!    filling it at once.
 //! 3. Holding the exclusive lock, if the entry is still incomplete, fill it:
 //!    download the archive into this process's temp dir, verify size and sha256
 //!    (md5 when that is all the index has), `rename` it to `pkgs/<key>.<ext>`;
@@ -394,8 +394,9 @@ impl PackageCache {
     /// while holding a jobs permit that was free at once: a process claims an
     /// entry only when it can start working on it right away, so an entry is never locked by a process
     /// that is busy with other work while an idle process could fill it. Between
-    /// tries the task holds nothing (no lock, no permit) and checks, under the
-    /// shared lock, whether someone else has completed the entry meanwhile.
+    /// tries the task holds nothing (no lock, no permit): it waits for the
+    /// shared lock, which is granted as soon as no one is filling the entry, and
+    /// checks whether someone else has completed it meanwhile.
     async fn ensure_complete(
         &self,
         record: &RepoDataRecord,
@@ -414,11 +415,10 @@ impl PackageCache {
                 return Ok(0);
             }
         }
-        let started = std::time::Instant::now();
-        let mut notified = false;
-        let mut pause = Duration::from_millis(5);
+        let notified = std::sync::atomic::AtomicBool::new(false);
+        let mut pause = Duration::from_millis(2);
         loop {
-            // A free permit right now, or this round only looks (the permits
+            // A free permit right now, or this round only waits (the permits
             // are busy with this process's other downloads and extractions).
             if let Ok(permit) = self.jobs.try_acquire() {
                 if let Some(_exclusive) = FileLock::try_acquire(&lock_path, LockMode::Exclusive)? {
@@ -429,20 +429,23 @@ impl PackageCache {
                     return self.fill(&key, record, reporter, permit).await;
                 }
             }
-            // Someone else holds it: a filler (wait for it to finish) or
-            // readers of a complete entry (then we are done).
-            if let Some(_shared) = FileLock::try_acquire(&lock_path, LockMode::Shared)? {
-                if self.is_complete(&key, record) {
-                    reporter.cached(&display);
-                    return Ok(0);
+            // Wait, holding nothing, until nobody fills the entry (a shared lock
+            // waits only for an exclusive holder, and fillers wait for no lock),
+            // then see whether it is complete now.
+            let shared = lock::acquire(&lock_path, LockMode::Shared, |pid| {
+                if !notified.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    reporter.waiting(&display, pid);
                 }
+            })
+            .await?;
+            if self.is_complete(&key, record) {
+                reporter.cached(&display);
+                return Ok(0);
             }
-            if !notified && started.elapsed() >= lock::WAIT_NOTICE_AFTER {
-                notified = true;
-                reporter.waiting(&display, FileLock::holder_pid(&lock_path));
-            }
+            drop(shared);
+            // Unclaimed but no permit free, or lost a race for it: retry soon.
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(100));
+            pause = (pause * 2).min(Duration::from_millis(50));
         }
     }
 

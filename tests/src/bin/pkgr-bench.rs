@@ -90,12 +90,31 @@ fn build_channel(root: &Path) -> (LocalChannel, u64) {
 
 struct Run {
     wall: Duration,
+    /// CPU time (user + system) of the pkgr processes, seconds.
+    cpu: f64,
     waits_for_unneeded: usize,
     waits: usize,
 }
 
 /// Starts one `pkgr create` per spec list at once; waits for all.
+/// CPU seconds (user + system) of all waited-for children so far (Linux:
+/// `cutime` + `cstime` of /proc/self/stat, in clock ticks of 1/100 s).
+fn children_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_comm = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    // After "pid (comm)", field 3 is index 0; cutime is field 16, cstime 17.
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (tick(13) + tick(14)) / 100.0
+}
+
 fn run_creates(pkgr: &Path, cache: &Path, envs: &Path, url: &str, specs: &[Vec<String>]) -> Run {
+    let cpu_before = children_cpu();
     let started = Instant::now();
     let children: Vec<_> = specs
         .iter()
@@ -139,6 +158,7 @@ fn run_creates(pkgr: &Path, cache: &Path, envs: &Path, url: &str, specs: &[Vec<S
     }
     Run {
         wall: started.elapsed(),
+        cpu: children_cpu() - cpu_before,
         waits_for_unneeded,
         waits,
     }
@@ -281,6 +301,16 @@ fn main() {
         procs - 1,
         secs(cold_n.wall),
         secs(ideal)
+    );
+    let cpu_ideal = cold1.cpu + warm1.cpu * (procs - 1) as f64;
+    println!(
+        "CPU time (user+sys): 1 cold {:.2}s, 1 warm {:.2}s, {procs} concurrent {:.2}s = {:.2}x the CPU of 1 cold + {} warm; on 2 cores the wall time cannot be below {:.2}s",
+        cold1.cpu,
+        warm1.cpu,
+        cold_n.cpu,
+        cold_n.cpu / cpu_ideal,
+        procs - 1,
+        cold_n.cpu / 2.0
     );
     println!(
         "{procs} sequential cold creates would take about {}; {procs} concurrent took {} ({:.1}x faster)",
