@@ -547,7 +547,7 @@ impl PackageCache {
         &self,
         subdir_url: &Url,
         reporter: &dyn Reporter,
-    ) -> Result<Option<PathBuf>, CacheError> {
+    ) -> Result<Option<RepodataFile>, CacheError> {
         let url = join_url(subdir_url, "repodata.json");
         let redacted = pkgr_fetch::redact_url(&url);
         if url.scheme() == "file" {
@@ -555,7 +555,7 @@ impl PackageCache {
                 context: format!("{redacted} is not a local path"),
                 source: std::io::Error::other("bad file URL"),
             })?;
-            return Ok(path.is_file().then_some(path));
+            return RepodataFile::open(path);
         }
         let hash = hex::encode(Sha256::digest(url.as_str().as_bytes()));
         let base = self.root.join("repodata").join(&hash[..16]);
@@ -571,7 +571,7 @@ impl PackageCache {
             .and_then(|t| serde_json::from_str(&t).ok());
         if let Some(info) = &info {
             if json.is_file() && info.is_fresh() {
-                return Ok(Some(json));
+                return RepodataFile::open(json);
             }
         }
         let tmp = self.tmp_dir();
@@ -618,7 +618,32 @@ impl PackageCache {
             &tmp,
             &serde_json::to_vec_pretty(&info).unwrap_or_default(),
         )?;
-        Ok(Some(json))
+        // Opened while we hold the lock: a `clean --all` that removes the file
+        // later does not take it away from us.
+        RepodataFile::open(json)
+    }
+}
+
+/// An up-to-date repodata.json, opened while its lock was held (so it stays
+/// readable even if it is replaced or removed afterwards).
+#[derive(Debug)]
+pub struct RepodataFile {
+    /// Where it is.
+    pub path: PathBuf,
+    /// The open file.
+    pub file: fs_err::File,
+}
+
+impl RepodataFile {
+    fn open(path: PathBuf) -> Result<Option<Self>, CacheError> {
+        match fs_err::File::open(&path) {
+            Ok(file) => Ok(Some(Self { path, file })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(CacheError::Io {
+                context: format!("opening {}", path.display()),
+                source,
+            }),
+        }
     }
 }
 

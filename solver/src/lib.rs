@@ -10,10 +10,10 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 
-use pkgr_cache::{PackageCache, Reporter};
+use pkgr_cache::{PackageCache, RepodataFile, Reporter};
 use rattler_conda_types::package::DistArchiveIdentifier;
 use rattler_conda_types::{
     Channel, GenericVirtualPackage, MatchSpec, PackageRecord, RepoDataRecord, Subdir,
@@ -181,11 +181,18 @@ impl SubdirIndex {
         })
     }
 
-    /// Reads and indexes a repodata file.
-    pub fn from_path(channel: Channel, subdir_url: Url, path: &Path) -> Result<Self, SolverError> {
-        let text = fs_err::read_to_string(path).map_err(|source| SolverError::Io {
-            path: path.to_path_buf(),
-            source,
+    /// Reads and indexes an opened repodata file.
+    pub fn from_file(
+        channel: Channel,
+        subdir_url: Url,
+        mut repodata: RepodataFile,
+    ) -> Result<Self, SolverError> {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut repodata.file, &mut text).map_err(|source| {
+            SolverError::Io {
+                path: repodata.path.clone(),
+                source,
+            }
         })?;
         Self::parse(channel, subdir_url, text)
     }
@@ -332,7 +339,7 @@ pub async fn load_channels(
                 *found_any = true;
                 let channel = channel.clone();
                 parse_jobs.push(tokio::task::spawn_blocking(move || {
-                    SubdirIndex::from_path(channel, url, &path)
+                    SubdirIndex::from_file(channel, url, path)
                 }));
             }
             Ok(None) => {}
