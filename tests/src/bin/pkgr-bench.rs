@@ -16,7 +16,8 @@
 //! working) it runs scenario 2 with py-rattler too.
 //!
 //! Usage: `cargo build --release -p pkgr-cli -p pkgr-test-support &&
-//! target/release/pkgr-bench [--pkgr PATH] [--procs N] [--rattler]`
+//! target/release/pkgr-bench [--pkgr PATH] [--procs N] [--rattler]`, or
+//! `pkgr-bench --write-channel DIR` to only write the channel (for profiling).
 
 #![allow(
     clippy::print_stdout,
@@ -179,6 +180,12 @@ fn main() {
     let mut rattler = false;
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--write-channel" => {
+                let dir = PathBuf::from(args.next().expect("--write-channel DIR"));
+                build_channel(&dir);
+                println!("wrote the benchmark channel to {}", dir.display());
+                return;
+            }
             "--pkgr" => pkgr = PathBuf::from(args.next().expect("--pkgr PATH")),
             "--procs" => procs = args.next().expect("--procs N").parse().expect("a number"),
             "--rattler" => rattler = true,
