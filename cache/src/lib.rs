@@ -498,8 +498,8 @@ impl PackageCache {
                 .await
                 .map_err(join_error)?
         };
-        let (marker_digests, bytes) = match existing {
-            Some(d) => (d, 0),
+        let (archive_file, bytes) = match existing {
+            Some(file) => (file, 0),
             None => {
                 reporter.download_started(&display, expected.size);
                 let progress = |n: u64| reporter.download_progress(&display, n);
@@ -513,14 +513,14 @@ impl PackageCache {
                     })?;
                 reporter.download_finished(&display, downloaded.size);
                 let size = downloaded.size;
-                ((downloaded.sha256, downloaded.md5, size), size)
+                (downloaded, size)
             }
         };
 
         let marker = EntryMarker {
-            sha256: hex::encode(marker_digests.0),
-            md5: hex::encode(marker_digests.1),
-            size: marker_digests.2,
+            sha256: hex::encode(archive_file.sha256),
+            md5: hex::encode(archive_file.md5),
+            size: archive_file.size,
             url: pkgr_fetch::redact_url(&record.url),
             file_name: display.clone(),
         };
@@ -722,30 +722,11 @@ pub fn expected_of(record: &RepoDataRecord) -> Expected {
     }
 }
 
-type Digests = ([u8; 32], [u8; 16], u64);
-
 /// Hashes `path` if it exists; returns its digests if they match `expected`.
-fn verify_file(path: &Path, expected: &Expected) -> Option<Digests> {
-    let mut file = fs_err::File::open(path).ok()?;
-    let mut sha = Sha256::new();
-    let mut md5 = md5::Md5::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut size = 0u64;
-    loop {
-        let n = std::io::Read::read(&mut file, &mut buf).ok()?;
-        if n == 0 {
-            break;
-        }
-        sha.update(&buf[..n]);
-        md5.update(&buf[..n]);
-        size += n as u64;
-    }
-    let sha: [u8; 32] = sha.finalize().into();
-    let md5: [u8; 16] = md5.finalize().into();
-    let ok = expected.size.is_none_or(|s| s == size)
-        && expected.sha256.is_none_or(|s| s == sha)
-        && (expected.sha256.is_some() || expected.md5.is_none_or(|m| m == md5));
-    ok.then_some((sha, md5, size))
+fn verify_file(path: &Path, expected: &Expected) -> Option<pkgr_fetch::Downloaded> {
+    pkgr_fetch::hash_file(path)
+        .ok()
+        .filter(|file| expected.matches(file))
 }
 
 /// Extracts `archive` into a temp dir, writes the marker last and renames the

@@ -10,8 +10,8 @@
 
 use std::path::{Path, PathBuf};
 
+use pkgr_fetch::hash_file;
 use rattler_conda_types::package::{PathType, PathsJson};
-use sha2::{Digest, Sha256};
 
 use crate::lock::{FileLock, LockMode};
 use crate::{session, CacheError, EntryMarker, PackageCache, ENTRY_MARKER};
@@ -207,11 +207,11 @@ impl PackageCache {
         let archive = self.pkgs().join(format!("{key}{ext}"));
         match hash_file(&archive) {
             Err(e) => return Some(format!("archive {}: {e}", archive.display())),
-            Ok((sha, _)) if hex::encode(sha) != marker.sha256 => {
+            Ok(file) if hex::encode(file.sha256) != marker.sha256 => {
                 return Some(format!(
                     "archive {} has sha256 {}, expected {}",
                     archive.display(),
-                    hex::encode(sha),
+                    hex::encode(file.sha256),
                     marker.sha256
                 ));
             }
@@ -239,7 +239,8 @@ impl PackageCache {
                     }
                     match hash_file(&path) {
                         Err(e) => return Some(format!("{shown}: {e}")),
-                        Ok((sha, size)) => {
+                        Ok(file) => {
+                            let (sha, size) = (file.sha256, file.size);
                             if entry.size_in_bytes.is_some_and(|s| s != size) {
                                 return Some(format!(
                                     "{shown} has {size} bytes, expected {}",
@@ -256,20 +257,4 @@ impl PackageCache {
         }
         None
     }
-}
-
-fn hash_file(path: &Path) -> Result<([u8; 32], u64), std::io::Error> {
-    let mut file = fs_err::File::open(path)?;
-    let mut sha = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut size = 0u64;
-    loop {
-        let n = std::io::Read::read(&mut file, &mut buf)?;
-        if n == 0 {
-            break;
-        }
-        sha.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((sha.finalize().into(), size))
 }

@@ -2,14 +2,11 @@
 //! `<subdir>/repodata.json` for every subdir.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use md5::Md5;
 use pkgr_cache::archive::{self, ArchiveFormat};
 use rattler_conda_types::PackageRecord;
-use sha2::{Digest, Sha256};
 
 use crate::cli::{GlobalArgs, IndexArgs};
 use crate::output::Progress;
@@ -109,25 +106,13 @@ fn index_subdir(dir: &Path, subdir: &str, progress: &Progress) -> anyhow::Result
 
 fn record_of(path: &Path) -> anyhow::Result<PackageRecord> {
     let index = archive::read_index_json(path)?;
-    let mut file = fs_err::File::open(path)?;
-    let mut sha = Sha256::new();
-    let mut md5 = Md5::new();
-    let mut size = 0u64;
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        sha.update(&buf[..n]);
-        md5.update(&buf[..n]);
-        size += n as u64;
-    }
+    let file = pkgr_fetch::hash_file(path)
+        .with_context(|| format!("could not read {}", path.display()))?;
     let record = PackageRecord::from_index_json(
         index,
-        Some(size),
-        Some(sha.finalize()),
-        Some(md5.finalize()),
+        Some(file.size),
+        Some(file.sha256.into()),
+        Some(file.md5.into()),
     )
     .with_context(|| format!("{} has an invalid info/index.json", path.display()))?;
     Ok(record)

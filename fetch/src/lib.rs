@@ -478,6 +478,39 @@ impl VerifyingSink {
     }
 }
 
+/// The size, sha256 and md5 of a local file, read in one streaming pass.
+pub fn hash_file(path: &Path) -> std::io::Result<Downloaded> {
+    let mut file = fs_err::File::open(path)?;
+    let mut sha256 = Sha256::new();
+    let mut md5 = Md5::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = std::io::Read::read(&mut file, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        sha256.update(&buf[..n]);
+        md5.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok(Downloaded {
+        path: path.to_path_buf(),
+        size,
+        sha256: sha256.finalize().into(),
+        md5: md5.finalize().into(),
+    })
+}
+
+impl Expected {
+    /// Whether `file` is what was expected (sha256 when known, else md5).
+    pub fn matches(&self, file: &Downloaded) -> bool {
+        self.size.is_none_or(|s| s == file.size)
+            && self.sha256.is_none_or(|s| s == file.sha256)
+            && (self.sha256.is_some() || self.md5.is_none_or(|m| m == file.md5))
+    }
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut message = e.to_string();
     let mut source = e.source();

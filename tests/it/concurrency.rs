@@ -61,6 +61,18 @@ fn fleet_channel(root: &Path, libs: usize) -> LocalChannel {
     channel
 }
 
+/// Waits (at most 30 s) until the server has seen a request for `path`.
+fn wait_for_request(server: &ChannelServer, path: &str) {
+    let started = Instant::now();
+    while server.count(path) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no request for {path}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn create_cmd(world: &World, prefix: &Path, channel: &str, specs: &[&str]) -> Command {
     let mut cmd = world.pkgr();
     cmd.args([
@@ -294,11 +306,7 @@ fn two_writers_on_one_prefix_serialize() {
     server.delay(&slow_path, Duration::from_secs(3));
     let prefix = world.env("contended");
     let first = Running::spawn(create_cmd(&world, &prefix, server.url(), &["app0"]));
-    let started = Instant::now();
-    while server.count(&slow_path) == 0 {
-        assert!(started.elapsed() < Duration::from_secs(30));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_request(&server, &slow_path);
     let second = Running::spawn(create_cmd(&world, &prefix, server.url(), &["app2"]));
     let first = first.wait(TIMEOUT);
     let second = second.wait(TIMEOUT);
@@ -367,11 +375,7 @@ fn waiting_for_another_process_is_visible_and_reuses_its_work() {
     server.delay(&slow_path, Duration::from_secs(3));
     let first = Running::spawn(create_cmd(&world, &world.env("a"), server.url(), &["lib1"]));
     let first_pid = first.child.id();
-    let started = Instant::now();
-    while server.count(&slow_path) == 0 {
-        assert!(started.elapsed() < Duration::from_secs(30));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_request(&server, &slow_path);
     let second = world.run(&[
         "create",
         "-p",
