@@ -41,6 +41,38 @@ impl ArchiveFormat {
     }
 }
 
+/// Guards against archive bombs: extraction stops with
+/// [`ArchiveError::TooLarge`] before writing past these limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExtractLimits {
+    /// Most entries (files, links, directories) an archive may hold.
+    pub max_entries: u64,
+    /// Most bytes an archive may unpack to, per byte of archive...
+    pub max_ratio: u64,
+    /// ...plus this many bytes, so small archives of sparse data still fit.
+    pub slack: u64,
+}
+
+impl Default for ExtractLimits {
+    /// 1,000,000 entries; 250 × the archive's size + 1 GiB. The largest
+    /// conda-forge packages unpack to a few GiB from archives of hundreds of
+    /// MB, well inside this; a 1 KB bomb stops at 1 GiB.
+    fn default() -> Self {
+        Self {
+            max_entries: 1_000_000,
+            max_ratio: 250,
+            slack: 1 << 30,
+        }
+    }
+}
+
+/// What remains of the limits while an archive unpacks.
+struct Budget {
+    entries_left: u64,
+    bytes_left: u64,
+    limits: ExtractLimits,
+}
+
 /// What can be wrong with an archive.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
@@ -67,6 +99,14 @@ pub enum ArchiveError {
         entry: String,
         /// Absolute path, `..` component, or link target escaping.
         why: &'static str,
+    },
+    /// The archive unpacks to more than [`ExtractLimits`] allow.
+    #[error("{} unpacks to more than pkgr allows ({why}); it was not extracted (an archive bomb, or a broken package)", path.display())]
+    TooLarge {
+        /// The archive.
+        path: PathBuf,
+        /// Which limit.
+        why: String,
     },
     /// The archive has no `info/index.json`.
     #[error("{} has no info/index.json: not a conda package", path.display())]
@@ -134,19 +174,44 @@ pub fn check_link_target(link: &Path, target: &Path) -> Result<(), &'static str>
     Ok(())
 }
 
-/// Extracts `archive` into `dest` (which should be an empty directory).
+/// Extracts `archive` into `dest` (which should be an empty directory) within
+/// the default [`ExtractLimits`].
 pub fn extract(archive: &Path, dest: &Path) -> Result<(), ArchiveError> {
+    extract_with_limits(archive, dest, ExtractLimits::default())
+}
+
+/// Extracts `archive` into `dest`, failing before writing past `limits`.
+pub fn extract_with_limits(
+    archive: &Path,
+    dest: &Path,
+    limits: ExtractLimits,
+) -> Result<(), ArchiveError> {
     let name = archive
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or_default();
-    match ArchiveFormat::from_file_name(name) {
-        Some(ArchiveFormat::TarBz2) => {
+    let Some(format) = ArchiveFormat::from_file_name(name) else {
+        return Err(ArchiveError::UnknownFormat {
+            path: archive.to_path_buf(),
+        });
+    };
+    let archive_size = fs_err::metadata(archive)
+        .map_err(|e| unreadable(archive, e))?
+        .len();
+    let mut budget = Budget {
+        entries_left: limits.max_entries,
+        bytes_left: archive_size
+            .saturating_mul(limits.max_ratio)
+            .saturating_add(limits.slack),
+        limits,
+    };
+    match format {
+        ArchiveFormat::TarBz2 => {
             let file = open(archive)?;
             let decoder = bzip2::read::MultiBzDecoder::new(BufReader::new(file));
-            unpack_tar(archive, decoder, dest)
+            unpack_tar(archive, decoder, dest, &mut budget)
         }
-        Some(ArchiveFormat::Conda) => {
+        ArchiveFormat::Conda => {
             let mut zip = open_zip(archive)?;
             let members: Vec<String> = zip
                 .file_names()
@@ -161,13 +226,10 @@ pub fn extract(archive: &Path, dest: &Path) -> Result<(), ArchiveError> {
             for member in members {
                 let reader = zip.by_name(&member).map_err(|e| unreadable(archive, e))?;
                 let decoder = zstd::Decoder::new(reader).map_err(|e| unreadable(archive, e))?;
-                unpack_tar(archive, decoder, dest)?;
+                unpack_tar(archive, decoder, dest, &mut budget)?;
             }
             Ok(())
         }
-        None => Err(ArchiveError::UnknownFormat {
-            path: archive.to_path_buf(),
-        }),
     }
 }
 
@@ -247,7 +309,12 @@ fn strip_curdir(path: &Path) -> PathBuf {
         .collect()
 }
 
-fn unpack_tar(archive: &Path, reader: impl Read, dest: &Path) -> Result<(), ArchiveError> {
+fn unpack_tar(
+    archive: &Path,
+    reader: impl Read,
+    dest: &Path,
+    budget: &mut Budget,
+) -> Result<(), ArchiveError> {
     let mut tar = tar::Archive::new(reader);
     tar.set_preserve_permissions(true);
     tar.set_preserve_mtime(true);
@@ -269,6 +336,26 @@ fn unpack_tar(archive: &Path, reader: impl Read, dest: &Path) -> Result<(), Arch
             why,
         };
         check_relative_path(&path).map_err(|why| unsafe_path(&path, why))?;
+        // Checked from the header, before anything of the entry is written.
+        let size = entry.header().size().map_err(|e| unreadable(archive, e))?;
+        if budget.entries_left == 0 {
+            return Err(ArchiveError::TooLarge {
+                path: archive.to_path_buf(),
+                why: format!("more than {} entries", budget.limits.max_entries),
+            });
+        }
+        if size > budget.bytes_left {
+            return Err(ArchiveError::TooLarge {
+                path: archive.to_path_buf(),
+                why: format!(
+                    "more than {}x its size plus {} MiB",
+                    budget.limits.max_ratio,
+                    budget.limits.slack >> 20
+                ),
+            });
+        }
+        budget.entries_left -= 1;
+        budget.bytes_left -= size;
         let kind = entry.header().entry_type();
         if kind.is_symlink() {
             let target = entry.link_name().map_err(|e| unreadable(archive, e))?;
@@ -321,6 +408,45 @@ mod tests {
         assert!(check_link_target(Path::new("bin/x"), Path::new("../lib/x")).is_ok());
         assert!(check_link_target(Path::new("bin/x"), Path::new("../../etc")).is_err());
         assert!(check_link_target(Path::new("x"), Path::new("/etc/passwd")).is_err());
+    }
+
+    #[test]
+    fn archive_bombs_stop_before_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let package = pkgr_test_support::Package::new("bomb", "1")
+            .file("a", "1")
+            .file("b", "2")
+            .file("c", vec![0u8; 4 << 20]);
+        for format in [
+            pkgr_test_support::Format::TarBz2,
+            pkgr_test_support::Format::Conda,
+        ] {
+            let archive = package.write(dir.path(), format);
+            let dest = dir.path().join(format!("out-{format:?}"));
+            std::fs::create_dir_all(&dest).unwrap();
+            let few = ExtractLimits {
+                max_entries: 2,
+                ..ExtractLimits::default()
+            };
+            let err = extract_with_limits(&archive, &dest, few).unwrap_err();
+            assert!(err.to_string().contains("more than 2 entries"), "{err}");
+            // 4 MiB of zeros compress to a few hundred bytes: far over 250x.
+            let tight = ExtractLimits {
+                slack: 0,
+                ..ExtractLimits::default()
+            };
+            let err = extract_with_limits(&archive, &dest, tight).unwrap_err();
+            assert!(matches!(err, ArchiveError::TooLarge { .. }), "{err}");
+            assert!(
+                !dest.join("c").exists(),
+                "nothing of the big entry was written"
+            );
+            // Within the default limits it unpacks.
+            let ok = dir.path().join(format!("ok-{format:?}"));
+            std::fs::create_dir_all(&ok).unwrap();
+            extract(&archive, &ok).unwrap();
+            assert_eq!(std::fs::metadata(ok.join("c")).unwrap().len(), 4 << 20);
+        }
     }
 
     #[test]
