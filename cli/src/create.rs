@@ -118,7 +118,7 @@ pub async fn run(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let existed = prefix.exists();
+    let dir_existed = prefix.exists();
     let lock_progress = progress.clone();
     let prefix_lock = pkgr_prefix::lock_prefix(&prefix, move |pid| {
         let who = pid.map_or_else(
@@ -128,11 +128,21 @@ pub async fn run(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
         lock_progress.line(&format!("waiting for the environment lock (held by {who})"));
     })
     .await?;
+    // The check before solving was only a quick answer: another process may
+    // have created the environment while we solved or waited for the lock.
+    let had_content = pkgr_prefix::is_non_empty_environment(&prefix);
+    if had_content && !args.yes {
+        bail!(
+            "an environment already exists at {} (another process created it meanwhile; use -y/--force to replace it)",
+            prefix.display()
+        );
+    }
     let result = install(&cache, &prefix, &records, &args, progress.clone(), &jobs).await;
     if let Err(err) = result {
-        if !existed {
-            // Leave nothing that looks like an environment behind.
-            let _ = fs_err::remove_dir_all(&prefix);
+        if !had_content {
+            // Leave nothing that looks like an environment behind (only what
+            // this process put there: the prefix held nothing else).
+            undo_create(&prefix, dir_existed);
         }
         drop(prefix_lock);
         return Err(err);
@@ -152,6 +162,18 @@ pub async fn run(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Removes what a failed create put into `prefix`, which held no environment
+/// before (best effort: the error that got us here is what the user sees).
+/// Waiters on the removed prefix lock notice and lock the new file.
+fn undo_create(prefix: &Path, dir_existed: bool) {
+    if dir_existed {
+        let _ = pkgr_prefix::clear_prefix(prefix);
+        let _ = fs_err::remove_dir_all(prefix.join("conda-meta"));
+    } else {
+        let _ = fs_err::remove_dir_all(prefix);
+    }
 }
 
 /// Fetches every record into the cache and links them into `prefix` (whose

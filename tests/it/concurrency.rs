@@ -705,3 +705,38 @@ fn disk_full_is_a_clear_error_and_leaves_nothing_complete() {
         .count();
     assert_eq!(complete, 0);
 }
+
+#[test]
+fn a_create_without_force_never_overwrites_an_env_created_meanwhile() {
+    let world = World::new();
+    let channel = fleet_channel(&world.path().join("channel"), 4);
+    let server = ChannelServer::serve(channel.root());
+    let slow_path = format!("/{}/app0-1.0-0.conda", current_subdir());
+    server.delay(&slow_path, Duration::from_secs(3));
+    let prefix = world.env("raced");
+    let create = |spec: &str| {
+        let mut cmd = world.pkgr();
+        cmd.args([
+            "create",
+            "-p",
+            prefix.to_str().unwrap(),
+            "-c",
+            server.url(),
+            spec,
+        ]);
+        cmd
+    };
+    // Both pass the early "does it exist?" check; only the lock decides.
+    let first = Running::spawn(create("app0"));
+    wait_for_request(&server, &slow_path);
+    let second = Running::spawn(create("app2"));
+    assert_ok(&first.wait(TIMEOUT));
+    let err = assert_fails(&second.wait(TIMEOUT));
+    assert!(err.contains("already exists"), "{err}");
+    assert!(
+        prefix.join("bin/app0").is_file(),
+        "the first environment is intact"
+    );
+    assert!(!prefix.join("bin/app2").exists());
+    assert!(prefix.join("conda-meta/app0-1.0-0.json").is_file());
+}
