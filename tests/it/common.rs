@@ -49,6 +49,13 @@ impl World {
         cmd
     }
 
+    /// `pkgr create -p PREFIX -c CHANNEL SPECS...`
+    pub fn create(&self, prefix: &Path, channel: &str, specs: &[&str]) -> Output {
+        let mut args = vec!["create", "-p", prefix.to_str().unwrap(), "-c", channel];
+        args.extend_from_slice(specs);
+        self.run(&args)
+    }
+
     pub fn run(&self, args: &[&str]) -> Output {
         let mut cmd = self.pkgr();
         cmd.args(args);
@@ -167,7 +174,15 @@ pub fn assert_fails(out: &Output) -> String {
     stderr(out)
 }
 
-/// Every file below `dir` (relative paths), sorted, skipping `skip` names.
+/// How many cache entries below `cache` look complete (have their marker).
+pub fn complete_entries(cache: &Path) -> usize {
+    list_files(&cache.join("pkgs"))
+        .iter()
+        .filter(|f| f.ends_with(".pkgr-entry.json"))
+        .count()
+}
+
+/// Every file below `dir` (relative paths), sorted.
 pub fn list_files(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];

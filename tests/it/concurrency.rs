@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use pkgr_test_support::{current_subdir, sha256_hex, ChannelServer, Format, LocalChannel, Package};
 
 use crate::common::{
-    assert_fails, assert_ok, list_files, run_many, stderr, Running, World, TIMEOUT,
+    assert_fails, assert_ok, complete_entries, list_files, run_many, stderr, Running, World,
+    TIMEOUT,
 };
 
 /// A channel of `libs` shared libraries `lib0..` (both formats), a `common`
@@ -211,14 +212,7 @@ fn unrelated_work_never_waits_for_a_slow_package() {
     let subdir = current_subdir();
     // app0 needs lib0 and lib1; lib0 is slow to serve. Warm the repodata and
     // `common` first, so the only shared work left is what each app needs.
-    assert_ok(&world.run(&[
-        "create",
-        "-p",
-        world.env("warm").to_str().unwrap(),
-        "-c",
-        server.url(),
-        "common",
-    ]));
+    assert_ok(&world.create(&world.env("warm"), server.url(), &["common"]));
     let slow_path = format!("/{subdir}/lib0-1.0-0.conda");
     server.delay(&slow_path, Duration::from_secs(8));
     let mut slow = Running::spawn(create_cmd(
@@ -287,13 +281,7 @@ fn thirty_two_processes_create_the_cache_root_at_once() {
         assert_ok(&out);
     }
     assert!(root.join("CACHEDIR.TAG").is_file());
-    assert_eq!(
-        list_files(&root.join("pkgs"))
-            .iter()
-            .filter(|f| f.ends_with(".pkgr-entry.json"))
-            .count(),
-        1
-    );
+    assert_eq!(complete_entries(&root), 1);
 }
 
 #[test]
@@ -363,27 +351,13 @@ fn waiting_for_another_process_is_visible_and_reuses_its_work() {
     let channel = fleet_channel(&world.path().join("channel"), 4);
     let server = ChannelServer::serve(channel.root());
     let subdir = current_subdir();
-    assert_ok(&world.run(&[
-        "create",
-        "-p",
-        world.env("warm").to_str().unwrap(),
-        "-c",
-        server.url(),
-        "common",
-    ]));
+    assert_ok(&world.create(&world.env("warm"), server.url(), &["common"]));
     let slow_path = format!("/{subdir}/lib1-1.0-0.tar.bz2");
     server.delay(&slow_path, Duration::from_secs(3));
     let first = Running::spawn(create_cmd(&world, &world.env("a"), server.url(), &["lib1"]));
     let first_pid = first.child.id();
     wait_for_request(&server, &slow_path);
-    let second = world.run(&[
-        "create",
-        "-p",
-        world.env("b").to_str().unwrap(),
-        "-c",
-        server.url(),
-        "lib1",
-    ]);
+    let second = world.create(&world.env("b"), server.url(), &["lib1"]);
     assert_ok(&second);
     let text = stderr(&second);
     assert!(
@@ -468,16 +442,7 @@ fn kill_nine_at_random_moments_never_corrupts_the_cache() {
 
     // A normal create succeeds and is complete.
     let prefix = world.env("after");
-    assert_ok(&world.run(&[
-        "create",
-        "-p",
-        prefix.to_str().unwrap(),
-        "-c",
-        server.url(),
-        "app0",
-        "app5",
-        "app9",
-    ]));
+    assert_ok(&world.create(&prefix, server.url(), &["app0", "app5", "app9"]));
     for app in ["app0", "app5", "app9"] {
         assert!(prefix.join("bin").join(app).is_file());
     }
@@ -498,14 +463,7 @@ fn verify_finds_and_repairs_corrupt_entries() {
     let world = World::new();
     let channel = fleet_channel(&world.path().join("channel"), 2);
     let prefix = world.env("v");
-    assert_ok(&world.run(&[
-        "create",
-        "-p",
-        prefix.to_str().unwrap(),
-        "-c",
-        channel.root().to_str().unwrap(),
-        "app0",
-    ]));
+    assert_ok(&world.create(&prefix, channel.root().to_str().unwrap(), &["app0"]));
     let out = world.run(&["--json", "cache", "verify"]);
     assert_ok(&out);
     // Corrupt one extracted file, as a disk incident would.
@@ -533,14 +491,7 @@ fn verify_finds_and_repairs_corrupt_entries() {
     assert_ok(&world.run(&["--json", "cache", "verify"]));
     // The next create fetches it again.
     let again = world.env("again");
-    assert_ok(&world.run(&[
-        "create",
-        "-p",
-        again.to_str().unwrap(),
-        "-c",
-        channel.root().to_str().unwrap(),
-        "app0",
-    ]));
+    assert_ok(&world.create(&again, channel.root().to_str().unwrap(), &["app0"]));
     assert_eq!(
         std::fs::read(again.join("lib/lib0/part3.bin"))
             .unwrap()
@@ -620,14 +571,11 @@ fn unusable_lock_file_is_a_clear_error() {
     let world = World::new();
     let channel = fleet_channel(&world.path().join("channel"), 2);
     // Learn the entry key, then put a directory where its lock file goes.
-    assert_ok(&world.run(&[
-        "create",
-        "-p",
-        world.env("a").to_str().unwrap(),
-        "-c",
+    assert_ok(&world.create(
+        &world.env("a"),
         channel.root().to_str().unwrap(),
-        "common",
-    ]));
+        &["common"],
+    ));
     let locks = world.cache().join("pkgs/.locks");
     let lock = std::fs::read_dir(&locks)
         .unwrap()
@@ -638,14 +586,7 @@ fn unusable_lock_file_is_a_clear_error() {
     std::fs::remove_file(&lock).unwrap();
     std::fs::create_dir(&lock).unwrap();
     let prefix = world.env("b");
-    let err = assert_fails(&world.run(&[
-        "create",
-        "-p",
-        prefix.to_str().unwrap(),
-        "-c",
-        channel.root().to_str().unwrap(),
-        "common",
-    ]));
+    let err = assert_fails(&world.create(&prefix, channel.root().to_str().unwrap(), &["common"]));
     assert!(
         err.contains("could not lock") && err.contains(&lock.display().to_string()),
         "{err}"
@@ -699,10 +640,7 @@ fn disk_full_is_a_clear_error_and_leaves_nothing_complete() {
         "{err}"
     );
     assert!(!prefix.exists());
-    let complete = list_files(&cache.join("pkgs"))
-        .into_iter()
-        .filter(|f| f.ends_with(".pkgr-entry.json"))
-        .count();
+    let complete = complete_entries(&cache);
     assert_eq!(complete, 0);
 }
 

@@ -7,7 +7,9 @@ use pkgr_test_support::{
     binary_placeholder, sha256_hex, ChannelServer, Format, LocalChannel, Package, TEXT_PLACEHOLDER,
 };
 
-use crate::common::{assert_fails, assert_ok, filters, list_files, stderr, stdout, World};
+use crate::common::{
+    assert_fails, assert_ok, complete_entries, filters, list_files, stderr, stdout, World,
+};
 
 macro_rules! snapshot {
     ($world:expr, $name:expr, $value:expr) => {{
@@ -67,14 +69,7 @@ fn creates_a_dependency_chain_across_both_formats() {
     let world = World::new();
     let channel = chain_channel(&world.path().join("channel"));
     let prefix = world.env("chain");
-    let out = world.run(&[
-        "create",
-        "-p",
-        prefix.to_str().unwrap(),
-        "-c",
-        channel.root().to_str().unwrap(),
-        "app",
-    ]);
+    let out = world.create(&prefix, channel.root().to_str().unwrap(), &["app"]);
     assert_ok(&out);
     let prefix_text = prefix.display().to_string();
 
@@ -262,15 +257,11 @@ fn unsatisfiable_request_is_explained() {
     let world = World::new();
     let channel = chain_channel(&world.path().join("channel"));
     let prefix = world.env("conflict");
-    let out = world.run(&[
-        "create",
-        "-p",
-        prefix.to_str().unwrap(),
-        "-c",
+    let out = world.create(
+        &prefix,
         channel.root().to_str().unwrap(),
-        "app",
-        "libbase<1",
-    ]);
+        &["app", "libbase<1"],
+    );
     let err = assert_fails(&out);
     snapshot!(&world, "unsatisfiable", err);
     assert!(!prefix.exists());
@@ -374,14 +365,7 @@ fn checksum_mismatch_leaves_the_cache_clean() {
     std::fs::write(&archive, bytes).unwrap();
 
     let prefix = world.env("victim");
-    let out = world.run(&[
-        "create",
-        "-p",
-        prefix.to_str().unwrap(),
-        "-c",
-        root.to_str().unwrap(),
-        "victim",
-    ]);
+    let out = world.create(&prefix, root.to_str().unwrap(), &["victim"]);
     let err = assert_fails(&out);
     assert!(err.contains("checksum mismatch"), "{err}");
     assert!(err.contains("victim-1-0.conda"), "{err}");
@@ -439,10 +423,7 @@ fn path_escaping_archives_are_rejected() {
     }
     assert!(!world.path().join("escaped.txt").exists());
     assert!(!world.cache().join("escaped.txt").exists());
-    let complete = list_files(&world.cache().join("pkgs"))
-        .into_iter()
-        .filter(|f| f.ends_with(".pkgr-entry.json"))
-        .count();
+    let complete = complete_entries(&world.cache());
     assert_eq!(
         complete, 0,
         "no rejected package may look complete in the cache"
@@ -463,14 +444,7 @@ fn legacy_packages_without_paths_json_install() {
     );
     channel.write_repodata();
     let prefix = world.env("legacy");
-    assert_ok(&world.run(&[
-        "create",
-        "-p",
-        prefix.to_str().unwrap(),
-        "-c",
-        root.to_str().unwrap(),
-        "oldie",
-    ]));
+    assert_ok(&world.create(&prefix, root.to_str().unwrap(), &["oldie"]));
     let script = std::fs::read_to_string(prefix.join("bin/oldie")).unwrap();
     assert_eq!(script, format!("#!/bin/sh\necho {}\n", prefix.display()));
     assert_eq!(
@@ -486,14 +460,7 @@ fn http_channels_fetch_each_archive_once() {
     let server = ChannelServer::serve(channel.root());
     for name in ["one", "two"] {
         let prefix = world.env(name);
-        let out = world.run(&[
-            "create",
-            "-p",
-            prefix.to_str().unwrap(),
-            "-c",
-            server.url(),
-            "app",
-        ]);
+        let out = world.create(&prefix, server.url(), &["app"]);
         assert_ok(&out);
         assert!(prefix.join("bin/app").is_file());
     }
@@ -566,24 +533,14 @@ fn same_file_name_from_two_channels_never_collides() {
         ("c", &first, "from the first channel\n"),
     ] {
         let prefix = world.env(name);
-        assert_ok(&world.run(&[
-            "create",
-            "-p",
-            prefix.to_str().unwrap(),
-            "-c",
-            channel.root().to_str().unwrap(),
-            "twin",
-        ]));
+        assert_ok(&world.create(&prefix, channel.root().to_str().unwrap(), &["twin"]));
         assert_eq!(
             std::fs::read_to_string(prefix.join("share/twin.txt")).unwrap(),
             text,
             "env {name}"
         );
     }
-    let entries = list_files(&world.cache().join("pkgs"))
-        .into_iter()
-        .filter(|f| f.ends_with(".pkgr-entry.json"))
-        .count();
+    let entries = complete_entries(&world.cache());
     assert_eq!(entries, 2, "one cache entry per distinct archive");
 }
 
@@ -611,23 +568,13 @@ fn unreadable_archive_is_a_clear_error() {
     std::fs::write(&repodata_path, serde_json::to_vec(&repodata).unwrap()).unwrap();
 
     let prefix = world.env("garbled");
-    let err = assert_fails(&world.run(&[
-        "create",
-        "-p",
-        prefix.to_str().unwrap(),
-        "-c",
-        root.to_str().unwrap(),
-        "garbled",
-    ]));
+    let err = assert_fails(&world.create(&prefix, root.to_str().unwrap(), &["garbled"]));
     assert!(
         err.contains("could not unpack garbled-1-0.tar.bz2") && err.contains("unreadable"),
         "{err}"
     );
     assert!(!prefix.exists());
-    let complete = list_files(&world.cache().join("pkgs"))
-        .into_iter()
-        .filter(|f| f.ends_with(".pkgr-entry.json"))
-        .count();
+    let complete = complete_entries(&world.cache());
     assert_eq!(complete, 0);
     assert!(list_files(&world.cache().join("tmp")).is_empty());
 }

@@ -48,14 +48,7 @@ fn index_writes_repodata_with_checksums() {
 
     // The indexed folder works as a channel.
     let prefix = world.env("indexed");
-    assert_ok(&world.run(&[
-        "create",
-        "-p",
-        prefix.to_str().unwrap(),
-        "-c",
-        root.to_str().unwrap(),
-        "alpha",
-    ]));
+    assert_ok(&world.create(&prefix, root.to_str().unwrap(), &["alpha"]));
     assert_eq!(
         std::fs::read_to_string(prefix.join("share/b")).unwrap(),
         "b"
