@@ -86,6 +86,12 @@ enum Content {
     RawSymlink {
         target: String,
     },
+    /// An empty directory (`path_type: directory`).
+    Directory,
+    /// A plain 0644 file listed with `no_link: true`.
+    NoLink {
+        bytes: Vec<u8>,
+    },
 }
 
 /// A conda package to build.
@@ -99,6 +105,7 @@ pub struct Package {
     subdir: String,
     noarch: Option<String>,
     legacy: bool,
+    entry_points: Vec<String>,
     files: Vec<(String, Content)>,
 }
 
@@ -114,6 +121,7 @@ impl Package {
             subdir: current_subdir().to_owned(),
             noarch: None,
             legacy: false,
+            entry_points: Vec::new(),
             files: Vec::new(),
         }
     }
@@ -145,6 +153,24 @@ impl Package {
     pub fn noarch_generic(mut self) -> Self {
         self.noarch = Some(String::from("generic"));
         self.subdir = String::from("noarch");
+        self
+    }
+
+    /// Makes this a `noarch: python` package (subdir noarch) with an
+    /// `info/link.json`; add its files under `site-packages/` and
+    /// `python-scripts/`.
+    #[must_use]
+    pub fn noarch_python(mut self) -> Self {
+        self.noarch = Some(String::from("python"));
+        self.subdir = String::from("noarch");
+        self
+    }
+
+    /// Adds an entry point (`"hello = hellopkg.cli:main"`) to `info/link.json`
+    /// (only written for [`Package::noarch_python`] packages).
+    #[must_use]
+    pub fn entry_point(mut self, spec: &str) -> Self {
+        self.entry_points.push(spec.to_owned());
         self
     }
 
@@ -218,6 +244,41 @@ impl Package {
             },
         ));
         self
+    }
+
+    /// Adds an empty directory (a tar directory entry, mode 0755, listed as
+    /// `path_type: directory`; left out of a legacy `info/files`).
+    #[must_use]
+    pub fn directory(mut self, path: &str) -> Self {
+        self.files.push((path.to_owned(), Content::Directory));
+        self
+    }
+
+    /// Adds a plain file (mode 0644) listed with `no_link: true` (and in
+    /// `info/no_link` for legacy packages).
+    #[must_use]
+    pub fn no_link(mut self, path: &str, bytes: impl Into<Vec<u8>>) -> Self {
+        self.files.push((
+            path.to_owned(),
+            Content::NoLink {
+                bytes: bytes.into(),
+            },
+        ));
+        self
+    }
+
+    /// Adds the post-link script `bin/.<name>-post-link.sh` (mode 0755).
+    #[must_use]
+    pub fn post_link(self, script: &str) -> Self {
+        let path = format!("bin/.{}-post-link.sh", self.name);
+        self.executable(&path, script)
+    }
+
+    /// Adds the pre-unlink script `bin/.<name>-pre-unlink.sh` (mode 0755).
+    #[must_use]
+    pub fn pre_unlink(self, script: &str) -> Self {
+        let path = format!("bin/.{}-pre-unlink.sh", self.name);
+        self.executable(&path, script)
     }
 
     /// Adds an archive entry with an arbitrary name (e.g. `../evil`), bypassing
@@ -302,6 +363,11 @@ impl Package {
                 Content::Symlink { .. } | Content::RawSymlink { .. } => {
                     json!({ "_path": path, "path_type": "softlink" })
                 }
+                Content::Directory => json!({ "_path": path, "path_type": "directory" }),
+                Content::NoLink { bytes } => json!({
+                    "_path": path, "path_type": "hardlink", "no_link": true,
+                    "sha256": hex::encode(Sha256::digest(bytes)), "size_in_bytes": bytes.len(),
+                }),
                 Content::Raw { .. } => continue,
             };
             paths.push(entry);
@@ -314,17 +380,34 @@ impl Package {
             String::from("info/index.json"),
             serde_json::to_vec_pretty(&self.index_json()).unwrap(),
         )];
+        if self.noarch.as_deref() == Some("python") {
+            let mut noarch = json!({ "type": "python" });
+            if !self.entry_points.is_empty() {
+                noarch["entry_points"] = json!(self.entry_points);
+            }
+            let link = json!({ "noarch": noarch, "package_metadata_version": 1 });
+            info.push((
+                String::from("info/link.json"),
+                serde_json::to_vec_pretty(&link).unwrap(),
+            ));
+        }
         if self.legacy {
-            let files: Vec<&str> = self
-                .files
-                .iter()
-                .filter(|(_, c)| !matches!(c, Content::Raw { .. }))
-                .map(|(p, _)| p.as_str())
-                .collect();
+            let listed = |keep: fn(&Content) -> bool| -> Vec<&str> {
+                let files = self.files.iter().filter(|(_, c)| keep(c));
+                files.map(|(p, _)| p.as_str()).collect()
+            };
+            let files = listed(|c| !matches!(c, Content::Raw { .. } | Content::Directory));
             info.push((
                 String::from("info/files"),
                 format!("{}\n", files.join("\n")).into_bytes(),
             ));
+            let no_link = listed(|c| matches!(c, Content::NoLink { .. }));
+            if !no_link.is_empty() {
+                info.push((
+                    String::from("info/no_link"),
+                    format!("{}\n", no_link.join("\n")).into_bytes(),
+                ));
+            }
             let mut has_prefix = String::new();
             for (path, content) in &self.files {
                 match content {
@@ -359,6 +442,12 @@ impl Package {
                 Content::Symlink { target } => append_symlink(&mut builder, path, target),
                 Content::Raw { bytes } => append_raw(&mut builder, path, bytes, None),
                 Content::RawSymlink { target } => append_raw(&mut builder, path, &[], Some(target)),
+                Content::Directory => {
+                    let mut h = header(0, 0o755, tar::EntryType::Directory);
+                    let name = format!("{}/", path.trim_end_matches('/'));
+                    builder.append_data(&mut h, name, std::io::empty()).unwrap();
+                }
+                Content::NoLink { bytes } => append_file(&mut builder, path, bytes, 0o644),
             }
         }
         builder.into_inner().unwrap()
@@ -737,6 +826,54 @@ pub fn write_demo_channel(root: &Path) -> LocalChannel {
     channel
 }
 
+/// A `python` package for this machine's subdir whose `bin/python` is a shell
+/// script running the machine's `python3`, with `bin/python3 -> python` and
+/// `lib/python<X.Y>/site-packages/README.txt` (X.Y from `version`). The
+/// script puts the environment's site-packages on `PYTHONPATH` (found from
+/// `$0`, which is the full path when the kernel runs it as an interpreter), so
+/// entry points import the packages linked into the environment.
+pub fn python_package(version: &str) -> Package {
+    let major_minor: Vec<&str> = version.split('.').take(2).collect();
+    // The absolute path: with the environment's bin/ on PATH, a bare
+    // `python3` would be this package's own bin/python3 and loop forever.
+    let machine_python = machine_python_executable().unwrap_or_else(|| "python3".to_owned());
+    let script = format!(
+        "#!/bin/sh\nprefix=\"${{0%/bin/*}}\"\nPYTHONPATH=\"$prefix/lib/python{}/site-packages${{PYTHONPATH:+:$PYTHONPATH}}\" exec '{machine_python}' \"$@\"\n",
+        major_minor.join(".")
+    );
+    Package::new("python", version)
+        .executable("bin/python", script)
+        .symlink("bin/python3", "python")
+        .file(
+            &format!(
+                "lib/python{}/site-packages/README.txt",
+                major_minor.join(".")
+            ),
+            "site-packages\n",
+        )
+}
+
+/// The machine's `python3` version (`3.12.1`), or `None` if `python3` is
+/// missing or fails.
+pub fn machine_python_version() -> Option<String> {
+    let output = std::process::Command::new("python3")
+        .args(["-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"])
+        .output()
+        .ok()?;
+    let version = String::from_utf8(output.stdout).ok()?;
+    (output.status.success() && !version.trim().is_empty()).then(|| version.trim().to_owned())
+}
+
+/// The absolute path of the machine's `python3` (`sys.executable`), or `None`.
+pub fn machine_python_executable() -> Option<String> {
+    let output = std::process::Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .ok()?;
+    let path = String::from_utf8(output.stdout).ok()?;
+    (output.status.success() && path.trim().starts_with('/')).then(|| path.trim().to_owned())
+}
+
 /// One entry of a package archive, as read by [`archive_entries`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ArchiveEntry {
@@ -844,4 +981,105 @@ pub fn expect_binary_replaced(bytes: &[u8], placeholder: &str, prefix: &str) -> 
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json_entry(entries: &HashMap<String, ArchiveEntry>, name: &str) -> serde_json::Value {
+        match &entries[name] {
+            ArchiveEntry::File(bytes) => serde_json::from_slice(bytes).unwrap(),
+            other => panic!("{name} is {other:?}"),
+        }
+    }
+
+    fn sample() -> Package {
+        Package::new("hellopkg", "1.0")
+            .noarch_python()
+            .entry_point("hello = hellopkg.cli:main")
+            .file("site-packages/hellopkg/__init__.py", "")
+            .directory("share/hellopkg/empty")
+            .no_link("share/hellopkg/state.db", "state")
+            .post_link("echo linked")
+    }
+
+    #[test]
+    fn noarch_python_package_in_both_formats() {
+        let dir = tempfile::tempdir().unwrap();
+        for format in [Format::Conda, Format::TarBz2] {
+            let entries = archive_entries(&sample().write(dir.path(), format));
+            let index = json_entry(&entries, "info/index.json");
+            assert_eq!(
+                (index["noarch"].as_str(), index["subdir"].as_str()),
+                (Some("python"), Some("noarch"))
+            );
+            assert_eq!(
+                json_entry(&entries, "info/link.json"),
+                json!({
+                    "noarch": { "type": "python", "entry_points": ["hello = hellopkg.cli:main"] },
+                    "package_metadata_version": 1,
+                })
+            );
+            let paths = json_entry(&entries, "info/paths.json");
+            let by_path = |p: &str| {
+                paths["paths"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|e| e["_path"] == p)
+                    .cloned()
+                    .unwrap()
+            };
+            assert_eq!(
+                by_path("share/hellopkg/empty"),
+                json!({ "_path": "share/hellopkg/empty", "path_type": "directory" })
+            );
+            assert_eq!(by_path("share/hellopkg/state.db")["no_link"], json!(true));
+            assert_eq!(
+                by_path("bin/.hellopkg-post-link.sh")["path_type"],
+                "hardlink"
+            );
+            assert_eq!(entries["share/hellopkg/empty"], ArchiveEntry::Directory);
+            assert_eq!(
+                entries["share/hellopkg/state.db"],
+                ArchiveEntry::File(b"state".to_vec())
+            );
+        }
+    }
+
+    #[test]
+    fn legacy_lists_no_link_and_skips_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let entries = archive_entries(&sample().legacy().write(dir.path(), Format::TarBz2));
+        assert!(!entries.contains_key("info/paths.json"));
+        let files = match &entries["info/files"] {
+            ArchiveEntry::File(bytes) => String::from_utf8(bytes.clone()).unwrap(),
+            other => panic!("{other:?}"),
+        };
+        assert!(files.contains("share/hellopkg/state.db\n") && !files.contains("empty"));
+        assert_eq!(
+            entries["info/no_link"],
+            ArchiveEntry::File(b"share/hellopkg/state.db\n".to_vec())
+        );
+        assert_eq!(entries["share/hellopkg/empty"], ArchiveEntry::Directory);
+    }
+
+    #[test]
+    fn link_json_without_entry_points_and_python_package() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Package::new("p", "1")
+            .noarch_python()
+            .write(dir.path(), Format::Conda);
+        assert_eq!(
+            json_entry(&archive_entries(&path), "info/link.json"),
+            json!({ "noarch": { "type": "python" }, "package_metadata_version": 1 })
+        );
+        let entries = archive_entries(&python_package("3.11.4").write(dir.path(), Format::Conda));
+        assert_eq!(
+            entries["bin/python3"],
+            ArchiveEntry::Symlink(String::from("python"))
+        );
+        assert!(entries.contains_key("lib/python3.11/site-packages/README.txt"));
+    }
 }
