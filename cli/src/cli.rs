@@ -37,6 +37,13 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Create a new environment from a list of specs
     Create(CreateArgs),
+    /// Install packages into an existing environment, keeping what is installed where possible
+    Install(InstallArgs),
+    /// Update packages of an environment (or all of them with --all) to the newest the channels allow
+    Update(InstallArgs),
+    /// Remove packages from an environment
+    #[command(visible_alias = "uninstall")]
+    Remove(RemoveArgs),
     /// List the packages installed in an environment
     List(ListArgs),
     /// Write repodata.json for every subdir of a local folder of packages (a local channel)
@@ -102,9 +109,56 @@ pub struct CreateArgs {
     /// The platform (subdir) to create the environment for [default: this machine's]
     #[arg(long, value_name = "SUBDIR")]
     pub platform: Option<String>,
+    /// Copy files into the environment instead of hardlinking them from the cache (reflinks where the file system has them)
+    #[arg(long)]
+    pub copy: bool,
     /// Packages to install, as conda match specs (`python`, `numpy>=1.26,<2`, `conda-forge::xz`)
     #[arg(required = true, value_name = "SPEC")]
     pub specs: Vec<String>,
+}
+
+/// `pkgr install` and `pkgr update`.
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    #[command(flatten)]
+    pub target: EnvTarget,
+    /// A channel, as for `create`. Repeat for several, highest priority first [default: the channels the environment's packages came from]
+    #[arg(short = 'c', long = "channel", value_name = "CHANNEL")]
+    pub channels: Vec<String>,
+    /// Use only the channels given with -c (accepted for conda compatibility)
+    #[arg(long)]
+    pub override_channels: bool,
+    /// Solve and show what would change, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Change only the named packages, not their dependencies (like conda's --no-deps)
+    #[arg(long)]
+    pub no_deps: bool,
+    /// Copy files into the environment instead of hardlinking them from the cache
+    #[arg(long)]
+    pub copy: bool,
+    /// With `update`: update every package of the environment
+    #[arg(long)]
+    pub all: bool,
+    /// Packages, as conda match specs
+    #[arg(value_name = "SPEC")]
+    pub specs: Vec<String>,
+}
+
+/// `pkgr remove`.
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    #[command(flatten)]
+    pub target: EnvTarget,
+    /// Remove the packages even if others installed depend on them (their dependencies are then broken)
+    #[arg(long)]
+    pub force: bool,
+    /// Show what would be removed, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Names of the packages to remove
+    #[arg(required = true, value_name = "PACKAGE")]
+    pub packages: Vec<String>,
 }
 
 /// `pkgr list`.

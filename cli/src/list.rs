@@ -49,7 +49,7 @@ pub fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<()> {
             p.name.as_normalized(),
             p.version.to_string(),
             p.build,
-            crate::create::channel_label(r)
+            crate::transact::channel_label(r)
         ));
     }
     print_stdout(&out);

@@ -6,8 +6,10 @@ mod cli;
 mod create;
 mod index;
 mod list;
+mod modify;
 mod output;
 mod paths;
+mod transact;
 
 use std::process::ExitCode;
 
@@ -39,6 +41,9 @@ async fn run(args: cli::Cli) -> anyhow::Result<()> {
     let global = args.global;
     match args.command {
         cli::Command::Create(create) => create::run(&global, create).await,
+        cli::Command::Install(install) => modify::install(&global, install, false).await,
+        cli::Command::Update(update) => modify::install(&global, update, true).await,
+        cli::Command::Remove(remove) => modify::remove(&global, remove).await,
         cli::Command::List(list) => list::run(&global, &list),
         cli::Command::Index(index) => index::run(&global, &index),
         cli::Command::Clean(clean) => cache::clean(&global, &clean).await,

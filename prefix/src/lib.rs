@@ -6,19 +6,25 @@
 //! ([`lock_prefix`]) for its whole length; it is the first lock in pkgr's lock
 //! order (see the `pkgr_cache` crate docs).
 
+mod link;
 mod placeholder;
+pub mod python;
+mod scripts;
+mod transaction;
+mod unlink;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use pkgr_cache::archive::{check_link_target, check_relative_path};
 use pkgr_cache::lock::{self, FileLock, LockMode};
-use rattler_conda_types::package::{FileMode, PathType, PathsJson};
-use rattler_conda_types::prefix_record::{Link, LinkType, PathsEntry as PrefixPathsEntry};
 use rattler_conda_types::{PrefixRecord, RepoDataRecord};
-use sha2::{Digest, Sha256};
 
-pub use placeholder::{replace_binary, replace_text, PlaceholderError};
+pub use link::{LinkMode, LinkedPackage, PackagePlan};
+pub use placeholder::{replace_binary, replace_text, shorten_long_shebang, PlaceholderError};
+pub use python::PythonInfo;
+pub use scripts::{run_link_script, script_path, ScriptKind};
+pub use transaction::{recover, LinkRequest, Transaction, TransactionEvent};
+pub use unlink::{record_paths, remove_paths};
 
 /// The prefix lock file, inside `conda-meta/` (conda ignores non-`.json` files there).
 pub const PREFIX_LOCK: &str = ".pkgr-prefix.lock";
@@ -73,6 +79,22 @@ pub enum PrefixError {
         #[source]
         source: std::io::Error,
     },
+    /// A noarch python package, and no python in the environment.
+    #[error("{package} is a noarch: python package, and the environment has no python (add `python` to the request)")]
+    NoPython {
+        /// The package.
+        package: String,
+    },
+    /// A link script failed.
+    #[error("the {kind} script of {package} failed: {detail}")]
+    LinkScript {
+        /// The package.
+        package: String,
+        /// Which script.
+        kind: ScriptKind,
+        /// The script, its exit status and its output.
+        detail: String,
+    },
     /// The prefix lock could not be taken.
     #[error(transparent)]
     Lock(#[from] pkgr_cache::LockError),
@@ -93,7 +115,7 @@ pub enum PrefixError {
     },
 }
 
-fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> PrefixError {
+pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> PrefixError {
     let context = context.into();
     move |source| PrefixError::Io { context, source }
 }
@@ -179,199 +201,6 @@ pub fn check_replaceable(prefix: &Path) -> Result<(), PrefixError> {
     }
 }
 
-/// How a file was put into the prefix.
-fn link_or_copy(src: &Path, dest: &Path, allow_hardlink: bool) -> Result<LinkType, PrefixError> {
-    if allow_hardlink && fs_err::hard_link(src, dest).is_ok() {
-        return Ok(LinkType::HardLink);
-    }
-    fs_err::copy(src, dest).map_err(io("copying a file into the environment"))?;
-    Ok(LinkType::Copy)
-}
-
-/// Links one extracted package (`package_dir`, from the cache) into `prefix`
-/// and returns its conda-meta record (not yet written: see
-/// [`write_prefix_record`]).
-///
-/// Files are hardlinked from the cache when possible; copied when hardlinking
-/// fails, the file carries a prefix placeholder, or is `no_link`. Every path is
-/// checked before anything is written, so a package with a path escaping the
-/// prefix links nothing.
-pub fn link_package(
-    prefix: &Path,
-    package_dir: &Path,
-    record: &RepoDataRecord,
-    requested_spec: Option<String>,
-) -> Result<PrefixRecord, PrefixError> {
-    let package = record.identifier.to_string();
-    let paths = PathsJson::from_package_directory_with_deprecated_fallback(package_dir).map_err(
-        |source| match first_missing_legacy_file(package_dir) {
-            Some(path) => PrefixError::Incomplete {
-                package: package.clone(),
-                path,
-            },
-            None => PrefixError::BadMetadata {
-                package: package.clone(),
-                source,
-            },
-        },
-    )?;
-    let unsafe_path = |path: &Path, why| PrefixError::UnsafePath {
-        package: package.clone(),
-        path: path.display().to_string(),
-        why,
-    };
-    // Check everything first: a bad package links nothing.
-    for entry in &paths.paths {
-        check_relative_path(&entry.relative_path)
-            .map_err(|why| unsafe_path(&entry.relative_path, why))?;
-        let src = package_dir.join(&entry.relative_path);
-        if entry.path_type != PathType::Directory && std::fs::symlink_metadata(&src).is_err() {
-            return Err(PrefixError::Incomplete {
-                package: package.clone(),
-                path: entry.relative_path.display().to_string(),
-            });
-        }
-        if is_symlink(&src) {
-            let target = fs_err::read_link(&src).map_err(io("reading a symlink of the package"))?;
-            check_link_target(&entry.relative_path, &target)
-                .map_err(|why| unsafe_path(&target, why))?;
-        }
-    }
-    let prefix_text = prefix.to_string_lossy().replace('\\', "/");
-    let mut entries = Vec::with_capacity(paths.paths.len());
-    let mut used_copy = false;
-    for entry in &paths.paths {
-        let src = package_dir.join(&entry.relative_path);
-        let dest = prefix.join(&entry.relative_path);
-        if let Some(parent) = dest.parent() {
-            fs_err::create_dir_all(parent)
-                .map_err(io("creating a directory in the environment"))?;
-        }
-        let mut sha256_in_prefix = entry.sha256;
-        match entry.path_type {
-            PathType::Directory => {
-                fs_err::create_dir_all(&dest)
-                    .map_err(io("creating a directory in the environment"))?;
-            }
-            PathType::SoftLink | PathType::HardLink if is_symlink(&src) => {
-                let target =
-                    fs_err::read_link(&src).map_err(io("reading a symlink of the package"))?;
-                remove_existing(&dest)?;
-                make_symlink(&target, &dest)?;
-            }
-            // A `softlink` that the archive holds as a plain file is linked as
-            // a file, like any other.
-            PathType::SoftLink | PathType::HardLink => {
-                remove_existing(&dest)?;
-                if let Some(placeholder) = &entry.prefix_placeholder {
-                    let bytes = fs_err::read(&src).map_err(io("reading a package file"))?;
-                    let replaced = match placeholder.file_mode {
-                        FileMode::Text => replace_text(
-                            &bytes,
-                            placeholder.placeholder.as_bytes(),
-                            prefix_text.as_bytes(),
-                        ),
-                        FileMode::Binary => replace_binary(
-                            &bytes,
-                            placeholder.placeholder.as_bytes(),
-                            prefix_text.as_bytes(),
-                        )
-                        .map_err(|source| PrefixError::Placeholder {
-                            package: package.clone(),
-                            path: entry.relative_path.display().to_string(),
-                            source,
-                        })?,
-                    };
-                    write_with_permissions_of(&src, &dest, &replaced)?;
-                    sha256_in_prefix = Some(Sha256::digest(&replaced));
-                } else if link_or_copy(&src, &dest, !entry.no_link)? == LinkType::Copy {
-                    used_copy = true;
-                }
-            }
-        }
-        entries.push(PrefixPathsEntry {
-            relative_path: entry.relative_path.clone(),
-            original_path: None,
-            path_type: entry.path_type.into(),
-            no_link: entry.no_link,
-            sha256: entry.sha256,
-            sha256_in_prefix,
-            size_in_bytes: entry.size_in_bytes,
-            file_mode: entry.prefix_placeholder.as_ref().map(|p| p.file_mode),
-            prefix_placeholder: entry
-                .prefix_placeholder
-                .as_ref()
-                .map(|p| p.placeholder.clone()),
-        });
-    }
-    let mut prefix_record = PrefixRecord::from_repodata_record(record.clone(), entries);
-    prefix_record.extracted_package_dir = Some(package_dir.to_path_buf());
-    prefix_record.link = Some(Link {
-        source: package_dir.to_path_buf(),
-        // Files with placeholders are always written anew; the link type says
-        // how the others got there.
-        link_type: Some(if used_copy {
-            LinkType::Copy
-        } else {
-            LinkType::HardLink
-        }),
-    });
-    #[allow(deprecated)]
-    {
-        prefix_record.requested_spec.clone_from(&requested_spec);
-    }
-    prefix_record.requested_specs = requested_spec.into_iter().collect();
-    Ok(prefix_record)
-}
-
-/// For a legacy package (`info/files`, no paths.json): the first listed file
-/// that is not there.
-fn first_missing_legacy_file(package_dir: &Path) -> Option<String> {
-    if package_dir.join("info").join("paths.json").exists() {
-        return None;
-    }
-    let files = fs_err::read_to_string(package_dir.join("info").join("files")).ok()?;
-    files
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .find(|l| std::fs::symlink_metadata(package_dir.join(l)).is_err())
-        .map(ToOwned::to_owned)
-}
-
-fn is_symlink(path: &Path) -> bool {
-    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
-}
-
-fn remove_existing(dest: &Path) -> Result<(), PrefixError> {
-    match std::fs::symlink_metadata(dest) {
-        Ok(meta) if meta.is_dir() => Ok(()),
-        Ok(_) => fs_err::remove_file(dest).map_err(io("replacing a file in the environment")),
-        Err(_) => Ok(()),
-    }
-}
-
-#[cfg(unix)]
-fn make_symlink(target: &Path, dest: &Path) -> Result<(), PrefixError> {
-    fs_err::os::unix::fs::symlink(target, dest).map_err(io("creating a symlink in the environment"))
-}
-
-#[cfg(windows)]
-fn make_symlink(target: &Path, dest: &Path) -> Result<(), PrefixError> {
-    fs_err::os::windows::fs::symlink_file(target, dest)
-        .map_err(io("creating a symlink in the environment"))
-}
-
-fn write_with_permissions_of(src: &Path, dest: &Path, bytes: &[u8]) -> Result<(), PrefixError> {
-    let permissions = fs_err::metadata(src)
-        .map_err(io("reading a package file"))?
-        .permissions();
-    let mut file = fs_err::File::create(dest).map_err(io("writing a file into the environment"))?;
-    file.write_all(bytes)
-        .map_err(io(format!("writing {}", dest.display())))?;
-    fs_err::set_permissions(dest, permissions).map_err(io("setting file permissions"))
-}
-
 /// The file name of a package's conda-meta record.
 pub fn record_file_name(record: &RepoDataRecord) -> String {
     let p = &record.package_record;
@@ -384,10 +213,21 @@ pub fn write_prefix_record(prefix: &Path, record: &PrefixRecord) -> Result<(), P
     let meta = prefix.join("conda-meta");
     fs_err::create_dir_all(&meta).map_err(io("creating conda-meta"))?;
     let path = meta.join(record_file_name(&record.repodata_record));
-    let text = serde_json::to_vec_pretty(record).map_err(|e| PrefixError::Io {
+    let serialize_error = |e: serde_json::Error| PrefixError::Io {
         context: format!("serializing {}", path.display()),
         source: std::io::Error::other(e),
-    })?;
+    };
+    let mut value = serde_json::to_value(record).map_err(serialize_error)?;
+    // conda writes `depends` and `constrains` even when empty (rattler skips
+    // empty lists); tools reading conda-meta expect both keys.
+    if let Some(object) = value.as_object_mut() {
+        for key in ["depends", "constrains"] {
+            object
+                .entry(key)
+                .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+        }
+    }
+    let text = serde_json::to_vec_pretty(&value).map_err(serialize_error)?;
     let mut file = tempfile::NamedTempFile::new_in(&meta).map_err(io("writing conda-meta"))?;
     file.write_all(&text)
         .map_err(io(format!("writing {}", path.display())))?;
@@ -420,12 +260,14 @@ pub fn read_prefix_records(prefix: &Path) -> Result<Vec<PrefixRecord>, PrefixErr
     Ok(records)
 }
 
-/// Appends one revision to `conda-meta/history` in conda's format.
+/// Appends one revision to `conda-meta/history` in conda's format
+/// (`specs_kind`: `update` for create/install/update, `remove` for remove).
 pub fn append_history(
     prefix: &Path,
     command: &str,
     linked: &[RepoDataRecord],
     unlinked: &[RepoDataRecord],
+    specs_kind: &str,
     specs: &[String],
     timestamp: &str,
 ) -> Result<(), PrefixError> {
@@ -441,7 +283,7 @@ pub fn append_history(
         text.push_str(&format!("+{}\n", dist_string(record)));
     }
     let quoted: Vec<String> = specs.iter().map(|s| format!("'{s}'")).collect();
-    text.push_str(&format!("# update specs: [{}]\n", quoted.join(", ")));
+    text.push_str(&format!("# {specs_kind} specs: [{}]\n", quoted.join(", ")));
     let mut file = fs_err::OpenOptions::new()
         .create(true)
         .append(true)

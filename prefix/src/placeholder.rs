@@ -35,6 +35,34 @@ pub fn replace_text(data: &[u8], placeholder: &[u8], prefix: &[u8]) -> Vec<u8> {
     out
 }
 
+/// After text replacement: a `#!` first line longer than the kernel takes
+/// ([`crate::python::MAX_SHEBANG_LENGTH`]) becomes `#!/usr/bin/env <program>
+/// <args>`, as conda does, so the script still runs (with the environment's
+/// `bin/` on PATH). Other data is returned unchanged.
+pub fn shorten_long_shebang(data: Vec<u8>) -> Vec<u8> {
+    if !data.starts_with(b"#!") {
+        return data;
+    }
+    let end = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
+    if end <= crate::python::MAX_SHEBANG_LENGTH {
+        return data;
+    }
+    let Ok(line) = std::str::from_utf8(&data[2..end]) else {
+        return data;
+    };
+    let line = line.trim();
+    let (program, args) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+    let name = program.rsplit('/').next().unwrap_or(program);
+    let mut out = format!("#!/usr/bin/env {name}");
+    if !args.trim().is_empty() {
+        out.push(' ');
+        out.push_str(args.trim());
+    }
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(&data[end..]);
+    bytes
+}
+
 /// Rewrites the C strings holding `placeholder` in `data`, keeping the length
 /// of `data` and of every string (NUL padded).
 pub fn replace_binary(
@@ -68,6 +96,17 @@ pub fn replace_binary(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn long_shebangs_become_env() {
+        let long = format!("#!/{}/bin/python3.12 -E\nprint(1)\n", "p".repeat(150));
+        assert_eq!(
+            super::shorten_long_shebang(long.into_bytes()),
+            b"#!/usr/bin/env python3.12 -E\nprint(1)\n"
+        );
+        let short = b"#!/env/bin/python\nx\n".to_vec();
+        assert_eq!(super::shorten_long_shebang(short.clone()), short);
+    }
+
     use super::*;
 
     #[test]

@@ -408,11 +408,16 @@ fn dependency_name(dep: &str) -> &str {
 /// Solves `specs` against `indexes` (in channel priority order) with
 /// `virtual_packages`, returning the records to install, dependencies first.
 ///
+/// `locked` are the records installed now: the solver keeps them where the
+/// request allows (conda's "keep what is installed"); they may come from
+/// channels not given this time.
+///
 /// With `no_deps` (conda's `--no-deps`), dependencies are ignored: the best
 /// record matching each spec is chosen on its own.
 pub fn solve(
     indexes: &[SubdirIndex],
     specs: &[MatchSpec],
+    locked: &[RepoDataRecord],
     virtual_packages: Vec<GenericVirtualPackage>,
     no_deps: bool,
 ) -> Result<Vec<RepoDataRecord>, SolverError> {
@@ -421,7 +426,10 @@ pub fn solve(
     let mut seen: HashSet<String> = HashSet::new();
     for spec in specs {
         if let Some(name) = spec_name(spec) {
-            let known = indexes.iter().any(|i| i.contains(&name));
+            let known = indexes.iter().any(|i| i.contains(&name))
+                || locked
+                    .iter()
+                    .any(|r| r.package_record.name.as_normalized() == name);
             if !known {
                 return Err(not_found(indexes, &name));
             }
@@ -452,8 +460,21 @@ pub fn solve(
             }
         }
     }
+    let locked: Vec<RepoDataRecord> = locked
+        .iter()
+        .cloned()
+        .map(|mut record| {
+            if no_deps {
+                originals.insert(record.url.clone(), record.clone());
+                record.package_record.depends.clear();
+                record.package_record.constrains.clear();
+            }
+            record
+        })
+        .collect();
     let task = SolverTask {
         specs: specs.to_vec(),
+        locked_packages: locked.iter().collect(),
         virtual_packages,
         ..SolverTask::from_iter(per_index.iter().map(|records| records.iter()))
     };
@@ -574,7 +595,7 @@ mod tests {
         );
         let specs =
             vec![MatchSpec::from_str("a", rattler_conda_types::ParseStrictness::Lenient).unwrap()];
-        let solved = solve(&[idx], &specs, Vec::new(), false).unwrap();
+        let solved = solve(&[idx], &specs, &[], Vec::new(), false).unwrap();
         let names: Vec<_> = solved
             .iter()
             .map(|r| r.package_record.name.as_normalized().to_owned())
@@ -592,7 +613,7 @@ mod tests {
                 MatchSpec::from_str("nupmy", rattler_conda_types::ParseStrictness::Lenient)
                     .unwrap(),
             ];
-        let err = solve(&[idx], &specs, Vec::new(), false).unwrap_err();
+        let err = solve(&[idx], &specs, &[], Vec::new(), false).unwrap_err();
         assert!(err.to_string().contains("did you mean `numpy`"), "{err}");
     }
 

@@ -6,5 +6,6 @@
 mod common;
 mod concurrency;
 mod create;
+mod environments;
 mod index;
 mod real_data;

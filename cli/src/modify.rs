@@ -1,0 +1,315 @@
+//! `pkgr install`, `pkgr update` and `pkgr remove`: changing an existing
+//! environment in one transaction under its lock.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use rattler_conda_types::{
+    Channel, ChannelConfig, MatchSpec, PackageName, ParseStrictness, PrefixRecord, RepoDataRecord,
+    Subdir,
+};
+
+use crate::cli::{GlobalArgs, InstallArgs, RemoveArgs};
+use crate::create::{link_mode, lock_prefix, parse_channels, parse_specs, solve};
+use crate::output::{print_stdout, Progress};
+use crate::paths;
+use crate::transact::{
+    apply, print_json, record_history, requested_spec_of, Change, Plan, Workspace,
+};
+
+/// Takes the lock of an existing environment, finishes an interrupted
+/// transaction, and reads what is installed.
+async fn open_environment(
+    prefix: &Path,
+    progress: &Arc<Progress>,
+) -> anyhow::Result<(pkgr_cache::lock::FileLock, Vec<PrefixRecord>)> {
+    if !prefix.join("conda-meta").is_dir() {
+        bail!(
+            "there is no environment at {} (create one with `pkgr create`)",
+            prefix.display()
+        );
+    }
+    let lock = lock_prefix(prefix, progress).await?;
+    for package in pkgr_prefix::recover(prefix)? {
+        progress.warn(&format!(
+            "an earlier transaction was interrupted while changing {package}; removed its leftover files"
+        ));
+    }
+    let installed = pkgr_prefix::read_prefix_records(prefix)
+        .with_context(|| format!("could not read the environment at {}", prefix.display()))?;
+    Ok((lock, installed))
+}
+
+fn name_of(record: &PrefixRecord) -> &str {
+    record.repodata_record.package_record.name.as_normalized()
+}
+
+/// `pkgr install` (`update == false`) and `pkgr update`.
+pub async fn install(global: &GlobalArgs, args: InstallArgs, update: bool) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let progress = Arc::new(Progress::new(global.quiet || global.json));
+    let prefix = paths::prefix(&args.target)?;
+    if !update && args.all {
+        bail!("--all goes with `pkgr update`");
+    }
+    if args.specs.is_empty() && !(update && args.all) {
+        bail!(if update {
+            "name the packages to update, or pass --all"
+        } else {
+            "name the packages to install"
+        });
+    }
+    let new_specs = parse_specs(&args.specs)?;
+    let (prefix_lock, installed) = open_environment(&prefix, &progress).await?;
+    let installed_names: HashSet<&str> = installed.iter().map(name_of).collect();
+
+    // The names this request is about: they may change; the rest is kept.
+    let mut named: BTreeSet<String> = BTreeSet::new();
+    for spec in &new_specs {
+        let Some(name) = spec.name.as_exact().map(|n| n.as_normalized().to_owned()) else {
+            bail!("`{spec}` names no package");
+        };
+        if update && !installed_names.contains(name.as_str()) {
+            bail!(
+                "{name} is not installed in {} (use `pkgr install`)",
+                prefix.display()
+            );
+        }
+        named.insert(name);
+    }
+    if update && args.all {
+        named.extend(installed_names.iter().map(|n| (*n).to_owned()));
+    }
+
+    // Every installed package stays (its own requested spec, else by name);
+    // the request's specs replace those of the packages they name.
+    let mut specs: Vec<MatchSpec> = new_specs.clone();
+    for record in &installed {
+        let name = name_of(record);
+        if new_specs
+            .iter()
+            .any(|s| s.name.as_exact().is_some_and(|n| n.as_normalized() == name))
+        {
+            continue;
+        }
+        let spec = requested_spec_of(record)
+            .and_then(|s| MatchSpec::from_str(&s, ParseStrictness::Lenient).ok())
+            .unwrap_or_else(|| MatchSpec::from(PackageName::new_unchecked(name.to_owned())));
+        specs.push(spec);
+    }
+    let locked: Vec<RepoDataRecord> = installed
+        .iter()
+        .filter(|r| !(update && named.contains(name_of(r))))
+        .map(|r| r.repodata_record.clone())
+        .collect();
+
+    let channels = if args.channels.is_empty() && !installed.is_empty() {
+        channels_of(&installed)?
+    } else {
+        parse_channels(&args.channels, args.override_channels)?
+    };
+    let platform = platform_of(&installed)?;
+    let workspace = Workspace::open(global)?;
+    let solution = solve(
+        &workspace,
+        &channels,
+        platform,
+        specs,
+        locked,
+        args.no_deps,
+        &progress,
+    )
+    .await?;
+    let plan = Plan::between(&installed, &solution);
+    if !finish_planning(global, &prefix, &plan, args.dry_run)? {
+        return Ok(());
+    }
+    let history = Plan {
+        unlink: plan.unlink.clone(),
+        link: plan.link.clone(),
+    };
+    let downloaded = apply(
+        &workspace,
+        &prefix,
+        Change {
+            installed: &installed,
+            solution: &solution,
+            plan,
+            requested: &args.specs,
+            mode: link_mode(args.copy),
+        },
+        progress.clone(),
+    )
+    .await?;
+    let history_specs: Vec<String> = if args.specs.is_empty() {
+        named.into_iter().collect()
+    } else {
+        args.specs.clone()
+    };
+    record_history(&prefix, &history, "update", &history_specs)?;
+    drop(prefix_lock);
+    report_done(global, &prefix, &history, Some(downloaded), started)
+}
+
+/// `pkgr remove`.
+pub async fn remove(global: &GlobalArgs, args: RemoveArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let progress = Arc::new(Progress::new(global.quiet || global.json));
+    let prefix = paths::prefix(&args.target)?;
+    let (prefix_lock, installed) = open_environment(&prefix, &progress).await?;
+    let mut names: BTreeSet<&str> = BTreeSet::new();
+    for name in &args.packages {
+        let Some(record) = installed.iter().find(|r| name_of(r) == name.as_str()) else {
+            bail!("{name} is not installed in {}", prefix.display());
+        };
+        names.insert(name_of(record));
+    }
+    let (leaving, staying): (Vec<PrefixRecord>, Vec<PrefixRecord>) = installed
+        .iter()
+        .cloned()
+        .partition(|r| names.contains(name_of(r)));
+    if !args.force {
+        let broken: Vec<String> = staying
+            .iter()
+            .flat_map(|r| {
+                r.repodata_record
+                    .package_record
+                    .depends
+                    .iter()
+                    .filter(|dep| names.contains(dependency_name(dep)))
+                    .map(move |dep| format!("{} depends on `{dep}`", name_of(r)))
+            })
+            .collect();
+        if !broken.is_empty() {
+            bail!(
+                "removing {} would break what stays in {}:\n  {}\nremove those too, or pass --force to remove anyway",
+                names.iter().copied().collect::<Vec<_>>().join(", "),
+                prefix.display(),
+                broken.join("\n  ")
+            );
+        }
+    }
+    let plan = Plan {
+        unlink: leaving,
+        link: Vec::new(),
+    };
+    if !finish_planning(global, &prefix, &plan, args.dry_run)? {
+        return Ok(());
+    }
+    let staying_records: Vec<RepoDataRecord> =
+        staying.iter().map(|r| r.repodata_record.clone()).collect();
+    let history = Plan {
+        unlink: plan.unlink.clone(),
+        link: Vec::new(),
+    };
+    let workspace = Workspace::open(global)?;
+    apply(
+        &workspace,
+        &prefix,
+        Change {
+            installed: &installed,
+            solution: &staying_records,
+            plan,
+            requested: &[],
+            mode: link_mode(false),
+        },
+        progress.clone(),
+    )
+    .await?;
+    record_history(&prefix, &history, "remove", &args.packages)?;
+    drop(prefix_lock);
+    report_done(global, &prefix, &history, None, started)
+}
+
+/// Shows the plan; says whether to go on (not for a dry run or an empty plan).
+fn finish_planning(
+    global: &GlobalArgs,
+    prefix: &Path,
+    plan: &Plan,
+    dry_run: bool,
+) -> anyhow::Result<bool> {
+    if global.json {
+        if dry_run || plan.is_empty() {
+            print_json(&plan.to_json(prefix, true))?;
+        }
+    } else if !global.quiet {
+        print_stdout(&format!(
+            "Environment: {}\n\n{}",
+            prefix.display(),
+            plan.describe()
+        ));
+        if dry_run && !plan.is_empty() {
+            print_stdout("Dry run: nothing was changed.\n");
+        }
+    }
+    Ok(!dry_run && !plan.is_empty())
+}
+
+fn report_done(
+    global: &GlobalArgs,
+    prefix: &Path,
+    plan: &Plan,
+    downloaded: Option<u64>,
+    started: Instant,
+) -> anyhow::Result<()> {
+    if global.json {
+        return print_json(&plan.to_json(prefix, false));
+    }
+    if !global.quiet {
+        let fetched = downloaded
+            .map(|d| format!(", {} downloaded", indicatif::HumanBytes(d)))
+            .unwrap_or_default();
+        print_stdout(&format!(
+            "Changed {}: {} removed, {} installed{fetched} in {:.1}s\n",
+            prefix.display(),
+            plan.unlink.len(),
+            plan.link.len(),
+            started.elapsed().as_secs_f64()
+        ));
+    }
+    Ok(())
+}
+
+/// The name a dependency spec is about (`python >=3.8` → `python`).
+fn dependency_name(spec: &str) -> &str {
+    spec.split([' ', '=', '<', '>', '!', '~', '[', ';'])
+        .next()
+        .unwrap_or(spec)
+}
+
+/// Without `-c`: the channels the environment's packages came from, most
+/// used first.
+fn channels_of(installed: &[PrefixRecord]) -> anyhow::Result<Vec<Channel>> {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for record in installed {
+        let Some(channel) = record.repodata_record.channel.clone() else {
+            continue;
+        };
+        match counts.iter_mut().find(|(c, _)| *c == channel) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((channel, 1)),
+        }
+    }
+    counts.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let config = ChannelConfig::default_with_root_dir(cwd);
+    counts
+        .iter()
+        .map(|(c, _)| {
+            Channel::from_str(c, &config)
+                .with_context(|| format!("the environment names an invalid channel `{c}`"))
+        })
+        .collect()
+}
+
+/// The platform of the environment: its packages' subdir, else this machine's.
+fn platform_of(installed: &[PrefixRecord]) -> anyhow::Result<Subdir> {
+    let subdir = installed
+        .iter()
+        .map(|r| r.repodata_record.package_record.subdir.as_str())
+        .find(|s| *s != "noarch");
+    crate::create::parse_platform(subdir)
+}

@@ -1,0 +1,357 @@
+//! What `create`, `install`, `update` and `remove` share: the difference
+//! between what is installed and what the solver chose, fetching what it
+//! links into the shared cache, applying it to the prefix, and `history`.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use indicatif::HumanBytes;
+use pkgr_cache::{CacheEntry, PackageCache, Reporter};
+use pkgr_fetch::Fetcher;
+use pkgr_prefix::{LinkMode, LinkRequest, PythonInfo, Transaction, TransactionEvent};
+use rattler_conda_types::{MatchSpec, ParseStrictness, PrefixRecord, RepoDataRecord};
+use tokio::sync::Semaphore;
+use url::Url;
+
+use crate::cli::GlobalArgs;
+use crate::output::{print_stdout, table, Progress};
+use crate::paths;
+
+/// The shared cache and the jobs permits of this process.
+pub struct Workspace {
+    /// The package cache.
+    pub cache: PackageCache,
+    /// Bounds downloads, extractions and linking.
+    pub jobs: Arc<Semaphore>,
+}
+
+impl Workspace {
+    /// Opens the cache named by the global options.
+    pub fn open(global: &GlobalArgs) -> anyhow::Result<Self> {
+        let jobs = Arc::new(Semaphore::new(
+            global
+                .jobs
+                .filter(|&j| j > 0)
+                .unwrap_or_else(pkgr_cache::default_jobs),
+        ));
+        let cache = PackageCache::open(&paths::cache_root(global)?, Fetcher::new()?)?
+            .with_jobs(jobs.clone());
+        Ok(Self { cache, jobs })
+    }
+}
+
+/// What a change does to an environment.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Installed packages that go.
+    pub unlink: Vec<PrefixRecord>,
+    /// Packages that come.
+    pub link: Vec<RepoDataRecord>,
+}
+
+impl Plan {
+    /// The change from `installed` to `solution`. `noarch: python` packages
+    /// that stay are relinked when python's minor version changes (their
+    /// files live in `lib/pythonX.Y`).
+    pub fn between(installed: &[PrefixRecord], solution: &[RepoDataRecord]) -> Self {
+        let old_python = python_of(installed.iter().map(|r| &r.repodata_record));
+        let new_python = python_of(solution.iter());
+        let python_moved = old_python.is_some()
+            && new_python.is_some()
+            && old_python.map(|p| p.version) != new_python.map(|p| p.version);
+        let relink =
+            |record: &RepoDataRecord| python_moved && record.package_record.noarch.is_python();
+        let kept: HashSet<&Url> = solution.iter().map(|r| &r.url).collect();
+        let had: HashSet<&Url> = installed.iter().map(|r| &r.repodata_record.url).collect();
+        Self {
+            unlink: installed
+                .iter()
+                .filter(|r| !kept.contains(&r.repodata_record.url) || relink(&r.repodata_record))
+                .cloned()
+                .collect(),
+            link: solution
+                .iter()
+                .filter(|r| !had.contains(&r.url) || relink(r))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Whether the environment stays as it is.
+    pub fn is_empty(&self) -> bool {
+        self.unlink.is_empty() && self.link.is_empty()
+    }
+
+    /// The plan as tables for the user.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        if !self.unlink.is_empty() {
+            let records: Vec<RepoDataRecord> = self
+                .unlink
+                .iter()
+                .map(|r| r.repodata_record.clone())
+                .collect();
+            out.push_str(&format!(
+                "Remove:\n{}\n  {} packages\n\n",
+                records_table(&records),
+                records.len()
+            ));
+        }
+        if !self.link.is_empty() {
+            let total: u64 = self.link.iter().filter_map(|r| r.package_record.size).sum();
+            out.push_str(&format!(
+                "Install:\n{}\n  {} packages, {} to fetch at most\n\n",
+                records_table(&self.link),
+                self.link.len(),
+                HumanBytes(total)
+            ));
+        }
+        if out.is_empty() {
+            out.push_str("Nothing to change: the environment already satisfies the request.\n\n");
+        }
+        out
+    }
+
+    /// conda's `--json` shape of a plan.
+    pub fn to_json(&self, prefix: &Path, dry_run: bool) -> serde_json::Value {
+        let unlink: Vec<serde_json::Value> = self
+            .unlink
+            .iter()
+            .map(|r| record_json(&r.repodata_record))
+            .collect();
+        let link: Vec<serde_json::Value> = self.link.iter().map(record_json).collect();
+        serde_json::json!({
+            "success": true,
+            "dry_run": dry_run,
+            "prefix": prefix,
+            "actions": { "LINK": link, "UNLINK": unlink },
+        })
+    }
+}
+
+/// The python of a set of records, if it has one.
+pub fn python_of<'a>(records: impl Iterator<Item = &'a RepoDataRecord>) -> Option<PythonInfo> {
+    records
+        .map(|r| &r.package_record)
+        .find(|p| p.name.as_normalized() == "python")
+        .and_then(PythonInfo::from_record)
+}
+
+/// One change to an environment, as [`apply`] carries it out.
+pub struct Change<'a> {
+    /// What the environment holds now.
+    pub installed: &'a [PrefixRecord],
+    /// Every package the environment holds afterwards.
+    pub solution: &'a [RepoDataRecord],
+    /// What to remove and what to link.
+    pub plan: Plan,
+    /// The user's specs this time (recorded as `requested_spec` of the
+    /// packages they name; a package that replaces an installed one keeps the
+    /// old one's otherwise).
+    pub requested: &'a [String],
+    /// How files are linked.
+    pub mode: LinkMode,
+}
+
+/// Fetches what the change links into the cache and applies it to `prefix`
+/// (whose lock the caller holds). Returns the bytes downloaded.
+pub async fn apply(
+    workspace: &Workspace,
+    prefix: &Path,
+    change: Change<'_>,
+    progress: Arc<Progress>,
+) -> anyhow::Result<u64> {
+    let Change {
+        installed,
+        solution,
+        plan,
+        requested,
+        mode,
+    } = change;
+    // Fetch concurrently; the cache bounds the real work with the jobs
+    // permits and hands back every entry with its shared lock held.
+    let reporter: &dyn Reporter = progress.as_ref();
+    let entries: Vec<CacheEntry> = workspace.cache.get_all(&plan.link, reporter).await?;
+    let downloaded = entries
+        .iter()
+        .filter_map(CacheEntry::downloaded_bytes)
+        .sum();
+    let link = plan
+        .link
+        .iter()
+        .zip(&entries)
+        .map(|(record, entry)| {
+            let name = record.package_record.name.as_normalized();
+            let requested_spec = requested
+                .iter()
+                .find(|s| spec_names(s, name))
+                .cloned()
+                .or_else(|| {
+                    installed
+                        .iter()
+                        .find(|r| r.repodata_record.package_record.name.as_normalized() == name)
+                        .and_then(requested_spec_of)
+                });
+            LinkRequest {
+                record: record.clone(),
+                package_dir: entry.dir().to_path_buf(),
+                requested_spec,
+            }
+        })
+        .collect();
+    let transaction = Transaction {
+        unlink: plan.unlink.clone(),
+        link,
+        python: python_of(solution.iter()),
+        mode,
+    };
+    let permit = workspace
+        .jobs
+        .clone()
+        .acquire_owned()
+        .await
+        .context("the jobs semaphore was closed")?;
+    let prefix_owned = prefix.to_path_buf();
+    let installed = installed.to_vec();
+    let events = progress.clone();
+    tokio::task::spawn_blocking(move || {
+        transaction.execute(&prefix_owned, &installed, &|event| report(&events, &event))
+    })
+    .await?
+    .with_context(|| format!("could not change the environment at {}", prefix.display()))?;
+    drop(permit);
+    drop(entries);
+    Ok(downloaded)
+}
+
+fn report(progress: &Progress, event: &TransactionEvent<'_>) {
+    match event {
+        TransactionEvent::Unlinked(record) => {
+            progress.line(&format!("removed {}", record.identifier));
+        }
+        TransactionEvent::Linked(record) => {
+            progress.line(&format!("linked {}", record.identifier));
+        }
+        TransactionEvent::Clobbered {
+            path,
+            loser,
+            winner,
+        } => progress.warn(&format!(
+            "{loser} and {winner} both ship `{}`: {winner}'s file (linked later) is in place; removing either package leaves it",
+            path.display()
+        )),
+        TransactionEvent::Message { package, text } => {
+            progress.line(&format!("message from {package}:\n{}", text.trim_end()));
+        }
+        TransactionEvent::Warning(text) => progress.warn(text),
+    }
+}
+
+/// The spec an installed package was asked for with, if any (conda writes
+/// the string `None` for dependencies).
+pub fn requested_spec_of(record: &PrefixRecord) -> Option<String> {
+    #[allow(deprecated)]
+    let single = record.requested_spec.clone();
+    single
+        .into_iter()
+        .chain(record.requested_specs.iter().cloned())
+        .find(|s| !s.is_empty() && s != "None")
+}
+
+/// Whether the user's spec text names package `name`.
+pub fn spec_names(spec: &str, name: &str) -> bool {
+    MatchSpec::from_str(spec, ParseStrictness::Lenient)
+        .ok()
+        .and_then(|s| s.name.as_exact().map(|n| n.as_normalized() == name))
+        .unwrap_or(false)
+}
+
+/// Appends the change to `conda-meta/history`; `specs_kind` is `update` or
+/// `remove`, as conda writes it.
+pub fn record_history(
+    prefix: &Path,
+    plan: &Plan,
+    specs_kind: &str,
+    specs: &[String],
+) -> anyhow::Result<()> {
+    let command: Vec<String> = std::env::args().collect();
+    let timestamp = jiff::Zoned::now().strftime("%Y-%m-%d %H:%M:%S").to_string();
+    let unlinked: Vec<RepoDataRecord> = plan
+        .unlink
+        .iter()
+        .map(|r| r.repodata_record.clone())
+        .collect();
+    pkgr_prefix::append_history(
+        prefix,
+        &command.join(" "),
+        &plan.link,
+        &unlinked,
+        specs_kind,
+        specs,
+        &timestamp,
+    )?;
+    Ok(())
+}
+
+/// A table of records: name, version, build, channel, size.
+pub fn records_table(records: &[RepoDataRecord]) -> String {
+    let mut rows: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| {
+            let p = &r.package_record;
+            vec![
+                p.name.as_normalized().to_owned(),
+                p.version.to_string(),
+                p.build.to_string(),
+                channel_label(r),
+                p.size
+                    .map(|s| HumanBytes(s).to_string())
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    rows.sort();
+    table(&["Package", "Version", "Build", "Channel", "Size"], &rows)
+}
+
+/// The channel a record came from, as a user would name it.
+pub fn channel_label(record: &RepoDataRecord) -> String {
+    let channel = record.channel.as_deref().unwrap_or_default();
+    let label = match Url::parse(channel) {
+        Ok(url) if url.scheme() == "file" => url
+            .to_file_path()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|()| channel.to_owned()),
+        _ => channel
+            .trim_start_matches("https://conda.anaconda.org/")
+            .to_owned(),
+    };
+    format!(
+        "{}/{}",
+        label.trim_end_matches('/'),
+        record.package_record.subdir
+    )
+}
+
+fn record_json(r: &RepoDataRecord) -> serde_json::Value {
+    let p = &r.package_record;
+    serde_json::json!({
+        "name": p.name.as_normalized(),
+        "version": p.version.to_string(),
+        "build_string": p.build,
+        "build_number": p.build_number,
+        "channel": r.channel,
+        "subdir": p.subdir,
+        "url": pkgr_fetch::redact_url(&r.url),
+        "fn": r.identifier.to_string(),
+        "size": p.size,
+    })
+}
+
+/// Prints `value` as pretty JSON on stdout.
+pub fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    print_stdout(&format!("{}\n", serde_json::to_string_pretty(value)?));
+    Ok(())
+}

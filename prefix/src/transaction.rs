@@ -1,0 +1,307 @@
+//! Changing an environment: unlink some packages, link others, so that
+//! `conda-meta/` always describes what is on disk, even after a kill.
+//!
+//! Each package is changed under a journal entry,
+//! `conda-meta/<name>-<version>-<build>.pkgr-partial` (conda reads only
+//! `*.json` there), listing every path the change may touch:
+//!
+//! - linking: journal, files, post-link script, record, journal removed;
+//! - unlinking: pre-unlink script, journal, record removed, files, journal
+//!   removed.
+//!
+//! So a `*.json` record exists exactly for packages whose files are all in
+//! place. A journal left behind (a kill) is rolled forward by [`recover`]
+//! before the next change: the paths it lists that no record claims are
+//! removed. A package that failed (a post-link script, a full disk) is rolled
+//! back the same way at once; packages already changed by the transaction
+//! stay changed, and their records say so.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rattler_conda_types::{PackageRecord, PrefixRecord, RepoDataRecord};
+use serde::{Deserialize, Serialize};
+
+use crate::link::{LinkMode, PackagePlan};
+use crate::python::PythonInfo;
+use crate::scripts::{run_link_script, ScriptKind};
+use crate::unlink::{record_paths, remove_paths};
+use crate::{io, read_prefix_records, record_file_name, write_prefix_record, PrefixError};
+
+const JOURNAL_SUFFIX: &str = "pkgr-partial";
+
+/// A package to link: its record, its extracted directory in the cache, and
+/// the spec the user asked for it with (if they named it).
+#[derive(Debug, Clone)]
+pub struct LinkRequest {
+    /// The package.
+    pub record: RepoDataRecord,
+    /// Its extracted directory (the caller holds the cache entry's lock).
+    pub package_dir: PathBuf,
+    /// The user's spec naming it, recorded as `requested_spec`.
+    pub requested_spec: Option<String>,
+}
+
+/// What happened, as it happens.
+#[derive(Debug)]
+pub enum TransactionEvent<'a> {
+    /// A package's files are gone and its record removed.
+    Unlinked(&'a RepoDataRecord),
+    /// A package is linked and its record written.
+    Linked(&'a RepoDataRecord),
+    /// Two packages ship the same path; `winner` (linked later) is in place.
+    Clobbered {
+        /// The path, relative to the prefix.
+        path: &'a Path,
+        /// The package whose file was overwritten.
+        loser: &'a str,
+        /// The package whose file is now there.
+        winner: &'a str,
+    },
+    /// A link script left a message for the user.
+    Message {
+        /// The package.
+        package: &'a str,
+        /// Its text.
+        text: &'a str,
+    },
+    /// Something the user should know that did not stop the transaction.
+    Warning(&'a str),
+}
+
+/// A change of an environment.
+#[derive(Debug, Default)]
+pub struct Transaction {
+    /// Installed packages to remove (any order: they are unlinked dependents first).
+    pub unlink: Vec<PrefixRecord>,
+    /// Packages to add (any order: they are linked dependencies first).
+    pub link: Vec<LinkRequest>,
+    /// The python the environment has once the transaction is done (for
+    /// `noarch: python` packages).
+    pub python: Option<PythonInfo>,
+    /// How files get from the cache into the prefix.
+    pub mode: LinkMode,
+}
+
+/// A journal entry: the paths a package change may have touched.
+#[derive(Debug, Serialize, Deserialize)]
+struct Journal {
+    package: String,
+    paths: Vec<PathBuf>,
+}
+
+impl Transaction {
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.unlink.is_empty() && self.link.is_empty()
+    }
+
+    /// Applies the transaction to `prefix` (whose lock the caller holds).
+    /// `installed` is what conda-meta listed before (after [`recover`]).
+    ///
+    /// Everything to link is checked first (paths, metadata), so a bad
+    /// package changes nothing. Then unlinks run dependents first, links
+    /// dependencies first.
+    pub fn execute(
+        &self,
+        prefix: &Path,
+        installed: &[PrefixRecord],
+        on_event: &dyn Fn(TransactionEvent<'_>),
+    ) -> Result<(), PrefixError> {
+        let plans = self
+            .link
+            .iter()
+            .map(|r| {
+                PackagePlan::new(
+                    &r.package_dir,
+                    &r.record,
+                    r.requested_spec.clone(),
+                    self.python.as_ref(),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let plans = sort_dependencies_first(plans, |p| &p.record().package_record);
+
+        let leaving: HashSet<String> = self.unlink.iter().map(package_id).collect();
+        // Who owns each path of the environment, for clobber warnings and so
+        // that removing a package keeps paths another one still ships.
+        let mut owners: HashMap<PathBuf, String> = HashMap::new();
+        for record in installed
+            .iter()
+            .filter(|r| !leaving.contains(&package_id(r)))
+        {
+            let name = record.repodata_record.package_record.name.as_normalized();
+            for path in record_paths(record) {
+                owners.insert(path, name.to_owned());
+            }
+        }
+
+        let mut unlink: Vec<&PrefixRecord> = self.unlink.iter().collect();
+        unlink = sort_dependencies_first(unlink, |r| &r.repodata_record.package_record);
+        unlink.reverse();
+        for record in unlink {
+            run_link_script(
+                prefix,
+                &record.repodata_record.package_record,
+                ScriptKind::PreUnlink,
+            )?;
+            let paths: Vec<PathBuf> = record_paths(record).into_iter().collect();
+            let journal = write_journal(prefix, &record.repodata_record, &paths)?;
+            let meta = prefix
+                .join("conda-meta")
+                .join(record_file_name(&record.repodata_record));
+            match fs_err::remove_file(&meta) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io("removing an installed-package record")(e)),
+            }
+            let keep: HashSet<PathBuf> = owners.keys().cloned().collect();
+            remove_paths(prefix, &paths, &keep)?;
+            remove_journal(&journal)?;
+            on_event(TransactionEvent::Unlinked(&record.repodata_record));
+        }
+
+        for plan in plans {
+            let record = plan.record();
+            let name = record.package_record.name.as_normalized().to_owned();
+            let paths = plan.target_paths();
+            let journal = write_journal(prefix, record, &paths)?;
+            let linked = plan.link(prefix, self.mode).and_then(|linked| {
+                let message =
+                    run_link_script(prefix, &record.package_record, ScriptKind::PostLink)?;
+                write_prefix_record(prefix, &linked.record)?;
+                Ok((linked, message))
+            });
+            let (linked, message) = match linked {
+                Ok(done) => done,
+                Err(err) => {
+                    // Roll this package back; keep what others own.
+                    let keep: HashSet<PathBuf> = owners.keys().cloned().collect();
+                    remove_paths(prefix, &paths, &keep)?;
+                    remove_journal(&journal)?;
+                    return Err(err);
+                }
+            };
+            remove_journal(&journal)?;
+            for path in &linked.record.files {
+                if let Some(previous) = owners.insert(path.clone(), name.clone()) {
+                    if previous != name {
+                        on_event(TransactionEvent::Clobbered {
+                            path,
+                            loser: &previous,
+                            winner: &name,
+                        });
+                    }
+                }
+            }
+            for warning in &linked.warnings {
+                on_event(TransactionEvent::Warning(warning));
+            }
+            if let Some(text) = &message {
+                on_event(TransactionEvent::Message {
+                    package: &name,
+                    text,
+                });
+            }
+            on_event(TransactionEvent::Linked(record));
+        }
+        Ok(())
+    }
+}
+
+/// `name-version-build` plus where it came from: two records are the same
+/// installed package when these agree.
+fn package_id(record: &PrefixRecord) -> String {
+    record.repodata_record.url.to_string()
+}
+
+/// Orders items so that each comes after its dependencies (among the items).
+fn sort_dependencies_first<T>(items: Vec<T>, record: impl Fn(&T) -> &PackageRecord) -> Vec<T> {
+    let records: Vec<PackageRecord> = items.iter().map(|i| record(i).clone()).collect();
+    let order = PackageRecord::sort_topologically(records);
+    let mut slots: Vec<Option<T>> = items.into_iter().map(Some).collect();
+    let mut out = Vec::with_capacity(slots.len());
+    for sorted in &order {
+        if let Some(slot) = slots.iter_mut().find(|s| {
+            s.as_ref()
+                .is_some_and(|item| record(item).name == sorted.name)
+        }) {
+            out.extend(slot.take());
+        }
+    }
+    // Anything the sort did not return (it should return all) keeps its place.
+    out.extend(slots.into_iter().flatten());
+    out
+}
+
+fn journal_path(prefix: &Path, record: &RepoDataRecord) -> PathBuf {
+    let file = record_file_name(record);
+    let stem = file.strip_suffix(".json").unwrap_or(&file);
+    prefix
+        .join("conda-meta")
+        .join(format!("{stem}.{JOURNAL_SUFFIX}"))
+}
+
+fn write_journal(
+    prefix: &Path,
+    record: &RepoDataRecord,
+    paths: &[PathBuf],
+) -> Result<PathBuf, PrefixError> {
+    let path = journal_path(prefix, record);
+    let journal = Journal {
+        package: record.identifier.to_string(),
+        paths: paths.to_vec(),
+    };
+    let text = serde_json::to_vec(&journal).map_err(|e| PrefixError::Io {
+        context: format!("serializing {}", path.display()),
+        source: std::io::Error::other(e),
+    })?;
+    let meta = prefix.join("conda-meta");
+    let mut file = tempfile::NamedTempFile::new_in(&meta).map_err(io("writing conda-meta"))?;
+    file.write_all(&text)
+        .and_then(|()| file.as_file().sync_all())
+        .map_err(io(format!("writing {}", path.display())))?;
+    file.persist(&path)
+        .map_err(|e| io(format!("writing {}", path.display()))(e.error))?;
+    Ok(path)
+}
+
+fn remove_journal(path: &Path) -> Result<(), PrefixError> {
+    fs_err::remove_file(path).map_err(io("removing a transaction journal"))
+}
+
+/// Finishes what an interrupted transaction left: for each journal entry,
+/// removes the paths it lists that no installed-package record claims, then
+/// the entry. Returns the packages it cleaned up after. The caller holds the
+/// prefix lock.
+pub fn recover(prefix: &Path) -> Result<Vec<String>, PrefixError> {
+    let meta = prefix.join("conda-meta");
+    let Ok(entries) = fs_err::read_dir(&meta) else {
+        return Ok(Vec::new());
+    };
+    let journals: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == JOURNAL_SUFFIX))
+        .collect();
+    if journals.is_empty() {
+        return Ok(Vec::new());
+    }
+    let owned: HashSet<PathBuf> = read_prefix_records(prefix)?
+        .iter()
+        .flat_map(record_paths)
+        .collect();
+    let mut recovered = Vec::new();
+    for path in journals {
+        let text = fs_err::read(&path).map_err(io("reading a transaction journal"))?;
+        // A journal cut short by a crash lists nothing usable: its package's
+        // files were not written yet (the journal is synced before any is).
+        if let Ok(journal) = serde_json::from_slice::<Journal>(&text) {
+            remove_paths(prefix, &journal.paths, &owned)?;
+            recovered.push(journal.package);
+        }
+        remove_journal(&path)?;
+    }
+    Ok(recovered)
+}

@@ -1,0 +1,696 @@
+//! Install semantics on generated packages: noarch python (relocation, entry
+//! points, .pyc), link scripts, install/update/remove transactions, clobbers,
+//! link types, and what an interrupted transaction leaves.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use pkgr_test_support::{machine_python_version, python_package, Format, LocalChannel, Package};
+
+use crate::common::{
+    assert_fails, assert_ok, list_files, run_with_timeout, stderr, stdout, Running, World, TIMEOUT,
+};
+
+fn read_record(prefix: &Path, stem: &str) -> serde_json::Value {
+    let path = prefix.join("conda-meta").join(format!("{stem}.json"));
+    serde_json::from_slice(&fs_err::read(&path).unwrap()).unwrap()
+}
+
+/// `lib/pythonX.Y/site-packages` for the machine's python3, or None (the test
+/// then says it was skipped: these tests need a python3 to run entry points).
+fn site_packages() -> Option<(String, String)> {
+    let Some(version) = machine_python_version() else {
+        eprintln!("skipped: no python3 on this machine");
+        return None;
+    };
+    let mut parts = version.split('.');
+    let xy = format!("{}.{}", parts.next().unwrap(), parts.next().unwrap());
+    Some((version, format!("lib/python{xy}/site-packages")))
+}
+
+/// Files of the environment outside conda-meta/, for before/after comparisons.
+fn env_files(prefix: &Path) -> BTreeSet<String> {
+    list_files(prefix)
+        .into_iter()
+        .filter(|f| !f.starts_with("conda-meta"))
+        .collect()
+}
+
+/// Every file on disk is claimed by a record, and every record's file exists:
+/// conda-meta describes exactly what is there.
+#[track_caller]
+fn assert_meta_matches_disk(prefix: &Path) {
+    let mut claimed = BTreeSet::new();
+    for entry in fs_err::read_dir(prefix.join("conda-meta")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let record: serde_json::Value =
+                serde_json::from_slice(&fs_err::read(&path).unwrap()).unwrap();
+            for file in record["files"].as_array().unwrap() {
+                let file = file.as_str().unwrap();
+                assert!(
+                    std::fs::symlink_metadata(prefix.join(file)).is_ok(),
+                    "{} lists {file}, which is not on disk",
+                    path.display()
+                );
+                claimed.insert(file.to_owned());
+            }
+        }
+    }
+    for file in list_files(prefix) {
+        let full = prefix.join(&file);
+        if file.starts_with("conda-meta") || full.is_dir() && !full.is_symlink() {
+            continue;
+        }
+        assert!(
+            claimed.contains(&file),
+            "{file} is on disk but no record lists it"
+        );
+    }
+}
+
+fn hello_package() -> Package {
+    Package::new("hellopkg", "1.0")
+        .noarch_python()
+        .depends("python")
+        .file("site-packages/hellopkg/__init__.py", "")
+        .file(
+            "site-packages/hellopkg/cli.py",
+            "import sys\n\ndef main():\n    print('hello from', sys.argv[0].rsplit('/', 1)[-1])\n    return 3\n",
+        )
+        .executable("python-scripts/hello-script", "#!/bin/sh\necho script\n")
+        .entry_point("hello = hellopkg.cli:main")
+}
+
+#[test]
+fn noarch_python_is_relocated_with_entry_points_and_pyc() {
+    let Some((version, site_packages)) = site_packages() else {
+        return;
+    };
+    let world = World::new();
+    let mut channel = LocalChannel::new(&world.path().join("channel"));
+    channel.add(&python_package(&version), Format::Conda);
+    channel.add(&hello_package(), Format::TarBz2);
+    channel.write_repodata();
+    let prefix = world.env("py");
+    assert_ok(&world.create(&prefix, channel.root().to_str().unwrap(), &["hellopkg"]));
+
+    let cli = format!("{site_packages}/hellopkg/cli.py");
+    assert!(prefix.join(&cli).is_file(), "site-packages/ relocated");
+    assert!(!prefix.join("site-packages").exists());
+    assert_eq!(
+        fs_err::read_to_string(prefix.join("bin/hello-script")).unwrap(),
+        "#!/bin/sh\necho script\n"
+    );
+
+    // The entry point runs the environment's python on the package's function.
+    let script = fs_err::read_to_string(prefix.join("bin/hello")).unwrap();
+    assert!(
+        script.starts_with(&format!("#!{}/bin/python\n", prefix.display())),
+        "{script}"
+    );
+    let out = run_with_timeout(Command::new(prefix.join("bin/hello")), TIMEOUT);
+    assert_eq!(stdout(&out), "hello from hello\n");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "the function's return is the exit code"
+    );
+
+    // conda-meta lists relocated paths, the entry point and the .pyc files.
+    let record = read_record(&prefix, "hellopkg-1.0-0");
+    let files: Vec<&str> = record["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    let tag = version.split('.').take(2).collect::<String>();
+    let pyc = format!("{site_packages}/hellopkg/__pycache__/cli.cpython-{tag}.pyc");
+    for expected in [cli.as_str(), "bin/hello", "bin/hello-script", pyc.as_str()] {
+        assert!(files.contains(&expected), "{expected} not in {files:?}");
+    }
+    assert!(prefix.join(&pyc).is_file(), "the .pyc was really compiled");
+    let types: Vec<(&str, &str)> = record["paths_data"]["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["_path"].as_str().unwrap(),
+                p["path_type"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        types.contains(&("bin/hello", "unix_python_entry_point")),
+        "{types:?}"
+    );
+    assert!(types.contains(&(pyc.as_str(), "pyc_file")), "{types:?}");
+    assert_meta_matches_disk(&prefix);
+
+    // Removing it leaves nothing of it, .pyc and __pycache__ included.
+    let before: BTreeSet<String> = env_files(&prefix);
+    assert_ok(&world.run(&["remove", "-p", prefix.to_str().unwrap(), "hellopkg"]));
+    let after = env_files(&prefix);
+    let gone: Vec<&String> = before.difference(&after).collect();
+    assert!(
+        after
+            .iter()
+            .all(|f| !f.contains("hellopkg") && !f.contains("hello")),
+        "{after:?}"
+    );
+    assert!(gone.iter().any(|f| f.ends_with(".pyc")), "{gone:?}");
+    assert!(
+        prefix.join(&site_packages).is_dir(),
+        "python's own directory stays"
+    );
+    assert_meta_matches_disk(&prefix);
+}
+
+#[test]
+fn entry_points_in_a_long_prefix_use_env_python() {
+    let Some((version, _)) = site_packages() else {
+        return;
+    };
+    let world = World::new();
+    let mut channel = LocalChannel::new(&world.path().join("channel"));
+    channel.add(&python_package(&version), Format::Conda);
+    channel.add(&hello_package(), Format::Conda);
+    channel.write_repodata();
+    let prefix = world.path().join("envs").join("x".repeat(120));
+    assert_ok(&world.create(&prefix, channel.root().to_str().unwrap(), &["hellopkg"]));
+    let script = fs_err::read_to_string(prefix.join("bin/hello")).unwrap();
+    assert!(script.starts_with("#!/usr/bin/env python\n"), "{script}");
+    // With the environment's bin/ on PATH (as after activation) it runs.
+    let path = format!(
+        "{}:{}",
+        prefix.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut hello = Command::new(prefix.join("bin/hello"));
+    hello.env("PATH", path);
+    let out = run_with_timeout(hello, TIMEOUT);
+    assert_eq!(stdout(&out), "hello from hello\n");
+}
+
+#[test]
+fn noarch_python_without_python_is_a_clear_error() {
+    let world = World::new();
+    let mut channel = LocalChannel::new(&world.path().join("channel"));
+    channel.add(&hello_package(), Format::Conda);
+    channel.write_repodata();
+    let prefix = world.env("nopy");
+    let out = world.run(&[
+        "create",
+        "-p",
+        prefix.to_str().unwrap(),
+        "-c",
+        channel.root().to_str().unwrap(),
+        "--no-deps",
+        "hellopkg",
+    ]);
+    let err = assert_fails(&out);
+    assert!(
+        err.contains("hellopkg-1.0-0") && err.contains("no python"),
+        "{err}"
+    );
+    assert!(!prefix.exists());
+}
+
+#[test]
+fn escaping_entry_points_are_rejected() {
+    let Some((version, _)) = site_packages() else {
+        return;
+    };
+    let world = World::new();
+    let mut channel = LocalChannel::new(&world.path().join("channel"));
+    channel.add(&python_package(&version), Format::Conda);
+    channel.add(
+        &Package::new("evil", "1.0")
+            .noarch_python()
+            .depends("python")
+            .file("site-packages/evil.py", "")
+            .entry_point("../../../escaped = evil:main"),
+        Format::Conda,
+    );
+    channel.write_repodata();
+    let prefix = world.env("evil");
+    let err = assert_fails(&world.create(&prefix, channel.root().to_str().unwrap(), &["evil"]));
+    assert!(
+        err.contains("evil-1.0-0") && err.contains("../../../escaped"),
+        "{err}"
+    );
+    assert!(!world.path().join("envs/escaped").exists() && !world.path().join("escaped").exists());
+}
+
+fn scripted_channel(world: &World) -> LocalChannel {
+    let mut channel = LocalChannel::new(&world.path().join("channel"));
+    channel.add(
+        &Package::new("base", "1.0").file("share/base.txt", "base\n"),
+        Format::Conda,
+    );
+    channel.add(
+        &Package::new("scripted", "2.5")
+            .build("h0_7", 7)
+            .depends("base")
+            .file("share/scripted.txt", "x\n")
+            .post_link(
+                "echo \"$PKG_NAME $PKG_VERSION $PKG_BUILDNUM\" > \"$PREFIX/post-link-ran\"\n\
+                 test -f \"$PREFIX/share/base.txt\" || exit 9\n\
+                 echo 'please read me' > \"$PREFIX/.messages.txt\"\n",
+            )
+            .pre_unlink("echo \"$PKG_NAME\" > \"$PREFIX/../pre-unlink-ran\"\n"),
+        Format::TarBz2,
+    );
+    channel.add(
+        &Package::new("broken", "1.0")
+            .depends("base")
+            .file("share/broken.txt", "x\n")
+            .post_link("echo 'something went wrong here'\nexit 4\n"),
+        Format::Conda,
+    );
+    channel.write_repodata();
+    channel
+}
+
+#[test]
+fn link_scripts_run_with_conda_variables() {
+    let world = World::new();
+    let channel = scripted_channel(&world);
+    let prefix = world.env("s");
+    let out = world.create(&prefix, channel.root().to_str().unwrap(), &["scripted"]);
+    assert_ok(&out);
+    assert_eq!(
+        fs_err::read_to_string(prefix.join("post-link-ran")).unwrap(),
+        "scripted 2.5 7\n",
+        "ran after its dependency was linked, with PKG_* set"
+    );
+    assert!(stderr(&out).contains("please read me"), "{}", stderr(&out));
+    assert!(!prefix.join(".messages.txt").exists());
+
+    assert_ok(&world.run(&["remove", "-p", prefix.to_str().unwrap(), "scripted"]));
+    assert_eq!(
+        fs_err::read_to_string(world.path().join("envs/pre-unlink-ran")).unwrap(),
+        "scripted\n"
+    );
+    assert!(!prefix.join("share/scripted.txt").exists());
+    assert!(!prefix.join("bin/.scripted-post-link.sh").exists());
+}
+
+#[test]
+fn a_failing_post_link_script_fails_the_transaction() {
+    let world = World::new();
+    let channel = scripted_channel(&world);
+    let prefix = world.env("b");
+    assert_ok(&world.create(&prefix, channel.root().to_str().unwrap(), &["base"]));
+    let before = env_files(&prefix);
+    let out = world.run(&["install", "-p", prefix.to_str().unwrap(), "broken"]);
+    let err = assert_fails(&out);
+    assert!(
+        err.contains("post-link script of broken-1.0-0")
+            && err.contains("something went wrong here"),
+        "{err}"
+    );
+    assert_eq!(env_files(&prefix), before, "nothing of broken is left");
+    assert!(!prefix.join("conda-meta/broken-1.0-0.json").exists());
+    assert_meta_matches_disk(&prefix);
+
+    // A create that fails leaves no environment.
+    let fresh = world.env("fresh");
+    assert_fails(&world.create(&fresh, channel.root().to_str().unwrap(), &["broken"]));
+    assert!(!fresh.exists());
+}
+
+fn versions_channel(world: &World) -> LocalChannel {
+    let mut channel = LocalChannel::new(&world.path().join("channel"));
+    channel.add(
+        &Package::new("lib", "1.0")
+            .file("lib/libx.so.1", "v1")
+            .file("share/lib/only-in-1.txt", "1"),
+        Format::Conda,
+    );
+    channel.add(
+        &Package::new("lib", "2.0")
+            .file("lib/libx.so.2", "v2")
+            .file("share/lib/new-in-2.txt", "2"),
+        Format::Conda,
+    );
+    channel.add(
+        &Package::new("tool", "1.0")
+            .depends("lib")
+            .executable("bin/tool", "#!/bin/sh\n"),
+        Format::TarBz2,
+    );
+    channel.add(
+        &Package::new("extra", "1.0")
+            .depends("dep-of-extra")
+            .file("share/extra/deep/a.txt", "a")
+            .directory("share/extra/empty"),
+        Format::Conda,
+    );
+    channel.add(
+        &Package::new("dep-of-extra", "1.0").file("share/dep.txt", "d"),
+        Format::Conda,
+    );
+    channel.write_repodata();
+    channel
+}
+
+#[test]
+fn install_keeps_what_is_installed_and_update_moves_it() {
+    let world = World::new();
+    let channel = versions_channel(&world);
+    let prefix = world.env("v");
+    let p = prefix.to_str().unwrap();
+    assert_ok(&world.create(&prefix, channel.root().to_str().unwrap(), &["lib=1.0"]));
+    // Installing something that would take the newest lib keeps lib 1.0.
+    let out = world.run(&["install", "-p", p, "tool"]);
+    assert_ok(&out);
+    assert!(
+        prefix.join("conda-meta/lib-1.0-0.json").is_file(),
+        "{}",
+        stdout(&out)
+    );
+    assert!(prefix.join("bin/tool").is_file());
+
+    let out = world.run(&["update", "-p", p, "lib"]);
+    assert_ok(&out);
+    assert!(
+        prefix.join("conda-meta/lib-2.0-0.json").is_file(),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!prefix.join("conda-meta/lib-1.0-0.json").exists());
+    assert!(
+        !prefix.join("share/lib/only-in-1.txt").exists(),
+        "old files removed"
+    );
+    assert!(!prefix.join("lib/libx.so.1").exists());
+    assert!(prefix.join("share/lib/new-in-2.txt").is_file());
+    assert!(prefix.join("bin/tool").is_file(), "tool stays");
+    assert_meta_matches_disk(&prefix);
+    let history = fs_err::read_to_string(prefix.join("conda-meta/history")).unwrap();
+    let last = history.rsplit("==> ").next().unwrap();
+    let channel_url = format!(
+        "file://{}/{}",
+        channel.root().display(),
+        pkgr_test_support::current_subdir()
+    );
+    let lines: Vec<&str> = last.lines().skip(1).collect();
+    assert!(
+        lines[0].starts_with("# cmd: ") && lines[0].ends_with(&format!("update -p {p} lib")),
+        "{history}"
+    );
+    assert_eq!(
+        lines[2..],
+        [
+            format!("-{channel_url}::lib-1.0-0"),
+            format!("+{channel_url}::lib-2.0-0"),
+            "# update specs: ['lib']".to_owned(),
+        ],
+        "{history}"
+    );
+
+    // Nothing to do is said, and changes nothing.
+    let out = world.run(&["install", "-p", p, "tool"]);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("Nothing to change"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn install_remove_install_round_trips_leave_no_stray_files() {
+    let world = World::new();
+    let channel = versions_channel(&world);
+    let prefix = world.env("r");
+    let p = prefix.to_str().unwrap();
+    assert_ok(&world.create(&prefix, channel.root().to_str().unwrap(), &["tool"]));
+    let base = env_files(&prefix);
+
+    assert_ok(&world.run(&["install", "-p", p, "extra"]));
+    let with_extra = env_files(&prefix);
+    assert!(
+        prefix.join("share/extra/empty").is_dir(),
+        "empty directory from paths.json"
+    );
+    assert!(prefix.join("share/dep.txt").is_file());
+    assert_meta_matches_disk(&prefix);
+
+    assert_ok(&world.run(&["remove", "-p", p, "extra", "dep-of-extra"]));
+    assert_eq!(env_files(&prefix), base, "back to the files before");
+    assert!(
+        !prefix.join("share/extra").exists(),
+        "emptied directories go too"
+    );
+    assert_meta_matches_disk(&prefix);
+
+    assert_ok(&world.run(&["install", "-p", p, "extra"]));
+    assert_eq!(env_files(&prefix), with_extra);
+    assert_meta_matches_disk(&prefix);
+}
+
+#[test]
+fn remove_refuses_to_break_dependents_unless_forced() {
+    let world = World::new();
+    let channel = versions_channel(&world);
+    let prefix = world.env("d");
+    let p = prefix.to_str().unwrap();
+    assert_ok(&world.create(&prefix, channel.root().to_str().unwrap(), &["tool"]));
+    let err = assert_fails(&world.run(&["remove", "-p", p, "lib"]));
+    assert!(
+        err.contains("tool depends on `lib`") && err.contains("--force"),
+        "{err}"
+    );
+    assert!(prefix.join("conda-meta/lib-2.0-0.json").is_file());
+    let err = assert_fails(&world.run(&["remove", "-p", p, "nope"]));
+    assert!(err.contains("nope is not installed"), "{err}");
+    assert_ok(&world.run(&["remove", "-p", p, "--force", "lib"]));
+    assert!(!prefix.join("lib/libx.so.2").exists());
+    assert!(prefix.join("bin/tool").is_file());
+    assert_meta_matches_disk(&prefix);
+}
+
+#[test]
+fn clobbered_paths_warn_and_survive_removal_of_either_owner() {
+    let world = World::new();
+    let mut channel = LocalChannel::new(&world.path().join("channel"));
+    channel.add(
+        &Package::new("first", "1.0")
+            .file("share/same.txt", "first\n")
+            .file("share/first.txt", "1"),
+        Format::Conda,
+    );
+    channel.add(
+        &Package::new("second", "1.0")
+            .depends("first")
+            .file("share/same.txt", "second\n"),
+        Format::Conda,
+    );
+    channel.write_repodata();
+    let prefix = world.env("c");
+    let p = prefix.to_str().unwrap();
+    let out = world.create(&prefix, channel.root().to_str().unwrap(), &["second"]);
+    assert_ok(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains("warning: first and second both ship `share/same.txt`"),
+        "{err}"
+    );
+    assert_eq!(
+        fs_err::read_to_string(prefix.join("share/same.txt")).unwrap(),
+        "second\n"
+    );
+
+    assert_ok(&world.run(&["remove", "-p", p, "second"]));
+    assert!(
+        prefix.join("share/same.txt").is_file(),
+        "first still ships it"
+    );
+    assert_ok(&world.run(&["remove", "-p", p, "first"]));
+    assert!(
+        !prefix.join("share/same.txt").exists(),
+        "the last owner took it"
+    );
+    assert!(!prefix.join("share").exists());
+}
+
+#[cfg(unix)]
+#[test]
+fn link_types_are_recorded_and_copy_forces_copies() {
+    use std::os::unix::fs::MetadataExt;
+    let world = World::new();
+    let mut channel = LocalChannel::new(&world.path().join("channel"));
+    channel.add(
+        &Package::new("data", "1.0")
+            .file("share/linked.txt", "linked\n")
+            .no_link("share/never-linked.txt", "copied\n"),
+        Format::Conda,
+    );
+    channel.write_repodata();
+    let entry = |name: &str| {
+        let pkgs = world.cache().join("pkgs");
+        let dir = fs_err::read_dir(&pkgs)
+            .unwrap()
+            .flatten()
+            .find(|e| e.path().is_dir())
+            .unwrap()
+            .path();
+        fs_err::metadata(dir.join(name)).unwrap().ino()
+    };
+    let hard = world.env("hard");
+    assert_ok(&world.create(&hard, channel.root().to_str().unwrap(), &["data"]));
+    let ino = |prefix: &Path, name: &str| fs_err::metadata(prefix.join(name)).unwrap().ino();
+    assert_eq!(
+        ino(&hard, "share/linked.txt"),
+        entry("share/linked.txt"),
+        "hardlinked"
+    );
+    assert_ne!(
+        ino(&hard, "share/never-linked.txt"),
+        entry("share/never-linked.txt"),
+        "no_link is copied"
+    );
+    assert_eq!(
+        read_record(&hard, "data-1.0-0")["link"]["type"],
+        3,
+        "a copy was made (no_link)"
+    );
+
+    let copy = world.env("copy");
+    let out = world.run(&[
+        "create",
+        "-p",
+        copy.to_str().unwrap(),
+        "-c",
+        channel.root().to_str().unwrap(),
+        "--copy",
+        "data",
+    ]);
+    assert_ok(&out);
+    assert_ne!(ino(&copy, "share/linked.txt"), entry("share/linked.txt"));
+    assert_eq!(read_record(&copy, "data-1.0-0")["link"]["type"], 3);
+
+    let mut plain = LocalChannel::new(&world.path().join("plain"));
+    plain.add(
+        &Package::new("only-linked", "1.0").file("share/a.txt", "a"),
+        Format::Conda,
+    );
+    plain.write_repodata();
+    let linked = world.env("linked");
+    assert_ok(&world.create(&linked, plain.root().to_str().unwrap(), &["only-linked"]));
+    assert_eq!(read_record(&linked, "only-linked-1.0-0")["link"]["type"], 1);
+}
+
+#[test]
+fn records_carry_condas_fields_and_post_replacement_hashes() {
+    let world = World::new();
+    let mut channel = LocalChannel::new(&world.path().join("channel"));
+    channel.add(
+        &Package::new("pl", "1.0").text_placeholder(
+            "bin/pl",
+            format!("#!/bin/sh\necho {}\n", pkgr_test_support::TEXT_PLACEHOLDER),
+        ),
+        Format::Conda,
+    );
+    channel.write_repodata();
+    let prefix = world.env("f");
+    assert_ok(&world.create(&prefix, channel.root().to_str().unwrap(), &["pl"]));
+    let record = read_record(&prefix, "pl-1.0-0");
+    for key in [
+        "name",
+        "version",
+        "build",
+        "build_number",
+        "channel",
+        "subdir",
+        "fn",
+        "url",
+        "md5",
+        "sha256",
+        "size",
+        "depends",
+        "constrains",
+        "files",
+        "paths_data",
+        "link",
+        "requested_spec",
+    ] {
+        assert!(record.get(key).is_some(), "{key} missing from {record:#}");
+    }
+    assert_eq!(record["requested_spec"], "pl");
+    let entry = &record["paths_data"]["paths"][0];
+    let on_disk = fs_err::read(prefix.join("bin/pl")).unwrap();
+    assert_eq!(
+        entry["sha256_in_prefix"],
+        pkgr_test_support::sha256_hex(&on_disk)
+    );
+    assert_ne!(entry["sha256_in_prefix"], entry["sha256"]);
+    assert_eq!(entry["file_mode"], "text");
+    assert!(entry["size_in_bytes"].as_u64().is_some());
+}
+
+/// A kill in the middle of a transaction (here: while a post-link script
+/// runs) leaves conda-meta true to the disk once the next command recovers.
+#[cfg(unix)]
+#[test]
+fn a_killed_transaction_is_recovered_by_the_next_one() {
+    let world = World::new();
+    let mut channel = LocalChannel::new(&world.path().join("channel"));
+    channel.add(
+        &Package::new("base", "1.0").file("share/base.txt", "b"),
+        Format::Conda,
+    );
+    channel.add(
+        &Package::new("slow", "1.0")
+            .file("share/slow/a.txt", "a")
+            .file("share/slow/b.txt", "b")
+            .post_link("echo $$ > \"$PREFIX/../script.pid\"\nsleep 60\n"),
+        Format::Conda,
+    );
+    channel.write_repodata();
+    let prefix = world.env("k");
+    let p = prefix.to_str().unwrap();
+    assert_ok(&world.create(&prefix, channel.root().to_str().unwrap(), &["base"]));
+
+    let mut cmd = world.pkgr();
+    cmd.args(["install", "-p", p, "slow"]);
+    let running = Running::spawn(cmd);
+    let pid_file = world.path().join("envs/script.pid");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !pid_file.is_file() || fs_err::read_to_string(&pid_file).unwrap().trim().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the post-link script never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = Command::new("kill")
+        .args(["-9", &running.child.id().to_string()])
+        .status();
+    let _ = Command::new("kill")
+        .args(["-9", fs_err::read_to_string(&pid_file).unwrap().trim()])
+        .status();
+    running.wait(Duration::from_secs(30));
+
+    // Killed: slow's files are there, no record claims them, a journal does.
+    assert!(prefix.join("share/slow/a.txt").is_file());
+    assert!(!prefix.join("conda-meta/slow-1.0-0.json").exists());
+    assert!(prefix.join("conda-meta/slow-1.0-0.pkgr-partial").is_file());
+
+    let out = world.run(&["install", "-p", p, "base"]);
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("interrupted while changing slow-1.0-0"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!prefix.join("share/slow").exists());
+    assert!(!prefix.join("conda-meta/slow-1.0-0.pkgr-partial").exists());
+    assert_meta_matches_disk(&prefix);
+}
