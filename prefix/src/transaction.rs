@@ -141,11 +141,23 @@ impl Transaction {
         unlink = sort_dependencies_first(unlink, |r| &r.repodata_record.package_record);
         unlink.reverse();
         for record in unlink {
-            run_link_script(
+            let name = record.repodata_record.package_record.name.as_normalized();
+            // As in conda, a failing pre-unlink script is reported, not fatal:
+            // the package is removed either way.
+            match run_link_script(
                 prefix,
                 &record.repodata_record.package_record,
                 ScriptKind::PreUnlink,
-            )?;
+            ) {
+                Ok(Some(text)) => on_event(TransactionEvent::Message {
+                    package: name,
+                    text: &text,
+                }),
+                Ok(None) => {}
+                Err(err) => on_event(TransactionEvent::Warning(&format!(
+                    "{err}; removing the package anyway (consider telling its maintainers)"
+                ))),
+            }
             let paths: Vec<PathBuf> = record_paths(record).into_iter().collect();
             let journal = write_journal(prefix, &record.repodata_record, &paths)?;
             let meta = prefix
@@ -304,4 +316,288 @@ pub fn recover(prefix: &Path) -> Result<Vec<String>, PrefixError> {
         remove_journal(&path)?;
     }
     Ok(recovered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repodata_record(name: &str) -> RepoDataRecord {
+        serde_json::from_value(serde_json::json!({
+            "name": name,
+            "version": "1.0",
+            "build": "0",
+            "build_number": 0,
+            "subdir": "linux-64",
+            "fn": format!("{name}-1.0-0.conda"),
+            "url": format!("https://example.com/linux-64/{name}-1.0-0.conda"),
+            "channel": "https://example.com",
+        }))
+        .unwrap()
+    }
+
+    /// An installed-package record claiming `files`, written to conda-meta.
+    fn install_record(prefix: &Path, name: &str, files: &[&str]) -> PrefixRecord {
+        let entries = files
+            .iter()
+            .map(|f| {
+                serde_json::from_value(serde_json::json!({"_path": f, "path_type": "hardlink"}))
+                    .unwrap()
+            })
+            .collect();
+        let record = PrefixRecord::from_repodata_record(repodata_record(name), entries);
+        write_prefix_record(prefix, &record).unwrap();
+        record
+    }
+
+    fn touch(prefix: &Path, path: &str) {
+        let full = prefix.join(path);
+        fs_err::create_dir_all(full.parent().unwrap()).unwrap();
+        fs_err::write(full, path).unwrap();
+    }
+
+    fn journals(prefix: &Path) -> Vec<PathBuf> {
+        fs_err::read_dir(prefix.join("conda-meta"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == JOURNAL_SUFFIX))
+            .collect()
+    }
+
+    /// An extracted package with one file per `(path, contents)`.
+    fn extracted_package(dir: &Path, name: &str, files: &[(&str, &str)]) {
+        let paths: Vec<serde_json::Value> = files
+            .iter()
+            .map(|(path, contents)| {
+                touch(dir, path);
+                fs_err::write(dir.join(path), contents).unwrap();
+                serde_json::json!({"_path": path, "path_type": "hardlink"})
+            })
+            .collect();
+        fs_err::create_dir_all(dir.join("info")).unwrap();
+        let index = serde_json::json!({
+            "name": name, "version": "1.0", "build": "0", "build_number": 0, "subdir": "linux-64"
+        });
+        fs_err::write(dir.join("info/index.json"), index.to_string()).unwrap();
+        let paths = serde_json::json!({"paths_version": 1, "paths": paths});
+        fs_err::write(dir.join("info/paths.json"), paths.to_string()).unwrap();
+    }
+
+    #[test]
+    fn recover_without_journals_changes_nothing() {
+        let prefix = tempfile::tempdir().unwrap();
+        let p = prefix.path();
+        // No conda-meta at all: a new environment.
+        assert!(recover(p).unwrap().is_empty());
+        touch(p, "bin/unclaimed");
+        install_record(p, "foo", &["bin/foo"]);
+        assert!(recover(p).unwrap().is_empty());
+        assert!(p.join("bin/unclaimed").is_file());
+    }
+
+    #[test]
+    fn recover_removes_journaled_paths_no_record_claims() {
+        let prefix = tempfile::tempdir().unwrap();
+        let p = prefix.path();
+        install_record(p, "bar", &["lib/shared.so", "bin/bar"]);
+        for path in ["bin/bar", "bin/foo", "lib/shared.so", "lib/foo/mod.txt"] {
+            touch(p, path);
+        }
+        // A kill while `foo` was being linked: its files are (partly) there,
+        // its record is not.
+        let journal = write_journal(
+            p,
+            &repodata_record("foo"),
+            &[
+                "bin/foo",
+                "lib/shared.so",
+                "lib/foo/mod.txt",
+                "lib/foo/never-written",
+            ]
+            .map(PathBuf::from),
+        )
+        .unwrap();
+        assert_eq!(journal, p.join("conda-meta").join("foo-1.0-0.pkgr-partial"));
+
+        assert_eq!(recover(p).unwrap(), vec!["foo-1.0-0.conda".to_owned()]);
+        assert!(!p.join("bin/foo").exists());
+        assert!(!p.join("lib/foo").exists());
+        assert!(p.join("lib/shared.so").is_file(), "claimed by bar's record");
+        assert!(p.join("bin/bar").is_file());
+        assert!(journals(p).is_empty());
+        assert!(p.join("conda-meta/bar-1.0-0.json").is_file());
+        // Done once: a second recovery finds nothing.
+        assert!(recover(p).unwrap().is_empty());
+    }
+
+    #[test]
+    fn recover_keeps_the_files_of_a_package_whose_record_was_written() {
+        // A kill after the record was written but before the journal was
+        // removed: the package is installed, its files stay.
+        let prefix = tempfile::tempdir().unwrap();
+        let p = prefix.path();
+        install_record(p, "foo", &["bin/foo"]);
+        touch(p, "bin/foo");
+        write_journal(p, &repodata_record("foo"), &[PathBuf::from("bin/foo")]).unwrap();
+        assert_eq!(recover(p).unwrap(), vec!["foo-1.0-0.conda".to_owned()]);
+        assert!(p.join("bin/foo").is_file());
+        assert!(journals(p).is_empty());
+    }
+
+    #[test]
+    fn recover_drops_an_unreadable_journal_and_removes_nothing() {
+        let prefix = tempfile::tempdir().unwrap();
+        let p = prefix.path();
+        touch(p, "bin/foo");
+        touch(p, "conda-meta/foo-1.0-0.pkgr-partial");
+        fs_err::write(
+            p.join("conda-meta/foo-1.0-0.pkgr-partial"),
+            b"{\"package\": \"fo",
+        )
+        .unwrap();
+        assert!(recover(p).unwrap().is_empty());
+        assert!(journals(p).is_empty());
+        assert!(p.join("bin/foo").is_file());
+    }
+
+    #[test]
+    fn recover_never_follows_a_journal_out_of_the_prefix() {
+        let root = tempfile::tempdir().unwrap();
+        touch(root.path(), "outside.txt");
+        let p = root.path().join("env");
+        touch(&p, "conda-meta/x");
+        let journal = Journal {
+            package: "evil-1.0-0.conda".to_owned(),
+            paths: vec![
+                PathBuf::from("../outside.txt"),
+                root.path().join("outside.txt"),
+            ],
+        };
+        fs_err::write(
+            p.join("conda-meta/evil-1.0-0.pkgr-partial"),
+            serde_json::to_vec(&journal).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(recover(&p).unwrap(), vec!["evil-1.0-0.conda".to_owned()]);
+        assert!(root.path().join("outside.txt").is_file());
+    }
+
+    #[test]
+    fn execute_links_then_unlinks_and_leaves_no_journal() {
+        let root = tempfile::tempdir().unwrap();
+        let package_dir = root.path().join("pkgs/foo-1.0-0");
+        extracted_package(&package_dir, "foo", &[("bin/foo", "#!/bin/sh\n")]);
+        let prefix = root.path().join("env");
+        fs_err::create_dir_all(prefix.join("conda-meta")).unwrap();
+        let install = Transaction {
+            link: vec![LinkRequest {
+                record: repodata_record("foo"),
+                package_dir,
+                requested_spec: Some("foo".to_owned()),
+            }],
+            ..Transaction::default()
+        };
+        let linked = std::cell::RefCell::new(Vec::new());
+        install
+            .execute(&prefix, &[], &|event| {
+                if let TransactionEvent::Linked(r) = event {
+                    linked.borrow_mut().push(r.identifier.to_string());
+                }
+            })
+            .unwrap();
+        assert_eq!(*linked.borrow(), ["foo-1.0-0.conda"]);
+        assert!(prefix.join("bin/foo").is_file());
+        assert!(journals(&prefix).is_empty());
+        let installed = read_prefix_records(&prefix).unwrap();
+        assert_eq!(installed.len(), 1);
+
+        let remove = Transaction {
+            unlink: installed.clone(),
+            ..Transaction::default()
+        };
+        remove.execute(&prefix, &installed, &|_| {}).unwrap();
+        assert!(!prefix.join("bin").exists());
+        assert!(read_prefix_records(&prefix).unwrap().is_empty());
+        assert!(journals(&prefix).is_empty());
+    }
+
+    #[test]
+    fn execute_rolls_back_a_package_whose_post_link_script_fails() {
+        let root = tempfile::tempdir().unwrap();
+        let package_dir = root.path().join("pkgs/foo-1.0-0");
+        extracted_package(
+            &package_dir,
+            "foo",
+            &[
+                ("bin/foo", "tool"),
+                ("bin/.foo-post-link.sh", "echo broken >&2\nexit 1\n"),
+            ],
+        );
+        let prefix = root.path().join("env");
+        fs_err::create_dir_all(prefix.join("conda-meta")).unwrap();
+        let install = Transaction {
+            link: vec![LinkRequest {
+                record: repodata_record("foo"),
+                package_dir,
+                requested_spec: None,
+            }],
+            ..Transaction::default()
+        };
+        let err = install.execute(&prefix, &[], &|_| {}).unwrap_err();
+        assert!(
+            matches!(&err, PrefixError::LinkScript { detail, .. } if detail.contains("broken")),
+            "{err:?}"
+        );
+        assert!(!prefix.join("bin").exists(), "rolled back");
+        assert!(read_prefix_records(&prefix).unwrap().is_empty());
+        assert!(journals(&prefix).is_empty());
+    }
+    #[test]
+    fn a_failing_pre_unlink_script_is_a_warning_and_the_package_goes() {
+        let root = tempfile::tempdir().unwrap();
+        let package_dir = root.path().join("pkgs/foo-1.0-0");
+        extracted_package(
+            &package_dir,
+            "foo",
+            &[
+                ("bin/foo", "tool"),
+                (
+                    "bin/.foo-pre-unlink.sh",
+                    "echo cannot-clean-up >&2\nexit 4\n",
+                ),
+            ],
+        );
+        let prefix = root.path().join("env");
+        fs_err::create_dir_all(prefix.join("conda-meta")).unwrap();
+        let install = Transaction {
+            link: vec![LinkRequest {
+                record: repodata_record("foo"),
+                package_dir,
+                requested_spec: None,
+            }],
+            ..Transaction::default()
+        };
+        install.execute(&prefix, &[], &|_| {}).unwrap();
+        let installed = read_prefix_records(&prefix).unwrap();
+        let remove = Transaction {
+            unlink: installed.clone(),
+            ..Transaction::default()
+        };
+        let warnings = std::cell::RefCell::new(Vec::new());
+        remove
+            .execute(&prefix, &installed, &|event| {
+                if let TransactionEvent::Warning(text) = event {
+                    warnings.borrow_mut().push(text.to_owned());
+                }
+            })
+            .unwrap();
+        let warnings = warnings.into_inner();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("pre-unlink") && warnings[0].contains("cannot-clean-up"),
+            "{warnings:?}"
+        );
+        assert!(!prefix.join("bin").exists(), "removed anyway");
+        assert!(read_prefix_records(&prefix).unwrap().is_empty());
+    }
 }
