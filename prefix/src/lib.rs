@@ -2,6 +2,16 @@
 //! prefix placeholder replacement, the `conda-meta/` records conda and pixi
 //! read, and the prefix lock.
 //!
+//! - [`PackagePlan`] (link.rs): one package's files, checked (no absolute
+//!   path, no `..`, no symlink out of the prefix) before anything is written,
+//!   then linked (hardlink, reflink or copy; placeholders replaced; noarch
+//!   python relocated with entry points and `.pyc` files, see [`python`]);
+//! - [`Transaction`] (transaction.rs): unlink/link sets applied in dependency
+//!   order under per-package journals, with link scripts ([`run_link_script`])
+//!   and [`recover`] for what a killed transaction left;
+//! - [`remove_paths`] (unlink.rs): a package's files and the directories they
+//!   leave empty.
+//!
 //! A transaction on a prefix holds the prefix's exclusive lock
 //! ([`lock_prefix`]) for its whole length; it is the first lock in pkgr's lock
 //! order (see the `pkgr_cache` crate docs).

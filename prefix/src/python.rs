@@ -98,7 +98,7 @@ pub fn shebang(python: &Path) -> String {
 }
 
 /// The text of the script conda writes for an entry point: import the
-/// function, strip a `-script.py`/`.exe` suffix from argv[0], exit with what
+/// function, strip a `-script.py`/`.exe` suffix from `argv[0]`, exit with what
 /// the function returns.
 pub fn entry_point_script(entry_point: &EntryPoint, python: &Path) -> String {
     let function = &entry_point.function;

@@ -97,3 +97,179 @@ fn remove_empty_pycache(dir: &Path) {
     }
     let _ = std::fs::remove_dir(dir.join("__pycache__"));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Creates `path` (relative to `root`) with its parents.
+    fn touch(root: &Path, path: &str) {
+        let full = root.join(path);
+        fs_err::create_dir_all(full.parent().unwrap()).unwrap();
+        fs_err::write(full, path).unwrap();
+    }
+
+    fn paths(list: &[&str]) -> Vec<PathBuf> {
+        list.iter().map(PathBuf::from).collect()
+    }
+
+    #[test]
+    fn removes_files_and_the_directories_they_empty_deepest_first() {
+        let prefix = tempfile::tempdir().unwrap();
+        let p = prefix.path();
+        touch(p, "a/b/c/deep.txt");
+        touch(p, "a/b/mid.txt");
+        let listed = paths(&["a/b/mid.txt", "a/b/c/deep.txt"]);
+        let removed = remove_paths(p, &listed, &HashSet::new()).unwrap();
+        assert_eq!(removed, 2);
+        // `a` is only empty once `a/b/c` and then `a/b` are gone.
+        assert!(!p.join("a").exists());
+        assert!(p.exists(), "the prefix itself stays");
+    }
+
+    #[test]
+    fn keeps_directories_still_holding_other_files() {
+        let prefix = tempfile::tempdir().unwrap();
+        let p = prefix.path();
+        touch(p, "lib/mine.so");
+        touch(p, "lib/sub/mine.txt");
+        touch(p, "lib/theirs.so");
+        let listed = paths(&["lib/mine.so", "lib/sub/mine.txt"]);
+        assert_eq!(remove_paths(p, &listed, &HashSet::new()).unwrap(), 2);
+        assert!(!p.join("lib/mine.so").exists());
+        assert!(!p.join("lib/sub").exists());
+        assert!(p.join("lib/theirs.so").is_file());
+    }
+
+    #[test]
+    fn never_removes_conda_meta() {
+        let prefix = tempfile::tempdir().unwrap();
+        let p = prefix.path();
+        touch(p, "conda-meta/foo-1.0-0.pkgr-partial");
+        let listed = paths(&["conda-meta/foo-1.0-0.pkgr-partial", "conda-meta"]);
+        assert_eq!(remove_paths(p, &listed, &HashSet::new()).unwrap(), 1);
+        assert!(!p.join("conda-meta/foo-1.0-0.pkgr-partial").exists());
+        assert!(p.join("conda-meta").is_dir(), "empty conda-meta stays");
+    }
+
+    #[test]
+    fn skips_kept_paths() {
+        let prefix = tempfile::tempdir().unwrap();
+        let p = prefix.path();
+        touch(p, "bin/tool");
+        touch(p, "share/shared.txt");
+        let listed = paths(&["bin/tool", "share/shared.txt"]);
+        let keep: HashSet<PathBuf> = paths(&["share/shared.txt"]).into_iter().collect();
+        assert_eq!(remove_paths(p, &listed, &keep).unwrap(), 1);
+        assert!(!p.join("bin").exists());
+        assert!(p.join("share/shared.txt").is_file());
+    }
+
+    #[test]
+    fn refuses_paths_that_leave_the_prefix() {
+        let root = tempfile::tempdir().unwrap();
+        touch(root.path(), "outside.txt");
+        touch(root.path(), "env/lib/inside.txt");
+        let prefix = root.path().join("env");
+        let listed = vec![
+            PathBuf::from("../outside.txt"),
+            PathBuf::from("lib/../../outside.txt"),
+            root.path().join("outside.txt"),
+        ];
+        assert_eq!(remove_paths(&prefix, &listed, &HashSet::new()).unwrap(), 0);
+        assert!(root.path().join("outside.txt").is_file());
+        // Nor are directories on the way out touched.
+        assert!(prefix.join("lib/inside.txt").is_file());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn removes_a_symlinked_directory_as_a_link_without_following_it() {
+        let root = tempfile::tempdir().unwrap();
+        touch(root.path(), "elsewhere/precious.txt");
+        let prefix = root.path().join("env");
+        fs_err::create_dir_all(prefix.join("lib")).unwrap();
+        std::os::unix::fs::symlink(root.path().join("elsewhere"), prefix.join("lib/link")).unwrap();
+        let listed = paths(&["lib/link"]);
+        assert_eq!(remove_paths(&prefix, &listed, &HashSet::new()).unwrap(), 1);
+        assert!(std::fs::symlink_metadata(prefix.join("lib/link")).is_err());
+        assert!(root.path().join("elsewhere/precious.txt").is_file());
+    }
+
+    #[test]
+    fn missing_files_are_already_removed() {
+        let prefix = tempfile::tempdir().unwrap();
+        let listed = paths(&["bin/gone", "lib/also/gone"]);
+        assert_eq!(
+            remove_paths(prefix.path(), &listed, &HashSet::new()).unwrap(),
+            0
+        );
+    }
+
+    #[test]
+    fn removes_stale_pycache() {
+        let prefix = tempfile::tempdir().unwrap();
+        let p = prefix.path();
+        touch(p, "lib/pkg/mod.py");
+        touch(p, "lib/pkg/__pycache__/mod.cpython-312.pyc");
+        touch(p, "lib/pkg/__pycache__/mod.cpython-312.opt-1.pyc");
+        let listed = paths(&["lib/pkg/mod.py"]);
+        assert_eq!(remove_paths(p, &listed, &HashSet::new()).unwrap(), 1);
+        assert!(!p.join("lib").exists());
+    }
+
+    #[test]
+    fn keeps_pycache_of_modules_still_there() {
+        let prefix = tempfile::tempdir().unwrap();
+        let p = prefix.path();
+        touch(p, "lib/pkg/mod.py");
+        touch(p, "lib/pkg/other.py");
+        touch(p, "lib/pkg/__pycache__/mod.cpython-312.pyc");
+        touch(p, "lib/pkg/__pycache__/other.cpython-312.pyc");
+        touch(p, "lib/pkg/__pycache__/notes.txt");
+        let listed = paths(&["lib/pkg/mod.py"]);
+        assert_eq!(remove_paths(p, &listed, &HashSet::new()).unwrap(), 1);
+        // `other.py` is still there, so its cache (and the stale one beside
+        // it) stays: the directory is not all stale.
+        assert!(p
+            .join("lib/pkg/__pycache__/other.cpython-312.pyc")
+            .is_file());
+        assert!(p.join("lib/pkg/other.py").is_file());
+
+        let only_foreign = tempfile::tempdir().unwrap();
+        let q = only_foreign.path();
+        touch(q, "lib/pkg/mod.py");
+        touch(q, "lib/pkg/__pycache__/notes.txt");
+        assert_eq!(remove_paths(q, &listed, &HashSet::new()).unwrap(), 1);
+        assert!(q.join("lib/pkg/__pycache__/notes.txt").is_file());
+    }
+
+    #[test]
+    fn record_paths_joins_files_and_paths_data() {
+        let record: PrefixRecord = serde_json::from_value(serde_json::json!({
+            "name": "foo",
+            "version": "1.0",
+            "build": "0",
+            "build_number": 0,
+            "subdir": "linux-64",
+            "fn": "foo-1.0-0.conda",
+            "url": "https://example.com/linux-64/foo-1.0-0.conda",
+            "channel": "https://example.com",
+            "files": ["bin/foo", "lib/both.so"],
+            "paths_data": {
+                "paths_version": 1,
+                "paths": [
+                    {"_path": "lib/both.so", "path_type": "hardlink"},
+                    {"_path": "share/only-in-paths-data", "path_type": "hardlink"}
+                ]
+            }
+        }))
+        .unwrap();
+        assert_eq!(
+            record_paths(&record),
+            BTreeSet::from(
+                ["bin/foo", "lib/both.so", "share/only-in-paths-data"].map(PathBuf::from)
+            )
+        );
+    }
+}
