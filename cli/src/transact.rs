@@ -94,17 +94,17 @@ impl Plan {
                 .map(|r| r.repodata_record.clone())
                 .collect();
             out.push_str(&format!(
-                "Remove:\n{}\n  {} packages\n\n",
+                "Remove:\n{}\n  {}\n\n",
                 records_table(&records),
-                records.len()
+                count(records.len(), "package")
             ));
         }
         if !self.link.is_empty() {
             let total: u64 = self.link.iter().filter_map(|r| r.package_record.size).sum();
             out.push_str(&format!(
-                "Install:\n{}\n  {} packages, {} to fetch at most\n\n",
+                "Install:\n{}\n  {}, {} to fetch at most\n\n",
                 records_table(&self.link),
-                self.link.len(),
+                count(self.link.len(), "package"),
                 HumanBytes(total)
             ));
         }
@@ -128,6 +128,15 @@ impl Plan {
             "prefix": prefix,
             "actions": { "LINK": link, "UNLINK": unlink },
         })
+    }
+}
+
+/// `1 package`, `2 packages`.
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 

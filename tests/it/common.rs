@@ -9,6 +9,19 @@ use std::time::{Duration, Instant};
 /// How long one `pkgr` invocation may take before the test fails.
 pub const TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Snapshots user-facing output with this world's temp path, timings and
+/// sizes filtered out (see [`filters`]).
+macro_rules! snapshot {
+    ($world:expr, $name:expr, $value:expr) => {{
+        let filters = $crate::common::filters($world);
+        let filters: Vec<(&str, &str)> =
+            filters.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        insta::with_settings!({ filters => filters, prepend_module_to_snapshot => false }, {
+            insta::assert_snapshot!($name, $value);
+        });
+    }};
+}
+
 /// A scratch world for one test: its own HOME, cache and envs root.
 pub struct World {
     pub tmp: tempfile::TempDir,

@@ -7,20 +7,7 @@ use pkgr_test_support::{
     binary_placeholder, sha256_hex, ChannelServer, Format, LocalChannel, Package, TEXT_PLACEHOLDER,
 };
 
-use crate::common::{
-    assert_fails, assert_ok, complete_entries, filters, list_files, stderr, stdout, World,
-};
-
-macro_rules! snapshot {
-    ($world:expr, $name:expr, $value:expr) => {{
-        let filters = filters($world);
-        let filters: Vec<(&str, &str)> =
-            filters.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-        insta::with_settings!({ filters => filters, prepend_module_to_snapshot => false }, {
-            insta::assert_snapshot!($name, $value);
-        });
-    }};
-}
+use crate::common::{assert_fails, assert_ok, complete_entries, list_files, stderr, stdout, World};
 
 /// The binary payload: a C string holding the placeholder, then more bytes.
 fn binary_payload() -> Vec<u8> {

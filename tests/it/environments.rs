@@ -694,3 +694,21 @@ fn a_killed_transaction_is_recovered_by_the_next_one() {
     assert!(!prefix.join("conda-meta/slow-1.0-0.pkgr-partial").exists());
     assert_meta_matches_disk(&prefix);
 }
+
+#[test]
+fn update_plan_and_remove_refusal_output() {
+    let world = World::new();
+    let channel = versions_channel(&world);
+    let prefix = world.env("snap");
+    let p = prefix.to_str().unwrap();
+    assert_ok(&world.create(
+        &prefix,
+        channel.root().to_str().unwrap(),
+        &["tool", "lib=1.0"],
+    ));
+    let out = world.run(&["update", "-p", p, "--dry-run", "lib"]);
+    assert_ok(&out);
+    snapshot!(&world, "update_plan", stdout(&out));
+    let out = world.run(&["remove", "-p", p, "lib"]);
+    snapshot!(&world, "remove_refusal", assert_fails(&out));
+}
