@@ -712,3 +712,99 @@ fn update_plan_and_remove_refusal_output() {
     let out = world.run(&["remove", "-p", p, "lib"]);
     snapshot!(&world, "remove_refusal", assert_fails(&out));
 }
+
+/// A cache on another filesystem than the environment (here /dev/shm, a
+/// tmpfs, when it is one): hardlinks are impossible, so files are copied and
+/// the record says so.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_cache_on_another_filesystem_is_copied_from() {
+    use std::os::unix::fs::MetadataExt;
+    let world = World::new();
+    let shm = Path::new("/dev/shm");
+    let same_device = |a: &Path, b: &Path| {
+        fs_err::metadata(a).unwrap().dev() == fs_err::metadata(b).unwrap().dev()
+    };
+    if !shm.is_dir() || same_device(shm, world.path()) {
+        eprintln!("skipped: /dev/shm is not a separate filesystem here");
+        return;
+    }
+    let cache = tempfile::Builder::new()
+        .prefix("pkgr-it-cache-")
+        .tempdir_in(shm)
+        .unwrap();
+    let mut channel = LocalChannel::new(&world.path().join("channel"));
+    channel.add(
+        &Package::new("data", "1.0").file("share/a.txt", "a\n"),
+        Format::Conda,
+    );
+    channel.write_repodata();
+    let prefix = world.env("cross");
+    let mut cmd = world.pkgr();
+    cmd.env("PKGR_CACHE_DIR", cache.path()).args([
+        "create",
+        "-p",
+        prefix.to_str().unwrap(),
+        "-c",
+        channel.root().to_str().unwrap(),
+        "data",
+    ]);
+    let out = run_with_timeout(cmd, TIMEOUT);
+    assert_ok(&out);
+    assert_eq!(
+        fs_err::read_to_string(prefix.join("share/a.txt")).unwrap(),
+        "a\n"
+    );
+    assert_eq!(
+        fs_err::metadata(prefix.join("share/a.txt"))
+            .unwrap()
+            .nlink(),
+        1
+    );
+    assert_eq!(read_record(&prefix, "data-1.0-0")["link"]["type"], 3);
+    assert!(fs_err::read_dir(cache.path().join("pkgs")).unwrap().count() > 0);
+}
+
+/// `install` keeps an installed package even when a newer one appears;
+/// `update --all` moves it.
+#[test]
+fn update_all_moves_what_install_keeps() {
+    let world = World::new();
+    let mut channel = LocalChannel::new(&world.path().join("channel"));
+    channel.add(
+        &Package::new("lib", "1.0").file("share/lib-1.txt", "1"),
+        Format::Conda,
+    );
+    channel.add(
+        &Package::new("tool", "1.0")
+            .depends("lib")
+            .file("share/tool.txt", "t"),
+        Format::Conda,
+    );
+    channel.write_repodata();
+    let prefix = world.env("all");
+    let p = prefix.to_str().unwrap();
+    assert_ok(&world.create(&prefix, channel.root().to_str().unwrap(), &["tool"]));
+    assert!(prefix.join("conda-meta/lib-1.0-0.json").is_file());
+
+    channel.add(
+        &Package::new("lib", "2.0").file("share/lib-2.txt", "2"),
+        Format::Conda,
+    );
+    channel.add(
+        &Package::new("other", "1.0").file("share/other.txt", "o"),
+        Format::Conda,
+    );
+    channel.write_repodata();
+    assert_ok(&world.run(&["install", "-p", p, "other"]));
+    assert!(prefix.join("conda-meta/lib-1.0-0.json").is_file(), "kept");
+
+    let err = assert_fails(&world.run(&["install", "-p", p, "--all"]));
+    assert!(err.contains("--all goes with `pkgr update`"), "{err}");
+    assert_ok(&world.run(&["update", "-p", p, "--all"]));
+    assert!(prefix.join("conda-meta/lib-2.0-0.json").is_file());
+    assert!(!prefix.join("share/lib-1.txt").exists());
+    assert!(prefix.join("share/lib-2.txt").is_file());
+    assert!(prefix.join("share/other.txt").is_file());
+    assert_meta_matches_disk(&prefix);
+}
