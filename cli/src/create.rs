@@ -86,7 +86,7 @@ pub async fn run(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
     .await?;
     let plan = Plan {
         unlink: Vec::new(),
-        link: records.clone(),
+        link: records,
     };
     if global.json {
         if args.dry_run {
@@ -128,18 +128,14 @@ pub async fn run(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
             &prefix,
             Change {
                 installed: &[],
-                solution: &records,
-                plan,
+                solution: &plan.link,
+                plan: &plan,
                 requested: &args.specs,
                 mode: link_mode(args.copy),
             },
             progress.clone(),
         )
         .await?;
-        let plan = Plan {
-            unlink: Vec::new(),
-            link: records.clone(),
-        };
         record_history(&prefix, &plan, "update", &args.specs)?;
         anyhow::Ok(downloaded)
     }
@@ -159,18 +155,12 @@ pub async fn run(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
     drop(prefix_lock);
 
     if global.json {
-        print_json(
-            &Plan {
-                unlink: Vec::new(),
-                link: records.clone(),
-            }
-            .to_json(&prefix, false),
-        )?;
+        print_json(&plan.to_json(&prefix, false))?;
     } else if !global.quiet {
         print_stdout(&format!(
             "Created {} with {} packages ({} downloaded) in {:.1}s\n",
             prefix.display(),
-            records.len(),
+            plan.link.len(),
             HumanBytes(downloaded),
             started.elapsed().as_secs_f64()
         ));

@@ -127,17 +127,13 @@ pub async fn install(global: &GlobalArgs, args: InstallArgs, update: bool) -> an
     if !finish_planning(global, &prefix, &plan, args.dry_run)? {
         return Ok(());
     }
-    let history = Plan {
-        unlink: plan.unlink.clone(),
-        link: plan.link.clone(),
-    };
     let downloaded = apply(
         &workspace,
         &prefix,
         Change {
             installed: &installed,
             solution: &solution,
-            plan,
+            plan: &plan,
             requested: &args.specs,
             mode: link_mode(args.copy),
         },
@@ -149,9 +145,9 @@ pub async fn install(global: &GlobalArgs, args: InstallArgs, update: bool) -> an
     } else {
         args.specs.clone()
     };
-    record_history(&prefix, &history, "update", &history_specs)?;
+    record_history(&prefix, &plan, "update", &history_specs)?;
     drop(prefix_lock);
-    report_done(global, &prefix, &history, Some(downloaded), started)
+    report_done(global, &prefix, &plan, Some(downloaded), started)
 }
 
 /// `pkgr remove`.
@@ -201,10 +197,6 @@ pub async fn remove(global: &GlobalArgs, args: RemoveArgs) -> anyhow::Result<()>
     }
     let staying_records: Vec<RepoDataRecord> =
         staying.iter().map(|r| r.repodata_record.clone()).collect();
-    let history = Plan {
-        unlink: plan.unlink.clone(),
-        link: Vec::new(),
-    };
     let workspace = Workspace::open(global)?;
     apply(
         &workspace,
@@ -212,16 +204,16 @@ pub async fn remove(global: &GlobalArgs, args: RemoveArgs) -> anyhow::Result<()>
         Change {
             installed: &installed,
             solution: &staying_records,
-            plan,
+            plan: &plan,
             requested: &[],
             mode: link_mode(false),
         },
         progress.clone(),
     )
     .await?;
-    record_history(&prefix, &history, "remove", &args.packages)?;
+    record_history(&prefix, &plan, "remove", &args.packages)?;
     drop(prefix_lock);
-    report_done(global, &prefix, &history, None, started)
+    report_done(global, &prefix, &plan, None, started)
 }
 
 /// Shows the plan; says whether to go on (not for a dry run or an empty plan).

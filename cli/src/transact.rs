@@ -155,7 +155,7 @@ pub struct Change<'a> {
     /// Every package the environment holds afterwards.
     pub solution: &'a [RepoDataRecord],
     /// What to remove and what to link.
-    pub plan: Plan,
+    pub plan: &'a Plan,
     /// The user's specs this time (recorded as `requested_spec` of the
     /// packages they name; a package that replaces an installed one keeps the
     /// old one's otherwise).
