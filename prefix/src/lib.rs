@@ -320,3 +320,19 @@ fn dist_string(record: &RepoDataRecord) -> String {
         p.build
     )
 }
+
+/// A repodata record `name-1.0-0` from a made-up channel, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_record(name: &str) -> RepoDataRecord {
+    serde_json::from_value(serde_json::json!({
+        "name": name,
+        "version": "1.0",
+        "build": "0",
+        "build_number": 0,
+        "subdir": "linux-64",
+        "fn": format!("{name}-1.0-0.conda"),
+        "url": format!("https://example.com/linux-64/{name}-1.0-0.conda"),
+        "channel": "https://example.com",
+    }))
+    .unwrap()
+}

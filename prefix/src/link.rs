@@ -220,9 +220,10 @@ impl PackagePlan {
                         all_hardlinked &= placed == LinkType::HardLink;
                         if sha256_in_prefix.is_none() {
                             // Legacy packages list no hashes: take them here.
-                            let (digest, len) = hash_file(&dest)?;
-                            sha256_in_prefix = Some(digest);
-                            size = size.or(Some(len));
+                            let hashed = pkgr_fetch::hash_file(&dest)
+                                .map_err(io("reading a linked file"))?;
+                            sha256_in_prefix = Some(hashed.sha256.into());
+                            size = size.or(Some(hashed.size));
                         }
                     }
                     PrefixPathType::HardLink
@@ -353,11 +354,6 @@ fn place_file(
     Ok(LinkType::Copy)
 }
 
-fn hash_file(path: &Path) -> Result<(sha2::digest::Output<Sha256>, u64), PrefixError> {
-    let bytes = fs_err::read(path).map_err(io("reading a linked file"))?;
-    Ok((Sha256::digest(&bytes), bytes.len() as u64))
-}
-
 /// For a legacy package (`info/files`, no paths.json): the first listed file
 /// that is not there.
 fn first_missing_legacy_file(package_dir: &Path) -> Option<String> {
@@ -422,17 +418,7 @@ mod tests {
     const PLACEHOLDER: &str = "/opt/anaconda1anaconda2anaconda3";
 
     fn record(name: &str) -> RepoDataRecord {
-        serde_json::from_value(serde_json::json!({
-            "name": name,
-            "version": "1.0",
-            "build": "0",
-            "build_number": 0,
-            "subdir": "linux-64",
-            "fn": format!("{name}-1.0-0.conda"),
-            "url": format!("https://example.com/linux-64/{name}-1.0-0.conda"),
-            "channel": "https://example.com",
-        }))
-        .unwrap()
+        crate::test_record(name)
     }
 
     fn sha256_hex(bytes: &[u8]) -> String {

@@ -168,8 +168,7 @@ impl Transaction {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(io("removing an installed-package record")(e)),
             }
-            let keep: HashSet<PathBuf> = owners.keys().cloned().collect();
-            remove_paths(prefix, &paths, &keep)?;
+            remove_paths(prefix, &paths, |p| owners.contains_key(p))?;
             remove_journal(&journal)?;
             on_event(TransactionEvent::Unlinked(&record.repodata_record));
         }
@@ -189,8 +188,7 @@ impl Transaction {
                 Ok(done) => done,
                 Err(err) => {
                     // Roll this package back; keep what others own.
-                    let keep: HashSet<PathBuf> = owners.keys().cloned().collect();
-                    remove_paths(prefix, &paths, &keep)?;
+                    remove_paths(prefix, &paths, |p| owners.contains_key(p))?;
                     remove_journal(&journal)?;
                     return Err(err);
                 }
@@ -310,7 +308,7 @@ pub fn recover(prefix: &Path) -> Result<Vec<String>, PrefixError> {
         // A journal cut short by a crash lists nothing usable: its package's
         // files were not written yet (the journal is synced before any is).
         if let Ok(journal) = serde_json::from_slice::<Journal>(&text) {
-            remove_paths(prefix, &journal.paths, &owned)?;
+            remove_paths(prefix, &journal.paths, |p| owned.contains(p))?;
             recovered.push(journal.package);
         }
         remove_journal(&path)?;
@@ -323,17 +321,7 @@ mod tests {
     use super::*;
 
     fn repodata_record(name: &str) -> RepoDataRecord {
-        serde_json::from_value(serde_json::json!({
-            "name": name,
-            "version": "1.0",
-            "build": "0",
-            "build_number": 0,
-            "subdir": "linux-64",
-            "fn": format!("{name}-1.0-0.conda"),
-            "url": format!("https://example.com/linux-64/{name}-1.0-0.conda"),
-            "channel": "https://example.com",
-        }))
-        .unwrap()
+        crate::test_record(name)
     }
 
     /// An installed-package record claiming `files`, written to conda-meta.

@@ -1,6 +1,6 @@
 //! Removing an installed package's files from a prefix.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use rattler_conda_types::PrefixRecord;
@@ -25,7 +25,7 @@ pub fn record_paths(record: &PrefixRecord) -> BTreeSet<PathBuf> {
         .collect()
 }
 
-/// Removes `paths` (relative to `prefix`) except those in `keep` (paths
+/// Removes `paths` (relative to `prefix`) except those `keep` says to keep (paths
 /// another installed package also ships: a clobbered file stays for its
 /// other owner), then every directory they leave empty, up to but not
 /// including the prefix itself. Missing files are fine (already removed).
@@ -33,12 +33,12 @@ pub fn record_paths(record: &PrefixRecord) -> BTreeSet<PathBuf> {
 pub fn remove_paths<'a>(
     prefix: &Path,
     paths: impl IntoIterator<Item = &'a PathBuf>,
-    keep: &HashSet<PathBuf>,
+    keep: impl Fn(&Path) -> bool,
 ) -> Result<usize, PrefixError> {
     let mut removed = 0;
     let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
     for path in paths {
-        if keep.contains(path) || pkgr_cache::archive::check_relative_path(path).is_err() {
+        if keep(path) || pkgr_cache::archive::check_relative_path(path).is_err() {
             // Never follow a record (or journal) out of the prefix.
             continue;
         }
@@ -120,7 +120,7 @@ mod tests {
         touch(p, "a/b/c/deep.txt");
         touch(p, "a/b/mid.txt");
         let listed = paths(&["a/b/mid.txt", "a/b/c/deep.txt"]);
-        let removed = remove_paths(p, &listed, &HashSet::new()).unwrap();
+        let removed = remove_paths(p, &listed, |_: &Path| false).unwrap();
         assert_eq!(removed, 2);
         // `a` is only empty once `a/b/c` and then `a/b` are gone.
         assert!(!p.join("a").exists());
@@ -135,7 +135,7 @@ mod tests {
         touch(p, "lib/sub/mine.txt");
         touch(p, "lib/theirs.so");
         let listed = paths(&["lib/mine.so", "lib/sub/mine.txt"]);
-        assert_eq!(remove_paths(p, &listed, &HashSet::new()).unwrap(), 2);
+        assert_eq!(remove_paths(p, &listed, |_: &Path| false).unwrap(), 2);
         assert!(!p.join("lib/mine.so").exists());
         assert!(!p.join("lib/sub").exists());
         assert!(p.join("lib/theirs.so").is_file());
@@ -147,7 +147,7 @@ mod tests {
         let p = prefix.path();
         touch(p, "conda-meta/foo-1.0-0.pkgr-partial");
         let listed = paths(&["conda-meta/foo-1.0-0.pkgr-partial", "conda-meta"]);
-        assert_eq!(remove_paths(p, &listed, &HashSet::new()).unwrap(), 1);
+        assert_eq!(remove_paths(p, &listed, |_: &Path| false).unwrap(), 1);
         assert!(!p.join("conda-meta/foo-1.0-0.pkgr-partial").exists());
         assert!(p.join("conda-meta").is_dir(), "empty conda-meta stays");
     }
@@ -159,8 +159,12 @@ mod tests {
         touch(p, "bin/tool");
         touch(p, "share/shared.txt");
         let listed = paths(&["bin/tool", "share/shared.txt"]);
-        let keep: HashSet<PathBuf> = paths(&["share/shared.txt"]).into_iter().collect();
-        assert_eq!(remove_paths(p, &listed, &keep).unwrap(), 1);
+        let keep: std::collections::HashSet<PathBuf> =
+            paths(&["share/shared.txt"]).into_iter().collect();
+        assert_eq!(
+            remove_paths(p, &listed, |p: &Path| keep.contains(p)).unwrap(),
+            1
+        );
         assert!(!p.join("bin").exists());
         assert!(p.join("share/shared.txt").is_file());
     }
@@ -176,7 +180,7 @@ mod tests {
             PathBuf::from("lib/../../outside.txt"),
             root.path().join("outside.txt"),
         ];
-        assert_eq!(remove_paths(&prefix, &listed, &HashSet::new()).unwrap(), 0);
+        assert_eq!(remove_paths(&prefix, &listed, |_: &Path| false).unwrap(), 0);
         assert!(root.path().join("outside.txt").is_file());
         // Nor are directories on the way out touched.
         assert!(prefix.join("lib/inside.txt").is_file());
@@ -191,7 +195,7 @@ mod tests {
         fs_err::create_dir_all(prefix.join("lib")).unwrap();
         std::os::unix::fs::symlink(root.path().join("elsewhere"), prefix.join("lib/link")).unwrap();
         let listed = paths(&["lib/link"]);
-        assert_eq!(remove_paths(&prefix, &listed, &HashSet::new()).unwrap(), 1);
+        assert_eq!(remove_paths(&prefix, &listed, |_: &Path| false).unwrap(), 1);
         assert!(std::fs::symlink_metadata(prefix.join("lib/link")).is_err());
         assert!(root.path().join("elsewhere/precious.txt").is_file());
     }
@@ -201,7 +205,7 @@ mod tests {
         let prefix = tempfile::tempdir().unwrap();
         let listed = paths(&["bin/gone", "lib/also/gone"]);
         assert_eq!(
-            remove_paths(prefix.path(), &listed, &HashSet::new()).unwrap(),
+            remove_paths(prefix.path(), &listed, |_: &Path| false).unwrap(),
             0
         );
     }
@@ -214,7 +218,7 @@ mod tests {
         touch(p, "lib/pkg/__pycache__/mod.cpython-312.pyc");
         touch(p, "lib/pkg/__pycache__/mod.cpython-312.opt-1.pyc");
         let listed = paths(&["lib/pkg/mod.py"]);
-        assert_eq!(remove_paths(p, &listed, &HashSet::new()).unwrap(), 1);
+        assert_eq!(remove_paths(p, &listed, |_: &Path| false).unwrap(), 1);
         assert!(!p.join("lib").exists());
     }
 
@@ -228,7 +232,7 @@ mod tests {
         touch(p, "lib/pkg/__pycache__/other.cpython-312.pyc");
         touch(p, "lib/pkg/__pycache__/notes.txt");
         let listed = paths(&["lib/pkg/mod.py"]);
-        assert_eq!(remove_paths(p, &listed, &HashSet::new()).unwrap(), 1);
+        assert_eq!(remove_paths(p, &listed, |_: &Path| false).unwrap(), 1);
         // `other.py` is still there, so its cache (and the stale one beside
         // it) stays: the directory is not all stale.
         assert!(p
@@ -240,7 +244,7 @@ mod tests {
         let q = only_foreign.path();
         touch(q, "lib/pkg/mod.py");
         touch(q, "lib/pkg/__pycache__/notes.txt");
-        assert_eq!(remove_paths(q, &listed, &HashSet::new()).unwrap(), 1);
+        assert_eq!(remove_paths(q, &listed, |_: &Path| false).unwrap(), 1);
         assert!(q.join("lib/pkg/__pycache__/notes.txt").is_file());
     }
 
