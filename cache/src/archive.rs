@@ -41,6 +41,10 @@ impl ArchiveFormat {
     }
 }
 
+/// Permission bits stripped from every extracted file and directory: setuid,
+/// setgid, sticky, and write for group and others.
+pub const SHARED_CACHE_MASK: u32 = 0o7022;
+
 /// Guards against archive bombs: extraction stops with
 /// [`ArchiveError::TooLarge`] before writing past these limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +117,15 @@ pub enum ArchiveError {
     MissingIndex {
         /// The archive.
         path: PathBuf,
+    },
+    /// The archive lacks something its own metadata lists (or has it with
+    /// another size): refused before it is published in the cache.
+    #[error("{} is incomplete: {problem} (its info/paths.json says otherwise); nothing of it was used", path.display())]
+    Incomplete {
+        /// The archive.
+        path: PathBuf,
+        /// What is missing or wrong, naming the path.
+        problem: String,
     },
     /// Writing the extracted files failed.
     #[error("could not extract {} into {}", path.display(), dest.display())]
@@ -317,6 +330,11 @@ fn unpack_tar(
 ) -> Result<(), ArchiveError> {
     let mut tar = tar::Archive::new(reader);
     tar.set_preserve_permissions(true);
+    // The cache is shared and its files are hardlinked into every environment:
+    // a group- or world-writable file there would let any local user change
+    // every environment, and a setuid bit has no business in a package. Keep
+    // the rest (executable bits), as `tar` with the usual umask does.
+    tar.set_mask(SHARED_CACHE_MASK);
     tar.set_preserve_mtime(true);
     tar.set_overwrite(true);
     let write_error = |source| ArchiveError::Write {
@@ -447,6 +465,43 @@ mod tests {
             extract(&archive, &ok).unwrap();
             assert_eq!(std::fs::metadata(ok.join("c")).unwrap().len(), 4 << 20);
         }
+    }
+
+    #[test]
+    fn shared_cache_files_are_not_writable_by_others() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("perm-1-0.tar.bz2");
+        let file = std::fs::File::create(&archive).unwrap();
+        let mut builder = tar::Builder::new(bzip2::write::BzEncoder::new(
+            file,
+            bzip2::Compression::fast(),
+        ));
+        for (path, mode) in [
+            ("info/index.json", 0o666),
+            ("bin/tool", 0o777),
+            ("bin/suid", 0o4755),
+        ] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(2);
+            header.set_mode(mode);
+            header.set_entry_type(tar::EntryType::Regular);
+            builder.append_data(&mut header, path, &b"{}"[..]).unwrap();
+        }
+        builder.into_inner().unwrap().finish().unwrap();
+        let dest = dir.path().join("out");
+        std::fs::create_dir(&dest).unwrap();
+        extract(&archive, &dest).unwrap();
+        let mode = |p: &str| {
+            std::fs::metadata(dest.join(p))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777
+        };
+        assert_eq!(mode("info/index.json"), 0o644);
+        assert_eq!(mode("bin/tool"), 0o755, "executable bits stay");
+        assert_eq!(mode("bin/suid"), 0o755, "no setuid in a shared cache");
     }
 
     #[test]

@@ -28,32 +28,63 @@
 //!
 //! To use an entry ([`PackageCache::get_all`], [`PackageCache::get_or_fetch`]):
 //! 1. Take the entry's **shared** lock. If the entry is complete (its marker is
-//!    there and names the expected sha256), keep the shared lock and hand the
-//!    entry out: readers never wait for each other.
-//! 2. Otherwise release it and claim the **exclusive** lock: if a jobs permit is
-//!    free, take it and *try* the exclusive lock. If that fails, give the permit
-//!    back, wait for the shared lock (granted as soon as nobody is filling the
-//!    entry), and if the entry is complete now (another process filled it) go
-//!    to 1; else retry after a short pause. Nobody ever blocks on an exclusive
-//!    entry lock, and an entry is only claimed by a process that can start
-//!    filling it at once.
-//! 3. Holding the exclusive lock, if the entry is still incomplete, fill it:
+//!    there and names the expected sha256) and intact (every path of its
+//!    paths.json is there with its size: one `lstat` per file), keep the shared
+//!    lock and hand the entry out: readers never wait for each other.
+//! 2. Otherwise release it and claim the **exclusive** lock: take a jobs permit
+//!    (waiting for one holds nothing), then *try* the exclusive lock. If that
+//!    fails, give the permit back and wait for the shared lock: the kernel
+//!    grants it as soon as nobody fills the entry (a blocking `flock` on a
+//!    blocking-pool thread, no polling). If the entry is usable now (another
+//!    process filled it) go to 1's hand-out; else try again (only a lost race
+//!    gets here, and it retries after a short pause). Nobody ever blocks on an
+//!    exclusive entry lock, and an entry is only claimed by a process that can
+//!    start filling it at once.
+//! 3. Holding the exclusive lock, if the entry is still not usable, fill it:
 //!    download the archive into this process's temp dir, verify size and sha256
 //!    (md5 when that is all the index has), `rename` it to `pkgs/<key>.<ext>`;
-//!    extract into a temp directory, write the marker last, `rename` the
-//!    directory to `pkgs/<key>`. Release and go to 1.
+//!    extract into a temp directory, **check it complete** (every path of its
+//!    paths.json there with its size; an archive that lacks one is refused,
+//!    naming it), write the marker last, move whatever was at `pkgs/<key>`
+//!    aside, `rename` the directory to `pkgs/<key>`. Release and go to 1.
+//!
+//! **Self-healing.** An entry that is complete but damaged (a file deleted or
+//! truncated since it was published, an empty file after a power loss) is not
+//! an error for ever: step 1 finds it, says so once ([`Reporter::repairing`]),
+//! and fills it again under the exclusive lock (step 3 moves the bad one
+//! aside). If other processes still read it, the repair waits (polling the
+//! try-lock, within the lock timeout) until they are done.
+//!
+//! **Who owns what** (no lock, permit or temp directory ends before the work
+//! done under it): the download runs in the filling task's future, which owns
+//! the exclusive lock and the permit; dropping it deletes the partial file
+//! before the lock goes. The extraction runs on a blocking thread that *owns*
+//! the exclusive lock, the permit and this process's temp directory (through
+//! the session handle): whatever happens to the task that started it, the
+//! extraction finishes, or fails and removes its staging directory, under the
+//! lock and in a directory that exists. [`PackageCache::get_all`] runs every
+//! task to its end: when one package fails, the others stop claiming, waiting
+//! and downloading (an abort signal), extractions already running finish,
+//! and only then is the first error returned.
 //!
 //! The shared lock is held by the returned [`CacheEntry`] until it is dropped, so
 //! linking from an entry is never disturbed: removing an entry (clean, repair)
 //! takes the exclusive lock with a try-lock and skips entries in use.
 //!
-//! A process waiting more than [`lock::WAIT_NOTICE_AFTER`] for a lock tells the
-//! user whom it waits for ([`Reporter::waiting`]).
+//! **Waiting.** A process waiting more than [`lock::WAIT_NOTICE_AFTER`] for a
+//! lock tells the user whom it waits for ([`Reporter::waiting`]). No wait is
+//! unbounded: after the lock timeout ([`lock::default_timeout`]: 5 minutes, or
+//! `PKGR_LOCK_TIMEOUT` seconds; [`PackageCache::with_lock_timeout`]) it fails
+//! with [`LockError::Timeout`], naming the holder's pid. A thread left blocked
+//! in a given-up wait holds nothing; when it gets the lock it drops it at once.
 //!
 //! Repodata files follow the same pattern with an exclusive lock on
-//! `repodata/<hash>.lock` around "is the cached copy fresh? else download and
-//! rename into place"; readers read the renamed file without a lock (a rename
-//! never changes a file someone has open).
+//! `repodata/<hash>.lock` around "is the cached copy fresh? else download
+//! beside it, check it is whole JSON, and rename into place"; readers read the
+//! renamed file without a lock (a rename never changes a file someone has
+//! open). A body that is cut short or not JSON is never stored (so never
+//! revalidated with the server's ETag); a cached copy that fails to parse
+//! later is discarded ([`PackageCache::discard_repodata`]) and fetched anew.
 //!
 //! **Lock order** (global, rules out deadlock): prefix lock → repodata locks →
 //! entry locks. A process holds the shared locks of the entries it has obtained
@@ -61,12 +92,18 @@
 //! cannot form a cycle of waits between entries, because:
 //! - a shared lock is held for long only on a *complete* entry, and a complete
 //!   entry cannot become incomplete while anyone holds its shared lock (removal
-//!   uses try-lock);
+//!   and repair use try-lock);
 //! - a process that wants an entry's exclusive lock (to fill it) does not block
-//!   on it: it polls, and stops as soon as the entry is complete, so it never
-//!   waits behind the readers of an entry someone else has just filled;
-//! - an exclusive holder (a filler) waits for no lock, only for the network and
-//!   a jobs permit.
+//!   on it: it tries, waits for the *shared* lock (which only a filler, who
+//!   waits for no lock, can hold back), and stops as soon as the entry is
+//!   usable, so it never waits behind the readers of an entry someone else has
+//!   just filled;
+//! - an exclusive holder (a filler) waits for no lock, only for the network.
+//!
+//! The one wait behind readers is repairing a *damaged* entry others still
+//! read; two processes that each read an entry the other needs repaired would
+//! wait for each other, so that wait polls a try-lock and ends at the lock
+//! timeout with an error (it needs two entries damaged during the two runs).
 //!
 //! A task waiting for a lock holds no `--jobs` permit (see
 //! [`PackageCache::with_jobs`]): a permit is held only around a non-blocking
@@ -76,19 +113,33 @@
 //! **Crash safety.** Everything is written under a temp name and renamed into
 //! place only when complete and verified. A process killed at any step leaves
 //! only temp files in its `tmp/proc-*` directory and never an entry that looks
-//! complete but is not. `clean` sweeps the temp directories whose lock is free
-//! (their process is gone) and never those of a live process.
+//! complete but is not. Opening the cache sweeps the temp directories whose
+//! lock is free (their process is gone), and so does `clean`; never those of a
+//! live process.
+//!
+//! **Durability: what survives is a process's death, not the machine's.** The
+//! downloaded archive and the marker are fsynced; the extracted files and the
+//! `pkgs/` directory are not (an fsync per file would cost more than the
+//! extraction). After a power loss or kernel crash the marker may survive while
+//! files it vouches for are empty or missing; such an entry is caught by the
+//! size check of step 1 (an empty file whose recorded size is not zero, a
+//! missing path) and repaired, and `pkgr cache verify` checks every byte.
 //!
 //! **Removal** (`clean --all`, `verify --repair`) takes an entry's exclusive
-//! lock with a try-lock, so entries in use are skipped and reported, deletes
-//! the marker first and only then the files.
+//! lock with a try-lock, so entries in use are skipped and reported; `verify
+//! --repair` checks the entry again under that lock (another process may have
+//! repaired it since), deletes the marker first and only then the files.
 
 pub mod archive;
 pub mod lock;
 mod maintenance;
 mod session;
+mod validate;
 
+use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
@@ -102,6 +153,7 @@ use url::Url;
 pub use archive::{ArchiveError, ArchiveFormat};
 pub use lock::{FileLock, LockError, LockMode};
 pub use maintenance::{CleanReport, CorruptEntry, VerifyReport};
+pub use session::SweepReport;
 
 /// Name of the completion marker inside an extracted entry.
 pub const ENTRY_MARKER: &str = ".pkgr-entry.json";
@@ -148,6 +200,27 @@ pub enum CacheError {
         #[source]
         source: std::io::Error,
     },
+    /// Another package of the same request failed, so this one stopped.
+    #[error("stopped because another package failed")]
+    Cancelled,
+    /// A complete entry is still damaged after it was filled anew.
+    #[error("the cache entry of {package} at {} is damaged ({problem}) even after it was fetched again; is something else changing the cache? Run `pkgr cache verify --repair`", dir.display())]
+    Damaged {
+        /// The package.
+        package: String,
+        /// The entry's directory.
+        dir: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A downloaded repodata.json is not whole, valid JSON (it was not stored).
+    #[error("the repodata at {url} is broken: {problem}; it was not stored, retry later or check the channel")]
+    BrokenRepodata {
+        /// Its URL (redacted).
+        url: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// The entry kept disappearing while we tried to use it.
     #[error("the cache entry for {package} was removed repeatedly while pkgr tried to use it (is `pkgr clean` running in a loop?)")]
     Vanished {
@@ -176,6 +249,55 @@ pub trait Reporter: Send + Sync {
     fn extracted(&self, _what: &str) {}
     /// A package was already complete in the cache.
     fn cached(&self, _what: &str) {}
+    /// A download stopped without a result (failed, or cancelled because
+    /// another package failed).
+    fn download_failed(&self, _what: &str) {}
+    /// A complete entry was found damaged (`problem`) and is fetched again.
+    fn repairing(&self, _what: &str, _problem: &str) {}
+}
+
+/// Set when one task of a [`PackageCache::get_all`] fails: the other tasks
+/// stop claiming, waiting and downloading (extractions that already run
+/// finish under their own locks).
+#[derive(Debug, Default)]
+struct Abort {
+    set: AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Abort {
+    fn trigger(&self) {
+        self.set.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    async fn wait(&self) {
+        loop {
+            // Registered before the check, so a trigger in between wakes it.
+            let notified = self.notify.notified();
+            if self.set.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Runs `work` unless (or until) the abort is triggered; then the work is
+    /// dropped and the result is [`CacheError::Cancelled`]. Only for work that
+    /// is safe to drop: waits and downloads, never extraction.
+    async fn unless_set<T>(
+        &self,
+        work: impl Future<Output = Result<T, CacheError>>,
+    ) -> Result<T, CacheError> {
+        if self.set.load(Ordering::SeqCst) {
+            return Err(CacheError::Cancelled);
+        }
+        tokio::select! {
+            biased;
+            () = self.wait() => Err(CacheError::Cancelled),
+            result = work => result,
+        }
+    }
 }
 
 /// A reporter that says nothing.
@@ -196,6 +318,10 @@ pub struct EntryMarker {
     pub url: String,
     /// The archive's file name.
     pub file_name: String,
+    /// `softlink` paths of paths.json that the package holds as regular
+    /// files, with their sizes (see [`validate::check_files`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub links_as_files: BTreeMap<String, u64>,
 }
 
 /// A complete, extracted package in the cache. Holds the entry's shared lock
@@ -243,11 +369,17 @@ pub struct PackageCache {
     fetcher: Fetcher,
     jobs: Arc<Semaphore>,
     session: Arc<session::Session>,
+    lock_timeout: Duration,
+    swept: SweepReport,
 }
 
 impl PackageCache {
     /// Opens (creating as needed) the cache at `root`. Creation is tolerant: any
     /// number of processes may do this at once on a root that does not exist.
+    ///
+    /// Opening sweeps the temp directories of processes that are gone (killed
+    /// CI jobs leave partial downloads behind); a live process's are never
+    /// touched (see [`session`]).
     pub fn open(root: impl Into<PathBuf>, fetcher: Fetcher) -> Result<Self, CacheError> {
         process_start();
         let root = root.into();
@@ -263,6 +395,8 @@ impl PackageCache {
             })?;
         }
         write_cachedir_tag(&root)?;
+        // Best effort: a sweep that fails (another user's files) must not stop us.
+        let swept = session::sweep(&root.join("tmp")).unwrap_or_default();
         let session = Arc::new(session::Session::start(&root.join("tmp"))?);
         let jobs = Arc::new(Semaphore::new(default_jobs()));
         Ok(Self {
@@ -270,7 +404,17 @@ impl PackageCache {
             fetcher,
             jobs,
             session,
+            lock_timeout: lock::default_timeout(),
+            swept,
         })
+    }
+
+    /// How long to wait for any one lock before failing with a message that
+    /// names its holder (default: [`lock::default_timeout`]).
+    #[must_use]
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
     }
 
     /// Shares `jobs` as the bound on concurrent downloads and extractions (the
@@ -279,6 +423,11 @@ impl PackageCache {
     pub fn with_jobs(mut self, jobs: Arc<Semaphore>) -> Self {
         self.jobs = jobs;
         self
+    }
+
+    /// What opening the cache swept: the temp directories of dead processes.
+    pub fn swept(&self) -> &SweepReport {
+        &self.swept
     }
 
     /// The jobs semaphore.
@@ -344,109 +493,225 @@ impl PackageCache {
     /// Returns the complete entries of all `records` (in the same order), each
     /// holding its shared lock, fetching the missing ones concurrently.
     ///
-    /// Per record: make the entry complete ([`Self::ensure_complete`]), then take
-    /// its shared lock and check it is still complete (a `clean --all` may have
-    /// removed it in between: then again). Entries already obtained keep their
-    /// shared locks while the others are fetched; that cannot deadlock because a
-    /// waiter for an exclusive lock gives up waiting as soon as the entry is
-    /// complete (see [`Self::ensure_complete`]), and a shared lock is
-    /// only ever held long on a complete entry.
+    /// Per record see [`Self::get_one`]. Entries already obtained keep their
+    /// shared locks while the others are fetched; that cannot deadlock (see the
+    /// lock order in the crate docs).
+    ///
+    /// **When one record fails**, the others stop claiming, waiting and
+    /// downloading, but every task is run to its end before this returns:
+    /// an extraction already running finishes and publishes its (complete,
+    /// checked) entry under its own lock, or fails and removes its temp
+    /// directory. Nothing is dropped or deleted under work that still runs.
+    /// The first real error is returned.
     pub async fn get_all(
         &self,
         records: &[RepoDataRecord],
         reporter: &dyn Reporter,
     ) -> Result<Vec<CacheEntry>, CacheError> {
-        futures::future::try_join_all(records.iter().map(|record| self.get_one(record, reporter)))
-            .await
+        let abort = Abort::default();
+        let results = futures::future::join_all(records.iter().map(|record| {
+            let abort = &abort;
+            async move {
+                let result = self.get_one(record, reporter, abort).await;
+                if result.is_err() {
+                    abort.trigger();
+                }
+                result
+            }
+        }))
+        .await;
+        let mut entries = Vec::with_capacity(records.len());
+        let mut first_error = None;
+        for result in results {
+            match result {
+                Ok(entry) => entries.push(entry),
+                Err(CacheError::Cancelled) => {}
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None if entries.len() == records.len() => Ok(entries),
+            None => Err(CacheError::Cancelled),
+        }
     }
 
+    /// One record of [`Self::get_all`]: take the entry's shared lock; if the
+    /// entry is complete and its files are intact (every path of paths.json
+    /// there with its size: [`validate`]), hand it out with that lock.
+    /// Otherwise claim and fill it ([`Self::claim_and_fill`]) and look again.
+    /// A complete entry whose files were damaged since it was published is
+    /// filled anew (said once through [`Reporter::repairing`]) instead of
+    /// failing every later install.
     async fn get_one(
         &self,
         record: &RepoDataRecord,
         reporter: &dyn Reporter,
+        abort: &Abort,
     ) -> Result<CacheEntry, CacheError> {
         let key = Self::entry_key(record);
         let display = record.identifier.to_string();
+        let lock_path = self.lock_path(&key);
+        let dir = self.root.join("pkgs").join(&key);
         let mut downloaded = 0;
-        for _attempt in 0..50 {
-            downloaded += self.ensure_complete(record, reporter).await?;
-            let shared = lock::acquire(&self.lock_path(&key), LockMode::Shared, |pid| {
-                reporter.waiting(&display, pid);
-            })
-            .await?;
-            if self.is_complete(&key, record) {
-                return Ok(CacheEntry {
-                    dir: self.root.join("pkgs").join(&key),
-                    archive: self.archive_path(&key, record),
-                    key,
-                    downloaded: (downloaded > 0).then_some(downloaded),
-                    _lock: shared,
-                });
+        let mut damage: Option<String> = None;
+        let mut refilled_after_damage = false;
+        for _round in 0..20 {
+            let shared = self
+                .wait_for_lock(&lock_path, LockMode::Shared, &display, reporter, abort)
+                .await?;
+            if let Some(marker) = self.complete_marker(&key, record) {
+                match self.check_entry_files(&dir, marker).await? {
+                    Ok(()) => {
+                        if downloaded == 0 {
+                            reporter.cached(&display);
+                        }
+                        return Ok(CacheEntry {
+                            archive: self.archive_path(&key, record),
+                            dir,
+                            key,
+                            downloaded: (downloaded > 0).then_some(downloaded),
+                            _lock: shared,
+                        });
+                    }
+                    Err(problem) => {
+                        if refilled_after_damage {
+                            return Err(CacheError::Damaged {
+                                package: display,
+                                dir,
+                                problem,
+                            });
+                        }
+                        reporter.repairing(&display, &problem);
+                        damage = Some(problem);
+                    }
+                }
+            }
+            drop(shared);
+            let filled = self
+                .claim_and_fill(record, &key, reporter, abort, damage.is_some())
+                .await?;
+            if let Some(bytes) = filled {
+                downloaded += bytes;
+                refilled_after_damage = damage.is_some();
             }
         }
         Err(CacheError::Vanished { package: display })
     }
 
-    /// Makes the entry of `record` complete, holding no lock when it returns.
-    /// Returns the bytes this call downloaded.
+    /// Checks a complete entry's files against its paths.json (sizes only),
+    /// off the async runtime. The outer error is a failed task; the inner one
+    /// says what is damaged.
+    async fn check_entry_files(
+        &self,
+        dir: &Path,
+        marker: EntryMarker,
+    ) -> Result<Result<(), String>, CacheError> {
+        let dir = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            validate::check_entry(&dir, validate::Depth::Sizes, &marker.links_as_files)
+        })
+        .await
+        .map_err(join_error)
+    }
+
+    /// Claims the entry of `record` and fills it, unless it is (or becomes)
+    /// usable meanwhile: complete, and with `damaged` also intact. Holds no
+    /// lock when it returns; `Some(bytes downloaded)` if this call filled it.
     ///
-    /// The exclusive lock is only ever *tried* (never waited for), and only
-    /// while holding a jobs permit that was free at once: a process claims an
-    /// entry only when it can start working on it right away, so an entry is never locked by a process
-    /// that is busy with other work while an idle process could fill it. Between
-    /// tries the task holds nothing (no lock, no permit): it waits for the
-    /// shared lock, which is granted as soon as no one is filling the entry, and
-    /// checks whether someone else has completed it meanwhile.
-    async fn ensure_complete(
+    /// A jobs permit is taken first (waiting for one holds nothing), then the
+    /// exclusive lock is only ever *tried*: a process claims an entry only
+    /// when it can start working on it at once, and never blocks on an
+    /// exclusive lock. If someone else holds the lock, the permit goes back
+    /// and the task waits for the shared lock, which the kernel grants as soon
+    /// as the filler is done (no polling), then looks again. Only a lost race
+    /// (the lock was free again by the time we looked) or a damaged entry that
+    /// other processes still read makes it retry after a pause, within the
+    /// lock timeout.
+    async fn claim_and_fill(
         &self,
         record: &RepoDataRecord,
+        key: &str,
         reporter: &dyn Reporter,
-    ) -> Result<u64, CacheError> {
-        let key = Self::entry_key(record);
+        abort: &Abort,
+        damaged: bool,
+    ) -> Result<Option<u64>, CacheError> {
         let display = record.identifier.to_string();
-        let lock_path = self.lock_path(&key);
-        {
-            let _shared = lock::acquire(&lock_path, LockMode::Shared, |pid| {
-                reporter.waiting(&display, pid);
-            })
-            .await?;
-            if self.is_complete(&key, record) {
-                reporter.cached(&display);
-                return Ok(0);
-            }
-        }
-        let notified = std::sync::atomic::AtomicBool::new(false);
-        let mut pause = Duration::from_millis(2);
+        let lock_path = self.lock_path(key);
+        let dir = self.root.join("pkgs").join(key);
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(1);
         loop {
-            // A free permit right now, or this round only waits (the permits
-            // are busy with this process's other downloads and extractions).
-            if let Ok(permit) = self.jobs.try_acquire() {
-                if let Some(_exclusive) = FileLock::try_acquire(&lock_path, LockMode::Exclusive)? {
-                    if self.is_complete(&key, record) {
-                        reporter.cached(&display);
-                        return Ok(0);
+            let permit = abort
+                .unless_set(async {
+                    self.jobs.clone().acquire_owned().await.map_err(|e| {
+                        io_error("the jobs semaphore was closed")(std::io::Error::other(e))
+                    })
+                })
+                .await?;
+            if let Some(exclusive) = FileLock::try_acquire(&lock_path, LockMode::Exclusive)? {
+                // Nobody else fills or reads the entry now: decide again.
+                if let Some(marker) = self.complete_marker(key, record) {
+                    if !damaged || self.check_entry_files(&dir, marker).await?.is_ok() {
+                        return Ok(None);
                     }
-                    return self.fill(&key, record, reporter, permit).await;
                 }
+                let bytes = self
+                    .fill(key, record, reporter, permit, exclusive, abort)
+                    .await?;
+                return Ok(Some(bytes));
             }
-            // Wait, holding nothing, until nobody fills the entry (a shared lock
-            // waits only for an exclusive holder, and fillers wait for no lock),
-            // then see whether it is complete now.
-            let shared = lock::acquire(&lock_path, LockMode::Shared, |pid| {
-                if !notified.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                    reporter.waiting(&display, pid);
+            drop(permit);
+            let shared = self
+                .wait_for_lock(&lock_path, LockMode::Shared, &display, reporter, abort)
+                .await?;
+            if let Some(marker) = self.complete_marker(key, record) {
+                if !damaged || self.check_entry_files(&dir, marker).await?.is_ok() {
+                    return Ok(None);
                 }
-            })
-            .await?;
-            if self.is_complete(&key, record) {
-                reporter.cached(&display);
-                return Ok(0);
             }
             drop(shared);
-            // Unclaimed but no permit free, or lost a race for it: retry soon.
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(50));
+            if started.elapsed() > self.lock_timeout {
+                return Err(LockError::Timeout {
+                    what: format!("{display} (to repair it: other processes are using it)"),
+                    path: lock_path,
+                    holder_pid: FileLock::holder_pid(&self.lock_path(key)),
+                    waited: self.lock_timeout,
+                }
+                .into());
+            }
+            abort
+                .unless_set(async {
+                    tokio::time::sleep(pause).await;
+                    Ok(())
+                })
+                .await?;
+            pause = (pause * 2).min(Duration::from_millis(if damaged { 500 } else { 50 }));
         }
+    }
+
+    /// Waits for an entry lock within the lock timeout, giving up at once if
+    /// another task of the same request failed.
+    async fn wait_for_lock(
+        &self,
+        lock_path: &Path,
+        mode: LockMode,
+        display: &str,
+        reporter: &dyn Reporter,
+        abort: &Abort,
+    ) -> Result<FileLock, CacheError> {
+        abort
+            .unless_set(async {
+                Ok(
+                    lock::acquire(lock_path, mode, display, self.lock_timeout, |pid| {
+                        reporter.waiting(display, pid);
+                    })
+                    .await?,
+                )
+            })
+            .await
     }
 
     fn archive_path(&self, key: &str, record: &RepoDataRecord) -> PathBuf {
@@ -457,41 +722,48 @@ impl PackageCache {
             .join(format!("{key}{}", format.extension()))
     }
 
-    /// Whether the entry for `record` is complete: its marker exists and names
-    /// the expected digest.
-    fn is_complete(&self, key: &str, record: &RepoDataRecord) -> bool {
+    /// The marker of the entry for `record` if the entry is complete: the
+    /// marker exists and names the expected digest.
+    fn complete_marker(&self, key: &str, record: &RepoDataRecord) -> Option<EntryMarker> {
         let marker = self.root.join("pkgs").join(key).join(ENTRY_MARKER);
-        let Ok(text) = fs_err::read_to_string(&marker) else {
-            return false;
-        };
-        let Ok(marker) = serde_json::from_str::<EntryMarker>(&text) else {
-            return false;
-        };
+        let text = fs_err::read_to_string(&marker).ok()?;
+        let marker = serde_json::from_str::<EntryMarker>(&text).ok()?;
         let p = &record.package_record;
-        if let Some(sha) = &p.sha256 {
+        let matches = if let Some(sha) = &p.sha256 {
             marker.sha256 == hex::encode(sha)
         } else if let Some(md5) = &p.md5 {
             marker.md5 == hex::encode(md5)
         } else {
             true
-        }
+        };
+        matches.then_some(marker)
     }
 
-    /// Fills an entry; the caller holds its exclusive lock and gives us the
-    /// jobs permit to do it with. Returns the bytes downloaded.
+    /// Fills an entry. The caller hands over the entry's exclusive lock and
+    /// the jobs permit to do it with. Returns the bytes downloaded.
+    ///
+    /// The download runs in this future (dropping it, or an abort, deletes the
+    /// partial file; the lock goes only after that). The extraction runs on a
+    /// blocking thread that **owns** the exclusive lock, the permit and this
+    /// process's temp directory (through the session): if the caller stops
+    /// waiting, the extraction still finishes, or fails and cleans up, under
+    /// the lock and in a directory that exists. Nothing unlocked ever renames
+    /// into `pkgs/`.
     async fn fill(
         &self,
         key: &str,
         record: &RepoDataRecord,
         reporter: &dyn Reporter,
-        permit: tokio::sync::SemaphorePermit<'_>,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        exclusive: FileLock,
+        abort: &Abort,
     ) -> Result<u64, CacheError> {
         let display = record.identifier.to_string();
         let archive = self.archive_path(key, record);
         let expected = expected_of(record);
         let tmp = self.tmp_dir();
 
-        // Reuse an archive left by a process that was killed before extracting.
+        // Reuse an archive left by a process that stopped before extracting.
         let existing = {
             let (archive, expected) = (archive.clone(), expected.clone());
             tokio::task::spawn_blocking(move || verify_file(&archive, &expected))
@@ -503,14 +775,30 @@ impl PackageCache {
             None => {
                 reporter.download_started(&display, expected.size);
                 let progress = |n: u64| reporter.download_progress(&display, n);
-                let downloaded = self
-                    .fetcher
-                    .download_with_progress(&record.url, &archive, &tmp, &expected, &progress)
-                    .await
-                    .map_err(|source| CacheError::Fetch {
-                        package: display.clone(),
-                        source,
-                    })?;
+                let downloaded = abort
+                    .unless_set(async {
+                        self.fetcher
+                            .download_with_progress(
+                                &record.url,
+                                &archive,
+                                &tmp,
+                                &expected,
+                                &progress,
+                            )
+                            .await
+                            .map_err(|source| CacheError::Fetch {
+                                package: display.clone(),
+                                source,
+                            })
+                    })
+                    .await;
+                let downloaded = match downloaded {
+                    Ok(downloaded) => downloaded,
+                    Err(e) => {
+                        reporter.download_failed(&display);
+                        return Err(e);
+                    }
+                };
                 reporter.download_finished(&display, downloaded.size);
                 let size = downloaded.size;
                 (downloaded, size)
@@ -523,19 +811,24 @@ impl PackageCache {
             size: archive_file.size,
             url: pkgr_fetch::redact_url(&record.url),
             file_name: display.clone(),
+            links_as_files: BTreeMap::new(),
         };
         let dest = self.root.join("pkgs").join(key);
-        let (archive2, tmp2, display2) = (archive.clone(), tmp.clone(), display.clone());
+        let session = self.session.clone();
+        let display2 = display.clone();
         tokio::task::spawn_blocking(move || {
-            extract_entry(&archive2, &tmp2, &dest, &marker, &display2)
+            let result = extract_entry(&archive, session.dir(), &dest, marker, &display2);
+            // Released in this order, only once the work above is over.
+            drop(exclusive);
+            drop(permit);
+            drop(session);
+            result
         })
         .await
         .map_err(join_error)??;
-        drop(permit);
         reporter.extracted(&display);
         Ok(bytes)
     }
-
     /// Returns the path of an up-to-date copy of `<subdir_url>/repodata.json`.
     ///
     /// `file://` channels are read in place. For http(s) the copy in
@@ -557,28 +850,33 @@ impl PackageCache {
             })?;
             return RepodataFile::open(path);
         }
-        let hash = hex::encode(Sha256::digest(url.as_str().as_bytes()));
-        let base = self.root.join("repodata").join(&hash[..16]);
-        let json = base.with_extension("json");
-        let info_path = base.with_extension("info.json");
-        let lock_path = base.with_extension("lock");
-        let _lock = lock::acquire(&lock_path, LockMode::Exclusive, |pid| {
-            reporter.waiting(&redacted, pid);
-        })
+        let paths = self.repodata_paths(&url);
+        let _lock = lock::acquire(
+            &paths.lock,
+            LockMode::Exclusive,
+            &redacted,
+            self.lock_timeout,
+            |pid| reporter.waiting(&redacted, pid),
+        )
         .await?;
-        let info: Option<RepodataInfo> = fs_err::read_to_string(&info_path)
+        let info: Option<RepodataInfo> = fs_err::read_to_string(&paths.info)
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok());
         if let Some(info) = &info {
-            if json.is_file() && info.is_fresh() {
-                return RepodataFile::open(json);
+            if paths.json.is_file() && info.is_fresh() {
+                return RepodataFile::open(paths.json);
             }
         }
         let tmp = self.tmp_dir();
         let previous = info
             .as_ref()
-            .filter(|_| json.is_file())
+            .filter(|_| paths.json.is_file())
             .map(RepodataInfo::http_cache_info);
+        // Downloaded beside, checked, and only then put in place: a body cut
+        // short or not JSON never replaces a good copy, and is never stored
+        // under the server's validators (which would make every later run
+        // get a 304 for it).
+        let download = tmp.join(format!("repodata-{}.json", paths.name));
         reporter.download_started(&redacted, None);
         let result = {
             let _permit = self.jobs.acquire().await.map_err(|e| CacheError::Io {
@@ -586,17 +884,37 @@ impl PackageCache {
                 source: std::io::Error::other(e),
             })?;
             self.fetcher
-                .download_if_changed(&url, &json, &tmp, previous.as_ref())
+                .download_if_changed(&url, &download, &tmp, previous.as_ref())
                 .await
         };
         let http = match result {
             Ok(Conditional::NotModified(http)) => http,
             Ok(Conditional::Downloaded(d, http)) => {
+                let checked = {
+                    let download = download.clone();
+                    tokio::task::spawn_blocking(move || check_repodata_file(&download))
+                        .await
+                        .map_err(join_error)?
+                };
+                if let Err(problem) = checked {
+                    let _ = fs_err::remove_file(&download);
+                    reporter.download_failed(&redacted);
+                    return Err(CacheError::BrokenRepodata {
+                        url: redacted,
+                        problem,
+                    });
+                }
+                fs_err::rename(&download, &paths.json)
+                    .map_err(io_error("putting downloaded repodata in place"))?;
                 reporter.download_finished(&redacted, d.size);
                 http
             }
-            Err(FetchError::NotFound { .. }) => return Ok(None),
+            Err(FetchError::NotFound { .. }) => {
+                reporter.download_failed(&redacted);
+                return Ok(None);
+            }
             Err(source) => {
+                reporter.download_failed(&redacted);
                 return Err(CacheError::Fetch {
                     package: redacted,
                     source,
@@ -614,14 +932,97 @@ impl PackageCache {
                 .unwrap_or(0.0),
         };
         write_atomically(
-            &info_path,
+            &paths.info,
             &tmp,
             &serde_json::to_vec_pretty(&info).unwrap_or_default(),
         )?;
         // Opened while we hold the lock: a `clean --all` that removes the file
         // later does not take it away from us.
-        RepodataFile::open(json)
+        RepodataFile::open(paths.json)
     }
+
+    /// Forgets the cached copy of `<subdir_url>/repodata.json` (its validators
+    /// first, so it is never revalidated again), for a copy that turned out
+    /// not to parse: the next [`Self::fetch_repodata`] downloads it anew.
+    /// `file://` channels have no cached copy.
+    pub async fn discard_repodata(
+        &self,
+        subdir_url: &Url,
+        reporter: &dyn Reporter,
+    ) -> Result<(), CacheError> {
+        let url = join_url(subdir_url, "repodata.json");
+        if url.scheme() == "file" {
+            return Ok(());
+        }
+        let redacted = pkgr_fetch::redact_url(&url);
+        let paths = self.repodata_paths(&url);
+        let _lock = lock::acquire(
+            &paths.lock,
+            LockMode::Exclusive,
+            &redacted,
+            self.lock_timeout,
+            |pid| reporter.waiting(&redacted, pid),
+        )
+        .await?;
+        for path in [&paths.info, &paths.json] {
+            match fs_err::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error("removing broken cached repodata")(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Where the cached copy of the repodata at `url` lives.
+    fn repodata_paths(&self, url: &Url) -> RepodataPaths {
+        let hash = hex::encode(Sha256::digest(url.as_str().as_bytes()));
+        let name = hash[..16].to_owned();
+        let base = self.root.join("repodata").join(&name);
+        RepodataPaths {
+            json: base.with_extension("json"),
+            info: base.with_extension("info.json"),
+            lock: base.with_extension("lock"),
+            name,
+        }
+    }
+}
+
+/// The files of one cached repodata.json.
+struct RepodataPaths {
+    json: PathBuf,
+    info: PathBuf,
+    lock: PathBuf,
+    name: String,
+}
+
+/// Checks that `path` holds a whole repodata.json: valid JSON from the first
+/// byte to the last, with an object at the top. (A body cut short, an HTML
+/// error page or an empty file fail here.)
+pub fn check_repodata_file(path: &Path) -> Result<(), String> {
+    let bytes = fs_err::read(path).map_err(|e| e.to_string())?;
+    check_repodata_bytes(&bytes)
+}
+
+/// [`check_repodata_file`] on bytes in memory.
+pub fn check_repodata_bytes(bytes: &[u8]) -> Result<(), String> {
+    #[derive(Deserialize)]
+    struct Shape {
+        #[serde(default)]
+        #[allow(dead_code)]
+        packages: Option<BTreeMap<String, serde::de::IgnoredAny>>,
+        #[serde(default, rename = "packages.conda")]
+        #[allow(dead_code)]
+        conda_packages: Option<BTreeMap<String, serde::de::IgnoredAny>>,
+    }
+    if bytes.is_empty() {
+        return Err(String::from("it is empty"));
+    }
+    serde_json::from_slice::<Shape>(bytes)
+        .map(|_| ())
+        .map_err(|e| {
+            format!("it is not valid repodata JSON ({e}); the server may have cut it short")
+        })
 }
 
 /// An up-to-date repodata.json, opened while its lock was held (so it stays
@@ -729,45 +1130,63 @@ fn verify_file(path: &Path, expected: &Expected) -> Option<pkgr_fetch::Downloade
         .filter(|file| expected.matches(file))
 }
 
-/// Extracts `archive` into a temp dir, writes the marker last and renames the
-/// directory to `dest` (replacing an incomplete leftover).
+/// Extracts `archive` into a staging directory in `tmp`, checks it complete
+/// against its own paths.json, writes the marker last and renames the
+/// directory to `dest`. The caller holds the entry's exclusive lock, so
+/// whatever is at `dest` is an incomplete leftover or a damaged entry being
+/// repaired that nobody uses: it is moved aside into `tmp` first (one atomic
+/// rename, so a crash leaves either it or nothing at `dest`, never a mix).
 fn extract_entry(
     archive: &Path,
     tmp: &Path,
     dest: &Path,
-    marker: &EntryMarker,
+    mut marker: EntryMarker,
     display: &str,
 ) -> Result<(), CacheError> {
+    let archive_error = |source| CacheError::Archive {
+        package: display.to_owned(),
+        source,
+    };
     let staging = tempfile::Builder::new()
-        .prefix(&format!("x-{}-", std::process::id()))
+        .prefix("x-")
         .tempdir_in(tmp)
         .map_err(|source| CacheError::NotWritable {
             path: tmp.to_path_buf(),
             source,
         })?;
-    archive::extract(archive, staging.path()).map_err(|source| CacheError::Archive {
-        package: display.to_owned(),
-        source,
-    })?;
+    archive::extract(archive, staging.path()).map_err(archive_error)?;
     if !staging.path().join("info").join("index.json").is_file() {
-        return Err(CacheError::Archive {
-            package: display.to_owned(),
-            source: ArchiveError::MissingIndex {
-                path: archive.to_path_buf(),
-            },
-        });
+        return Err(archive_error(ArchiveError::MissingIndex {
+            path: archive.to_path_buf(),
+        }));
     }
+    // Published only if complete: the check belongs to the publishing step,
+    // not to a later reader.
+    marker.links_as_files =
+        validate::check_files(staging.path(), validate::Depth::Sizes).map_err(|problem| {
+            archive_error(ArchiveError::Incomplete {
+                path: archive.to_path_buf(),
+                problem,
+            })
+        })?;
     let marker_path = staging.path().join(ENTRY_MARKER);
-    let text = serde_json::to_vec_pretty(marker).unwrap_or_default();
+    let text = serde_json::to_vec_pretty(&marker).unwrap_or_default();
     let mut file = fs_err::File::create(&marker_path).map_err(io_error("writing the marker"))?;
     std::io::Write::write_all(&mut file, &text)
         .map_err(io_error(format!("writing {}", marker_path.display())))?;
     file.sync_all()
         .map_err(io_error(format!("flushing {}", marker_path.display())))?;
-    // We hold the exclusive lock: whatever is at `dest` is an incomplete
-    // leftover (or an entry being repaired); nobody else can be using it.
-    if dest.exists() {
-        fs_err::remove_dir_all(dest).map_err(io_error("removing an incomplete entry"))?;
+    if fs_err::symlink_metadata(dest).is_ok() {
+        let aside = tempfile::Builder::new()
+            .prefix("old-")
+            .tempdir_in(tmp)
+            .map_err(|source| CacheError::NotWritable {
+                path: tmp.to_path_buf(),
+                source,
+            })?;
+        fs_err::rename(dest, aside.path().join("entry"))
+            .map_err(io_error("moving an incomplete or damaged entry aside"))?;
+        // Removed when `aside` drops; what a crash leaves, a sweep removes.
     }
     let staging = staging.keep();
     fs_err::rename(&staging, dest).map_err(io_error("publishing an extracted entry"))?;

@@ -16,6 +16,22 @@ use fs4::FileExt;
 /// How long a process waits on a lock before it tells the user who holds it.
 pub const WAIT_NOTICE_AFTER: Duration = Duration::from_secs(1);
 
+/// How long a process waits for a lock before it gives up, unless
+/// `PKGR_LOCK_TIMEOUT` (seconds) says otherwise: 5 minutes, as uv does. A
+/// holder that keeps a lock longer is hung or doing something very large; the
+/// waiter then fails with a message naming it instead of hanging for ever.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The lock timeout of this process: `PKGR_LOCK_TIMEOUT` in seconds (fractions
+/// allowed) if set and valid, else [`DEFAULT_TIMEOUT`].
+pub fn default_timeout() -> Duration {
+    std::env::var("PKGR_LOCK_TIMEOUT")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map_or(DEFAULT_TIMEOUT, Duration::from_secs_f64)
+}
+
 /// Shared (many readers) or exclusive (one writer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockMode {
@@ -35,13 +51,42 @@ pub struct FileLock {
 
 /// Why a lock could not be taken.
 #[derive(Debug, thiserror::Error)]
-#[error("could not lock {}", path.display())]
-pub struct LockError {
-    /// The lock file.
-    pub path: PathBuf,
-    /// The underlying error.
-    #[source]
-    pub source: std::io::Error,
+pub enum LockError {
+    /// The lock file could not be opened or locked.
+    #[error("could not lock {}", path.display())]
+    Io {
+        /// The lock file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The lock stayed taken for longer than the timeout.
+    #[error(
+        "gave up waiting for {what} after {} s: {} holds it (lock file {}); set PKGR_LOCK_TIMEOUT (seconds) to wait longer",
+        waited.as_secs(),
+        holder_pid.map_or_else(|| String::from("another process"), |pid| format!("process {pid}")),
+        path.display()
+    )]
+    Timeout {
+        /// What was waited for (a package, a URL, an environment).
+        what: String,
+        /// The lock file.
+        path: PathBuf,
+        /// The last exclusive holder's pid, if known.
+        holder_pid: Option<u32>,
+        /// How long we waited.
+        waited: Duration,
+    },
+}
+
+impl LockError {
+    fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
 }
 
 impl FileLock {
@@ -62,10 +107,7 @@ impl FileLock {
             .create(true)
             .truncate(false)
             .open(path)
-            .map_err(|source| LockError {
-                path: path.to_path_buf(),
-                source,
-            })
+            .map_err(|source| LockError::io(path, source))
     }
 
     /// Takes the lock if it is free right now; `Ok(None)` if someone holds it.
@@ -78,10 +120,7 @@ impl FileLock {
         match result {
             Ok(()) => Ok(Some(Self::finish(file, path, mode))),
             Err(fs4::TryLockError::WouldBlock) => Ok(None),
-            Err(fs4::TryLockError::Error(source)) => Err(LockError {
-                path: path.to_path_buf(),
-                source,
-            }),
+            Err(fs4::TryLockError::Error(source)) => Err(LockError::io(path, source)),
         }
     }
 
@@ -93,10 +132,7 @@ impl FileLock {
             LockMode::Shared => FileExt::lock_shared(&file),
             LockMode::Exclusive => FileExt::lock(&file),
         };
-        result.map_err(|source| LockError {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        result.map_err(|source| LockError::io(path, source))?;
         Ok(Self::finish(file, path, mode))
     }
 
@@ -149,12 +185,20 @@ impl Drop for FileLock {
     }
 }
 
-/// Takes a lock without blocking the async runtime. If the lock is not free
-/// within [`WAIT_NOTICE_AFTER`], `on_wait` is called once with the pid of the
-/// last exclusive holder, and the wait goes on until the lock is free.
+/// Takes a lock without blocking the async runtime, waiting at most
+/// `timeout`. If the lock is not free within [`WAIT_NOTICE_AFTER`], `on_wait`
+/// is called once with the pid of the last exclusive holder.
+///
+/// The wait itself is one blocking `flock` on a thread of the blocking pool
+/// (the kernel wakes it when the lock is free: no polling). If the timeout
+/// passes, or the returned future is dropped, that thread is abandoned: when
+/// it gets the lock later it drops it at once, having done no work under it.
+/// `what` names the thing waited for in the timeout error.
 pub async fn acquire(
     path: &Path,
     mode: LockMode,
+    what: &str,
+    timeout: Duration,
     on_wait: impl FnOnce(Option<u32>),
 ) -> Result<FileLock, LockError> {
     if let Some(lock) = FileLock::try_acquire(path, mode)? {
@@ -162,17 +206,25 @@ pub async fn acquire(
     }
     let owned = path.to_path_buf();
     let mut task = tokio::task::spawn_blocking(move || FileLock::acquire_blocking(&owned, mode));
-    let joined = match tokio::time::timeout(WAIT_NOTICE_AFTER, &mut task).await {
+    let notice = WAIT_NOTICE_AFTER.min(timeout);
+    let joined = match tokio::time::timeout(notice, &mut task).await {
         Ok(joined) => joined,
         Err(_elapsed) => {
             on_wait(FileLock::holder_pid(path));
-            task.await
+            match tokio::time::timeout(timeout - notice, &mut task).await {
+                Ok(joined) => joined,
+                Err(_elapsed) => {
+                    return Err(LockError::Timeout {
+                        what: what.to_owned(),
+                        path: path.to_path_buf(),
+                        holder_pid: FileLock::holder_pid(path),
+                        waited: timeout,
+                    });
+                }
+            }
         }
     };
-    joined.map_err(|e| LockError {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(e),
-    })?
+    joined.map_err(|e| LockError::io(path, std::io::Error::other(e)))?
 }
 
 #[cfg(test)]
@@ -211,11 +263,40 @@ mod tests {
             drop(held);
         });
         let mut reported = None;
-        let lock = acquire(&path, LockMode::Shared, |pid| reported = Some(pid))
-            .await
-            .unwrap();
+        let lock = acquire(&path, LockMode::Shared, "x", DEFAULT_TIMEOUT, |pid| {
+            reported = Some(pid);
+        })
+        .await
+        .unwrap();
         assert_eq!(reported, Some(Some(std::process::id())));
         assert_eq!(lock.mode(), LockMode::Shared);
         releaser.join().unwrap();
+    }
+
+    #[tokio::test]
+    async fn waiting_times_out_naming_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.lock");
+        let _held = FileLock::try_acquire(&path, LockMode::Exclusive)
+            .unwrap()
+            .unwrap();
+        let started = std::time::Instant::now();
+        let err = acquire(
+            &path,
+            LockMode::Shared,
+            "zlib-1.3.1-0.conda",
+            Duration::from_millis(300),
+            |_| {},
+        )
+        .await
+        .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let text = err.to_string();
+        assert!(text.contains("zlib-1.3.1-0.conda"), "{text}");
+        assert!(
+            text.contains(&format!("process {}", std::process::id())),
+            "{text}"
+        );
+        assert!(text.contains("PKGR_LOCK_TIMEOUT"), "{text}");
     }
 }

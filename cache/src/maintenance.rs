@@ -8,13 +8,12 @@
 //! at any point leaves an entry that looks incomplete, never a partial entry
 //! that looks complete.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use pkgr_fetch::hash_file;
-use rattler_conda_types::package::{PathType, PathsJson};
 
 use crate::lock::{FileLock, LockMode};
-use crate::{session, CacheError, EntryMarker, PackageCache, ENTRY_MARKER};
+use crate::{session, validate, CacheError, EntryMarker, PackageCache, ENTRY_MARKER};
 
 /// What `clean` did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -113,7 +112,8 @@ impl PackageCache {
     pub fn clean(&self, all: bool) -> Result<CleanReport, CacheError> {
         let sweep = session::sweep(&self.root().join("tmp"))?;
         let mut report = CleanReport {
-            temp_removed: sweep.removed,
+            // What opening the cache swept a moment ago counts too.
+            temp_removed: sweep.removed + self.swept().removed,
             temp_live: sweep.live,
             ..CleanReport::default()
         };
@@ -156,37 +156,38 @@ impl PackageCache {
     }
 
     /// Checks every complete entry: its archive against the sha256 in its
-    /// marker, and every file its paths.json lists (size and sha256). With
-    /// `repair`, corrupt entries are removed (under their exclusive lock) so the
-    /// next install fetches them again.
+    /// marker, and every file its paths.json lists (size and sha256); and
+    /// every cached repodata.json (whole, valid JSON). With `repair`, corrupt
+    /// entries and repodata are removed (under their exclusive lock, checked
+    /// again under it: another process may have repaired the entry in between)
+    /// so the next install fetches them again.
     pub fn verify(&self, repair: bool) -> Result<VerifyReport, CacheError> {
         let mut report = VerifyReport::default();
         for key in self.entry_keys()? {
-            let dir = self.pkgs().join(&key);
             let lock_path = self.lock_path(&key);
             let Some(shared) = FileLock::try_acquire(&lock_path, LockMode::Shared)? else {
                 report.busy.push(key);
                 continue;
             };
-            let Ok(text) = fs_err::read_to_string(dir.join(ENTRY_MARKER)) else {
-                // Incomplete: not in use by anyone, nothing that looks complete.
+            let Some(problem) = self.entry_problem(&key) else {
                 continue;
             };
             report.checked += 1;
-            let problem = match serde_json::from_str::<EntryMarker>(&text) {
-                Err(e) => Some(format!("unreadable marker: {e}")),
-                Ok(marker) => self.check_entry(&key, &dir, &marker),
-            };
+            let Err(problem) = problem else { continue };
             drop(shared);
-            let Some(problem) = problem else { continue };
             let mut removed = false;
             if repair {
-                if let Some(lock) = FileLock::try_acquire(&lock_path, LockMode::Exclusive)? {
-                    self.remove_entry_locked(&key)?;
-                    drop(lock);
-                    removed = true;
-                } else {
-                    report.busy.push(key.clone());
+                match FileLock::try_acquire(&lock_path, LockMode::Exclusive)? {
+                    Some(lock) => match self.entry_problem(&key) {
+                        // Repaired (or removed) by someone else meanwhile.
+                        None | Some(Ok(_)) => {}
+                        Some(Err(_)) => {
+                            self.remove_entry_locked(&key)?;
+                            drop(lock);
+                            removed = true;
+                        }
+                    },
+                    None => report.busy.push(key.clone()),
                 }
             }
             report.corrupt.push(CorruptEntry {
@@ -195,10 +196,26 @@ impl PackageCache {
                 removed,
             });
         }
+        self.verify_repodata(repair, &mut report)?;
         Ok(report)
     }
 
-    fn check_entry(&self, key: &str, dir: &Path, marker: &EntryMarker) -> Option<String> {
+    /// What is wrong with a complete entry: `None` if it is not complete
+    /// (nothing that looks complete, nothing to check), `Some(Ok(()))` if it
+    /// is fine, else the problem. The caller holds a lock on it.
+    fn entry_problem(&self, key: &str) -> Option<Result<(), String>> {
+        let dir = self.pkgs().join(key);
+        let text = fs_err::read_to_string(dir.join(ENTRY_MARKER)).ok()?;
+        Some(match serde_json::from_str::<EntryMarker>(&text) {
+            Err(e) => Err(format!("unreadable marker: {e}")),
+            Ok(marker) => self.check_archive(key, &marker).and_then(|()| {
+                validate::check_entry(&dir, validate::Depth::Hashes, &marker.links_as_files)
+            }),
+        })
+    }
+
+    /// Checks the archive of an entry against the sha256 in its marker.
+    fn check_archive(&self, key: &str, marker: &EntryMarker) -> Result<(), String> {
         let ext = if marker.file_name.ends_with(".conda") {
             ".conda"
         } else {
@@ -206,55 +223,64 @@ impl PackageCache {
         };
         let archive = self.pkgs().join(format!("{key}{ext}"));
         match hash_file(&archive) {
-            Err(e) => return Some(format!("archive {}: {e}", archive.display())),
-            Ok(file) if hex::encode(file.sha256) != marker.sha256 => {
-                return Some(format!(
-                    "archive {} has sha256 {}, expected {}",
-                    archive.display(),
-                    hex::encode(file.sha256),
-                    marker.sha256
-                ));
-            }
-            Ok(_) => {}
+            Err(e) => Err(format!("archive {}: {e}", archive.display())),
+            Ok(file) if hex::encode(file.sha256) != marker.sha256 => Err(format!(
+                "archive {} has sha256 {}, expected {}",
+                archive.display(),
+                hex::encode(file.sha256),
+                marker.sha256
+            )),
+            Ok(_) => Ok(()),
         }
-        let paths = match PathsJson::from_package_directory_with_deprecated_fallback(dir) {
-            Ok(paths) => paths,
-            Err(e) => return Some(format!("unreadable info/paths.json: {e}")),
-        };
-        for entry in &paths.paths {
-            let path = dir.join(&entry.relative_path);
-            let shown = entry.relative_path.display();
-            match entry.path_type {
-                PathType::Directory => {
-                    if !path.is_dir() {
-                        return Some(format!("{shown} is missing"));
-                    }
-                }
-                PathType::SoftLink | PathType::HardLink => {
-                    let Ok(meta) = std::fs::symlink_metadata(&path) else {
-                        return Some(format!("{shown} is missing"));
-                    };
-                    if meta.file_type().is_symlink() || entry.path_type == PathType::SoftLink {
-                        continue;
-                    }
-                    match hash_file(&path) {
-                        Err(e) => return Some(format!("{shown}: {e}")),
-                        Ok(file) => {
-                            let (sha, size) = (file.sha256, file.size);
-                            if entry.size_in_bytes.is_some_and(|s| s != size) {
-                                return Some(format!(
-                                    "{shown} has {size} bytes, expected {}",
-                                    entry.size_in_bytes.unwrap_or_default()
-                                ));
-                            }
-                            if entry.sha256.is_some_and(|s| s.as_slice() != sha.as_slice()) {
-                                return Some(format!("{shown} has the wrong sha256"));
-                            }
-                        }
-                    }
-                }
+    }
+
+    /// Checks every cached repodata.json; with `repair`, removes the broken
+    /// ones (validators first) under their lock.
+    fn verify_repodata(&self, repair: bool, report: &mut VerifyReport) -> Result<(), CacheError> {
+        let repodata = self.root().join("repodata");
+        for entry in fs_err::read_dir(&repodata).map_err(io("reading the cache"))? {
+            let path = entry.map_err(io("reading the cache"))?.path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_owned();
+            let Some(hash) = name.strip_suffix(".info.json") else {
+                continue;
+            };
+            let base = repodata.join(hash);
+            let json = base.with_extension("json");
+            let Some(lock) =
+                FileLock::try_acquire(&base.with_extension("lock"), LockMode::Exclusive)?
+            else {
+                report.busy.push(format!("repodata/{hash}.json"));
+                continue;
+            };
+            if !json.is_file() {
+                continue;
             }
+            report.checked += 1;
+            let Err(problem) = crate::check_repodata_file(&json) else {
+                continue;
+            };
+            let url = fs_err::read_to_string(&path)
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .and_then(|v| v["url"].as_str().map(ToOwned::to_owned))
+                .unwrap_or_default();
+            let mut removed = false;
+            if repair {
+                let _ = fs_err::remove_file(&path);
+                let _ = fs_err::remove_file(&json);
+                removed = true;
+            }
+            drop(lock);
+            report.corrupt.push(CorruptEntry {
+                key: format!("repodata/{hash}.json ({url})"),
+                problem,
+                removed,
+            });
         }
-        None
+        Ok(())
     }
 }

@@ -31,7 +31,8 @@ impl Session {
             let lock = match FileLock::try_acquire(&lock_path, LockMode::Exclusive) {
                 Ok(Some(lock)) => lock,
                 Ok(None) => continue,
-                Err(e) => return Err(not_writable(e.source)),
+                Err(crate::LockError::Io { source, .. }) => return Err(not_writable(source)),
+                Err(e) => return Err(e.into()),
             };
             // A sweeper may have deleted the file between our open and our lock.
             if !lock.is_still_at_path() {

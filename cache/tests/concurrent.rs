@@ -30,9 +30,15 @@ impl Reporter for Counting {
 }
 
 fn record(dir: &std::path::Path) -> RepoDataRecord {
+    record_of(
+        dir,
+        &Package::new("shared", "1.0").file("share/shared.txt", "shared\n"),
+    )
+}
+
+fn record_of(dir: &std::path::Path, package: &Package) -> RepoDataRecord {
     let mut channel = LocalChannel::new(dir);
-    let package = Package::new("shared", "1.0").file("share/shared.txt", "shared\n");
-    let archive = channel.add(&package, Format::Conda);
+    let archive = channel.add(package, Format::Conda);
     channel.write_repodata();
     let repodata: serde_json::Value = serde_json::from_slice(
         &std::fs::read(archive.parent().unwrap().join("repodata.json")).unwrap(),
@@ -103,4 +109,88 @@ fn many_threads_with_their_own_runtimes_share_one_fetch() {
         thread.join().unwrap();
     }
     assert_eq!(counting.downloads.load(Ordering::SeqCst), 1);
+}
+
+/// One package fails (a 404 that comes after a delay) while another one is
+/// being extracted. `get_all` returns the error only once the extraction has
+/// finished under its lock: at that moment nothing is left in the temp
+/// directory, the other entry is complete (or absent), and nothing changes in
+/// the cache afterwards. (Before, the error returned at once, the temp
+/// directory and the lock went with it, and the extraction published a
+/// half-empty entry afterwards.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_package_waits_for_the_others_extraction() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut big = Package::new("big", "1.0");
+    for i in 0..3000 {
+        big = big.file(&format!("share/big/f{i}.txt"), format!("{i}\n").repeat(50));
+    }
+    let channel = tmp.path().join("channel");
+    let mut big = record_of(&channel, &big);
+    let server = pkgr_test_support::ChannelServer::serve(&channel);
+    let file_name = big.identifier.to_string();
+    let subdir = &big.package_record.subdir;
+    big.url = Url::parse(&format!("{}/{subdir}/{file_name}", server.url())).unwrap();
+    let mut missing = record_of(
+        &tmp.path().join("other"),
+        &Package::new("missing", "1.0").file("x", "x"),
+    );
+    missing.url = Url::parse(&format!("{}/{subdir}/missing-1.0-0.conda", server.url())).unwrap();
+    server.delay(
+        &format!("/{subdir}/missing-1.0-0.conda"),
+        std::time::Duration::from_millis(150),
+    );
+
+    let cache_dir = tmp.path().join("cache");
+    let cache = PackageCache::open(&cache_dir, Fetcher::new().unwrap().with_retries(0)).unwrap();
+    let counting = Counting::default();
+    let err = cache
+        .get_all(&[big.clone(), missing], &counting)
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{err} {:?}", std::error::Error::source(&err)).contains("missing-1.0-0.conda"),
+        "{err}"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(cache.tmp_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "work still ran after the error: {leftovers:?}"
+    );
+    let entry = cache_dir.join("pkgs").join(PackageCache::entry_key(&big));
+    let files = |dir: &std::path::Path| walk(dir).len();
+    let at_return = files(&entry);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(
+        files(&entry),
+        at_return,
+        "the entry changed after the return"
+    );
+    // The download took milliseconds, the 404 came after 150 ms: the
+    // extraction of 3,000 files was under way, and finished.
+    assert!(at_return > 3000, "the entry is complete: {at_return} files");
+    assert_eq!(counting.extractions.load(Ordering::SeqCst), 1);
+    drop(cache);
+    let cache = PackageCache::open(&cache_dir, Fetcher::new().unwrap()).unwrap();
+    let report = cache.verify(false).unwrap();
+    assert!(report.corrupt.is_empty(), "{report:?}");
+    assert_eq!(report.checked, 1);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            }
+            out.push(e.path());
+        }
+    }
+    out
 }

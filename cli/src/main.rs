@@ -28,6 +28,11 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(run(args));
+    // Every task that works on the cache or an environment has been joined
+    // by now (the cache runs each request's tasks to their end). What may be
+    // left are threads blocked in a lock wait that timed out or was given up:
+    // they hold nothing and do nothing, so they must not keep us from exiting.
+    runtime.shutdown_background();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

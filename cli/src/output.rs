@@ -127,6 +127,18 @@ impl pkgr_cache::Reporter for Progress {
     fn cached(&self, what: &str) {
         self.line(&format!("cached {what}"));
     }
+
+    fn download_failed(&self, what: &str) {
+        if let Some(bar) = self.with_bars(|bars| bars.remove(what)) {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn repairing(&self, what: &str, problem: &str) {
+        self.warn(&format!(
+            "the cached copy of {what} is damaged ({problem}); fetching it again"
+        ));
+    }
 }
 
 /// Prints a table with a header row, columns padded to fit.

@@ -255,23 +255,9 @@ impl Fetcher {
                     self.http_once(url, dest, temp_dir, expected, previous, on_bytes)
                         .await
                 }
-                "file" => {
-                    let (url, dest, temp_dir, expected) = (
-                        url.clone(),
-                        dest.to_path_buf(),
-                        temp_dir.to_path_buf(),
-                        expected.clone(),
-                    );
-                    tokio::task::spawn_blocking(move || {
-                        copy_local(&url, &dest, &temp_dir, &expected)
-                            .map(|d| Conditional::Downloaded(d, HttpCacheInfo::default()))
-                    })
+                "file" => copy_local(url, dest, temp_dir, expected, on_bytes)
                     .await
-                    .map_err(|e| FetchError::Io {
-                        context: String::from("copying a local file"),
-                        source: std::io::Error::other(e),
-                    })?
-                }
+                    .map(|d| Conditional::Downloaded(d, HttpCacheInfo::default())),
                 scheme => {
                     return Err(FetchError::UnsupportedScheme {
                         url: redact_url(url),
@@ -350,17 +336,22 @@ impl Fetcher {
     }
 }
 
-fn copy_local(
+/// Copies a local file like a download. Async (reads through `tokio::fs`), so
+/// that dropping the future stops it and deletes the temp file, exactly as for
+/// an HTTP download: nothing keeps writing after the caller has given up.
+async fn copy_local(
     url: &Url,
     dest: &Path,
     temp_dir: &Path,
     expected: &Expected,
+    on_bytes: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<Downloaded, FetchError> {
+    use tokio::io::AsyncReadExt;
     let redacted = redact_url(url);
     let path = url.to_file_path().map_err(|()| FetchError::NotFound {
         url: redacted.clone(),
     })?;
-    let mut file = match fs_err::File::open(&path) {
+    let mut file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(FetchError::NotFound { url: redacted });
@@ -375,7 +366,7 @@ fn copy_local(
     let mut sink = VerifyingSink::create(temp_dir, &redacted)?;
     let mut buf = vec![0u8; 256 * 1024];
     loop {
-        let n = std::io::Read::read(&mut file, &mut buf).map_err(|e| FetchError::Io {
+        let n = file.read(&mut buf).await.map_err(|e| FetchError::Io {
             context: format!("could not read {}", path.display()),
             source: e,
         })?;
@@ -383,6 +374,7 @@ fn copy_local(
             break;
         }
         sink.write(&buf[..n])?;
+        on_bytes(n as u64);
     }
     sink.finish(dest, expected)
 }

@@ -139,7 +139,15 @@ pub async fn lock_prefix(
     loop {
         let meta = prefix.join("conda-meta");
         fs_err::create_dir_all(&meta).map_err(io("creating the environment"))?;
-        let held = lock::acquire(&meta.join(PREFIX_LOCK), LockMode::Exclusive, &on_wait).await?;
+        let what = format!("the environment {}", prefix.display());
+        let held = lock::acquire(
+            &meta.join(PREFIX_LOCK),
+            LockMode::Exclusive,
+            &what,
+            lock::default_timeout(),
+            &on_wait,
+        )
+        .await?;
         // A concurrent `create --force` that failed may have removed the prefix
         // (and its lock file) while we waited: then lock the new file instead.
         if held.is_still_at_path() {

@@ -218,7 +218,15 @@ impl PackagePlan {
                     } else {
                         let placed = place_file(&src, &dest, mode, entry.no_link)?;
                         all_hardlinked &= placed == LinkType::HardLink;
-                        if sha256_in_prefix.is_none() {
+                        if entry.path_type == PathType::SoftLink {
+                            // paths.json describes the link's target; record
+                            // the file that is really there (an empty file for
+                            // a link with an empty target).
+                            let hashed = pkgr_fetch::hash_file(&dest)
+                                .map_err(io("reading a linked file"))?;
+                            sha256_in_prefix = Some(hashed.sha256.into());
+                            size = Some(hashed.size);
+                        } else if sha256_in_prefix.is_none() {
                             // Legacy packages list no hashes: take them here.
                             let hashed = pkgr_fetch::hash_file(&dest)
                                 .map_err(io("reading a linked file"))?;

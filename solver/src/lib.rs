@@ -337,10 +337,14 @@ pub async fn load_channels(
         match path {
             Ok(Some(path)) => {
                 *found_any = true;
-                let channel = channel.clone();
-                parse_jobs.push(tokio::task::spawn_blocking(move || {
-                    SubdirIndex::from_file(channel, url, path)
-                }));
+                let (owned_channel, owned_url) = (channel.clone(), url.clone());
+                parse_jobs.push((
+                    channel,
+                    url,
+                    tokio::task::spawn_blocking(move || {
+                        SubdirIndex::from_file(owned_channel, owned_url, path)
+                    }),
+                ));
             }
             Ok(None) => {}
             Err(source) => {
@@ -360,13 +364,52 @@ pub async fn load_channels(
             });
         }
     }
-    for job in parse_jobs {
-        let index = job
+    for (channel, url, job) in parse_jobs {
+        let parsed = job
             .await
-            .map_err(|e| SolverError::Solver(format!("reading repodata failed: {e}")))??;
+            .map_err(|e| SolverError::Solver(format!("reading repodata failed: {e}")))?;
+        let index = match parsed {
+            Err(SolverError::BrokenRepodata { .. }) if url.scheme() != "file" => {
+                // A cached copy that does not parse is a cache miss: forget it
+                // (validators too, so no 304 brings it back) and fetch anew once.
+                reread_broken_cache(cache, channel, &url, reporter).await?
+            }
+            other => other?,
+        };
         indexes.push(index);
     }
     Ok(indexes)
+}
+
+/// Discards the cached repodata of `url` and indexes a fresh download.
+async fn reread_broken_cache(
+    cache: &PackageCache,
+    channel: &Channel,
+    url: &Url,
+    reporter: &dyn Reporter,
+) -> Result<SubdirIndex, SolverError> {
+    let unreachable = |source| SolverError::ChannelUnreachable {
+        channel: display_channel(channel),
+        source: Box::new(source),
+    };
+    cache
+        .discard_repodata(url, reporter)
+        .await
+        .map_err(unreachable)?;
+    let Some(file) = cache
+        .fetch_repodata(url, reporter)
+        .await
+        .map_err(unreachable)?
+    else {
+        return Err(SolverError::BrokenRepodata {
+            url: pkgr_fetch::redact_url(url),
+            message: String::from("the cached copy was broken and the channel no longer has it"),
+        });
+    };
+    let (channel, url) = (channel.clone(), url.clone());
+    tokio::task::spawn_blocking(move || SubdirIndex::from_file(channel, url, file))
+        .await
+        .map_err(|e| SolverError::Solver(format!("reading repodata failed: {e}")))?
 }
 
 /// A channel as a user would name it.

@@ -1,0 +1,241 @@
+//! Cache entries that are damaged after they were published heal themselves;
+//! archives that lack files are refused before they are published; what the
+//! shared cache holds is not writable by others; broken repodata is never
+//! cached; lock waits end.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use pkgr_test_support::{ChannelServer, Format, LocalChannel, Package};
+
+use crate::common::{assert_fails, assert_ok, complete_entries, stderr, World};
+
+/// `app` (both formats not needed: one .conda, one .tar.bz2 dependency).
+fn small_channel(root: &Path) -> LocalChannel {
+    let mut channel = LocalChannel::new(root);
+    channel.add(
+        &Package::new("lib", "1.0")
+            .file("lib/data.bin", vec![7u8; 5000])
+            .file("lib/other.txt", "other\n"),
+        Format::TarBz2,
+    );
+    channel.add(
+        &Package::new("app", "1.0")
+            .depends("lib")
+            .executable("bin/app", "#!/bin/sh\necho app\n"),
+        Format::Conda,
+    );
+    channel.write_repodata();
+    channel
+}
+
+/// The extracted entry directory of the package whose key starts with `name-`.
+fn entry_dir(cache: &Path, name: &str) -> PathBuf {
+    let pkgs = cache.join("pkgs");
+    std::fs::read_dir(&pkgs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&format!("{name}-")))
+        })
+        .unwrap_or_else(|| panic!("no entry for {name} in {}", pkgs.display()))
+}
+
+#[test]
+fn a_damaged_entry_is_fetched_again_instead_of_failing_for_ever() {
+    let world = World::new();
+    let channel = small_channel(&world.path().join("channel"));
+    let server = ChannelServer::serve(channel.root());
+    assert_ok(&world.create(&world.env("one"), server.url(), &["app"]));
+    let lib = entry_dir(&world.cache(), "lib");
+
+    for (what, damage) in [
+        (
+            "a file removed",
+            Box::new(|dir: &Path| std::fs::remove_file(dir.join("lib/data.bin")).unwrap())
+                as Box<dyn Fn(&Path)>,
+        ),
+        (
+            "a file emptied (as after a power loss)",
+            Box::new(|dir: &Path| std::fs::write(dir.join("lib/other.txt"), b"").unwrap()),
+        ),
+    ] {
+        damage(&lib);
+        let out = world.create(&world.env("two"), server.url(), &["app", "-y"]);
+        assert_ok(&out);
+        let err = stderr(&out);
+        assert!(
+            err.contains("is damaged") && err.contains("fetching it again"),
+            "{what}: the repair is said\n{err}"
+        );
+        assert_eq!(
+            err.matches("is damaged").count(),
+            1,
+            "{what}: said once\n{err}"
+        );
+        assert_eq!(
+            std::fs::read(world.env("two").join("lib/data.bin")).unwrap(),
+            vec![7u8; 5000],
+            "{what}"
+        );
+        assert_eq!(
+            std::fs::read(world.env("two").join("lib/other.txt")).unwrap(),
+            b"other\n",
+            "{what}"
+        );
+        assert_ok(&world.run(&["cache", "verify"]));
+    }
+    // The archive was still good: repairs re-extract, they do not download.
+    assert_eq!(server.count("/noarch/repodata.json"), 1);
+    let lib_archive = server
+        .counts()
+        .into_iter()
+        .find(|(p, _)| p.contains("/lib-1.0"))
+        .unwrap();
+    assert_eq!(lib_archive.1, 1, "{lib_archive:?}");
+}
+
+#[test]
+fn an_archive_lacking_listed_files_is_refused_before_it_is_published() {
+    let world = World::new();
+    let mut channel = LocalChannel::new(&world.path().join("channel"));
+    // paths.json lists `share/gone.txt`; the archive served does not hold it.
+    let path = channel.add(
+        &Package::new("holey", "1.0")
+            .file("share/here.txt", "here\n")
+            .file("share/gone.txt", "gone\n"),
+        Format::TarBz2,
+    );
+    rewrite_tar_bz2(&path, |name, _| name != "share/gone.txt");
+    assert_ok(&world.run(&["index", channel.root().to_str().unwrap()]));
+
+    let out = world.create(
+        &world.env("e"),
+        channel.root().to_str().unwrap(),
+        &["holey"],
+    );
+    let err = assert_fails(&out);
+    assert!(
+        err.contains("holey-1.0-0.tar.bz2")
+            && err.contains("incomplete")
+            && err.contains("share/gone.txt"),
+        "{err}"
+    );
+    assert_eq!(complete_entries(&world.cache()), 0, "nothing was published");
+    assert!(!world.env("e").exists());
+}
+
+/// Rewrites the `.tar.bz2` at `path`, keeping the members `keep` says yes to
+/// (it may change their headers).
+fn rewrite_tar_bz2(path: &Path, mut keep: impl FnMut(&str, &mut tar::Header) -> bool) {
+    let file = std::fs::File::open(path).unwrap();
+    let mut archive = tar::Archive::new(bzip2::read::BzDecoder::new(file));
+    let mut out = tar::Builder::new(bzip2::write::BzEncoder::new(
+        Vec::new(),
+        bzip2::Compression::fast(),
+    ));
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut header = entry.header().clone();
+        if !keep(&name, &mut header) {
+            continue;
+        }
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+        out.append_data(&mut header, &name, &bytes[..]).unwrap();
+    }
+    let bytes = out.into_inner().unwrap().finish().unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn nothing_in_the_shared_cache_is_writable_by_others() {
+    let world = World::new();
+    let mut channel = LocalChannel::new(&world.path().join("channel"));
+    let path = channel.add(
+        &Package::new("perm", "1.0")
+            .file("share/plain.txt", "plain\n")
+            .executable("bin/tool", "#!/bin/sh\n"),
+        Format::TarBz2,
+    );
+    // World-writable files (and a setuid bit) in the archive.
+    rewrite_tar_bz2(&path, |name, header| {
+        let mode = if name == "bin/tool" { 0o4777 } else { 0o666 };
+        header.set_mode(mode);
+        header.set_cksum();
+        true
+    });
+    assert_ok(&world.run(&["index", channel.root().to_str().unwrap()]));
+    assert_ok(&world.create(&world.env("e"), channel.root().to_str().unwrap(), &["perm"]));
+    let dir = entry_dir(&world.cache(), "perm");
+    for rel in ["share/plain.txt", "bin/tool", "info/index.json"] {
+        let mode = std::fs::metadata(dir.join(rel))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7022, 0, "{rel} has mode {mode:o}");
+    }
+    let tool = std::fs::metadata(world.env("e").join("bin/tool"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(tool & 0o111, 0o111, "executable bits stay: {tool:o}");
+}
+
+#[test]
+fn a_lock_wait_ends_with_a_message_naming_the_holder() {
+    let world = World::new();
+    let mut channel = LocalChannel::new(&world.path().join("channel"));
+    // Its post-link script keeps the first install (and so the environment's
+    // lock) busy for a while.
+    channel.add(
+        &Package::new("slow", "1.0").post_link("sleep 20\n"),
+        Format::Conda,
+    );
+    channel.add(
+        &Package::new("other", "1.0").file("share/o", "o"),
+        Format::Conda,
+    );
+    channel.write_repodata();
+    let url = channel.root().to_str().unwrap().to_owned();
+    let prefix = world.env("held");
+    let mut first = world.pkgr();
+    first.args(["create", "-p", prefix.to_str().unwrap(), "-c", &url, "slow"]);
+    let first = crate::common::Running::spawn(first);
+    let holder = first.child.id();
+    // Wait until the first one is inside its post-link script.
+    let started = Instant::now();
+    while !prefix.join("bin/.slow-post-link.sh").exists() {
+        assert!(started.elapsed() < Duration::from_secs(30), "no post-link");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut second = world.pkgr();
+    second.env("PKGR_LOCK_TIMEOUT", "2").args([
+        "install",
+        "-p",
+        prefix.to_str().unwrap(),
+        "-c",
+        &url,
+        "other",
+    ]);
+    let started = Instant::now();
+    let out = crate::common::run_with_timeout(second, Duration::from_secs(60));
+    let err = assert_fails(&out);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "it gave up in time"
+    );
+    assert!(
+        err.contains("gave up waiting")
+            && err.contains(&format!("process {holder}"))
+            && err.contains("PKGR_LOCK_TIMEOUT"),
+        "{err}"
+    );
+    assert_ok(&first.wait(Duration::from_secs(60)));
+}
