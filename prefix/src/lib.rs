@@ -61,11 +61,15 @@ pub enum PrefixError {
         #[source]
         source: std::io::Error,
     },
-    /// A file the package's metadata lists is not in the archive.
-    #[error("package {package} is incomplete: its metadata lists `{path}`, which is not in the archive; nothing of it was linked")]
+    /// The extracted cache entry lacks a file its `info/paths.json` (or
+    /// `info/files`) lists: the entry was complete when the cache checked it,
+    /// so something changed it since.
+    #[error("the cache entry of {package} at {} is incomplete: it lacks `{path}`, which its metadata lists (the cache was changed after pkgr checked it); nothing of it was linked: run `pkgr cache verify --repair` and retry", dir.display())]
     Incomplete {
         /// The package.
         package: String,
+        /// The extracted cache entry.
+        dir: PathBuf,
         /// The missing path.
         path: String,
     },
