@@ -53,7 +53,16 @@ pub fn parse_channels(given: &[String], override_channels: bool) -> anyhow::Resu
     names
         .iter()
         .map(|name| {
-            Channel::from_str(name, &config).with_context(|| format!("invalid channel `{name}`"))
+            let channel = Channel::from_str(name, &config)
+                .with_context(|| format!("invalid channel `{name}`"))?;
+            if pkgr_fetch::url_has_token_placeholder(channel.base_url.url()) {
+                bail!(
+                    "channel {} holds `{}` where its token goes (as conda-meta records keep it): pass the channel URL with the real token",
+                    pkgr_fetch::url_for_record(channel.base_url.url()).trim_end_matches('/'),
+                    pkgr_fetch::TOKEN_PLACEHOLDER
+                );
+            }
+            Ok(channel)
         })
         .collect()
 }

@@ -27,7 +27,7 @@ pub fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<()> {
                     "version": p.version.to_string(),
                     "build_string": p.build,
                     "build_number": p.build_number,
-                    "channel": r.channel,
+                    "channel": crate::transact::record_channel(r),
                     "platform": p.subdir,
                     "dist_name": format!("{}-{}-{}", p.name.as_normalized(), p.version, p.build),
                 })

@@ -106,7 +106,8 @@ pub async fn install(global: &GlobalArgs, args: InstallArgs, update: bool) -> an
         .map(|r| r.repodata_record.clone())
         .collect();
 
-    let channels = if args.channels.is_empty() && !installed.is_empty() {
+    let from_records = args.channels.is_empty() && !installed.is_empty();
+    let channels = if from_records {
         channels_of(&installed)?
     } else {
         parse_channels(&args.channels, args.override_channels)?
@@ -122,7 +123,19 @@ pub async fn install(global: &GlobalArgs, args: InstallArgs, update: bool) -> an
         args.no_deps,
         &progress,
     )
-    .await?;
+    .await
+    .map_err(|err| {
+        let refused = match err.downcast_ref::<pkgr_solver::SolverError>() {
+            Some(pkgr_solver::SolverError::NeedsCredentials { channel, .. }) if from_records => {
+                Some(needs_credentials(channel))
+            }
+            _ => None,
+        };
+        match refused {
+            Some(message) => err.context(message),
+            None => err,
+        }
+    })?;
     let plan = Plan::between(&installed, &solution);
     if !finish_planning(global, &prefix, &plan, args.dry_run)? {
         return Ok(());
@@ -272,12 +285,24 @@ fn dependency_name(spec: &str) -> &str {
         .unwrap_or(spec)
 }
 
+/// What to say when a channel taken from the environment's records needs
+/// the credentials the records do not keep.
+fn needs_credentials(channel: &str) -> String {
+    format!(
+        "channel {} needs credentials (the environment's records keep none): pass it again with -c <channel URL with credentials>",
+        channel.trim_end_matches('/')
+    )
+}
+
 /// Without `-c`: the channels the environment's packages came from, most
-/// used first.
+/// used first. A channel whose records hold `/t/<TOKEN>/` (its token was not
+/// written) cannot be used without the token: that is an error saying so.
 fn channels_of(installed: &[PrefixRecord]) -> anyhow::Result<Vec<Channel>> {
     let mut counts: Vec<(String, usize)> = Vec::new();
     for record in installed {
-        let Some(channel) = record.repodata_record.channel.clone() else {
+        // In the form pkgr writes it (records written elsewhere, or by an
+        // older pkgr, may hold `user:********@` or `/t/********/`).
+        let Some(channel) = crate::transact::record_channel(&record.repodata_record) else {
             continue;
         };
         match counts.iter_mut().find(|(c, _)| *c == channel) {
@@ -291,8 +316,12 @@ fn channels_of(installed: &[PrefixRecord]) -> anyhow::Result<Vec<Channel>> {
     counts
         .iter()
         .map(|(c, _)| {
-            Channel::from_str(c, &config)
-                .with_context(|| format!("the environment names an invalid channel `{c}`"))
+            let channel = Channel::from_str(c, &config)
+                .with_context(|| format!("the environment names an invalid channel `{c}`"))?;
+            if pkgr_fetch::url_has_token_placeholder(channel.base_url.url()) {
+                bail!(needs_credentials(c));
+            }
+            Ok(channel)
         })
         .collect()
 }

@@ -10,11 +10,18 @@ use std::time::Duration;
 
 use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// `text` with any URL that carries credentials redacted: the last line of
+/// defence for everything pkgr prints (an error of the HTTP client, say, may
+/// quote the URL it was given).
+fn redacted(text: &str) -> String {
+    pkgr_fetch::redact_urls_in_text(text, pkgr_fetch::redact_url)
+}
+
 /// Prints an error and its causes.
 pub fn print_error(err: &anyhow::Error) {
-    eprintln!("error: {err}");
+    eprintln!("error: {}", redacted(&err.to_string()));
     for cause in err.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+        eprintln!("  caused by: {}", redacted(&cause.to_string()));
     }
 }
 
@@ -48,6 +55,7 @@ impl Progress {
         if self.quiet {
             return;
         }
+        let text = redacted(text);
         if self.terminal {
             self.multi.suspend(|| eprintln!("{text}"));
         } else {
@@ -57,6 +65,7 @@ impl Progress {
 
     /// A warning (shown even with `-q`).
     pub fn warn(&self, text: &str) {
+        let text = redacted(text);
         self.multi.suspend(|| eprintln!("warning: {text}"));
     }
 
@@ -167,7 +176,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// Prints to stdout.
+/// Prints to stdout (URLs with credentials redacted).
 pub fn print_stdout(text: &str) {
-    print!("{text}");
+    print!("{}", redacted(text));
 }

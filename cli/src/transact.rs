@@ -63,17 +63,25 @@ impl Plan {
             && old_python.map(|p| p.version) != new_python.map(|p| p.version);
         let relink =
             |record: &RepoDataRecord| python_moved && record.package_record.noarch.is_python();
-        let kept: HashSet<&Url> = solution.iter().map(|r| &r.url).collect();
-        let had: HashSet<&Url> = installed.iter().map(|r| &r.repodata_record.url).collect();
+        // Compared in the form records keep: conda-meta holds URLs without
+        // credentials, the channels' records hold them with.
+        let key = |url: &Url| pkgr_fetch::url_for_record(url);
+        let kept: HashSet<String> = solution.iter().map(|r| key(&r.url)).collect();
+        let had: HashSet<String> = installed
+            .iter()
+            .map(|r| key(&r.repodata_record.url))
+            .collect();
         Self {
             unlink: installed
                 .iter()
-                .filter(|r| !kept.contains(&r.repodata_record.url) || relink(&r.repodata_record))
+                .filter(|r| {
+                    !kept.contains(&key(&r.repodata_record.url)) || relink(&r.repodata_record)
+                })
                 .cloned()
                 .collect(),
             link: solution
                 .iter()
-                .filter(|r| !had.contains(&r.url) || relink(r))
+                .filter(|r| !had.contains(&key(&r.url)) || relink(r))
                 .cloned()
                 .collect(),
         }
@@ -325,9 +333,19 @@ pub fn records_table(records: &[RepoDataRecord]) -> String {
     table(&["Package", "Version", "Build", "Channel", "Size"], &rows)
 }
 
+/// The channel of a record as pkgr shows and writes it: without credentials
+/// (records written by pkgr have none; this also covers other writers').
+pub fn record_channel(record: &RepoDataRecord) -> Option<String> {
+    record
+        .channel
+        .as_deref()
+        .map(|c| pkgr_fetch::redact_urls_in_text(c, pkgr_fetch::url_for_record))
+}
+
 /// The channel a record came from, as a user would name it.
 pub fn channel_label(record: &RepoDataRecord) -> String {
-    let channel = record.channel.as_deref().unwrap_or_default();
+    let channel = record_channel(record).unwrap_or_default();
+    let channel = channel.as_str();
     let label = match Url::parse(channel) {
         Ok(url) if url.scheme() == "file" => url
             .to_file_path()
@@ -351,9 +369,9 @@ fn record_json(r: &RepoDataRecord) -> serde_json::Value {
         "version": p.version.to_string(),
         "build_string": p.build,
         "build_number": p.build_number,
-        "channel": r.channel,
+        "channel": record_channel(r),
         "subdir": p.subdir,
-        "url": pkgr_fetch::redact_url(&r.url),
+        "url": pkgr_fetch::url_for_record(&r.url),
         "fn": r.identifier.to_string(),
         "size": p.size,
     })

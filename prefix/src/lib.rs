@@ -61,11 +61,15 @@ pub enum PrefixError {
         #[source]
         source: std::io::Error,
     },
-    /// A file the package's metadata lists is not in the archive.
-    #[error("package {package} is incomplete: its metadata lists `{path}`, which is not in the archive; nothing of it was linked")]
+    /// The extracted cache entry lacks a file its `info/paths.json` (or
+    /// `info/files`) lists: the entry was complete when the cache checked it,
+    /// so something changed it since.
+    #[error("the cache entry of {package} at {} is incomplete: it lacks `{path}`, which its metadata lists (the cache was changed after pkgr checked it); nothing of it was linked: run `pkgr cache verify --repair` and retry", dir.display())]
     Incomplete {
         /// The package.
         package: String,
+        /// The extracted cache entry.
+        dir: PathBuf,
         /// The missing path.
         path: String,
     },
@@ -236,14 +240,22 @@ pub fn write_prefix_record(prefix: &Path, record: &PrefixRecord) -> Result<(), P
         source: std::io::Error::other(e),
     };
     let mut value = serde_json::to_value(record).map_err(serialize_error)?;
-    // conda writes `depends` and `constrains` even when empty (rattler skips
-    // empty lists); tools reading conda-meta expect both keys.
     if let Some(object) = value.as_object_mut() {
+        // conda writes `depends` and `constrains` even when empty (rattler
+        // skips empty lists); tools reading conda-meta expect both keys.
         for key in ["depends", "constrains"] {
             object
                 .entry(key)
                 .or_insert_with(|| serde_json::Value::Array(Vec::new()));
         }
+        // No credential is written: URLs in conda's form (no user:password,
+        // the token as `<TOKEN>`), here and in anything else holding a URL
+        // (a requested spec such as `https://user:pw@host/chan::pkg`).
+        object.insert(
+            String::from("url"),
+            serde_json::Value::String(pkgr_fetch::url_for_record(&record.repodata_record.url)),
+        );
+        strip_credentials(&mut value);
     }
     let text = serde_json::to_vec_pretty(&value).map_err(serialize_error)?;
     let mut file = tempfile::NamedTempFile::new_in(&meta).map_err(io("writing conda-meta"))?;
@@ -252,6 +264,24 @@ pub fn write_prefix_record(prefix: &Path, record: &PrefixRecord) -> Result<(), P
     file.persist(&path)
         .map_err(|e| io(format!("writing {}", path.display()))(e.error))?;
     Ok(())
+}
+
+/// Rewrites every string in `value` that holds a URL with credentials into
+/// the form records keep ([`pkgr_fetch::url_for_record`]).
+fn strip_credentials(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(text) if text.contains("://") => {
+            *text = for_record(text);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_credentials),
+        serde_json::Value::Object(object) => object.values_mut().for_each(strip_credentials),
+        _ => {}
+    }
+}
+
+/// `text` with every URL that carries credentials in the form records keep.
+fn for_record(text: &str) -> String {
+    pkgr_fetch::redact_urls_in_text(text, pkgr_fetch::url_for_record)
 }
 
 /// Reads every installed-package record of `prefix`, sorted by name.
@@ -280,6 +310,9 @@ pub fn read_prefix_records(prefix: &Path) -> Result<Vec<PrefixRecord>, PrefixErr
 
 /// Appends one revision to `conda-meta/history` in conda's format
 /// (`specs_kind`: `update` for create/install/update, `remove` for remove).
+/// URLs with credentials in `command` (`-c URL`, `--channel=URL`), in the
+/// channels and in the specs are written without them (conda's form, the
+/// token as `<TOKEN>`).
 pub fn append_history(
     prefix: &Path,
     command: &str,
@@ -291,7 +324,8 @@ pub fn append_history(
 ) -> Result<(), PrefixError> {
     let path = prefix.join("conda-meta").join("history");
     let mut text = format!(
-        "==> {timestamp} <==\n# cmd: {command}\n# pkgr version: {}\n",
+        "==> {timestamp} <==\n# cmd: {}\n# pkgr version: {}\n",
+        for_record(command),
         env!("CARGO_PKG_VERSION")
     );
     for record in unlinked {
@@ -300,7 +334,10 @@ pub fn append_history(
     for record in linked {
         text.push_str(&format!("+{}\n", dist_string(record)));
     }
-    let quoted: Vec<String> = specs.iter().map(|s| format!("'{s}'")).collect();
+    let quoted: Vec<String> = specs
+        .iter()
+        .map(|s| format!("'{}'", for_record(s)))
+        .collect();
     text.push_str(&format!("# {specs_kind} specs: [{}]\n", quoted.join(", ")));
     let mut file = fs_err::OpenOptions::new()
         .create(true)
@@ -314,10 +351,8 @@ pub fn append_history(
 /// `channel/subdir::name-version-build`, as conda writes it in `history`.
 fn dist_string(record: &RepoDataRecord) -> String {
     let p = &record.package_record;
-    let channel = record
-        .channel
-        .as_deref()
-        .unwrap_or_default()
+    let channel = for_record(record.channel.as_deref().unwrap_or_default());
+    let channel = channel
         .trim_end_matches('/')
         .trim_start_matches("https://conda.anaconda.org/");
     format!(
@@ -343,4 +378,70 @@ pub(crate) fn test_record(name: &str) -> RepoDataRecord {
         "channel": "https://example.com",
     }))
     .unwrap()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_and_history_keep_no_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut record = test_record("foo");
+        record.url = "https://me:secret@example.com/t/tok123/chan/linux-64/foo-1.0-0.conda"
+            .parse()
+            .unwrap();
+        record.channel = Some(String::from(
+            "https://me:********@example.com/t/********/chan/",
+        ));
+        let mut prefix_record = PrefixRecord::from_repodata_record(record.clone(), Vec::new());
+        prefix_record.requested_specs = vec![String::from(
+            "https://me:secret@example.com/t/tok123/chan::foo",
+        )];
+        write_prefix_record(dir.path(), &prefix_record).unwrap();
+        let written = fs_err::read_to_string(dir.path().join("conda-meta/foo-1.0-0.json")).unwrap();
+        assert!(
+            !written.contains("secret") && !written.contains("tok123") && !written.contains("me:"),
+            "{written}"
+        );
+        let value: serde_json::Value = serde_json::from_str(&written).unwrap();
+        assert_eq!(
+            value["url"],
+            "https://example.com/t/<TOKEN>/chan/linux-64/foo-1.0-0.conda"
+        );
+        assert_eq!(value["channel"], "https://example.com/t/<TOKEN>/chan/");
+        assert_eq!(
+            value["requested_specs"][0],
+            "https://example.com/t/<TOKEN>/chan::foo"
+        );
+        // It reads back, with the placeholder where the token was.
+        let back = read_prefix_records(dir.path()).unwrap();
+        assert_eq!(back.len(), 1);
+        assert!(pkgr_fetch::url_has_token_placeholder(
+            &back[0].repodata_record.url
+        ));
+
+        append_history(
+            dir.path(),
+            "pkgr create -p /e -c https://me:secret@example.com/t/tok123/chan --channel=https://me:secret@example.com/x foo",
+            &[record],
+            &[],
+            "update",
+            &[String::from("https://me:secret@example.com/t/tok123/chan::foo")],
+            "2024-01-01 00:00:00",
+        )
+        .unwrap();
+        let history = fs_err::read_to_string(dir.path().join("conda-meta/history")).unwrap();
+        assert_eq!(
+            history,
+            format!(
+                "==> 2024-01-01 00:00:00 <==\n\
+                 # cmd: pkgr create -p /e -c https://example.com/t/<TOKEN>/chan --channel=https://example.com/x foo\n\
+                 # pkgr version: {}\n\
+                 +https://example.com/t/<TOKEN>/chan/linux-64::foo-1.0-0\n\
+                 # update specs: ['https://example.com/t/<TOKEN>/chan::foo']\n",
+                env!("CARGO_PKG_VERSION")
+            )
+        );
+    }
 }

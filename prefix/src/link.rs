@@ -74,6 +74,7 @@ impl PackagePlan {
             .map_err(|source| match first_missing_legacy_file(package_dir) {
                 Some(path) => PrefixError::Incomplete {
                     package: package.clone(),
+                    dir: package_dir.to_path_buf(),
                     path,
                 },
                 None => PrefixError::BadMetadata {
@@ -112,6 +113,7 @@ impl PackagePlan {
             if entry.path_type != PathType::Directory && std::fs::symlink_metadata(&src).is_err() {
                 return Err(PrefixError::Incomplete {
                     package: package.clone(),
+                    dir: package_dir.to_path_buf(),
                     path: entry.relative_path.display().to_string(),
                 });
             }
@@ -566,9 +568,16 @@ mod tests {
             &[serde_json::json!({"_path": "bin/missing", "path_type": "hardlink"})],
         );
         assert!(
-            matches!(&err, PrefixError::Incomplete { package, path }
-                if package == "foo-1.0-0.conda" && path == "bin/missing"),
+            matches!(&err, PrefixError::Incomplete { package, dir: entry, path }
+                if package == "foo-1.0-0.conda" && path == "bin/missing" && entry == dir.path()),
             "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains("the cache entry of foo-1.0-0.conda at")
+                && message.contains("is incomplete: it lacks `bin/missing`")
+                && message.contains("pkgr cache verify --repair"),
+            "{message}"
         );
     }
 

@@ -34,6 +34,17 @@ pub enum SolverError {
         /// URLs tried (redacted).
         tried: Vec<String>,
     },
+    /// A channel answered 401 or 403: it needs credentials pkgr was not given
+    /// (or not the right ones).
+    #[error("channel {channel} needs credentials: {url} answered HTTP {status}")]
+    NeedsCredentials {
+        /// The channel's URL (redacted).
+        channel: String,
+        /// The URL that was refused (redacted).
+        url: String,
+        /// 401 or 403.
+        status: u16,
+    },
     /// A channel could not be reached.
     #[error("channel {channel} is unreachable")]
     ChannelUnreachable {
@@ -53,8 +64,9 @@ pub enum SolverError {
     },
     /// A requested package exists in no channel.
     #[error(
-        "package `{name}` was not found in {channels}{}",
-        suggestion(suggestions)
+        "package `{name}` was not found in {channels}{}{}",
+        suggestion(suggestions),
+        notes.iter().map(|n| format!("; note: {n}")).collect::<String>()
     )]
     PackageNotFound {
         /// The package name.
@@ -63,6 +75,9 @@ pub enum SolverError {
         channels: String,
         /// Close names that do exist.
         suggestions: Vec<String>,
+        /// Subdirs of those channels that were missing, and how (e.g.
+        /// `http://host/chan/linux-64/repodata.json answered 404 Not Found`).
+        notes: Vec<String>,
     },
     /// The request cannot be satisfied.
     #[error("the request cannot be satisfied:\n{0}")]
@@ -115,6 +130,9 @@ pub struct SubdirIndex {
     package_base: Url,
     text: String,
     by_name: HashMap<Box<str>, Vec<RawEntry>>,
+    /// Set for a subdir the channel does not have (treated as empty, as conda
+    /// does): what happened to its repodata.json, for messages.
+    missing: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -178,7 +196,36 @@ impl SubdirIndex {
             package_base,
             text,
             by_name,
+            missing: None,
         })
+    }
+
+    /// An empty index for a subdir `channel` does not have: its
+    /// `repodata.json` at `subdir_url` answered 404 (http) or does not exist
+    /// (local). Kept so that a package not found can say so.
+    pub fn missing(channel: Channel, subdir_url: Url) -> Self {
+        let repodata = format!(
+            "{}repodata.json",
+            pkgr_fetch::redact_url(&with_slash(&subdir_url))
+        );
+        let how = match subdir_url.scheme() {
+            "http" | "https" => format!("{repodata} answered 404 Not Found"),
+            _ => format!("{repodata} does not exist"),
+        };
+        Self {
+            package_base: subdir_url.clone(),
+            channel,
+            subdir_url,
+            text: String::new(),
+            by_name: HashMap::new(),
+            missing: Some(how),
+        }
+    }
+
+    /// For a subdir the channel does not have ([`SubdirIndex::missing`]):
+    /// which URL failed and how.
+    pub fn missing_note(&self) -> Option<&str> {
+        self.missing.as_deref()
     }
 
     /// Reads and indexes an opened repodata file.
@@ -218,7 +265,7 @@ impl SubdirIndex {
             return Ok(Vec::new());
         };
         let redacted = pkgr_fetch::redact_url(&self.subdir_url);
-        let channel = self.channel.canonical_name();
+        let channel = record_channel(&self.channel);
         let subdir = self
             .subdir_url
             .path_segments()
@@ -252,6 +299,14 @@ impl SubdirIndex {
             })
             .collect()
     }
+}
+
+/// The channel as records keep it (`RepoDataRecord::channel`, written to
+/// conda-meta): its base URL without credentials, a token as `<TOKEN>`
+/// ([`pkgr_fetch::url_for_record`]). Without credentials this is rattler's
+/// canonical name.
+pub fn record_channel(channel: &Channel) -> String {
+    pkgr_fetch::url_for_record(channel.base_url.url())
 }
 
 /// `name` of `name-version-build.ext`.
@@ -327,6 +382,7 @@ pub async fn load_channels(
     let mut found: HashMap<String, bool> = HashMap::new();
     let mut tried: HashMap<String, Vec<String>> = HashMap::new();
     let mut parse_jobs = Vec::new();
+    let mut missing = Vec::new();
     for (channel, url, path) in fetched {
         let name = channel.canonical_name();
         tried.entry(name.clone()).or_default().push(format!(
@@ -346,8 +402,17 @@ pub async fn load_channels(
                     }),
                 ));
             }
-            Ok(None) => {}
+            Ok(None) => missing.push(SubdirIndex::missing(channel.clone(), url)),
             Err(source) => {
+                if let Some((url, status)) = refused(&source) {
+                    return Err(SolverError::NeedsCredentials {
+                        channel: pkgr_fetch::redact_url(channel.base_url.url())
+                            .trim_end_matches('/')
+                            .to_owned(),
+                        url: url.to_owned(),
+                        status,
+                    });
+                }
                 return Err(SolverError::ChannelUnreachable {
                     channel: display_channel(channel),
                     source: Box::new(source),
@@ -378,6 +443,7 @@ pub async fn load_channels(
         };
         indexes.push(index);
     }
+    indexes.extend(missing);
     Ok(indexes)
 }
 
@@ -412,9 +478,31 @@ async fn reread_broken_cache(
         .map_err(|e| SolverError::Solver(format!("reading repodata failed: {e}")))?
 }
 
-/// A channel as a user would name it.
+/// The URL and status of a 401/403 answer somewhere in `error`'s chain.
+fn refused<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<(&'a str, u16)> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(pkgr_fetch::FetchError::Status { url, status }) =
+            e.downcast_ref::<pkgr_fetch::FetchError>()
+        {
+            if matches!(status, 401 | 403) {
+                return Some((url, *status));
+            }
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// A channel as a user would name it. A channel whose URL carries
+/// credentials is shown as its redacted URL (its name may hold the token).
 pub fn display_channel(channel: &Channel) -> String {
     match channel.base_url.url().scheme() {
+        "http" | "https" if pkgr_fetch::url_has_credentials(channel.base_url.url()) => {
+            pkgr_fetch::redact_url(channel.base_url.url())
+                .trim_end_matches('/')
+                .to_owned()
+        }
         "http" | "https" => channel.name().trim_end_matches('/').to_owned(),
         _ => channel
             .base_url
@@ -503,10 +591,30 @@ pub fn solve(
             }
         }
     }
+    // Installed records keep their URL without credentials (conda-meta; see
+    // `pkgr_fetch::url_for_record`). Where a channel of this request has the
+    // same package, take its URL, which can be fetched (a package relinked
+    // when python moves may need fetching again).
+    let fetchable: HashMap<String, (&Url, Option<_>)> = per_index
+        .iter()
+        .flatten()
+        .map(|r| {
+            (
+                pkgr_fetch::url_for_record(&r.url),
+                (&r.url, r.package_record.sha256),
+            )
+        })
+        .collect();
     let locked: Vec<RepoDataRecord> = locked
         .iter()
         .cloned()
         .map(|mut record| {
+            if let Some((url, sha256)) = fetchable.get(&pkgr_fetch::url_for_record(&record.url)) {
+                if record.package_record.sha256.is_none() || *sha256 == record.package_record.sha256
+                {
+                    record.url = (*url).clone();
+                }
+            }
             if no_deps {
                 originals.insert(record.url.clone(), record.clone());
                 record.package_record.depends.clear();
@@ -542,11 +650,17 @@ fn spec_name(spec: &MatchSpec) -> Option<String> {
 }
 
 fn not_found(indexes: &[SubdirIndex], name: &str) -> SolverError {
-    let mut channels: Vec<String> = indexes
+    let mut channels: Vec<String> = Vec::new();
+    for index in indexes {
+        let channel = display_channel(index.channel());
+        if !channels.contains(&channel) {
+            channels.push(channel);
+        }
+    }
+    let notes = indexes
         .iter()
-        .map(|i| display_channel(i.channel()))
+        .filter_map(|i| i.missing_note().map(ToOwned::to_owned))
         .collect();
-    channels.dedup();
     let all: BTreeSet<&str> = indexes.iter().flat_map(SubdirIndex::names).collect();
     let mut scored: Vec<(f64, &str)> = all
         .into_iter()
@@ -566,6 +680,7 @@ fn not_found(indexes: &[SubdirIndex], name: &str) -> SolverError {
             .take(3)
             .map(|(_, n)| n.to_owned())
             .collect(),
+        notes,
     }
 }
 
@@ -658,6 +773,80 @@ mod tests {
             ];
         let err = solve(&[idx], &specs, &[], Vec::new(), false).unwrap_err();
         assert!(err.to_string().contains("did you mean `numpy`"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_subdir_is_named_when_a_package_is_not_found() {
+        let config = rattler_conda_types::ChannelConfig::default_with_root_dir(PathBuf::from("/"));
+        let channel = Channel::from_str("https://example.com/chan", &config).unwrap();
+        let missing = SubdirIndex::missing(
+            channel,
+            Url::parse("https://example.com/chan/linux-64/").unwrap(),
+        );
+        let noarch = index(r#"{"packages":{}}"#);
+        let specs = vec![
+            MatchSpec::from_str("app", rattler_conda_types::ParseStrictness::Lenient).unwrap(),
+        ];
+        let err = solve(&[noarch, missing], &specs, &[], Vec::new(), false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "package `app` was not found in channel chan; note: https://example.com/chan/linux-64/repodata.json answered 404 Not Found"
+        );
+    }
+
+    #[test]
+    fn channels_with_credentials_show_and_record_none() {
+        let config = rattler_conda_types::ChannelConfig::default_with_root_dir(PathBuf::from("/"));
+        let channel =
+            Channel::from_str("https://me:secret@example.com/t/tok123/chan", &config).unwrap();
+        let shown = display_channel(&channel);
+        assert_eq!(
+            shown,
+            "https://********:********@example.com/t/********/chan"
+        );
+        assert_eq!(
+            record_channel(&channel),
+            "https://example.com/t/<TOKEN>/chan/"
+        );
+        let url = channel.platform_url(Subdir::Linux64);
+        let idx = SubdirIndex::parse(
+            channel,
+            url,
+            r#"{"packages":{"a-1-0.tar.bz2":{"name":"a","version":"1","build":"0","build_number":0,"depends":[],"subdir":"linux-64"}}}"#.to_owned(),
+        )
+        .unwrap();
+        let records = idx.records("a").unwrap();
+        assert_eq!(
+            records[0].channel.as_deref(),
+            Some("https://example.com/t/<TOKEN>/chan/")
+        );
+        // The URL to fetch keeps them.
+        assert_eq!(
+            records[0].url.as_str(),
+            "https://me:secret@example.com/t/tok123/chan/linux-64/a-1-0.tar.bz2"
+        );
+    }
+
+    #[test]
+    fn an_installed_record_without_credentials_gets_the_channels_url() {
+        let config = rattler_conda_types::ChannelConfig::default_with_root_dir(PathBuf::from("/"));
+        let channel = Channel::from_str("https://me:pw@example.com/t/tok/chan", &config).unwrap();
+        let url = channel.platform_url(Subdir::Linux64);
+        let idx = SubdirIndex::parse(
+            channel,
+            url,
+            r#"{"packages":{"a-1-0.tar.bz2":{"name":"a","version":"1","build":"0","build_number":0,"depends":[],"subdir":"linux-64"}}}"#.to_owned(),
+        )
+        .unwrap();
+        let mut installed = idx.records("a").unwrap().remove(0);
+        installed.url = Url::parse(&pkgr_fetch::url_for_record(&installed.url)).unwrap();
+        let specs =
+            vec![MatchSpec::from_str("a", rattler_conda_types::ParseStrictness::Lenient).unwrap()];
+        let solved = solve(&[idx], &specs, &[installed], Vec::new(), false).unwrap();
+        assert_eq!(
+            solved[0].url.as_str(),
+            "https://me:pw@example.com/t/tok/chan/linux-64/a-1-0.tar.bz2"
+        );
     }
 
     #[test]

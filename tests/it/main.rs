@@ -7,6 +7,7 @@
 mod common;
 mod concurrency;
 mod create;
+mod credentials;
 mod environments;
 mod healing;
 mod index;
