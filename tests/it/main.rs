@@ -8,5 +8,6 @@ mod common;
 mod concurrency;
 mod create;
 mod environments;
+mod faults;
 mod index;
 mod real_data;
