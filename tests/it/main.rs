@@ -9,6 +9,7 @@ mod concurrency;
 mod create;
 mod credentials;
 mod environments;
+mod faults;
 mod healing;
 mod index;
 mod real_data;

@@ -1,7 +1,9 @@
 //! Test support for pkgr: builds real-format conda packages (`.conda` and
 //! `.tar.bz2`, with `info/index.json`, `info/paths.json` and a payload), local
 //! channels with `repodata.json`, and serves a channel over HTTP on 127.0.0.1
-//! with per-path request counts and optional per-path delays.
+//! with per-path request counts, optional per-path delays and switchable
+//! per-path faults ([`Fault`]: broken connections, truncated or wrong bodies,
+//! error statuses, redirects, stalls, non-JSON repodata).
 //!
 //! Nothing here mocks pkgr: the archives are the formats conda-build and
 //! conda-package-handling write, and the server speaks plain HTTP/1.1.
@@ -12,7 +14,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use md5::Md5;
 use serde_json::json;
@@ -626,12 +628,20 @@ impl LocalChannel {
 }
 
 /// A channel served over HTTP on 127.0.0.1 (ephemeral port) from a directory.
-/// Counts requests per path; can delay chosen paths; sends
-/// `Cache-Control: public, max-age=1200` with repodata.json as conda-forge does.
-/// Stops when dropped.
+/// Counts requests per path; can delay chosen paths and inject [`Fault`]s into
+/// them; sends `Cache-Control: public, max-age=1200` and an `ETag` (a hash of
+/// the file's bytes) with repodata.json and answers a matching
+/// `If-None-Match` with `304 Not Modified`, as conda-forge's CDN does. Stops
+/// when dropped.
+///
+/// `/t/<token>/<rest>` is served as `/<rest>` (conda's token URLs); such a
+/// request is counted under both paths, and delays and faults set for either
+/// path apply. `Authorization` headers are ignored.
 ///
 /// Plain HTTP/1.1 on `std::net`, one thread per connection, `Connection:
 /// close` on every response: nothing clever that could itself stall a test.
+/// Every connection thread ends by itself (reads and writes time out after
+/// 30 s; a [`Fault::StallAfterHeaders`] sleeps only as long as it was told).
 pub struct ChannelServer {
     addr: std::net::SocketAddr,
     url: String,
@@ -639,11 +649,83 @@ pub struct ChannelServer {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// A failure the server injects into its answers for one path (see
+/// [`ChannelServer::fault`]). A fault fires after the path's
+/// [`ChannelServer::delay`], if any. Faults that need the file's bytes
+/// (`ResetMidBody`, `Truncated`, `WrongBytes`, `StallAfterHeaders`,
+/// `CutShortNoLength`) answer a plain 404 when the file does not exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// `200` with the file's full `Content-Length`, half of the body, then the
+    /// connection is shut down at once (both directions) and dropped: the
+    /// connection dies mid-body. (Rust's std cannot set `SO_LINGER` to 0, so
+    /// the kernel closes with a FIN, not an RST; to a client both are a body
+    /// that ends before its `Content-Length`.) Every request.
+    ResetMidBody,
+    /// `200` with the file's full `Content-Length` and every byte of the body
+    /// but the last, then a normal close. Every request.
+    Truncated,
+    /// `200`, full length, but 64 bytes in the middle of the body are flipped
+    /// (XOR 0xFF): the size is right, the sha256 is not. Every request.
+    WrongBytes,
+    /// The first `times` requests get `status` (e.g. 500, 503) with an empty
+    /// body; later ones are served normally.
+    FailTimes {
+        /// The HTTP status to answer.
+        status: u16,
+        /// How many requests get it.
+        times: usize,
+    },
+    /// The first request gets `429 Too Many Requests` with
+    /// `Retry-After: <retry_after_secs>`; later ones are served normally.
+    TooManyRequests {
+        /// The `Retry-After` value, in seconds.
+        retry_after_secs: u64,
+    },
+    /// Every request gets this status (404, 401, 403, 500...), empty body.
+    Status(u16),
+    /// `302 Found` with `Location: http://127.0.0.1:<port><to>` (`to` is a
+    /// path on this server, e.g. `/mirror/noarch/x.conda`). Every request.
+    Redirect {
+        /// The path to redirect to.
+        to: String,
+    },
+    /// `302 Found` with `Location` pointing at the requested path itself.
+    RedirectLoop,
+    /// `200` with the full headers at once, then a sleep of this long, then
+    /// the body. The thread ends after the sleep.
+    StallAfterHeaders(Duration),
+    /// `200` with `<html>oops</html>` (`Content-Type: text/html`) and, for
+    /// repodata.json, the caching headers (`ETag` of the real file,
+    /// `Cache-Control`) the real file gets: an edge that cached an error page
+    /// under the object's ETag. Every request.
+    NotJson,
+    /// `200` with **no** `Content-Length` (the body ends when the connection
+    /// closes, legal for HTTP/1.1 with `Connection: close`), the real file's
+    /// caching headers, and only the first half of the file, then a normal
+    /// close: a transfer cut short that the client cannot tell from a
+    /// complete one by its length. Every request.
+    CutShortNoLength,
+}
+
+struct FaultSlot {
+    fault: Fault,
+    fired: usize,
+}
+
+/// What one request gets, once delays and faults are decided.
+enum Action {
+    Serve,
+    Fault(Fault),
+}
+
 #[derive(Default)]
 struct ServerState {
     counts: Mutex<HashMap<String, usize>>,
+    times: Mutex<HashMap<String, Vec<Instant>>>,
     bytes_served: Mutex<u64>,
     delays: Mutex<HashMap<String, Duration>>,
+    faults: Mutex<HashMap<String, FaultSlot>>,
     stop: std::sync::atomic::AtomicBool,
 }
 
@@ -698,12 +780,23 @@ impl ChannelServer {
         self.state.counts.lock().unwrap().clone()
     }
 
-    /// Total bytes of file content served.
+    /// When each request for `path` arrived (before any delay), oldest first.
+    pub fn request_times(&self, path: &str) -> Vec<Instant> {
+        self.state
+            .times
+            .lock()
+            .unwrap()
+            .get(path)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Total bytes of file content served (for faults: what was actually sent).
     pub fn bytes_served(&self) -> u64 {
         *self.state.bytes_served.lock().unwrap()
     }
 
-    /// Delays every response for `path` by `delay`.
+    /// Delays every response for `path` by `delay` (before any fault fires).
     pub fn delay(&self, path: &str, delay: Duration) {
         self.state
             .delays
@@ -711,6 +804,95 @@ impl ChannelServer {
             .unwrap()
             .insert(path.to_owned(), delay);
     }
+
+    /// Removes every delay.
+    pub fn clear_delays(&self) {
+        self.state.delays.lock().unwrap().clear();
+    }
+
+    /// Injects `fault` into the answers for `path` (replacing an earlier
+    /// fault there, and starting its `times`/once count afresh).
+    pub fn fault(&self, path: &str, fault: Fault) {
+        self.state
+            .faults
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), FaultSlot { fault, fired: 0 });
+    }
+
+    /// Removes the fault of `path`.
+    pub fn clear_fault(&self, path: &str) {
+        self.state.faults.lock().unwrap().remove(path);
+    }
+
+    /// Removes every fault: from now on every path is served normally.
+    pub fn clear_faults(&self) {
+        self.state.faults.lock().unwrap().clear();
+    }
+
+    /// The `ETag` this server sends for a file with these bytes.
+    pub fn etag_of(bytes: &[u8]) -> String {
+        format!("\"{}\"", &sha256_hex(bytes)[..16])
+    }
+}
+
+fn action_for(state: &ServerState, paths: &[&str]) -> Action {
+    let mut faults = state.faults.lock().unwrap();
+    let Some(key) = paths.iter().find(|p| faults.contains_key(**p)) else {
+        return Action::Serve;
+    };
+    let Some(slot) = faults.get_mut(*key) else {
+        return Action::Serve;
+    };
+    let fires = match &slot.fault {
+        Fault::FailTimes { times, .. } => slot.fired < *times,
+        Fault::TooManyRequests { .. } => slot.fired == 0,
+        _ => true,
+    };
+    if fires {
+        slot.fired += 1;
+        Action::Fault(slot.fault.clone())
+    } else {
+        Action::Serve
+    }
+}
+
+/// `/t/<token>/rest` → `/rest`; other paths unchanged.
+fn strip_token(path: &str) -> &str {
+    path.strip_prefix("/t/")
+        .and_then(|rest| rest.find('/').map(|slash| &rest[slash..]))
+        .unwrap_or(path)
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        302 => "Found",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Status",
+    }
+}
+
+/// A response head: status line, `Connection: close`, `extra` headers.
+fn head(status: u16, extra: &[(&str, String)]) -> Vec<u8> {
+    let mut text = format!(
+        "HTTP/1.1 {status} {}\r\nConnection: close\r\n",
+        reason(status)
+    );
+    for (name, value) in extra {
+        text.push_str(&format!("{name}: {value}\r\n"));
+    }
+    text.push_str("\r\n");
+    text.into_bytes()
 }
 
 fn handle_connection(
@@ -719,67 +901,188 @@ fn handle_connection(
     state: &ServerState,
 ) -> std::io::Result<()> {
     use std::io::{BufRead, BufReader};
+    let arrived = Instant::now();
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
+    let mut if_none_match = None;
     loop {
         let mut header = String::new();
         if reader.read_line(&mut header)? == 0 || header == "\r\n" || header == "\n" {
             break;
         }
+        if let Some((name, value)) = header.split_once(':') {
+            if name.trim().eq_ignore_ascii_case("if-none-match") {
+                if_none_match = Some(value.trim().to_owned());
+            }
+        }
     }
     let mut parts = request_line.split_whitespace();
     let method = parts.next().unwrap_or("").to_owned();
-    let path = parts
+    let requested = parts
         .next()
         .unwrap_or("/")
         .split('?')
         .next()
         .unwrap_or("/")
         .to_owned();
-    *state
-        .counts
-        .lock()
-        .unwrap()
-        .entry(path.clone())
-        .or_insert(0) += 1;
-    let delay = state.delays.lock().unwrap().get(&path).copied();
+    let path = strip_token(&requested).to_owned();
+    let mut paths = vec![requested.as_str()];
+    if path != requested {
+        paths.push(path.as_str());
+    }
+    for p in &paths {
+        *state
+            .counts
+            .lock()
+            .unwrap()
+            .entry((*p).to_owned())
+            .or_insert(0) += 1;
+        state
+            .times
+            .lock()
+            .unwrap()
+            .entry((*p).to_owned())
+            .or_default()
+            .push(arrived);
+    }
+    let delay = {
+        let delays = state.delays.lock().unwrap();
+        paths.iter().find_map(|p| delays.get(*p).copied())
+    };
     if let Some(delay) = delay {
         std::thread::sleep(delay);
     }
+    let action = action_for(state, &paths);
+
     let relative = path.trim_start_matches('/');
-    let body = if relative.split('/').any(|c| c == "..") {
+    let file = if relative.split('/').any(|c| c == "..") {
         None
     } else {
         std::fs::read(root.join(relative))
             .ok()
             .filter(|_| root.join(relative).is_file())
     };
-    let (status, body) = match body {
-        Some(bytes) => ("200 OK", bytes),
-        None => ("404 Not Found", Vec::new()),
+    let is_repodata = relative.ends_with("repodata.json");
+    // As conda-forge's CDN does.
+    let caching: Vec<(&str, String)> = match (&file, is_repodata) {
+        (Some(bytes), true) => vec![
+            ("Cache-Control", String::from("public, max-age=1200")),
+            ("ETag", ChannelServer::etag_of(bytes)),
+        ],
+        _ => Vec::new(),
     };
-    let mut head = format!(
-        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    if relative.ends_with("repodata.json") {
-        // As conda-forge's CDN does.
-        head.push_str("Cache-Control: public, max-age=1200\r\n");
-    }
-    head.push_str("\r\n");
-    // One write, no Nagle: a small header write followed by the body would
-    // wait for a delayed ACK on every response.
     stream.set_nodelay(true)?;
-    let mut response = head.into_bytes();
-    if method != "HEAD" {
-        response.extend_from_slice(&body);
-        if status.starts_with("200") {
-            *state.bytes_served.lock().unwrap() += body.len() as u64;
+    let served = |n: usize| *state.bytes_served.lock().unwrap() += n as u64;
+    let length = |n: usize| ("Content-Length", n.to_string());
+    let with = |headers: &[(&'static str, String)], more: (&'static str, String)| {
+        let mut headers = headers.to_vec();
+        headers.push(more);
+        headers
+    };
+
+    let fault = match action {
+        Action::Fault(fault) => fault,
+        Action::Serve => {
+            let Some(body) = file else {
+                return send(&mut stream, &head(404, &[length(0)]), &[]);
+            };
+            let etag = caching.iter().find(|(n, _)| *n == "ETag").map(|(_, v)| v);
+            if let (Some(etag), Some(wanted)) = (etag, &if_none_match) {
+                if wanted
+                    .split(',')
+                    .any(|w| w.trim() == etag || w.trim() == "*")
+                {
+                    return send(&mut stream, &head(304, &caching), &[]);
+                }
+            }
+            let head = head(200, &with(&caching, length(body.len())));
+            if method == "HEAD" {
+                return send(&mut stream, &head, &[]);
+            }
+            served(body.len());
+            return send(&mut stream, &head, &body);
         }
+    };
+    let here = stream.local_addr()?;
+    let redirect = |to: &str| {
+        let location = format!("http://{here}{to}");
+        head(302, &[("Location", location), length(0)])
+    };
+    // Faults that do not need the file.
+    match &fault {
+        Fault::Status(status) | Fault::FailTimes { status, .. } => {
+            return send(&mut stream, &head(*status, &[length(0)]), &[]);
+        }
+        Fault::TooManyRequests { retry_after_secs } => {
+            let headers = [("Retry-After", retry_after_secs.to_string()), length(0)];
+            return send(&mut stream, &head(429, &headers), &[]);
+        }
+        Fault::Redirect { to } => return send(&mut stream, &redirect(to), &[]),
+        Fault::RedirectLoop => return send(&mut stream, &redirect(&requested), &[]),
+        Fault::NotJson => {
+            let body = b"<html>oops</html>";
+            let mut headers = with(&caching, length(body.len()));
+            headers.push(("Content-Type", String::from("text/html")));
+            return send(&mut stream, &head(200, &headers), body);
+        }
+        _ => {}
     }
-    stream.write_all(&response)?;
+    let Some(mut body) = file else {
+        return send(&mut stream, &head(404, &[length(0)]), &[]);
+    };
+    let full = head(200, &with(&caching, length(body.len())));
+    match fault {
+        Fault::ResetMidBody => {
+            served(body.len() / 2);
+            send(&mut stream, &full, &body[..body.len() / 2])?;
+            stream.shutdown(std::net::Shutdown::Both)
+        }
+        Fault::Truncated => {
+            let sent = body.len().saturating_sub(1);
+            served(sent);
+            send(&mut stream, &full, &body[..sent])?;
+            stream.shutdown(std::net::Shutdown::Write)
+        }
+        Fault::WrongBytes => {
+            let start = body.len() / 2;
+            let end = (start + 64).min(body.len());
+            for b in &mut body[start..end] {
+                *b ^= 0xFF;
+            }
+            served(body.len());
+            send(&mut stream, &full, &body)
+        }
+        Fault::StallAfterHeaders(stall) => {
+            send(&mut stream, &full, &[])?;
+            std::thread::sleep(stall);
+            served(body.len());
+            send(&mut stream, &[], &body)
+        }
+        Fault::CutShortNoLength => {
+            served(body.len() / 2);
+            send(&mut stream, &head(200, &caching), &body[..body.len() / 2])?;
+            stream.shutdown(std::net::Shutdown::Write)
+        }
+        // Answered above.
+        Fault::FailTimes { .. }
+        | Fault::TooManyRequests { .. }
+        | Fault::Status(_)
+        | Fault::Redirect { .. }
+        | Fault::RedirectLoop
+        | Fault::NotJson => Ok(()),
+    }
+}
+
+/// Writes `head` and `body` in one write (no Nagle: a small header write
+/// followed by the body would wait for a delayed ACK on every response).
+fn send(stream: &mut std::net::TcpStream, head: &[u8], body: &[u8]) -> std::io::Result<()> {
+    let mut bytes = Vec::with_capacity(head.len() + body.len());
+    bytes.extend_from_slice(head);
+    bytes.extend_from_slice(body);
+    stream.write_all(&bytes)?;
     stream.flush()
 }
 
@@ -1002,6 +1305,169 @@ mod tests {
             .directory("share/hellopkg/empty")
             .no_link("share/hellopkg/state.db", "state")
             .post_link("echo linked")
+    }
+
+    /// A GET over a raw socket: the response head (lower-cased) and body.
+    fn raw_get(server: &ChannelServer, path: &str, headers: &[&str]) -> (String, Vec<u8>) {
+        use std::io::Read;
+        let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+        let mut request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n");
+        for h in headers {
+            request.push_str(&format!("{h}\r\n"));
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response);
+        let split = response
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a response head");
+        let head = String::from_utf8_lossy(&response[..split]).to_lowercase();
+        (head, response[split + 4..].to_vec())
+    }
+
+    fn status(head: &str) -> &str {
+        head.split_whitespace().nth(1).unwrap()
+    }
+
+    fn served_dir() -> (tempfile::TempDir, Vec<u8>, ChannelServer) {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(dir.path().join("f.bin"), &bytes).unwrap();
+        std::fs::create_dir(dir.path().join("noarch")).unwrap();
+        std::fs::write(dir.path().join("noarch/repodata.json"), b"{}").unwrap();
+        let server = ChannelServer::serve(dir.path());
+        (dir, bytes, server)
+    }
+
+    #[test]
+    fn body_faults_cut_flip_or_stall_the_body() {
+        let (_dir, bytes, server) = served_dir();
+        server.fault("/f.bin", Fault::ResetMidBody);
+        let (head, body) = raw_get(&server, "/f.bin", &[]);
+        assert!(head.contains("content-length: 1000"), "{head}");
+        assert_eq!(body, bytes[..500]);
+        server.fault("/f.bin", Fault::Truncated);
+        let (head, body) = raw_get(&server, "/f.bin", &[]);
+        assert!(head.contains("content-length: 1000"), "{head}");
+        assert_eq!(body, bytes[..999]);
+        server.fault("/f.bin", Fault::WrongBytes);
+        let (_, body) = raw_get(&server, "/f.bin", &[]);
+        assert_eq!(body.len(), 1000);
+        assert_eq!(
+            (body[..500] == bytes[..500], body[500] == bytes[500] ^ 0xFF),
+            (true, true)
+        );
+        server.fault("/f.bin", Fault::CutShortNoLength);
+        let (head, body) = raw_get(&server, "/f.bin", &[]);
+        assert!(
+            status(&head) == "200" && !head.contains("content-length"),
+            "{head}"
+        );
+        assert_eq!(body, bytes[..500]);
+        server.fault(
+            "/f.bin",
+            Fault::StallAfterHeaders(Duration::from_millis(300)),
+        );
+        let started = Instant::now();
+        let (_, body) = raw_get(&server, "/f.bin", &[]);
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert_eq!(body, bytes);
+        // A missing file with a body fault is a plain 404.
+        server.fault("/missing.bin", Fault::Truncated);
+        assert_eq!(status(&raw_get(&server, "/missing.bin", &[]).0), "404");
+        assert_eq!(server.count("/f.bin"), 5);
+        assert_eq!(server.request_times("/f.bin").len(), 5);
+        server.clear_faults();
+        assert_eq!(raw_get(&server, "/f.bin", &[]).1, bytes);
+    }
+
+    #[test]
+    fn status_faults_fire_as_often_as_told() {
+        let (_dir, bytes, server) = served_dir();
+        server.fault(
+            "/f.bin",
+            Fault::FailTimes {
+                status: 503,
+                times: 2,
+            },
+        );
+        let statuses: Vec<String> = (0..3)
+            .map(|_| status(&raw_get(&server, "/f.bin", &[]).0).to_owned())
+            .collect();
+        assert_eq!(statuses, ["503", "503", "200"]);
+        server.fault(
+            "/f.bin",
+            Fault::TooManyRequests {
+                retry_after_secs: 7,
+            },
+        );
+        let (head, _) = raw_get(&server, "/f.bin", &[]);
+        assert!(
+            status(&head) == "429" && head.contains("retry-after: 7"),
+            "{head}"
+        );
+        assert_eq!(raw_get(&server, "/f.bin", &[]).1, bytes);
+        server.fault("/f.bin", Fault::Status(403));
+        assert_eq!(status(&raw_get(&server, "/f.bin", &[]).0), "403");
+        assert_eq!(status(&raw_get(&server, "/f.bin", &[]).0), "403");
+        server.clear_fault("/f.bin");
+        assert_eq!(status(&raw_get(&server, "/f.bin", &[]).0), "200");
+    }
+
+    #[test]
+    fn redirects_token_paths_and_delays() {
+        let (_dir, bytes, server) = served_dir();
+        server.fault(
+            "/a.bin",
+            Fault::Redirect {
+                to: String::from("/f.bin"),
+            },
+        );
+        let (head, _) = raw_get(&server, "/a.bin", &[]);
+        let location = format!("location: {}/f.bin", server.url());
+        assert!(status(&head) == "302" && head.contains(&location), "{head}");
+        server.fault("/f.bin", Fault::RedirectLoop);
+        let (head, _) = raw_get(&server, "/t/tok/f.bin", &[]);
+        let location = format!("location: {}/t/tok/f.bin", server.url());
+        assert!(status(&head) == "302" && head.contains(&location), "{head}");
+        server.clear_faults();
+        server.delay("/f.bin", Duration::from_millis(200));
+        let started = Instant::now();
+        let (_, body) = raw_get(&server, "/t/secret/f.bin", &["Authorization: Bearer x"]);
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert_eq!(body, bytes);
+        assert_eq!(server.count("/t/secret/f.bin"), 1);
+        assert_eq!(server.count("/f.bin"), 2);
+        server.clear_delays();
+    }
+
+    #[test]
+    fn repodata_has_an_etag_and_revalidates_with_304() {
+        let (_dir, _, server) = served_dir();
+        let (head, body) = raw_get(&server, "/noarch/repodata.json", &[]);
+        let etag = ChannelServer::etag_of(b"{}");
+        assert!(head.contains(&format!("etag: {etag}")), "{head}");
+        assert!(
+            head.contains("cache-control: public, max-age=1200"),
+            "{head}"
+        );
+        assert_eq!(body, b"{}");
+        let (head, body) = raw_get(
+            &server,
+            "/noarch/repodata.json",
+            &[&format!("If-None-Match: {etag}")],
+        );
+        assert!(status(&head) == "304" && body.is_empty(), "{head}");
+        let (head, _) = raw_get(&server, "/noarch/repodata.json", &["If-None-Match: \"x\""]);
+        assert_eq!(status(&head), "200");
+        server.fault("/noarch/repodata.json", Fault::NotJson);
+        let (head, body) = raw_get(&server, "/noarch/repodata.json", &[]);
+        assert!(status(&head) == "200" && head.contains(&etag), "{head}");
+        assert_eq!(body, b"<html>oops</html>");
+        // Archives get no ETag.
+        assert!(!raw_get(&server, "/f.bin", &[]).0.contains("etag"));
     }
 
     #[test]
