@@ -103,6 +103,17 @@ pub enum FetchError {
         /// What arrived.
         actual: String,
     },
+    /// The server asked us to come back later (429 or 503 with a
+    /// `Retry-After` header in seconds); retried after that long.
+    #[error("{url} answered HTTP {status} and asked to retry after {} s", wait.as_secs())]
+    RetryAfter {
+        /// The URL (redacted).
+        url: String,
+        /// The HTTP status code.
+        status: u16,
+        /// How long the server asked us to wait.
+        wait: Duration,
+    },
     /// A URL scheme this crate cannot fetch.
     #[error("unsupported URL scheme `{scheme}` in {url} (use http, https or file)")]
     UnsupportedScheme {
@@ -126,12 +137,16 @@ impl FetchError {
     /// True for failures worth retrying (connection trouble, server errors).
     pub fn is_transient(&self) -> bool {
         match self {
-            FetchError::Transport { .. } => true,
+            FetchError::Transport { .. } | FetchError::RetryAfter { .. } => true,
             FetchError::Status { status, .. } => *status >= 500 || *status == 429,
             _ => false,
         }
     }
 }
+
+/// The longest `Retry-After` pkgr honours; a server asking for more gets
+/// its retry after this long (and a failure if it still refuses).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// Returns `url` as text with any user name, password or `/t/<token>/` segment
 /// replaced by `********`, for messages and logs.
@@ -395,7 +410,13 @@ impl Fetcher {
             match result {
                 Err(e) if e.is_transient() && attempt < self.retries => {
                     attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
+                    let backoff = Duration::from_millis(200 * 2u64.pow(attempt));
+                    let wait = match &e {
+                        // What the server asked for, within reason.
+                        FetchError::RetryAfter { wait, .. } => (*wait).min(MAX_RETRY_AFTER),
+                        _ => backoff,
+                    };
+                    tokio::time::sleep(wait).await;
                 }
                 other => return other,
             }
@@ -412,9 +433,11 @@ impl Fetcher {
         on_bytes: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<Conditional, FetchError> {
         let redacted = redact_url(url);
+        // reqwest's messages quote the URL, credentials and all: drop it,
+        // ours is the redacted one.
         let transport = |e: reqwest::Error| FetchError::Transport {
             url: redacted.clone(),
-            message: error_chain(&e),
+            message: error_chain(&e.without_url()),
         };
         let mut request = self.client.get(url.clone());
         if let Some(previous) = previous {
@@ -446,6 +469,16 @@ impl Fetcher {
             return Err(FetchError::NotFound { url: redacted });
         }
         if !status.is_success() {
+            let retry_after = header(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .filter(|_| matches!(status.as_u16(), 429 | 503));
+            if let Some(seconds) = retry_after {
+                return Err(FetchError::RetryAfter {
+                    url: redacted,
+                    status: status.as_u16(),
+                    wait: Duration::from_secs(seconds),
+                });
+            }
             return Err(FetchError::Status {
                 url: redacted,
                 status: status.as_u16(),
