@@ -850,15 +850,7 @@ impl PackageCache {
             })?;
             return RepodataFile::open(path);
         }
-        let paths = self.repodata_paths(&url);
-        let _lock = lock::acquire(
-            &paths.lock,
-            LockMode::Exclusive,
-            &redacted,
-            self.lock_timeout,
-            |pid| reporter.waiting(&redacted, pid),
-        )
-        .await?;
+        let (paths, _lock) = self.lock_repodata(&url, &redacted, reporter).await?;
         let info: Option<RepodataInfo> = fs_err::read_to_string(&paths.info)
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok());
@@ -955,15 +947,7 @@ impl PackageCache {
             return Ok(());
         }
         let redacted = pkgr_fetch::redact_url(&url);
-        let paths = self.repodata_paths(&url);
-        let _lock = lock::acquire(
-            &paths.lock,
-            LockMode::Exclusive,
-            &redacted,
-            self.lock_timeout,
-            |pid| reporter.waiting(&redacted, pid),
-        )
-        .await?;
+        let (paths, _lock) = self.lock_repodata(&url, &redacted, reporter).await?;
         for path in [&paths.info, &paths.json] {
             match fs_err::remove_file(path) {
                 Ok(()) => {}
@@ -972,6 +956,25 @@ impl PackageCache {
             }
         }
         Ok(())
+    }
+
+    /// Takes the exclusive lock of the cached copy of the repodata at `url`.
+    async fn lock_repodata(
+        &self,
+        url: &Url,
+        redacted: &str,
+        reporter: &dyn Reporter,
+    ) -> Result<(RepodataPaths, FileLock), CacheError> {
+        let paths = self.repodata_paths(url);
+        let lock = lock::acquire(
+            &paths.lock,
+            LockMode::Exclusive,
+            redacted,
+            self.lock_timeout,
+            |pid| reporter.waiting(redacted, pid),
+        )
+        .await?;
+        Ok((paths, lock))
     }
 
     /// Where the cached copy of the repodata at `url` lives.

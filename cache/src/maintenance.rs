@@ -131,17 +131,7 @@ impl PackageCache {
                 }
             }
         }
-        let repodata = self.root().join("repodata");
-        for entry in fs_err::read_dir(&repodata).map_err(io("reading the cache"))? {
-            let path = entry.map_err(io("reading the cache"))?.path();
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default();
-            let Some(hash) = name.strip_suffix(".info.json") else {
-                continue;
-            };
-            let base = repodata.join(hash);
+        for (base, path) in self.cached_repodata()? {
             if let Some(lock) =
                 FileLock::try_acquire(&base.with_extension("lock"), LockMode::Exclusive)?
             {
@@ -234,21 +224,32 @@ impl PackageCache {
         }
     }
 
-    /// Checks every cached repodata.json; with `repair`, removes the broken
-    /// ones (validators first) under their lock.
-    fn verify_repodata(&self, repair: bool, report: &mut VerifyReport) -> Result<(), CacheError> {
+    /// Every cached repodata file: its base path (`repodata/<hash>`, to which
+    /// `.json` and `.lock` are added) and its `.info.json`.
+    fn cached_repodata(&self) -> Result<Vec<(PathBuf, PathBuf)>, CacheError> {
         let repodata = self.root().join("repodata");
+        let mut found = Vec::new();
         for entry in fs_err::read_dir(&repodata).map_err(io("reading the cache"))? {
             let path = entry.map_err(io("reading the cache"))?.path();
             let name = path
                 .file_name()
                 .and_then(|n| n.to_str())
-                .unwrap_or_default()
-                .to_owned();
-            let Some(hash) = name.strip_suffix(".info.json") else {
-                continue;
-            };
-            let base = repodata.join(hash);
+                .unwrap_or_default();
+            if let Some(hash) = name.strip_suffix(".info.json") {
+                found.push((repodata.join(hash), path.clone()));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Checks every cached repodata.json; with `repair`, removes the broken
+    /// ones (validators first) under their lock.
+    fn verify_repodata(&self, repair: bool, report: &mut VerifyReport) -> Result<(), CacheError> {
+        for (base, path) in self.cached_repodata()? {
+            let hash = base
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let json = base.with_extension("json");
             let Some(lock) =
                 FileLock::try_acquire(&base.with_extension("lock"), LockMode::Exclusive)?
