@@ -194,3 +194,86 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// A reporter that panics when the download of `victim` finishes.
+struct PanicsOn {
+    victim: String,
+}
+
+impl Reporter for PanicsOn {
+    fn download_finished(&self, what: &str, _size: u64) {
+        assert!(what != self.victim, "injected panic for {what}");
+    }
+}
+
+/// A panic in one task (here: in the reporter, right after one package's
+/// download) unwinds the whole request while another package is being
+/// extracted. The extraction owns its lock and the temp directory, so it
+/// still finishes and publishes a complete entry, and the temp directory
+/// goes only after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_panicking_task_does_not_break_another_extraction() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut big = Package::new("big", "1.0");
+    for i in 0..3000 {
+        big = big.file(&format!("share/big/f{i}.txt"), format!("{i}\n").repeat(50));
+    }
+    let channel = tmp.path().join("channel");
+    let mut big = record_of(&channel, &big);
+    let mut small = record_of(
+        &tmp.path().join("small"),
+        &Package::new("small", "1.0").file("x", "x"),
+    );
+    let subdir = big.package_record.subdir.clone();
+    std::fs::copy(
+        small.url.to_file_path().unwrap(),
+        channel.join(&subdir).join("small-1.0-0.conda"),
+    )
+    .unwrap();
+    let server = pkgr_test_support::ChannelServer::serve(&channel);
+    big.url = Url::parse(&format!("{}/{subdir}/{}", server.url(), big.identifier)).unwrap();
+    small.url = Url::parse(&format!("{}/{subdir}/small-1.0-0.conda", server.url())).unwrap();
+    server.delay(
+        &format!("/{subdir}/small-1.0-0.conda"),
+        std::time::Duration::from_millis(150),
+    );
+
+    let cache_dir = tmp.path().join("cache");
+    let cache = PackageCache::open(&cache_dir, Fetcher::new().unwrap()).unwrap();
+    let session_dir = cache.tmp_dir();
+    let records = vec![big.clone(), small];
+    let task = tokio::spawn(async move {
+        let reporter = PanicsOn {
+            victim: String::from("small-1.0-0.conda"),
+        };
+        cache.get_all(&records, &reporter).await.map(|_| ())
+    });
+    let joined = task.await;
+    assert!(
+        joined.unwrap_err().is_panic(),
+        "the injected panic happened"
+    );
+    // The extraction of `big` goes on under its lock; wait for the lock.
+    let lock = cache_dir
+        .join("pkgs/.locks")
+        .join(format!("{}.lock", PackageCache::entry_key(&big)));
+    let started = std::time::Instant::now();
+    while pkgr_cache::FileLock::try_acquire(&lock, pkgr_cache::LockMode::Exclusive)
+        .unwrap()
+        .is_none()
+    {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60));
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let entry = cache_dir.join("pkgs").join(PackageCache::entry_key(&big));
+    assert!(walk(&entry).len() > 3000, "big was published complete");
+    // The last owner of the session (the extraction) removed its temp dir.
+    let started = std::time::Instant::now();
+    while session_dir.exists() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let cache = PackageCache::open(&cache_dir, Fetcher::new().unwrap()).unwrap();
+    let report = cache.verify(false).unwrap();
+    assert!(report.corrupt.is_empty(), "{report:?}");
+}
