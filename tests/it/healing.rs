@@ -239,3 +239,105 @@ fn a_lock_wait_ends_with_a_message_naming_the_holder() {
     );
     assert_ok(&first.wait(Duration::from_secs(60)));
 }
+
+/// anaconda's zlib 1.2.11 `.conda` holds `lib/libz.so` and `lib/libz.so.1`
+/// as symlinks with an empty target (its paths.json describes the library
+/// they point to). They cannot exist on disk as links: pkgr keeps them as
+/// empty files, records that in the entry's marker, and writes what is on
+/// disk (0 bytes) into conda-meta, not the library's size; `cache verify`
+/// accepts exactly that and nothing else there.
+#[test]
+fn links_with_empty_targets_are_recorded_as_what_is_on_disk() {
+    let Some(datasets) = crate::real_data::datasets() else {
+        return;
+    };
+    let world = World::new();
+    let channel = world.path().join("channel");
+    let subdir = channel.join("linux-64");
+    std::fs::create_dir_all(&subdir).unwrap();
+    std::fs::create_dir_all(channel.join("noarch")).unwrap();
+    std::fs::copy(
+        datasets.join("packages/anaconda-main/linux-64/zlib-1.2.11-h7b6447c_3.conda"),
+        subdir.join("zlib-1.2.11-h7b6447c_3.conda"),
+    )
+    .unwrap();
+    assert_ok(&world.run(&["index", channel.to_str().unwrap()]));
+    let prefix = world.env("z");
+    let mut cmd = world.pkgr();
+    cmd.args([
+        "create",
+        "-p",
+        prefix.to_str().unwrap(),
+        "-c",
+        channel.to_str().unwrap(),
+        "--no-deps",
+        "zlib",
+    ]);
+    assert_ok(&crate::common::run_with_timeout(
+        cmd,
+        crate::common::TIMEOUT,
+    ));
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(prefix.join("conda-meta/zlib-1.2.11-h7b6447c_3.json")).unwrap(),
+    )
+    .unwrap();
+    let empty_sha = pkgr_test_support::sha256_hex(b"");
+    for link in ["lib/libz.so", "lib/libz.so.1"] {
+        assert_eq!(std::fs::metadata(prefix.join(link)).unwrap().len(), 0);
+        let entry = record["paths_data"]["paths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["_path"] == link)
+            .unwrap();
+        assert_eq!(entry["size_in_bytes"], 0, "{entry}");
+        assert_eq!(entry["sha256_in_prefix"], empty_sha.as_str(), "{entry}");
+    }
+    assert_ok(&world.run(&["cache", "verify"]));
+    // A regular file of another size there is damage, and verify says so.
+    let dir = entry_dir(&world.cache(), "zlib");
+    std::fs::remove_file(dir.join("lib/libz.so")).unwrap();
+    std::fs::write(dir.join("lib/libz.so"), b"not empty").unwrap();
+    let err = assert_fails(&world.run(&["cache", "verify"]));
+    assert!(err.contains("lib/libz.so"), "{err}");
+}
+
+/// Opening the cache (any command) sweeps the temp files of processes that
+/// are gone, and `cache verify` checks cached repodata.
+#[test]
+fn dead_processes_temp_files_are_swept_and_broken_repodata_is_found() {
+    let world = World::new();
+    let channel = small_channel(&world.path().join("channel"));
+    let server = ChannelServer::serve(channel.root());
+    assert_ok(&world.create(&world.env("one"), server.url(), &["app"]));
+    // What a killed process leaves: a temp dir with a partial download and a
+    // lock file nobody holds.
+    let tmp = world.cache().join("tmp");
+    let dead = tmp.join("proc-999999-deadbeef");
+    std::fs::create_dir_all(&dead).unwrap();
+    std::fs::write(dead.join("dl-999999-x.part"), vec![0u8; 1000]).unwrap();
+    std::fs::write(tmp.join("proc-999999-deadbeef.lock"), b"999999").unwrap();
+    assert_ok(&world.create(&world.env("two"), server.url(), &["app"]));
+    assert!(!dead.exists(), "swept when the cache was opened");
+    assert!(!tmp.join("proc-999999-deadbeef.lock").exists());
+
+    // A cached repodata.json damaged on disk is reported, and repaired.
+    let repodata = world.cache().join("repodata");
+    let json = std::fs::read_dir(&repodata)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.to_string_lossy().ends_with(".json") && !p.to_string_lossy().ends_with(".info.json")
+        })
+        .unwrap();
+    std::fs::write(&json, b"{\"packages\": {").unwrap();
+    let err = assert_fails(&world.run(&["cache", "verify"]));
+    assert!(
+        err.contains("repodata") && err.contains("not valid"),
+        "{err}"
+    );
+    assert_ok(&world.run(&["cache", "verify", "--repair"]));
+    assert!(!json.exists());
+    assert_ok(&world.run(&["cache", "verify"]));
+}

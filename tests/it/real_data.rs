@@ -16,7 +16,7 @@ use pkgr_test_support::{
 
 use crate::common::{assert_fails, assert_ok, run_with_timeout, stderr, stdout, World, TIMEOUT};
 
-fn datasets() -> Option<PathBuf> {
+pub fn datasets() -> Option<PathBuf> {
     match std::env::var_os("PKGR_DATASETS") {
         Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir)),
         _ => {
