@@ -133,6 +133,7 @@
 pub mod archive;
 pub mod lock;
 mod maintenance;
+pub mod repodata_index;
 mod session;
 mod validate;
 
@@ -153,6 +154,7 @@ use url::Url;
 pub use archive::{ArchiveError, ArchiveFormat};
 pub use lock::{FileLock, LockError, LockMode};
 pub use maintenance::{CleanReport, CorruptEntry, VerifyReport};
+pub use repodata_index::RepodataIndex;
 pub use session::SweepReport;
 
 /// Name of the completion marker inside an extracted entry.
@@ -856,72 +858,90 @@ impl PackageCache {
             .and_then(|t| serde_json::from_str(&t).ok());
         if let Some(info) = &info {
             if paths.json.is_file() && info.is_fresh() {
-                return RepodataFile::open(paths.json);
+                return self.open_indexed(&paths, &redacted).await.map(Some);
             }
         }
         let tmp = self.tmp_dir();
-        let previous = info
-            .as_ref()
-            .filter(|_| paths.json.is_file())
-            .map(RepodataInfo::http_cache_info);
-        // Downloaded beside, checked, and only then put in place: a body cut
-        // short or not JSON never replaces a good copy, and is never stored
-        // under the server's validators (which would make every later run
-        // get a 304 for it).
-        let download = tmp.join(format!("repodata-{}.json", paths.name));
+        let now = unix_now();
+        let have_copy = paths.json.is_file();
+        // `repodata.json.zst` (about 1/5 of the JSON) when the channel has it;
+        // whether it has is remembered for a while, so the probe is not paid
+        // on every run.
+        let try_zst = info.as_ref().is_none_or(|i| i.zst_worth_trying(now));
+        let mut zst_known = info.as_ref().and_then(|i| i.zst);
+        let mut fetched = None;
         reporter.download_started(&redacted, None);
-        let result = {
-            let _permit = self.jobs.acquire().await.map_err(|e| CacheError::Io {
-                context: String::from("the jobs semaphore was closed"),
-                source: std::io::Error::other(e),
-            })?;
-            self.fetcher
-                .download_if_changed(&url, &download, &tmp, previous.as_ref())
+        if try_zst {
+            let zst_url = join_url(subdir_url, "repodata.json.zst");
+            let previous = info
+                .as_ref()
+                .filter(|i| have_copy && i.source.as_deref() == Some("zst"))
+                .map(RepodataInfo::http_cache_info);
+            match self
+                .download_repodata(&zst_url, &paths, previous.as_ref(), true)
                 .await
-        };
-        let http = match result {
-            Ok(Conditional::NotModified(http)) => http,
-            Ok(Conditional::Downloaded(d, http)) => {
-                let checked = {
-                    let download = download.clone();
-                    tokio::task::spawn_blocking(move || check_repodata_file(&download))
-                        .await
-                        .map_err(join_error)?
-                };
-                if let Err(problem) = checked {
-                    let _ = fs_err::remove_file(&download);
-                    reporter.download_failed(&redacted);
-                    return Err(CacheError::BrokenRepodata {
-                        url: redacted,
-                        problem,
-                    });
+            {
+                Ok(result) => {
+                    zst_known = Some(true);
+                    fetched = Some((result, "zst"));
                 }
-                fs_err::rename(&download, &paths.json)
-                    .map_err(io_error("putting downloaded repodata in place"))?;
-                reporter.download_finished(&redacted, d.size);
-                http
+                Err(CacheError::Fetch {
+                    source: FetchError::NotFound { .. },
+                    ..
+                }) => zst_known = Some(false),
+                Err(e) => {
+                    reporter.download_failed(&redacted);
+                    return Err(with_url(e, &redacted));
+                }
             }
-            Err(FetchError::NotFound { .. }) => {
-                reporter.download_failed(&redacted);
-                return Ok(None);
-            }
-            Err(source) => {
-                reporter.download_failed(&redacted);
-                return Err(CacheError::Fetch {
-                    package: redacted,
-                    source,
-                });
+        }
+        let (result, source) = match fetched {
+            Some(fetched) => fetched,
+            None => {
+                let previous = info
+                    .as_ref()
+                    .filter(|i| have_copy && i.source.as_deref() != Some("zst"))
+                    .map(RepodataInfo::http_cache_info);
+                match self
+                    .download_repodata(&url, &paths, previous.as_ref(), false)
+                    .await
+                {
+                    Ok(result) => (result, "json"),
+                    Err(CacheError::Fetch {
+                        source: FetchError::NotFound { .. },
+                        ..
+                    }) => {
+                        reporter.download_failed(&redacted);
+                        return Ok(None);
+                    }
+                    Err(e) => {
+                        reporter.download_failed(&redacted);
+                        return Err(with_url(e, &redacted));
+                    }
+                }
             }
         };
+        let (http, size) = match result {
+            Conditional::NotModified(http) => (http, None),
+            Conditional::Downloaded(d, http) => (http, Some(d.size)),
+        };
+        match size {
+            Some(size) => reporter.download_finished(&redacted, size),
+            None => reporter.download_failed(&redacted),
+        }
         let info = RepodataInfo {
-            url: redacted,
+            url: redacted.clone(),
             etag: http.etag,
             last_modified: http.last_modified,
             cache_control: http.cache_control,
-            fetched_at_unix: SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map(|d| d.as_secs_f64())
-                .unwrap_or(0.0),
+            fetched_at_unix: now,
+            source: Some(source.to_owned()),
+            zst: zst_known,
+            zst_checked_unix: if try_zst {
+                Some(now)
+            } else {
+                info.as_ref().and_then(|i| i.zst_checked_unix)
+            },
         };
         write_atomically(
             &paths.info,
@@ -930,7 +950,97 @@ impl PackageCache {
         )?;
         // Opened while we hold the lock: a `clean --all` that removes the file
         // later does not take it away from us.
-        RepodataFile::open(paths.json)
+        self.open_indexed(&paths, &redacted).await.map(Some)
+    }
+
+    /// Downloads `url` (conditionally on `previous`) and, if new content came,
+    /// decompresses it (`zst`), checks it and indexes it in one pass
+    /// ([`RepodataIndex::build`]), and puts the JSON and its index in place.
+    /// A body cut short or not JSON never replaces a good copy and is never
+    /// stored under the server's validators (which would make every later
+    /// run get a 304 for it). The caller holds the repodata lock.
+    async fn download_repodata(
+        &self,
+        url: &Url,
+        paths: &RepodataPaths,
+        previous: Option<&HttpCacheInfo>,
+        zst: bool,
+    ) -> Result<Conditional, CacheError> {
+        let tmp = self.tmp_dir();
+        let download = tmp.join(format!(
+            "repodata-{}.{}",
+            paths.name,
+            if zst { "json.zst" } else { "json" }
+        ));
+        let result = {
+            let _permit = self.jobs.acquire().await.map_err(|e| CacheError::Io {
+                context: String::from("the jobs semaphore was closed"),
+                source: std::io::Error::other(e),
+            })?;
+            self.fetcher
+                .download_if_changed(url, &download, &tmp, previous)
+                .await
+                .map_err(|source| CacheError::Fetch {
+                    package: pkgr_fetch::redact_url(url),
+                    source,
+                })?
+        };
+        if let Conditional::Downloaded(..) = &result {
+            let (json, index, downloaded) =
+                (paths.json.clone(), paths.index.clone(), download.clone());
+            let redacted = pkgr_fetch::redact_url(url);
+            tokio::task::spawn_blocking(move || {
+                let placed = place_repodata(&downloaded, zst, &json, &index, &tmp);
+                let _ = fs_err::remove_file(&downloaded);
+                placed.map_err(|problem| CacheError::BrokenRepodata {
+                    url: redacted,
+                    problem,
+                })
+            })
+            .await
+            .map_err(join_error)??;
+        }
+        Ok(result)
+    }
+
+    /// Opens the cached JSON and reads its index (both under the lock the
+    /// caller holds); an index that is missing or was written for another
+    /// file (a crash in between, an older pkgr) is built now.
+    async fn open_indexed(
+        &self,
+        paths: &RepodataPaths,
+        redacted: &str,
+    ) -> Result<RepodataFile, CacheError> {
+        let (json, index_path, tmp) = (paths.json.clone(), paths.index.clone(), self.tmp_dir());
+        let redacted = redacted.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let file = fs_err::File::open(&json).map_err(io_error("opening cached repodata"))?;
+            let size = file
+                .metadata()
+                .map_err(io_error("reading cached repodata"))?
+                .len();
+            let index = match RepodataIndex::read(&index_path, size) {
+                Some(index) => index,
+                None => {
+                    let bytes = fs_err::read(&json).map_err(io_error("reading cached repodata"))?;
+                    let index = RepodataIndex::build(&bytes).map_err(|problem| {
+                        CacheError::BrokenRepodata {
+                            url: redacted.clone(),
+                            problem,
+                        }
+                    })?;
+                    write_index(&index, bytes.len() as u64, &index_path, &tmp)?;
+                    index
+                }
+            };
+            Ok(RepodataFile {
+                path: json,
+                file,
+                index: Some(index),
+            })
+        })
+        .await
+        .map_err(join_error)?
     }
 
     /// Forgets the cached copy of `<subdir_url>/repodata.json` (its validators
@@ -948,7 +1058,7 @@ impl PackageCache {
         }
         let redacted = pkgr_fetch::redact_url(&url);
         let (paths, _lock) = self.lock_repodata(&url, &redacted, reporter).await?;
-        for path in [&paths.info, &paths.json] {
+        for path in [&paths.info, &paths.json, &paths.index] {
             match fs_err::remove_file(path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -986,6 +1096,7 @@ impl PackageCache {
             json: base.with_extension("json"),
             info: base.with_extension("info.json"),
             lock: base.with_extension("lock"),
+            index: base.with_extension("index"),
             name,
         }
     }
@@ -996,36 +1107,85 @@ struct RepodataPaths {
     json: PathBuf,
     info: PathBuf,
     lock: PathBuf,
+    index: PathBuf,
     name: String,
 }
 
-/// Checks that `path` holds a whole repodata.json: valid JSON from the first
-/// byte to the last, with an object at the top. (A body cut short, an HTML
-/// error page or an empty file fail here.)
-pub fn check_repodata_file(path: &Path) -> Result<(), String> {
-    let bytes = fs_err::read(path).map_err(|e| e.to_string())?;
-    check_repodata_bytes(&bytes)
+/// Decompresses (`zst`) the downloaded repodata, checks and indexes it, and
+/// renames the JSON to `json`, then writes its index (the index names the
+/// JSON's size, so an index left from an older file is never used with it).
+fn place_repodata(
+    downloaded: &Path,
+    zst: bool,
+    json: &Path,
+    index_path: &Path,
+    tmp: &Path,
+) -> Result<(), String> {
+    let bytes = if zst {
+        let file = fs_err::File::open(downloaded).map_err(|e| e.to_string())?;
+        zstd::stream::decode_all(std::io::BufReader::new(file))
+            .map_err(|e| format!("its zstd stream is broken ({e})"))?
+    } else {
+        fs_err::read(downloaded).map_err(|e| e.to_string())?
+    };
+    let index = RepodataIndex::build(&bytes)?;
+    if zst {
+        write_atomically(json, tmp, &bytes).map_err(|e| error_text(&e))?;
+    } else {
+        fs_err::rename(downloaded, json).map_err(|e| e.to_string())?;
+    }
+    write_index(&index, bytes.len() as u64, index_path, tmp).map_err(|e| error_text(&e))
 }
 
-/// [`check_repodata_file`] on bytes in memory.
-pub fn check_repodata_bytes(bytes: &[u8]) -> Result<(), String> {
-    #[derive(Deserialize)]
-    struct Shape {
-        #[serde(default)]
-        #[allow(dead_code)]
-        packages: Option<BTreeMap<String, serde::de::IgnoredAny>>,
-        #[serde(default, rename = "packages.conda")]
-        #[allow(dead_code)]
-        conda_packages: Option<BTreeMap<String, serde::de::IgnoredAny>>,
+fn write_index(
+    index: &RepodataIndex,
+    json_size: u64,
+    path: &Path,
+    tmp: &Path,
+) -> Result<(), CacheError> {
+    let mut text = Vec::new();
+    index
+        .write_to(&mut text, json_size)
+        .map_err(io_error("writing a repodata index"))?;
+    write_atomically(path, tmp, &text)
+}
+
+/// An error and its causes on one line.
+fn error_text(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
     }
-    if bytes.is_empty() {
-        return Err(String::from("it is empty"));
+    text
+}
+
+/// A download error, said with the redacted URL of the repodata it was for.
+fn with_url(e: CacheError, redacted: &str) -> CacheError {
+    match e {
+        CacheError::Fetch { source, .. } => CacheError::Fetch {
+            package: redacted.to_owned(),
+            source,
+        },
+        other => other,
     }
-    serde_json::from_slice::<Shape>(bytes)
-        .map(|_| ())
-        .map_err(|e| {
-            format!("it is not valid repodata JSON ({e}); the server may have cut it short")
-        })
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Checks that `path` holds a whole repodata.json: valid JSON from the first
+/// byte to the last, with an object at the top and package file names as
+/// keys. (A body cut short, an HTML error page or an empty file fail here.)
+pub fn check_repodata_file(path: &Path) -> Result<(), String> {
+    let bytes = fs_err::read(path).map_err(|e| e.to_string())?;
+    RepodataIndex::build(&bytes).map(|_| ())
 }
 
 /// An up-to-date repodata.json, opened while its lock was held (so it stays
@@ -1036,12 +1196,19 @@ pub struct RepodataFile {
     pub path: PathBuf,
     /// The open file.
     pub file: fs_err::File,
+    /// Its index by package name, read with it (cached repodata); `None` for
+    /// a local channel's file, which the reader indexes itself.
+    pub index: Option<RepodataIndex>,
 }
 
 impl RepodataFile {
     fn open(path: PathBuf) -> Result<Option<Self>, CacheError> {
         match fs_err::File::open(&path) {
-            Ok(file) => Ok(Some(Self { path, file })),
+            Ok(file) => Ok(Some(Self {
+                path,
+                file,
+                index: None,
+            })),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(CacheError::Io {
                 context: format!("opening {}", path.display()),
@@ -1059,9 +1226,27 @@ struct RepodataInfo {
     last_modified: Option<String>,
     cache_control: Option<String>,
     fetched_at_unix: f64,
+    /// What the validators above belong to: `json` or `zst`.
+    #[serde(default)]
+    source: Option<String>,
+    /// Whether the channel serves `repodata.json.zst`, when last checked.
+    #[serde(default)]
+    zst: Option<bool>,
+    #[serde(default)]
+    zst_checked_unix: Option<f64>,
 }
 
+/// How long "this channel has no repodata.json.zst" is believed.
+const ZST_ABSENT_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
+
 impl RepodataInfo {
+    fn zst_worth_trying(&self, now: f64) -> bool {
+        match (self.zst, self.zst_checked_unix) {
+            (Some(false), Some(checked)) => now - checked > ZST_ABSENT_TTL.as_secs_f64(),
+            _ => true,
+        }
+    }
+
     fn http_cache_info(&self) -> HttpCacheInfo {
         HttpCacheInfo {
             etag: self.etag.clone(),
@@ -1228,5 +1413,30 @@ fn write_cachedir_tag(root: &Path) -> Result<(), CacheError> {
         }),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(source) => Err(CacheError::NotWritable { path, source }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_zst_is_believed_for_two_weeks() {
+        let info = |zst, checked| RepodataInfo {
+            url: String::new(),
+            etag: None,
+            last_modified: None,
+            cache_control: None,
+            fetched_at_unix: 0.0,
+            source: None,
+            zst,
+            zst_checked_unix: checked,
+        };
+        let now = 100.0 * 24.0 * 3600.0;
+        let day = 24.0 * 3600.0;
+        assert!(info(None, None).zst_worth_trying(now), "never checked");
+        assert!(info(Some(true), Some(now - day)).zst_worth_trying(now));
+        assert!(!info(Some(false), Some(now - day)).zst_worth_trying(now));
+        assert!(info(Some(false), Some(now - 15.0 * day)).zst_worth_trying(now));
     }
 }

@@ -138,6 +138,7 @@ impl PackageCache {
                 // The info file goes first: without it the data is never used.
                 let _ = fs_err::remove_file(&path);
                 let _ = fs_err::remove_file(base.with_extension("json"));
+                let _ = fs_err::remove_file(base.with_extension("index"));
                 drop(lock);
                 report.repodata_removed += 1;
             }
@@ -273,6 +274,7 @@ impl PackageCache {
             if repair {
                 let _ = fs_err::remove_file(&path);
                 let _ = fs_err::remove_file(&json);
+                let _ = fs_err::remove_file(base.with_extension("index"));
                 removed = true;
             }
             drop(lock);

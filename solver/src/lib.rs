@@ -13,13 +13,12 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use pkgr_cache::{PackageCache, RepodataFile, Reporter};
+use pkgr_cache::{PackageCache, RepodataFile, RepodataIndex, Reporter};
 use rattler_conda_types::package::DistArchiveIdentifier;
 use rattler_conda_types::{
     Channel, GenericVirtualPackage, MatchSpec, PackageRecord, RepoDataRecord, Subdir,
 };
 use rattler_solve::{SolverImpl, SolverTask};
-use serde::Deserialize;
 use serde_json::value::RawValue;
 use url::Url;
 
@@ -114,88 +113,68 @@ fn suggestion(names: &[String]) -> String {
     }
 }
 
-/// One record's place in the repodata text.
-#[derive(Debug, Clone)]
-struct RawEntry {
-    file_name: Box<str>,
-    raw: Range<usize>,
+/// Where the text of a subdir's repodata.json is.
+#[derive(Debug)]
+enum RepodataText {
+    /// Read whole (a local channel's file, or a test's text).
+    Memory(Vec<u8>),
+    /// The cached file, read span by span as names are asked for.
+    File(std::sync::Mutex<fs_err::File>),
 }
 
-/// The repodata of one channel subdir, read lazily: records are parsed only when
-/// [`SubdirIndex::records`] is asked for their package name.
+/// The repodata of one channel subdir, read lazily: records are parsed only
+/// when [`SubdirIndex::records`] is asked for their package name, from the
+/// spans of the file that hold them ([`RepodataIndex`]). For cached repodata
+/// the index comes with the file, so a solve reads only the spans it needs.
 #[derive(Debug)]
 pub struct SubdirIndex {
     channel: Channel,
     subdir_url: Url,
     package_base: Url,
-    text: String,
-    by_name: HashMap<Box<str>, Vec<RawEntry>>,
+    text: RepodataText,
+    by_name: HashMap<Box<str>, Vec<Range<u64>>>,
     /// Set for a subdir the channel does not have (treated as empty, as conda
     /// does): what happened to its repodata.json, for messages.
     missing: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct RawInfo {
-    #[serde(default)]
-    base_url: Option<String>,
-    #[serde(default)]
-    subdir: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RawRepodata<'a> {
-    #[serde(default)]
-    info: Option<RawInfo>,
-    #[serde(default, borrow)]
-    packages: HashMap<std::borrow::Cow<'a, str>, &'a RawValue>,
-    #[serde(default, borrow, rename = "packages.conda")]
-    conda_packages: HashMap<std::borrow::Cow<'a, str>, &'a RawValue>,
-}
-
 impl SubdirIndex {
+    fn broken(subdir_url: &Url, message: String) -> SolverError {
+        SolverError::BrokenRepodata {
+            url: format!(
+                "{}repodata.json",
+                pkgr_fetch::redact_url(&with_slash(subdir_url))
+            ),
+            message,
+        }
+    }
+
     /// Indexes `text`, the repodata.json of `channel` at `subdir_url`.
     pub fn parse(channel: Channel, subdir_url: Url, text: String) -> Result<Self, SolverError> {
-        let redacted = pkgr_fetch::redact_url(&subdir_url);
-        let broken = |message: String| SolverError::BrokenRepodata {
-            url: format!("{redacted}repodata.json"),
-            message,
-        };
-        let mut by_name: HashMap<Box<str>, Vec<RawEntry>> = HashMap::new();
-        let base_url;
-        {
-            let raw: RawRepodata<'_> =
-                serde_json::from_str(&text).map_err(|e| broken(e.to_string()))?;
-            base_url = raw.info.as_ref().and_then(|i| i.base_url.clone());
-            let _subdir = raw.info.as_ref().and_then(|i| i.subdir.clone());
-            let start = text.as_ptr() as usize;
-            let conda_stems: HashSet<&str> = raw
-                .conda_packages
-                .keys()
-                .filter_map(|k| k.strip_suffix(".conda"))
-                .collect();
-            let tar_bz2 = raw.packages.iter().filter(|(k, _)| {
-                k.strip_suffix(".tar.bz2")
-                    .is_none_or(|stem| !conda_stems.contains(stem))
-            });
-            for (file_name, value) in tar_bz2.chain(raw.conda_packages.iter()) {
-                let Some(name) = name_from_file_name(file_name) else {
-                    return Err(broken(format!("`{file_name}` is not a package file name")));
-                };
-                let offset = value.get().as_ptr() as usize - start;
-                by_name.entry(name.into()).or_default().push(RawEntry {
-                    file_name: file_name.as_ref().into(),
-                    raw: offset..offset + value.get().len(),
-                });
-            }
-        }
-        let package_base = package_base(&subdir_url, base_url.as_deref()).map_err(broken)?;
+        let index = RepodataIndex::build(text.as_bytes())
+            .map_err(|message| Self::broken(&subdir_url, message))?;
+        Self::with_index(
+            channel,
+            subdir_url,
+            RepodataText::Memory(text.into_bytes()),
+            index,
+        )
+    }
+
+    fn with_index(
+        channel: Channel,
+        subdir_url: Url,
+        text: RepodataText,
+        index: RepodataIndex,
+    ) -> Result<Self, SolverError> {
+        let package_base = package_base(&subdir_url, index.base_url.as_deref())
+            .map_err(|message| Self::broken(&subdir_url, message))?;
         Ok(Self {
             channel,
             subdir_url,
             package_base,
             text,
-            by_name,
+            by_name: index.names,
             missing: None,
         })
     }
@@ -216,7 +195,7 @@ impl SubdirIndex {
             package_base: subdir_url.clone(),
             channel,
             subdir_url,
-            text: String::new(),
+            text: RepodataText::Memory(Vec::new()),
             by_name: HashMap::new(),
             missing: Some(how),
         }
@@ -228,20 +207,60 @@ impl SubdirIndex {
         self.missing.as_deref()
     }
 
-    /// Reads and indexes an opened repodata file.
+    /// An opened repodata file: with its index (cached repodata) nothing but
+    /// the index is read now; without (a local channel), it is read and
+    /// indexed.
     pub fn from_file(
         channel: Channel,
         subdir_url: Url,
         mut repodata: RepodataFile,
     ) -> Result<Self, SolverError> {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut repodata.file, &mut text).map_err(|source| {
+        if let Some(index) = repodata.index.take() {
+            let file = RepodataText::File(std::sync::Mutex::new(repodata.file));
+            return Self::with_index(channel, subdir_url, file, index);
+        }
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut repodata.file, &mut text).map_err(|source| {
             SolverError::Io {
                 path: repodata.path.clone(),
                 source,
             }
         })?;
-        Self::parse(channel, subdir_url, text)
+        let index =
+            RepodataIndex::build(&text).map_err(|message| Self::broken(&subdir_url, message))?;
+        Self::with_index(channel, subdir_url, RepodataText::Memory(text), index)
+    }
+
+    /// The bytes of `span`, wrapped in `{` `}`: a JSON object of records.
+    fn span_object(&self, span: &Range<u64>) -> Result<Vec<u8>, SolverError> {
+        let len = usize::try_from(span.end - span.start).unwrap_or(usize::MAX);
+        let mut object = Vec::with_capacity(len.saturating_add(2));
+        object.push(b'{');
+        match &self.text {
+            RepodataText::Memory(text) => {
+                let range = usize::try_from(span.start).unwrap_or(usize::MAX)
+                    ..usize::try_from(span.end).unwrap_or(usize::MAX);
+                let bytes = text.get(range).ok_or_else(|| {
+                    Self::broken(&self.subdir_url, String::from("its index is out of range"))
+                })?;
+                object.extend_from_slice(bytes);
+            }
+            RepodataText::File(file) => {
+                use std::io::{Read, Seek, SeekFrom};
+                let mut file = file
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                object.resize(len + 1, 0);
+                file.seek(SeekFrom::Start(span.start))
+                    .and_then(|_| file.read_exact(&mut object[1..]))
+                    .map_err(|source| SolverError::Io {
+                        path: file.path().to_path_buf(),
+                        source,
+                    })?;
+            }
+        }
+        object.push(b'}');
+        Ok(object)
     }
 
     /// The channel this index belongs to.
@@ -259,36 +278,52 @@ impl SubdirIndex {
         self.by_name.contains_key(name)
     }
 
-    /// Parses the records of package `name`.
+    /// Parses the records of package `name` (a `.tar.bz2` is left out when
+    /// the same package is there as `.conda`).
     pub fn records(&self, name: &str) -> Result<Vec<RepoDataRecord>, SolverError> {
-        let Some(entries) = self.by_name.get(name) else {
+        let Some(spans) = self.by_name.get(name) else {
             return Ok(Vec::new());
         };
-        let redacted = pkgr_fetch::redact_url(&self.subdir_url);
         let channel = record_channel(&self.channel);
         let subdir = self
             .subdir_url
             .path_segments()
             .and_then(|mut s| s.rfind(|p| !p.is_empty()).map(ToOwned::to_owned))
             .unwrap_or_default();
-        entries
+        let objects = spans
             .iter()
-            .map(|entry| {
-                let broken = |message: String| SolverError::BrokenRepodata {
-                    url: format!("{redacted}repodata.json"),
-                    message: format!("record {}: {message}", entry.file_name),
+            .map(|span| self.span_object(span))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut members: Vec<(String, &RawValue)> = Vec::new();
+        for object in &objects {
+            let map: HashMap<String, &RawValue> = serde_json::from_slice(object)
+                .map_err(|e| Self::broken(&self.subdir_url, format!("records of {name}: {e}")))?;
+            members.extend(map);
+        }
+        let conda_stems: HashSet<String> = members
+            .iter()
+            .filter_map(|(k, _)| k.strip_suffix(".conda").map(ToOwned::to_owned))
+            .collect();
+        members
+            .iter()
+            .filter(|(k, _)| {
+                k.strip_suffix(".tar.bz2")
+                    .is_none_or(|stem| !conda_stems.contains(stem))
+            })
+            .map(|(file_name, raw)| {
+                let broken = |message: String| {
+                    Self::broken(&self.subdir_url, format!("record {file_name}: {message}"))
                 };
                 let mut package_record: PackageRecord =
-                    serde_json::from_str(&self.text[entry.raw.clone()])
-                        .map_err(|e| broken(e.to_string()))?;
+                    serde_json::from_str(raw.get()).map_err(|e| broken(e.to_string()))?;
                 if package_record.subdir.is_empty() {
                     package_record.subdir.clone_from(&subdir);
                 }
-                let identifier = DistArchiveIdentifier::from_str(&entry.file_name)
+                let identifier = DistArchiveIdentifier::from_str(file_name)
                     .map_err(|e| broken(e.to_string()))?;
                 let url = self
                     .package_base
-                    .join(&entry.file_name)
+                    .join(file_name)
                     .map_err(|e| broken(e.to_string()))?;
                 Ok(RepoDataRecord {
                     package_record,
@@ -307,17 +342,6 @@ impl SubdirIndex {
 /// canonical name.
 pub fn record_channel(channel: &Channel) -> String {
     pkgr_fetch::url_for_record(channel.base_url.url())
-}
-
-/// `name` of `name-version-build.ext`.
-fn name_from_file_name(file_name: &str) -> Option<&str> {
-    let stem = file_name
-        .strip_suffix(".conda")
-        .or_else(|| file_name.strip_suffix(".tar.bz2"))?;
-    let mut parts = stem.rsplitn(3, '-');
-    let _build = parts.next()?;
-    let _version = parts.next()?;
-    parts.next().filter(|n| !n.is_empty())
 }
 
 /// Where package files of a subdir live: the subdir URL, or `info.base_url`
@@ -691,14 +715,19 @@ mod tests {
     #[test]
     fn names_from_file_names() {
         assert_eq!(
-            name_from_file_name("zlib-1.2.11-h7b6447c_3.conda"),
+            pkgr_cache::repodata_index::name_from_file_name("zlib-1.2.11-h7b6447c_3.conda"),
             Some("zlib")
         );
         assert_eq!(
-            name_from_file_name("ca-certificates-2024.7.4-hbcca054_0.tar.bz2"),
+            pkgr_cache::repodata_index::name_from_file_name(
+                "ca-certificates-2024.7.4-hbcca054_0.tar.bz2"
+            ),
             Some("ca-certificates")
         );
-        assert_eq!(name_from_file_name("broken.conda"), None);
+        assert_eq!(
+            pkgr_cache::repodata_index::name_from_file_name("broken.conda"),
+            None
+        );
     }
 
     #[test]

@@ -13,3 +13,4 @@ mod faults;
 mod healing;
 mod index;
 mod real_data;
+mod repodata;
