@@ -922,7 +922,18 @@ impl PackageCache {
             }
         };
         let (http, size) = match result {
-            Conditional::NotModified(http) => (http, None),
+            // A 304 need not repeat the validators (Python's http.server
+            // sends none): keep the ones it confirmed.
+            Conditional::NotModified(http) => {
+                let kept = info.as_ref().map(RepodataInfo::http_cache_info);
+                let kept = kept.unwrap_or_default();
+                let http = HttpCacheInfo {
+                    etag: http.etag.or(kept.etag),
+                    last_modified: http.last_modified.or(kept.last_modified),
+                    cache_control: http.cache_control.or(kept.cache_control),
+                };
+                (http, None)
+            }
             Conditional::Downloaded(d, http) => (http, Some(d.size)),
         };
         match size {
