@@ -202,6 +202,12 @@ pub enum CacheError {
         #[source]
         source: std::io::Error,
     },
+    /// `--offline`, and what is needed is not in the cache.
+    #[error("{what} is not in the cache, and --offline forbids downloading it")]
+    Offline {
+        /// The package file name or repodata URL (redacted).
+        what: String,
+    },
     /// Another package of the same request failed, so this one stopped.
     #[error("stopped because another package failed")]
     Cancelled,
@@ -257,6 +263,33 @@ pub trait Reporter: Send + Sync {
     /// A complete entry was found damaged (`problem`) and is fetched again.
     fn repairing(&self, _what: &str, _problem: &str) {}
 }
+
+/// How cached repodata is used ([`PackageCache::with_repodata_policy`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RepodataPolicy {
+    /// Cached repodata is used without asking the server for the longer of
+    /// the server's `Cache-Control: max-age` and this.
+    pub ttl: Duration,
+    /// Revalidate every cached copy now, however fresh (`--refresh`).
+    pub refresh: bool,
+    /// Never use the network: cached repodata however old, cached packages
+    /// only; anything missing is a clear error (`--offline`).
+    pub offline: bool,
+}
+
+impl Default for RepodataPolicy {
+    /// 30 minutes, no refresh, online.
+    fn default() -> Self {
+        Self {
+            ttl: DEFAULT_REPODATA_TTL,
+            refresh: false,
+            offline: false,
+        }
+    }
+}
+
+/// How long cached repodata is used without asking the server, at least.
+pub const DEFAULT_REPODATA_TTL: Duration = Duration::from_secs(30 * 60);
 
 /// Set when one task of a [`PackageCache::get_all`] fails: the other tasks
 /// stop claiming, waiting and downloading (extractions that already run
@@ -373,6 +406,7 @@ pub struct PackageCache {
     session: Arc<session::Session>,
     lock_timeout: Duration,
     swept: SweepReport,
+    repodata_policy: RepodataPolicy,
 }
 
 impl PackageCache {
@@ -408,7 +442,16 @@ impl PackageCache {
             session,
             lock_timeout: lock::default_timeout(),
             swept,
+            repodata_policy: RepodataPolicy::default(),
         })
+    }
+
+    /// How cached repodata is used: time to live, `--refresh`, `--offline`
+    /// (which also forbids downloading packages).
+    #[must_use]
+    pub fn with_repodata_policy(mut self, policy: RepodataPolicy) -> Self {
+        self.repodata_policy = policy;
+        self
     }
 
     /// How long to wait for any one lock before failing with a message that
@@ -774,6 +817,9 @@ impl PackageCache {
         };
         let (archive_file, bytes) = match existing {
             Some(file) => (file, 0),
+            None if self.repodata_policy.offline && record.url.scheme() != "file" => {
+                return Err(CacheError::Offline { what: display });
+            }
             None => {
                 reporter.download_started(&display, expected.size);
                 let progress = |n: u64| reporter.download_progress(&display, n);
@@ -856,14 +902,24 @@ impl PackageCache {
         let info: Option<RepodataInfo> = fs_err::read_to_string(&paths.info)
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok());
+        let policy = self.repodata_policy;
+        let have_copy = paths.json.is_file();
         if let Some(info) = &info {
-            if paths.json.is_file() && info.is_fresh() {
+            // A subdir the channel did not have is asked for again (a 404
+            // may be passing), except offline.
+            if info.not_found && policy.offline {
+                return Ok(None);
+            }
+            let usable = policy.offline || (!policy.refresh && info.is_fresh(policy.ttl));
+            if usable && have_copy && !info.not_found {
                 return self.open_indexed(&paths, &redacted).await.map(Some);
             }
         }
+        if policy.offline {
+            return Err(CacheError::Offline { what: redacted });
+        }
         let tmp = self.tmp_dir();
         let now = unix_now();
-        let have_copy = paths.json.is_file();
         // `repodata.json.zst` (about 1/5 of the JSON) when the channel has it;
         // whether it has is remembered for a while, so the probe is not paid
         // on every run.
@@ -912,6 +968,24 @@ impl PackageCache {
                         ..
                     }) => {
                         reporter.download_failed(&redacted);
+                        // Remembered (the channel has no such subdir), so
+                        // that --offline knows it.
+                        let info = RepodataInfo {
+                            url: redacted,
+                            etag: None,
+                            last_modified: None,
+                            cache_control: None,
+                            fetched_at_unix: now,
+                            source: None,
+                            zst: zst_known,
+                            zst_checked_unix: Some(now),
+                            not_found: true,
+                        };
+                        write_atomically(
+                            &paths.info,
+                            &tmp,
+                            &serde_json::to_vec_pretty(&info).unwrap_or_default(),
+                        )?;
                         return Ok(None);
                     }
                     Err(e) => {
@@ -953,6 +1027,7 @@ impl PackageCache {
             } else {
                 info.as_ref().and_then(|i| i.zst_checked_unix)
             },
+            not_found: false,
         };
         write_atomically(
             &paths.info,
@@ -1245,6 +1320,9 @@ struct RepodataInfo {
     zst: Option<bool>,
     #[serde(default)]
     zst_checked_unix: Option<f64>,
+    /// The channel has no such subdir (404), as of `fetched_at_unix`.
+    #[serde(default)]
+    not_found: bool,
 }
 
 /// How long "this channel has no repodata.json.zst" is believed.
@@ -1266,7 +1344,10 @@ impl RepodataInfo {
         }
     }
 
-    fn is_fresh(&self) -> bool {
+    /// Whether the copy may be used without asking the server: fetched by
+    /// any process since this one started, or younger than the longer of
+    /// the server's `max-age` and `ttl`.
+    fn is_fresh(&self, ttl: Duration) -> bool {
         let fetched =
             SystemTime::UNIX_EPOCH + Duration::from_secs_f64(self.fetched_at_unix.max(0.0));
         if fetched >= process_start() {
@@ -1281,9 +1362,10 @@ impl RepodataInfo {
                     .find_map(|v| v.trim().parse::<u64>().ok())
             })
             .unwrap_or(0);
+        let lifetime = Duration::from_secs(max_age).max(ttl);
         SystemTime::now()
             .duration_since(fetched)
-            .map(|age| age < Duration::from_secs(max_age))
+            .map(|age| age < lifetime)
             .unwrap_or(false)
     }
 }
@@ -1442,6 +1524,7 @@ mod tests {
             source: None,
             zst,
             zst_checked_unix: checked,
+            not_found: false,
         };
         let now = 100.0 * 24.0 * 3600.0;
         let day = 24.0 * 3600.0;

@@ -30,6 +30,32 @@ pub struct GlobalArgs {
     /// How many downloads/extractions/links run at once [default: 2 × cores, 2..16]
     #[arg(long, global = true, env = "PKGR_JOBS", value_name = "N")]
     pub jobs: Option<usize>,
+    /// Use only what is cached: no download of repodata or packages (a missing one is an error)
+    #[arg(long, global = true, env = "PKGR_OFFLINE", conflicts_with = "refresh")]
+    pub offline: bool,
+    /// Ask the channels whether cached repodata is still current, however fresh it is
+    #[arg(long, global = true)]
+    pub refresh: bool,
+    /// Use cached repodata without asking the server for this many seconds at least (the server's max-age when longer)
+    #[arg(
+        long,
+        global = true,
+        env = "PKGR_REPODATA_TTL",
+        value_name = "SECONDS",
+        default_value_t = 1800
+    )]
+    pub repodata_ttl: u64,
+}
+
+impl GlobalArgs {
+    /// How the cache uses cached repodata (and, offline, packages).
+    pub fn repodata_policy(&self) -> pkgr_cache::RepodataPolicy {
+        pkgr_cache::RepodataPolicy {
+            ttl: std::time::Duration::from_secs(self.repodata_ttl),
+            refresh: self.refresh,
+            offline: self.offline,
+        }
+    }
 }
 
 /// The commands.

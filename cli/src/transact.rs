@@ -37,7 +37,8 @@ impl Workspace {
                 .unwrap_or_else(pkgr_cache::default_jobs),
         ));
         let cache = PackageCache::open(&paths::cache_root(global)?, Fetcher::new()?)?
-            .with_jobs(jobs.clone());
+            .with_jobs(jobs.clone())
+            .with_repodata_policy(global.repodata_policy());
         Ok(Self { cache, jobs })
     }
 }

@@ -180,3 +180,44 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+#[test]
+fn offline_uses_only_the_cache_and_refresh_revalidates() {
+    let world = World::new();
+    let plain = channel(&world.path().join("plain"));
+    let server = ChannelServer::serve(plain.root());
+    let url = server.url().to_owned();
+    let linux = format!("/{}/repodata.json", current_subdir());
+    let create = |env: &str, extra: &[&str], spec: &str| {
+        let prefix = world.env(env);
+        let mut args = vec!["create", "-y", "-p", prefix.to_str().unwrap(), "-c", &url];
+        args.extend_from_slice(extra);
+        args.push(spec);
+        world.run(&args)
+    };
+    // Nothing cached yet: offline is a clear error, and asks nothing.
+    let err = crate::common::assert_fails(&create("a", &["--offline"], "tool"));
+    assert!(
+        err.contains("--offline") && err.contains("not in the cache"),
+        "{err}"
+    );
+    assert_eq!(server.count(&linux), 0);
+
+    assert_ok(&create("a", &[], "tool"));
+    assert_eq!(server.count(&linux), 1);
+    // Fresh (max-age, TTL): not asked again; --refresh asks.
+    assert_ok(&create("b", &[], "tool"));
+    assert_eq!(server.count(&linux), 1);
+    assert_ok(&create("c", &["--refresh"], "tool"));
+    assert_eq!(server.count(&linux), 2);
+
+    // Offline with everything cached works without the server...
+    drop(server);
+    assert_ok(&create("d", &["--offline"], "tool"));
+    // ...and a package that was never downloaded is named.
+    let err = crate::common::assert_fails(&create("e", &["--offline"], "zlib=1.0"));
+    assert!(
+        err.contains("zlib-1.0-0") && err.contains("--offline forbids"),
+        "{err}"
+    );
+}
