@@ -1,5 +1,5 @@
 //! `pkgr index DIR`: make a folder of packages into a local channel by writing
-//! `<subdir>/repodata.json` for every subdir.
+//! `<subdir>/repodata.json` (and `repodata.json.zst`) for every subdir.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -95,13 +95,27 @@ fn index_subdir(dir: &Path, subdir: &str, progress: &Progress) -> anyhow::Result
         "repodata_version": 1,
     });
     let text = serde_json::to_string_pretty(&repodata)?;
-    let out = dir.join("repodata.json");
+    // The .zst first: a reader that finds repodata.json new finds the .zst
+    // at least as new (pkgr and conda take the .zst when it is there).
+    let zst = zstd::encode_all(text.as_bytes(), ZST_LEVEL)
+        .with_context(|| format!("cannot compress the repodata of {}", dir.display()))?;
+    write_in(dir, "repodata.json.zst", &zst)?;
+    write_in(dir, "repodata.json", text.as_bytes())?;
+    Ok((count, skipped))
+}
+
+/// The zstd level of `repodata.json.zst` (as conda-index uses).
+const ZST_LEVEL: i32 = 16;
+
+/// Writes `dir/name` through a temp file and a rename.
+fn write_in(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    let out = dir.join(name);
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("cannot write in {}", dir.display()))?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes())?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
     tmp.persist(&out)
         .with_context(|| format!("cannot write {}", out.display()))?;
-    Ok((count, skipped))
+    Ok(())
 }
 
 fn record_of(path: &Path) -> anyhow::Result<PackageRecord> {

@@ -45,6 +45,14 @@ fn index_writes_repodata_with_checksums() {
         sha256_hex(&std::fs::read(&b).unwrap())
     );
     assert!(noarch["packages"].get("broken-1-0.tar.bz2").is_none());
+    // repodata.json.zst beside each, holding the same JSON.
+    for dir in [root.join(subdir), root.join("noarch")] {
+        let zst = std::fs::read(dir.join("repodata.json.zst")).unwrap();
+        assert_eq!(
+            zstd::decode_all(&zst[..]).unwrap(),
+            std::fs::read(dir.join("repodata.json")).unwrap()
+        );
+    }
 
     // The indexed folder works as a channel.
     let prefix = world.env("indexed");
