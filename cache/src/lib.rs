@@ -135,6 +135,7 @@ pub mod lock;
 mod maintenance;
 pub mod repodata_index;
 mod session;
+pub mod shards;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -156,6 +157,7 @@ pub use lock::{FileLock, LockError, LockMode};
 pub use maintenance::{CleanReport, CorruptEntry, VerifyReport};
 pub use repodata_index::RepodataIndex;
 pub use session::SweepReport;
+pub use shards::ShardIndex;
 
 /// Name of the completion marker inside an extracted entry.
 pub const ENTRY_MARKER: &str = ".pkgr-entry.json";
@@ -1037,6 +1039,130 @@ impl PackageCache {
         // Opened while we hold the lock: a `clean --all` that removes the file
         // later does not take it away from us.
         self.open_indexed(&paths, &redacted).await.map(Some)
+    }
+
+    /// The CEP-16 shard index of `subdir_url` (`repodata_shards.msgpack.zst`),
+    /// cached like repodata.json (validators, lock, TTL, `--refresh`,
+    /// `--offline`); `Ok(None)` when the channel has none (404, remembered for
+    /// the TTL so the probe is not paid on every run). A body that does not
+    /// decode is never stored.
+    pub async fn fetch_shard_index(
+        &self,
+        subdir_url: &Url,
+        reporter: &dyn Reporter,
+    ) -> Result<Option<ShardIndex>, CacheError> {
+        let url = join_url(subdir_url, "repodata_shards.msgpack.zst");
+        let redacted = pkgr_fetch::redact_url(&url);
+        let parse = |bytes: &[u8]| {
+            shards::decode_msgpack_zst(bytes)
+                .and_then(|value| ShardIndex::parse(&value, subdir_url))
+                .map_err(|problem| CacheError::BrokenRepodata {
+                    url: redacted.clone(),
+                    problem,
+                })
+        };
+        if url.scheme() == "file" {
+            let path = url.to_file_path().map_err(|()| CacheError::Io {
+                context: format!("{redacted} is not a local path"),
+                source: std::io::Error::other("bad file URL"),
+            })?;
+            return match fs_err::read(&path) {
+                Ok(bytes) => parse(&bytes).map(Some),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(io_error("reading a shard index")(e)),
+            };
+        }
+        let (paths, _lock) = self.lock_repodata(&url, &redacted, reporter).await?;
+        let stored = paths.json.with_extension("msgpack.zst");
+        let info: Option<RepodataInfo> = fs_err::read_to_string(&paths.info)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        let policy = self.repodata_policy;
+        let have_copy = stored.is_file();
+        if let Some(info) = &info {
+            let usable = policy.offline || (!policy.refresh && info.is_fresh(policy.ttl));
+            if usable && info.not_found {
+                return Ok(None);
+            }
+            if usable && have_copy {
+                let bytes = fs_err::read(&stored).map_err(io_error("reading a shard index"))?;
+                return parse(&bytes).map(Some);
+            }
+        }
+        if policy.offline {
+            // Not cached: the channel's repodata.json, if cached, serves.
+            return Ok(None);
+        }
+        let tmp = self.tmp_dir();
+        let previous = info
+            .as_ref()
+            .filter(|i| have_copy && !i.not_found)
+            .map(RepodataInfo::http_cache_info);
+        let download = tmp.join(format!("shards-{}.msgpack.zst", paths.name));
+        let result = {
+            let _permit = self.jobs.acquire().await.map_err(|e| CacheError::Io {
+                context: String::from("the jobs semaphore was closed"),
+                source: std::io::Error::other(e),
+            })?;
+            self.fetcher
+                .download_if_changed(&url, &download, &tmp, previous.as_ref())
+                .await
+        };
+        let now = unix_now();
+        let (http, not_found) = match result {
+            Ok(Conditional::NotModified(http)) => {
+                let kept = info
+                    .as_ref()
+                    .map(RepodataInfo::http_cache_info)
+                    .unwrap_or_default();
+                let http = HttpCacheInfo {
+                    etag: http.etag.or(kept.etag),
+                    last_modified: http.last_modified.or(kept.last_modified),
+                    cache_control: http.cache_control.or(kept.cache_control),
+                };
+                (http, false)
+            }
+            Ok(Conditional::Downloaded(d, http)) => {
+                let bytes = fs_err::read(&download).map_err(io_error("reading a shard index"));
+                let checked = bytes.and_then(|b| parse(&b));
+                if let Err(e) = checked {
+                    let _ = fs_err::remove_file(&download);
+                    return Err(e);
+                }
+                fs_err::rename(&download, &stored)
+                    .map_err(io_error("putting a shard index in place"))?;
+                reporter.download_finished(&redacted, d.size);
+                (http, false)
+            }
+            Err(FetchError::NotFound { .. }) => (HttpCacheInfo::default(), true),
+            Err(source) => {
+                return Err(CacheError::Fetch {
+                    package: redacted,
+                    source,
+                })
+            }
+        };
+        let record = RepodataInfo {
+            url: redacted.clone(),
+            etag: http.etag,
+            last_modified: http.last_modified,
+            cache_control: http.cache_control,
+            fetched_at_unix: now,
+            source: Some(String::from("shards")),
+            zst: None,
+            zst_checked_unix: None,
+            not_found,
+        };
+        write_atomically(
+            &paths.info,
+            &tmp,
+            &serde_json::to_vec_pretty(&record).unwrap_or_default(),
+        )?;
+        if not_found {
+            return Ok(None);
+        }
+        let bytes = fs_err::read(&stored).map_err(io_error("reading a shard index"))?;
+        parse(&bytes).map(Some)
     }
 
     /// Downloads `url` (conditionally on `previous`) and, if new content came,

@@ -131,6 +131,13 @@ impl PackageCache {
                 }
             }
         }
+        // Shards are immutable and read with no lock: a reader that loses
+        // one to this finds it missing and downloads it again.
+        if let Ok(shards) = fs_err::read_dir(self.root().join("repodata").join("shards")) {
+            for shard in shards.flatten() {
+                let _ = fs_err::remove_file(shard.path());
+            }
+        }
         for (base, path) in self.cached_repodata()? {
             if let Some(lock) =
                 FileLock::try_acquire(&base.with_extension("lock"), LockMode::Exclusive)?
@@ -139,6 +146,7 @@ impl PackageCache {
                 let _ = fs_err::remove_file(&path);
                 let _ = fs_err::remove_file(base.with_extension("json"));
                 let _ = fs_err::remove_file(base.with_extension("index"));
+                let _ = fs_err::remove_file(base.with_extension("msgpack.zst"));
                 drop(lock);
                 report.repodata_removed += 1;
             }

@@ -13,7 +13,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use pkgr_cache::{PackageCache, RepodataFile, RepodataIndex, Reporter};
+use pkgr_cache::{PackageCache, RepodataFile, RepodataIndex, Reporter, ShardIndex};
 use rattler_conda_types::package::DistArchiveIdentifier;
 use rattler_conda_types::{
     Channel, GenericVirtualPackage, MatchSpec, PackageRecord, RepoDataRecord, Subdir,
@@ -136,6 +136,16 @@ pub struct SubdirIndex {
     /// Set for a subdir the channel does not have (treated as empty, as conda
     /// does): what happened to its repodata.json, for messages.
     missing: Option<String>,
+    /// Set for a channel served sharded (CEP-16): its shard index and the
+    /// records of the shards fetched so far ([`prefetch_shards`]).
+    sharded: Option<Sharded>,
+}
+
+/// The shards of a sharded subdir.
+#[derive(Debug)]
+struct Sharded {
+    index: ShardIndex,
+    loaded: std::sync::Mutex<HashMap<String, Vec<RepoDataRecord>>>,
 }
 
 impl SubdirIndex {
@@ -176,6 +186,7 @@ impl SubdirIndex {
             text,
             by_name: index.names,
             missing: None,
+            sharded: None,
         })
     }
 
@@ -198,6 +209,7 @@ impl SubdirIndex {
             text: RepodataText::Memory(Vec::new()),
             by_name: HashMap::new(),
             missing: Some(how),
+            sharded: None,
         }
     }
 
@@ -269,18 +281,108 @@ impl SubdirIndex {
     }
 
     /// Every package name in this subdir.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.by_name.keys().map(AsRef::as_ref)
+    pub fn names(&self) -> Box<dyn Iterator<Item = &str> + '_> {
+        match &self.sharded {
+            Some(sharded) => Box::new(sharded.index.shards.keys().map(String::as_str)),
+            None => Box::new(self.by_name.keys().map(AsRef::as_ref)),
+        }
+    }
+
+    /// A subdir served sharded: only its index is read now; the shards of
+    /// the names a solve reaches are fetched by [`prefetch_shards`].
+    pub fn sharded(channel: Channel, subdir_url: Url, index: ShardIndex) -> Self {
+        Self {
+            package_base: index.packages_base.clone(),
+            channel,
+            subdir_url,
+            text: RepodataText::Memory(Vec::new()),
+            by_name: HashMap::new(),
+            missing: None,
+            sharded: Some(Sharded {
+                index,
+                loaded: std::sync::Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The records of a fetched shard of package `name`, kept for
+    /// [`Self::records`].
+    fn load_shard(&self, name: &str, shard: &rmpv::Value) -> Result<(), SolverError> {
+        let Some(sharded) = &self.sharded else {
+            return Ok(());
+        };
+        let shard = pkgr_cache::shards::msgpack_to_json(shard);
+        let mut members: Vec<(&String, &serde_json::Value)> = Vec::new();
+        for section in ["packages", "packages.conda"] {
+            if let Some(map) = shard.get(section).and_then(serde_json::Value::as_object) {
+                members.extend(map.iter());
+            }
+        }
+        let conda_stems: HashSet<&str> = members
+            .iter()
+            .filter_map(|(k, _)| k.strip_suffix(".conda"))
+            .collect();
+        let channel = record_channel(&self.channel);
+        let records = members
+            .iter()
+            .filter(|(k, _)| {
+                k.strip_suffix(".tar.bz2")
+                    .is_none_or(|stem| !conda_stems.contains(stem))
+            })
+            .map(|(file_name, value)| {
+                let broken = |message: String| {
+                    Self::broken(
+                        &self.subdir_url,
+                        format!("shard of {name}, record {file_name}: {message}"),
+                    )
+                };
+                let package_record: PackageRecord =
+                    serde_json::from_value((*value).clone()).map_err(|e| broken(e.to_string()))?;
+                Ok(RepoDataRecord {
+                    package_record,
+                    identifier: DistArchiveIdentifier::from_str(file_name)
+                        .map_err(|e| broken(e.to_string()))?,
+                    url: self
+                        .package_base
+                        .join(file_name)
+                        .map_err(|e| broken(e.to_string()))?,
+                    channel: Some(channel.clone()),
+                })
+            })
+            .collect::<Result<Vec<_>, SolverError>>()?;
+        sharded
+            .loaded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(name.to_owned(), records);
+        Ok(())
     }
 
     /// Whether any record of `name` is here.
     pub fn contains(&self, name: &str) -> bool {
-        self.by_name.contains_key(name)
+        match &self.sharded {
+            Some(sharded) => sharded.index.shards.contains_key(name),
+            None => self.by_name.contains_key(name),
+        }
     }
 
     /// Parses the records of package `name` (a `.tar.bz2` is left out when
     /// the same package is there as `.conda`).
     pub fn records(&self, name: &str) -> Result<Vec<RepoDataRecord>, SolverError> {
+        if let Some(sharded) = &self.sharded {
+            if !sharded.index.shards.contains_key(name) {
+                return Ok(Vec::new());
+            }
+            let loaded = sharded
+                .loaded
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            return loaded.get(name).cloned().ok_or_else(|| {
+                SolverError::Solver(format!(
+                    "the shard of {name} was not fetched before the solve (a pkgr bug)"
+                ))
+            });
+        }
         let Some(spans) = self.by_name.get(name) else {
             return Ok(Vec::new());
         };
@@ -396,8 +498,17 @@ pub async fn load_channels(
         for subdir in subdirs_for(platform) {
             let url = channel.platform_url(subdir);
             jobs.push(async move {
-                let path = cache.fetch_repodata(&url, reporter).await;
-                (channel, url, path)
+                // Sharded (CEP-16) when the channel serves it, else the
+                // monolithic repodata.json(.zst).
+                let fetched = match cache.fetch_shard_index(&url, reporter).await {
+                    Ok(Some(shards)) => Ok(Fetched::Shards(shards)),
+                    Ok(None) => cache
+                        .fetch_repodata(&url, reporter)
+                        .await
+                        .map(|file| file.map_or(Fetched::Missing, Fetched::Monolithic)),
+                    Err(e) => Err(e),
+                };
+                (channel, url, fetched)
             });
         }
     }
@@ -415,7 +526,11 @@ pub async fn load_channels(
         ));
         let found_any = found.entry(name.clone()).or_insert(false);
         match path {
-            Ok(Some(path)) => {
+            Ok(Fetched::Shards(shards)) => {
+                *found_any = true;
+                indexes.push(SubdirIndex::sharded(channel.clone(), url, shards));
+            }
+            Ok(Fetched::Monolithic(path)) => {
                 *found_any = true;
                 let (owned_channel, owned_url) = (channel.clone(), url.clone());
                 parse_jobs.push((
@@ -426,7 +541,7 @@ pub async fn load_channels(
                     }),
                 ));
             }
-            Ok(None) => missing.push(SubdirIndex::missing(channel.clone(), url)),
+            Ok(Fetched::Missing) => missing.push(SubdirIndex::missing(channel.clone(), url)),
             Err(source) => {
                 if let Some((url, status)) = refused(&source) {
                     return Err(SolverError::NeedsCredentials {
@@ -469,6 +584,88 @@ pub async fn load_channels(
     }
     indexes.extend(missing);
     Ok(indexes)
+}
+
+/// What a channel subdir turned out to have.
+enum Fetched {
+    Shards(ShardIndex),
+    Monolithic(RepodataFile),
+    Missing,
+}
+
+/// How many shards are fetched at once.
+const SHARDS_IN_FLIGHT: usize = 32;
+
+/// Fetches the shards a solve of `specs` (with `locked`) can reach, breadth
+/// first over `depends` (the same walk [`solve`] makes, so every name it asks
+/// for is there), many at once. Does nothing when no subdir is sharded.
+pub async fn prefetch_shards(
+    cache: &PackageCache,
+    indexes: &[SubdirIndex],
+    specs: &[MatchSpec],
+    locked: &[RepoDataRecord],
+) -> Result<(), SolverError> {
+    use futures::{StreamExt, TryStreamExt};
+    if indexes.iter().all(|i| i.sharded.is_none()) {
+        return Ok(());
+    }
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut frontier: Vec<String> = specs
+        .iter()
+        .filter_map(spec_name)
+        .chain(
+            locked
+                .iter()
+                .map(|r| r.package_record.name.as_normalized().to_owned()),
+        )
+        .filter(|n| seen.insert(n.clone()))
+        .collect();
+    while !frontier.is_empty() {
+        let jobs: Vec<(&SubdirIndex, &String, [u8; 32])> = frontier
+            .iter()
+            .flat_map(|name| {
+                indexes.iter().filter_map(move |index| {
+                    let sharded = index.sharded.as_ref()?;
+                    let hash = sharded.index.shards.get(name)?;
+                    Some((index, name, *hash))
+                })
+            })
+            .collect();
+        futures::stream::iter(jobs)
+            .map(|(index, name, hash)| async move {
+                let sharded = index
+                    .sharded
+                    .as_ref()
+                    .ok_or_else(|| SolverError::Solver(String::from("not a sharded subdir")))?;
+                let shard = cache
+                    .fetch_shard(&sharded.index, &hash)
+                    .await
+                    .map_err(|source| SolverError::ChannelUnreachable {
+                        channel: display_channel(index.channel()),
+                        source: Box::new(source),
+                    })?;
+                index.load_shard(name, &shard)
+            })
+            .buffer_unordered(SHARDS_IN_FLIGHT)
+            .try_collect::<Vec<()>>()
+            .await?;
+        let mut next = Vec::new();
+        for name in &frontier {
+            for index in indexes {
+                for record in index.records(name)? {
+                    for dep in &record.package_record.depends {
+                        let dep = dependency_name(dep);
+                        if !dep.starts_with("__") && !dep.is_empty() && seen.insert(dep.to_owned())
+                        {
+                            next.push(dep.to_owned());
+                        }
+                    }
+                }
+            }
+        }
+        frontier = next;
+    }
+    Ok(())
 }
 
 /// Discards the cached repodata of `url` and indexes a fresh download.

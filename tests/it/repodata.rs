@@ -4,6 +4,8 @@
 //! way the channel is served.
 
 use std::collections::BTreeSet;
+
+use sha2::Digest;
 use std::path::Path;
 
 use pkgr_test_support::{current_subdir, ChannelServer, Format, LocalChannel, Package};
@@ -167,6 +169,193 @@ fn broken_zst_is_not_stored() {
     );
     std::fs::write(&zst, &good).unwrap();
     assert_eq!(solution(&world, server.url()).len(), 4);
+}
+
+/// Writes the CEP-16 sharded form of each subdir beside its repodata.json:
+/// `repodata_shards.msgpack.zst` and one `<sha256>.msgpack.zst` per name,
+/// digests as msgpack bytes.
+fn add_shards(root: &Path) {
+    use rmpv::Value;
+    for subdir in [current_subdir(), "noarch"] {
+        let dir = root.join(subdir);
+        let repodata: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("repodata.json")).unwrap()).unwrap();
+        let mut by_name: std::collections::BTreeMap<String, [Vec<(Value, Value)>; 2]> =
+            std::collections::BTreeMap::new();
+        for (i, section) in ["packages", "packages.conda"].into_iter().enumerate() {
+            for (file_name, record) in repodata[section].as_object().unwrap() {
+                let name = record["name"].as_str().unwrap().to_owned();
+                let fields = record
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .map(|(k, v)| {
+                        let value = match (k.as_str(), v) {
+                            ("sha256" | "md5", serde_json::Value::String(h)) => {
+                                Value::Binary(hex::decode(h).unwrap())
+                            }
+                            _ => json_to_msgpack(v),
+                        };
+                        (Value::from(k.as_str()), value)
+                    })
+                    .collect();
+                by_name.entry(name).or_default()[i]
+                    .push((Value::from(file_name.as_str()), Value::Map(fields)));
+            }
+        }
+        let mut shards = Vec::new();
+        for (name, [tar_bz2, conda]) in by_name {
+            let shard = Value::Map(vec![
+                (Value::from("packages"), Value::Map(tar_bz2)),
+                (Value::from("packages.conda"), Value::Map(conda)),
+                (Value::from("removed"), Value::Array(Vec::new())),
+            ]);
+            let bytes = msgpack_zst(&shard);
+            let hash = sha2::Sha256::digest(&bytes).to_vec();
+            std::fs::write(
+                dir.join(format!("{}.msgpack.zst", hex::encode(&hash))),
+                bytes,
+            )
+            .unwrap();
+            shards.push((Value::from(name.as_str()), Value::Binary(hash)));
+        }
+        let index = Value::Map(vec![
+            (Value::from("version"), Value::from(1)),
+            (
+                Value::from("info"),
+                Value::Map(vec![
+                    (Value::from("base_url"), Value::from("")),
+                    (Value::from("shards_base_url"), Value::from("")),
+                    (Value::from("subdir"), Value::from(subdir)),
+                ]),
+            ),
+            (Value::from("shards"), Value::Map(shards)),
+        ]);
+        std::fs::write(dir.join("repodata_shards.msgpack.zst"), msgpack_zst(&index)).unwrap();
+    }
+}
+
+fn msgpack_zst(value: &rmpv::Value) -> Vec<u8> {
+    let mut raw = Vec::new();
+    rmpv::encode::write_value(&mut raw, value).unwrap();
+    zstd::encode_all(&raw[..], 3).unwrap()
+}
+
+fn json_to_msgpack(value: &serde_json::Value) -> rmpv::Value {
+    use rmpv::Value;
+    match value {
+        serde_json::Value::Null => Value::Nil,
+        serde_json::Value::Bool(b) => Value::from(*b),
+        serde_json::Value::Number(n) => n
+            .as_u64()
+            .map(Value::from)
+            .or_else(|| n.as_i64().map(Value::from))
+            .unwrap_or_else(|| Value::from(n.as_f64().unwrap())),
+        serde_json::Value::String(s) => Value::from(s.as_str()),
+        serde_json::Value::Array(a) => Value::Array(a.iter().map(json_to_msgpack).collect()),
+        serde_json::Value::Object(o) => Value::Map(
+            o.iter()
+                .map(|(k, v)| (Value::from(k.as_str()), json_to_msgpack(v)))
+                .collect(),
+        ),
+    }
+}
+
+#[test]
+fn a_sharded_channel_gives_the_same_solution_fetching_only_the_shards_it_needs() {
+    let world = World::new();
+    let plain = channel(&world.path().join("plain"));
+    let local = solution(&world, plain.root().to_str().unwrap());
+    let sharded = world.path().join("sharded");
+    copy_dir(plain.root(), &sharded);
+    add_shards(&sharded);
+    let server = ChannelServer::serve(&sharded);
+    assert_eq!(solution(&world, server.url()), local);
+    let counts = server.counts();
+    let linux = format!("/{}/", current_subdir());
+    assert_eq!(
+        server.count(&format!("{linux}repodata_shards.msgpack.zst")),
+        1
+    );
+    assert_eq!(
+        server.count(&format!("{linux}repodata.json")),
+        0,
+        "{counts:?}"
+    );
+    assert_eq!(
+        server.count(&format!("{linux}repodata.json.zst")),
+        0,
+        "{counts:?}"
+    );
+    let shards_fetched = counts
+        .keys()
+        .filter(|p| p.ends_with(".msgpack.zst") && !p.contains("repodata_shards"))
+        .count();
+    // tool, python, zlib (linux-64) and data (noarch); not `unrelated`.
+    assert_eq!(shards_fetched, 4, "{counts:?}");
+
+    // A real install from it, and a warm run that fetches nothing again.
+    let prefix = world.env("installed");
+    assert_ok(&world.create(&prefix, server.url(), &["tool"]));
+    assert!(prefix.join("bin/tool").is_file());
+    let before = server.counts();
+    assert_eq!(solution(&world, server.url()), local);
+    let after = server.counts();
+    assert_eq!(
+        before
+            .iter()
+            .filter(|(p, _)| p.ends_with(".msgpack.zst"))
+            .collect::<BTreeSet<_>>(),
+        after
+            .iter()
+            .filter(|(p, _)| p.ends_with(".msgpack.zst"))
+            .collect::<BTreeSet<_>>(),
+        "warm: no shard or index fetched again"
+    );
+}
+
+#[test]
+fn a_shard_that_does_not_match_its_hash_is_refused_and_not_cached() {
+    let world = World::new();
+    let plain = channel(&world.path().join("plain"));
+    add_shards(plain.root());
+    let dir = plain.root().join(current_subdir());
+    // Replace the bytes of python's shard, keeping its name (the hash).
+    let index = pkgr_cache::shards::decode_msgpack_zst(
+        &std::fs::read(dir.join("repodata_shards.msgpack.zst")).unwrap(),
+    )
+    .unwrap();
+    let index =
+        pkgr_cache::ShardIndex::parse(&index, &url::Url::parse("http://x/linux-64/").unwrap())
+            .unwrap();
+    let python = hex::encode(index.shards["python"]);
+    let shard = dir.join(format!("{python}.msgpack.zst"));
+    let mut bytes = std::fs::read(&shard).unwrap();
+    bytes.push(0);
+    std::fs::write(&shard, bytes).unwrap();
+    let server = ChannelServer::serve(plain.root());
+    let out = world.run(&[
+        "create",
+        "--dry-run",
+        "-p",
+        world.env("dry").to_str().unwrap(),
+        "-c",
+        server.url(),
+        "tool",
+    ]);
+    let err = crate::common::assert_fails(&out);
+    assert!(
+        err.contains(&python) && err.contains("checksum mismatch"),
+        "{err}"
+    );
+    assert!(
+        !world
+            .cache()
+            .join("repodata/shards")
+            .join(format!("{python}.msgpack.zst"))
+            .exists(),
+        "not cached"
+    );
 }
 
 fn copy_dir(from: &Path, to: &Path) {
