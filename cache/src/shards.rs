@@ -137,6 +137,44 @@ pub fn msgpack_to_json(value: &rmpv::Value) -> serde_json::Value {
     }
 }
 
+/// Converts a repodata record (or any JSON) to msgpack as CEP-16 stores it:
+/// `md5` and `sha256` as raw bytes, everything else as it is. The inverse of
+/// [`msgpack_to_json`].
+pub fn json_to_msgpack(value: &serde_json::Value) -> rmpv::Value {
+    use rmpv::Value as M;
+    match value {
+        serde_json::Value::Null => M::Nil,
+        serde_json::Value::Bool(b) => M::from(*b),
+        serde_json::Value::Number(n) => n
+            .as_u64()
+            .map(M::from)
+            .or_else(|| n.as_i64().map(M::from))
+            .unwrap_or_else(|| M::from(n.as_f64().unwrap_or_default())),
+        serde_json::Value::String(s) => M::from(s.as_str()),
+        serde_json::Value::Array(items) => M::Array(items.iter().map(json_to_msgpack).collect()),
+        serde_json::Value::Object(map) => M::Map(
+            map.iter()
+                .map(|(k, v)| {
+                    let value = match (k.as_str(), v) {
+                        ("md5" | "sha256", serde_json::Value::String(h)) => {
+                            hex::decode(h).map_or_else(|_| json_to_msgpack(v), M::Binary)
+                        }
+                        _ => json_to_msgpack(v),
+                    };
+                    (M::from(k.as_str()), value)
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// Encodes `value` as zstd-compressed msgpack.
+pub fn encode_msgpack_zst(value: &rmpv::Value) -> std::io::Result<Vec<u8>> {
+    let mut raw = Vec::new();
+    rmpv::encode::write_value(&mut raw, value).map_err(std::io::Error::other)?;
+    zstd::encode_all(&raw[..], 3)
+}
+
 impl PackageCache {
     fn shard_path(&self, hash: &[u8; 32]) -> PathBuf {
         self.root()

@@ -1,5 +1,6 @@
 //! `pkgr index DIR`: make a folder of packages into a local channel by writing
-//! `<subdir>/repodata.json` (and `repodata.json.zst`) for every subdir.
+//! `<subdir>/repodata.json`, `repodata.json.zst` and the sharded form (CEP-16:
+//! `repodata_shards.msgpack.zst` and one shard per package name) for every subdir.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -94,6 +95,7 @@ fn index_subdir(dir: &Path, subdir: &str, progress: &Progress) -> anyhow::Result
         "removed": [],
         "repodata_version": 1,
     });
+    write_sharded(dir, subdir, &packages, &conda_packages)?;
     let text = serde_json::to_string_pretty(&repodata)?;
     // The .zst first: a reader that finds repodata.json new finds the .zst
     // at least as new (pkgr and conda take the .zst when it is there).
@@ -102,6 +104,76 @@ fn index_subdir(dir: &Path, subdir: &str, progress: &Progress) -> anyhow::Result
     write_in(dir, "repodata.json.zst", &zst)?;
     write_in(dir, "repodata.json", text.as_bytes())?;
     Ok((count, skipped))
+}
+
+/// Writes the CEP-16 sharded form of a subdir: one `<sha256>.msgpack.zst` per
+/// package name, then the index `repodata_shards.msgpack.zst` (so a reader of
+/// a new index finds its shards), then removes shards no index names.
+fn write_sharded(
+    dir: &Path,
+    subdir: &str,
+    packages: &BTreeMap<String, serde_json::Value>,
+    conda_packages: &BTreeMap<String, serde_json::Value>,
+) -> anyhow::Result<()> {
+    use pkgr_cache::shards::{encode_msgpack_zst, json_to_msgpack};
+    use rmpv::Value;
+    use sha2::Digest;
+    type Members = Vec<(Value, Value)>;
+    let mut by_name: BTreeMap<&str, (Members, Members)> = BTreeMap::new();
+    for (section, records) in [(0, packages), (1, conda_packages)] {
+        for (file_name, record) in records {
+            let name = record["name"].as_str().unwrap_or_default();
+            let entry = by_name.entry(name).or_default();
+            let members = if section == 0 {
+                &mut entry.0
+            } else {
+                &mut entry.1
+            };
+            members.push((Value::from(file_name.as_str()), json_to_msgpack(record)));
+        }
+    }
+    let mut shards = Vec::with_capacity(by_name.len());
+    let mut written = std::collections::HashSet::new();
+    for (name, (tar_bz2, conda)) in by_name {
+        let shard = Value::Map(vec![
+            (Value::from("packages"), Value::Map(tar_bz2)),
+            (Value::from("packages.conda"), Value::Map(conda)),
+            (Value::from("removed"), Value::Array(Vec::new())),
+        ]);
+        let bytes = encode_msgpack_zst(&shard)?;
+        let hash = sha2::Sha256::digest(&bytes);
+        let file_name = format!("{}.msgpack.zst", hex::encode(hash));
+        write_in(dir, &file_name, &bytes)?;
+        written.insert(file_name);
+        shards.push((Value::from(name), Value::Binary(hash.to_vec())));
+    }
+    let index = Value::Map(vec![
+        (Value::from("version"), Value::from(1)),
+        (
+            Value::from("info"),
+            Value::Map(vec![
+                (Value::from("base_url"), Value::from("")),
+                (Value::from("shards_base_url"), Value::from("")),
+                (Value::from("subdir"), Value::from(subdir)),
+            ]),
+        ),
+        (Value::from("shards"), Value::Map(shards)),
+    ]);
+    write_in(
+        dir,
+        "repodata_shards.msgpack.zst",
+        &encode_msgpack_zst(&index)?,
+    )?;
+    for entry in fs_err::read_dir(dir)?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_shard = name.len() == 64 + ".msgpack.zst".len()
+            && name.ends_with(".msgpack.zst")
+            && name[..64].bytes().all(|b| b.is_ascii_hexdigit());
+        if is_shard && !written.contains(&name) {
+            fs_err::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// The zstd level of `repodata.json.zst` (as conda-index uses).

@@ -1,6 +1,7 @@
 //! `pkgr index`: a folder of packages becomes a channel.
 
 use pkgr_test_support::{sha256_hex, Format, Package};
+use sha2::Digest;
 
 use crate::common::{assert_ok, World};
 
@@ -53,6 +54,46 @@ fn index_writes_repodata_with_checksums() {
             std::fs::read(dir.join("repodata.json")).unwrap()
         );
     }
+
+    // The sharded form: every record of repodata.json is in its name's
+    // shard (digests as bytes), the shards hash to their names, and a
+    // channel served over HTTP is read through them.
+    for dir in [root.join(subdir), root.join("noarch")] {
+        let repodata: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("repodata.json")).unwrap()).unwrap();
+        let index = pkgr_cache::shards::decode_msgpack_zst(
+            &std::fs::read(dir.join("repodata_shards.msgpack.zst")).unwrap(),
+        )
+        .unwrap();
+        let index = pkgr_cache::ShardIndex::parse(&index, &url::Url::parse("http://h/s/").unwrap())
+            .unwrap();
+        let mut seen = 0;
+        for (name, hash) in &index.shards {
+            let bytes =
+                std::fs::read(dir.join(format!("{}.msgpack.zst", hex::encode(hash)))).unwrap();
+            assert_eq!(sha2::Sha256::digest(&bytes).as_slice(), hash.as_slice());
+            let shard = pkgr_cache::shards::msgpack_to_json(
+                &pkgr_cache::shards::decode_msgpack_zst(&bytes).unwrap(),
+            );
+            for section in ["packages", "packages.conda"] {
+                for (file_name, record) in shard[section].as_object().unwrap() {
+                    assert_eq!(record["name"], name.as_str());
+                    assert_eq!(record, &repodata[section][file_name], "{file_name}");
+                    seen += 1;
+                }
+            }
+        }
+        let total = repodata["packages"].as_object().unwrap().len()
+            + repodata["packages.conda"].as_object().unwrap().len();
+        assert_eq!(seen, total);
+    }
+    let server = pkgr_test_support::ChannelServer::serve(&root);
+    assert_ok(&world.create(&world.env("served"), server.url(), &["alpha"]));
+    assert_eq!(server.count(&format!("/{subdir}/repodata.json")), 0);
+    assert_eq!(
+        server.count(&format!("/{subdir}/repodata_shards.msgpack.zst")),
+        1
+    );
 
     // The indexed folder works as a channel.
     let prefix = world.env("indexed");
