@@ -898,7 +898,7 @@ impl PackageCache {
                 context: format!("{redacted} is not a local path"),
                 source: std::io::Error::other("bad file URL"),
             })?;
-            return RepodataFile::open(path);
+            return self.open_local_indexed(path, &url, redacted).await;
         }
         let (paths, _lock) = self.lock_repodata(&url, &redacted, reporter).await?;
         let info: Option<RepodataInfo> = fs_err::read_to_string(&paths.info)
@@ -1039,6 +1039,52 @@ impl PackageCache {
         // Opened while we hold the lock: a `clean --all` that removes the file
         // later does not take it away from us.
         self.open_indexed(&paths, &redacted).await.map(Some)
+    }
+
+    /// A local channel's repodata.json, read in place through an index kept
+    /// in the cache (keyed by the file's URL, size and modification time, so
+    /// a changed file is indexed again): a solve reads only what it needs,
+    /// as for a remote channel. The index is written by temp file and rename,
+    /// so processes that build it at once are harmless.
+    async fn open_local_indexed(
+        &self,
+        path: PathBuf,
+        url: &Url,
+        redacted: String,
+    ) -> Result<Option<RepodataFile>, CacheError> {
+        let Some(mut file) = RepodataFile::open(path)? else {
+            return Ok(None);
+        };
+        let index_path = self.repodata_paths(url).index;
+        let tmp = self.tmp_dir();
+        tokio::task::spawn_blocking(move || {
+            let meta = file
+                .file
+                .metadata()
+                .map_err(io_error(format!("reading {}", file.path.display())))?;
+            let modified_ns = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            if let Some(index) = RepodataIndex::read(&index_path, meta.len(), Some(modified_ns)) {
+                file.index = Some(index);
+                return Ok(Some(file));
+            }
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut file.file, &mut bytes)
+                .map_err(io_error(format!("reading {}", file.path.display())))?;
+            let index =
+                RepodataIndex::build(&bytes).map_err(|problem| CacheError::BrokenRepodata {
+                    url: redacted,
+                    problem,
+                })?;
+            write_index(&index, meta.len(), Some(modified_ns), &index_path, &tmp)?;
+            file.index = Some(index);
+            Ok(Some(file))
+        })
+        .await
+        .map_err(join_error)?
     }
 
     /// The CEP-16 shard index of `subdir_url` (`repodata_shards.msgpack.zst`),
@@ -1231,7 +1277,7 @@ impl PackageCache {
                 .metadata()
                 .map_err(io_error("reading cached repodata"))?
                 .len();
-            let index = match RepodataIndex::read(&index_path, size) {
+            let index = match RepodataIndex::read(&index_path, size, None) {
                 Some(index) => index,
                 None => {
                     let bytes = fs_err::read(&json).map_err(io_error("reading cached repodata"))?;
@@ -1241,7 +1287,7 @@ impl PackageCache {
                             problem,
                         }
                     })?;
-                    write_index(&index, bytes.len() as u64, &index_path, &tmp)?;
+                    write_index(&index, bytes.len() as u64, None, &index_path, &tmp)?;
                     index
                 }
             };
@@ -1346,18 +1392,19 @@ fn place_repodata(
     } else {
         fs_err::rename(downloaded, json).map_err(|e| e.to_string())?;
     }
-    write_index(&index, bytes.len() as u64, index_path, tmp).map_err(|e| error_text(&e))
+    write_index(&index, bytes.len() as u64, None, index_path, tmp).map_err(|e| error_text(&e))
 }
 
 fn write_index(
     index: &RepodataIndex,
     json_size: u64,
+    modified_ns: Option<u128>,
     path: &Path,
     tmp: &Path,
 ) -> Result<(), CacheError> {
     let mut text = Vec::new();
     index
-        .write_to(&mut text, json_size)
+        .write_to(&mut text, json_size, modified_ns)
         .map_err(io_error("writing a repodata index"))?;
     write_atomically(path, tmp, &text)
 }

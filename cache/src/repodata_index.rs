@@ -54,6 +54,10 @@ struct RawRepodata<'a> {
 #[derive(serde::Serialize, Deserialize)]
 struct Header {
     json_size: u64,
+    /// For a local channel's file, read in place: its modification time
+    /// (nanoseconds since the epoch), which with its size names its version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    modified_ns: Option<u128>,
     base_url: Option<String>,
 }
 
@@ -143,10 +147,17 @@ impl RepodataIndex {
         })
     }
 
-    /// Writes the index for a repodata file of `json_size` bytes.
-    pub fn write_to(&self, out: &mut impl Write, json_size: u64) -> std::io::Result<()> {
+    /// Writes the index for a repodata file of `json_size` bytes (and, for a
+    /// file read in place, modified at `modified_ns`).
+    pub fn write_to(
+        &self,
+        out: &mut impl Write,
+        json_size: u64,
+        modified_ns: Option<u128>,
+    ) -> std::io::Result<()> {
         let header = Header {
             json_size,
+            modified_ns,
             base_url: self.base_url.clone(),
         };
         writeln!(out, "{MAGIC}")?;
@@ -162,16 +173,16 @@ impl RepodataIndex {
     }
 
     /// Reads an index written by [`Self::write_to`] for a repodata file of
-    /// `json_size` bytes; `None` if it is missing, of another format, or was
-    /// written for another file.
-    pub fn read(path: &Path, json_size: u64) -> Option<Self> {
+    /// `json_size` bytes (modified at `modified_ns`); `None` if it is missing,
+    /// of another format, or was written for another file or version.
+    pub fn read(path: &Path, json_size: u64, modified_ns: Option<u128>) -> Option<Self> {
         let text = fs_err::read_to_string(path).ok()?;
         let mut lines = text.lines();
         if lines.next()? != MAGIC {
             return None;
         }
         let header: Header = serde_json::from_str(lines.next()?).ok()?;
-        if header.json_size != json_size {
+        if header.json_size != json_size || header.modified_ns != modified_ns {
             return None;
         }
         let mut names = HashMap::new();
@@ -237,12 +248,17 @@ mod tests {
         assert_eq!(bc.keys().collect::<Vec<_>>(), ["b-c-1.0-0.tar.bz2"]);
 
         let mut written = Vec::new();
-        index.write_to(&mut written, 1234).unwrap();
+        index.write_to(&mut written, 1234, None).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.index");
         std::fs::write(&path, &written).unwrap();
-        assert_eq!(RepodataIndex::read(&path, 1234), Some(index));
-        assert_eq!(RepodataIndex::read(&path, 1235), None, "another file");
+        assert_eq!(RepodataIndex::read(&path, 1234, None), Some(index));
+        assert_eq!(RepodataIndex::read(&path, 1235, None), None, "another file");
+        assert_eq!(
+            RepodataIndex::read(&path, 1234, Some(7)),
+            None,
+            "another version"
+        );
     }
 
     #[test]

@@ -543,6 +543,12 @@ pub async fn load_channels(
             }
             Ok(Fetched::Missing) => missing.push(SubdirIndex::missing(channel.clone(), url)),
             Err(source) => {
+                if let pkgr_cache::CacheError::BrokenRepodata { url, problem } = &source {
+                    return Err(SolverError::BrokenRepodata {
+                        url: url.clone(),
+                        message: problem.clone(),
+                    });
+                }
                 if let Some((url, status)) = refused(&source) {
                     return Err(SolverError::NeedsCredentials {
                         channel: pkgr_fetch::redact_url(channel.base_url.url())

@@ -119,12 +119,17 @@ fn zst_is_taken_when_served_and_the_solution_is_the_same_in_every_form() {
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == "index"))
         .collect();
-    assert_eq!(indexes.len(), 4, "two subdirs of two channels");
+    assert_eq!(
+        indexes.len(),
+        6,
+        "two subdirs of three channels (local too)"
+    );
     for index in &indexes {
         std::fs::write(index, "pkgr-repodata-index 1\n{\"json_size\": 1}\n").unwrap();
     }
     assert_eq!(solution(&world, zst_server.url()), local);
     assert_eq!(solution(&world, plain_server.url()), local);
+    assert_eq!(solution(&world, plain.root().to_str().unwrap()), local);
     let rebuilt: Vec<String> = indexes
         .iter()
         .map(|index| std::fs::read_to_string(index).unwrap())
@@ -135,7 +140,7 @@ fn zst_is_taken_when_served_and_the_solution_is_the_same_in_every_form() {
     );
     assert_eq!(
         rebuilt.iter().filter(|t| t.contains("\ntool ")).count(),
-        2,
+        3,
         "{rebuilt:?}"
     );
     assert_ok(&world.run(&["cache", "verify"]));
