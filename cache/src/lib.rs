@@ -883,7 +883,8 @@ impl PackageCache {
     ///
     /// `file://` channels are read in place. For http(s) the copy in
     /// `repodata/` is used when it is fresh (fetched by any process since this
-    /// one started, or within the server's `Cache-Control: max-age`), else it is
+    /// one started, or within the longer of the server's `Cache-Control:
+    /// max-age` and the TTL of [`RepodataPolicy`]), else it is
     /// revalidated or downloaded under the file's exclusive lock. `Ok(None)` when
     /// the channel has no such subdir (404 / no file).
     pub async fn fetch_repodata(
@@ -998,18 +999,7 @@ impl PackageCache {
             }
         };
         let (http, size) = match result {
-            // A 304 need not repeat the validators (Python's http.server
-            // sends none): keep the ones it confirmed.
-            Conditional::NotModified(http) => {
-                let kept = info.as_ref().map(RepodataInfo::http_cache_info);
-                let kept = kept.unwrap_or_default();
-                let http = HttpCacheInfo {
-                    etag: http.etag.or(kept.etag),
-                    last_modified: http.last_modified.or(kept.last_modified),
-                    cache_control: http.cache_control.or(kept.cache_control),
-                };
-                (http, None)
-            }
+            Conditional::NotModified(http) => (confirmed(http, info.as_ref()), None),
             Conditional::Downloaded(d, http) => (http, Some(d.size)),
         };
         match size {
@@ -1156,18 +1146,7 @@ impl PackageCache {
         };
         let now = unix_now();
         let (http, not_found) = match result {
-            Ok(Conditional::NotModified(http)) => {
-                let kept = info
-                    .as_ref()
-                    .map(RepodataInfo::http_cache_info)
-                    .unwrap_or_default();
-                let http = HttpCacheInfo {
-                    etag: http.etag.or(kept.etag),
-                    last_modified: http.last_modified.or(kept.last_modified),
-                    cache_control: http.cache_control.or(kept.cache_control),
-                };
-                (http, false)
-            }
+            Ok(Conditional::NotModified(http)) => (confirmed(http, info.as_ref()), false),
             Ok(Conditional::Downloaded(d, http)) => {
                 let bytes = fs_err::read(&download).map_err(io_error("reading a shard index"));
                 let checked = bytes.and_then(|b| parse(&b));
@@ -1407,6 +1386,19 @@ fn write_index(
         .write_to(&mut text, json_size, modified_ns)
         .map_err(io_error("writing a repodata index"))?;
     write_atomically(path, tmp, &text)
+}
+
+/// The validators after a 304: a 304 need not repeat them (Python's
+/// http.server sends none), so the ones it confirmed are kept.
+fn confirmed(http: HttpCacheInfo, previous: Option<&RepodataInfo>) -> HttpCacheInfo {
+    let kept = previous
+        .map(RepodataInfo::http_cache_info)
+        .unwrap_or_default();
+    HttpCacheInfo {
+        etag: http.etag.or(kept.etag),
+        last_modified: http.last_modified.or(kept.last_modified),
+        cache_control: http.cache_control.or(kept.cache_control),
+    }
 }
 
 /// An error and its causes on one line.
