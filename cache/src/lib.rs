@@ -389,6 +389,20 @@ impl CacheEntry {
     pub fn downloaded_bytes(&self) -> Option<u64> {
         self.downloaded
     }
+    /// The entry's completion marker: the verified archive's sha256, md5 and
+    /// size (for records that did not know them, such as an `@EXPLICIT`
+    /// line with only an md5).
+    pub fn marker(&self) -> Result<EntryMarker, CacheError> {
+        let path = self.dir.join(ENTRY_MARKER);
+        let text = fs_err::read_to_string(&path).map_err(|source| CacheError::Io {
+            context: format!("reading {}", path.display()),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|e| CacheError::Io {
+            context: format!("reading {}", path.display()),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        })
+    }
 }
 
 /// The process start time, to tell "another process just fetched this" apart
@@ -612,6 +626,7 @@ impl PackageCache {
             if let Some(marker) = self.complete_marker(&key, record) {
                 match self.check_entry_files(&dir, marker).await? {
                     Ok(()) => {
+                        tracing::debug!(entry = %key, "complete entry, shared lock held");
                         if downloaded == 0 {
                             reporter.cached(&display);
                         }
@@ -637,6 +652,7 @@ impl PackageCache {
                 }
             }
             drop(shared);
+            tracing::debug!(entry = %key, "not complete: claiming it");
             let filled = self
                 .claim_and_fill(record, &key, reporter, abort, damage.is_some())
                 .await?;

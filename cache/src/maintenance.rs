@@ -28,6 +28,10 @@ pub struct CleanReport {
     pub temp_removed: usize,
     /// Temp directories of live processes left alone.
     pub temp_live: usize,
+    /// Archives of extracted entries removed (`clean --tarballs`).
+    pub tarballs_removed: Vec<String>,
+    /// Bytes those archives held.
+    pub tarball_bytes: u64,
 }
 
 /// One corrupt entry found by `verify`.
@@ -154,6 +158,41 @@ impl PackageCache {
         Ok(report)
     }
 
+    /// Removes the downloaded archive of every complete entry that no process
+    /// is using (under its exclusive try-lock); the extracted entry stays and
+    /// is used as before. Only the self-repair of a damaged entry needs the
+    /// archive again, and then downloads it.
+    pub fn clean_tarballs(&self, report: &mut CleanReport) -> Result<(), CacheError> {
+        for key in self.entry_keys()? {
+            let dir = self.pkgs().join(&key);
+            let archives: Vec<PathBuf> = [".conda", ".tar.bz2"]
+                .iter()
+                .map(|ext| self.pkgs().join(format!("{key}{ext}")))
+                .filter(|p| p.is_file())
+                .collect();
+            if archives.is_empty() {
+                continue;
+            }
+            match FileLock::try_acquire(&self.lock_path(&key), LockMode::Exclusive)? {
+                None => report.busy.push(key),
+                Some(lock) => {
+                    // Only beside a complete entry: an archive without one
+                    // is what a fill extracts from next.
+                    if dir.join(ENTRY_MARKER).is_file() {
+                        for archive in &archives {
+                            let size = fs_err::metadata(archive).map(|m| m.len()).unwrap_or(0);
+                            fs_err::remove_file(archive).map_err(io("removing an archive"))?;
+                            report.tarball_bytes += size;
+                        }
+                        report.tarballs_removed.push(key);
+                    }
+                    drop(lock);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Checks every complete entry: its archive against the sha256 in its
     /// marker, and every file its paths.json lists (size and sha256); and
     /// every cached repodata.json (whole, valid JSON). With `repair`, corrupt
@@ -222,6 +261,9 @@ impl PackageCache {
         };
         let archive = self.pkgs().join(format!("{key}{ext}"));
         match hash_file(&archive) {
+            // Removed by `clean --tarballs`: the extracted files are what
+            // is checked then.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(format!("archive {}: {e}", archive.display())),
             Ok(file) if hex::encode(file.sha256) != marker.sha256 => Err(format!(
                 "archive {} has sha256 {}, expected {}",

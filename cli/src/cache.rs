@@ -13,12 +13,21 @@ fn open(global: &GlobalArgs) -> anyhow::Result<PackageCache> {
     Ok(PackageCache::open(&root, Fetcher::new()?)?)
 }
 
+/// `pkgr clean`: the temp files of dead processes always (what `--temp`
+/// names); `--tarballs`: the archives of extracted entries; `--all`: every
+/// entry and cached repodata file. Nothing in use is touched (try-locks).
 pub async fn clean(global: &GlobalArgs, args: &CleanArgs) -> anyhow::Result<()> {
     let cache = open(global)?;
-    let all = args.all;
-    let report = tokio::task::spawn_blocking(move || cache.clean(all))
-        .await
-        .context("clean failed")??;
+    let (all, tarballs) = (args.all, args.tarballs);
+    let report = tokio::task::spawn_blocking(move || {
+        let mut report = cache.clean(all)?;
+        if tarballs && !all {
+            cache.clean_tarballs(&mut report)?;
+        }
+        Ok::<_, pkgr_cache::CacheError>(report)
+    })
+    .await
+    .context("clean failed")??;
     if global.json {
         let value = serde_json::json!({
             "removed": report.removed,
@@ -26,6 +35,8 @@ pub async fn clean(global: &GlobalArgs, args: &CleanArgs) -> anyhow::Result<()> 
             "repodata_removed": report.repodata_removed,
             "temp_removed": report.temp_removed,
             "temp_live": report.temp_live,
+            "tarballs_removed": report.tarballs_removed,
+            "tarball_bytes": report.tarball_bytes,
         });
         print_stdout(&format!("{}\n", serde_json::to_string_pretty(&value)?));
         return Ok(());
@@ -33,6 +44,16 @@ pub async fn clean(global: &GlobalArgs, args: &CleanArgs) -> anyhow::Result<()> 
     let progress = Progress::new(global.quiet);
     for key in &report.busy {
         progress.line(&format!("skipped {key} (in use by another pkgr process)"));
+    }
+    if tarballs && !all {
+        progress.line(&format!(
+            "removed {} archives ({}) of extracted packages; removed the temp files of {} finished processes; {} packages in use were kept",
+            report.tarballs_removed.len(),
+            indicatif::HumanBytes(report.tarball_bytes),
+            report.temp_removed,
+            report.busy.len()
+        ));
+        return Ok(());
     }
     progress.line(&format!(
         "removed {} packages, {} repodata files and the temp files of {} finished processes; {} packages in use were kept",

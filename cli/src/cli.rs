@@ -18,7 +18,7 @@ pub struct Cli {
 /// Options every command takes.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// The package cache [default: $PKGR_CACHE_DIR, else $XDG_CACHE_HOME/pkgr, else ~/.cache/pkgr]
+    /// The package cache [default: $PKGR_CACHE_DIR, else the config's pkgs_dirs, else $XDG_CACHE_HOME/pkgr, else ~/.cache/pkgr]
     #[arg(long, global = true, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
     /// Print machine-readable JSON on stdout instead of tables
@@ -27,6 +27,9 @@ pub struct GlobalArgs {
     /// Print only errors
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Log what pkgr does on stderr (-v: info, -vv: debug, -vvv: trace; or set PKGR_LOG to tracing filter directives)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     /// How many downloads/extractions/links run at once [default: 2 × cores, 2..16]
     #[arg(long, global = true, env = "PKGR_JOBS", value_name = "N")]
     pub jobs: Option<usize>,
@@ -45,6 +48,9 @@ pub struct GlobalArgs {
         default_value_t = 1800
     )]
     pub repodata_ttl: u64,
+    /// The configuration files and environment variables, read once at start.
+    #[arg(skip)]
+    pub config: crate::config::Config,
 }
 
 impl GlobalArgs {
@@ -79,6 +85,148 @@ pub enum Command {
     /// Inspect the package cache
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Search the channels for packages matching a spec, newest first
+    Search(SearchArgs),
+    /// Show pkgr's version, platform, virtual packages, cache and environment directories, channels and config files
+    Info,
+    /// List, remove and export environments
+    #[command(subcommand)]
+    Env(EnvCommand),
+    /// Run a command inside an environment (activated as conda does: PATH, CONDA_PREFIX, etc/conda/activate.d)
+    Run(RunArgs),
+    /// Shell integration: `eval "$(pkgr shell hook)"` gives `pkgr activate NAME` and `pkgr deactivate`
+    #[command(subcommand)]
+    Shell(ShellCommand),
+    /// Show the configuration
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completion {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `pkgr search`.
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// A match spec (`numpy`, `'numpy>=1.26'`, `'py*'`)
+    #[arg(value_name = "SPEC")]
+    pub spec: String,
+    /// A channel, as for `create`. Repeat for several [default: the configured channels]
+    #[arg(short = 'c', long = "channel", value_name = "CHANNEL")]
+    pub channels: Vec<String>,
+    /// Use only the channels given with -c
+    #[arg(long)]
+    pub override_channels: bool,
+    /// The platform (subdir) to search [default: this machine's]
+    #[arg(long, value_name = "SUBDIR")]
+    pub platform: Option<String>,
+}
+
+/// `pkgr env ...`.
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    /// List the environments pkgr knows (those under the envs directories)
+    List,
+    /// Remove an environment entirely
+    Remove(EnvRemoveArgs),
+    /// Write an environment as environment.yml (or as an @EXPLICIT list with --explicit)
+    Export(EnvExportArgs),
+}
+
+/// `pkgr env remove`.
+#[derive(Debug, Args)]
+pub struct EnvRemoveArgs {
+    #[command(flatten)]
+    pub target: EnvTarget,
+    /// Accepted for conda compatibility (pkgr does not ask)
+    #[arg(short = 'y', long = "yes")]
+    pub yes: bool,
+    /// Show what would be removed, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `pkgr env export`.
+#[derive(Debug, Args)]
+pub struct EnvExportArgs {
+    #[command(flatten)]
+    pub target: EnvTarget,
+    /// Only the specs that were asked for (from conda-meta/history), not every installed package
+    #[arg(long, conflicts_with = "explicit")]
+    pub from_history: bool,
+    /// An @EXPLICIT list of package URLs (with their md5, or sha256 with --sha256), installable without solving
+    #[arg(long)]
+    pub explicit: bool,
+    /// With --explicit: the sha256 of each package instead of its md5
+    #[arg(long, requires = "explicit")]
+    pub sha256: bool,
+    /// Leave out build strings (name=version only)
+    #[arg(long, conflicts_with = "explicit")]
+    pub no_builds: bool,
+    /// Write to this file instead of stdout
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+/// `pkgr run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub target: EnvTarget,
+    /// The command and its arguments
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+/// The shells `pkgr shell` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShellKind {
+    /// bash
+    Bash,
+    /// zsh
+    Zsh,
+    /// fish
+    Fish,
+}
+
+/// `pkgr shell ...`.
+#[derive(Debug, Subcommand)]
+pub enum ShellCommand {
+    /// Print the shell function that makes `pkgr activate`/`pkgr deactivate` work: eval "$(pkgr shell hook)"
+    Hook {
+        /// The shell [default: from $SHELL, else bash]
+        #[arg(short, long)]
+        shell: Option<ShellKind>,
+    },
+    /// Print the script that activates an environment (what `pkgr activate` evaluates)
+    Activate {
+        /// The shell [default: from $SHELL, else bash]
+        #[arg(short, long)]
+        shell: Option<ShellKind>,
+        /// The environment: a name (under the envs directory) or a path
+        #[arg(value_name = "ENV")]
+        env: String,
+    },
+    /// Print the script that deactivates the active environment
+    Deactivate {
+        /// The shell [default: from $SHELL, else bash]
+        #[arg(short, long)]
+        shell: Option<ShellKind>,
+    },
+}
+
+/// `pkgr config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Every setting with its value and where it came from
+    List,
 }
 
 /// `pkgr clean`.
@@ -87,6 +235,12 @@ pub struct CleanArgs {
     /// Also remove every package and cached repodata file that no process is using
     #[arg(short, long)]
     pub all: bool,
+    /// Remove the downloaded archives of extracted packages no process is using (the extracted packages stay)
+    #[arg(short, long)]
+    pub tarballs: bool,
+    /// Remove the temp files of finished pkgr processes (what `pkgr clean` does with no flag)
+    #[arg(long, visible_alias = "tempfiles")]
+    pub temp: bool,
 }
 
 /// `pkgr cache ...`.
@@ -102,9 +256,9 @@ pub enum CacheCommand {
 
 /// Which environment: by name (under $PKGR_ROOT/envs) or by path.
 #[derive(Debug, Args)]
-#[group(required = true, multiple = false)]
+#[group(multiple = false)]
 pub struct EnvTarget {
-    /// Name of the environment (created under $PKGR_ROOT/envs; PKGR_ROOT defaults to ~/.local/share/pkgr)
+    /// Name of the environment (under $PKGR_ROOT/envs, else the config's envs_dirs, else ~/.local/share/pkgr/envs)
     #[arg(short = 'n', long = "name", value_name = "NAME")]
     pub name: Option<String>,
     /// Full path of the environment
@@ -138,8 +292,14 @@ pub struct CreateArgs {
     /// Copy files into the environment instead of hardlinking them from the cache (reflinks where the file system has them)
     #[arg(long)]
     pub copy: bool,
+    /// Read what to install from a file: environment.yml, a list of specs, an @EXPLICIT list, conda-lock.yml or pixi.lock (the last three are installed exactly, without solving). Repeat for several spec lists
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// With a pixi.lock: which of its environments [default: default]
+    #[arg(long, value_name = "NAME")]
+    pub lock_environment: Option<String>,
     /// Packages to install, as conda match specs (`python`, `numpy>=1.26,<2`, `conda-forge::xz`)
-    #[arg(required = true, value_name = "SPEC")]
+    #[arg(required_unless_present = "files", value_name = "SPEC")]
     pub specs: Vec<String>,
 }
 
@@ -148,6 +308,9 @@ pub struct CreateArgs {
 pub struct InstallArgs {
     #[command(flatten)]
     pub target: EnvTarget,
+    /// Accepted for conda compatibility (pkgr does not ask)
+    #[arg(short = 'y', long = "yes")]
+    pub yes: bool,
     /// A channel, as for `create`. Repeat for several, highest priority first [default: the channels the environment's packages came from]
     #[arg(short = 'c', long = "channel", value_name = "CHANNEL")]
     pub channels: Vec<String>,
@@ -176,6 +339,9 @@ pub struct InstallArgs {
 pub struct RemoveArgs {
     #[command(flatten)]
     pub target: EnvTarget,
+    /// Accepted for conda compatibility (pkgr does not ask)
+    #[arg(short = 'y', long = "yes")]
+    pub yes: bool,
     /// Remove the packages even if others installed depend on them (their dependencies are then broken)
     #[arg(long)]
     pub force: bool,

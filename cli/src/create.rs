@@ -19,9 +19,6 @@ use crate::output::{print_stdout, Progress};
 use crate::paths;
 use crate::transact::{apply, print_json, record_history, Change, Plan, Workspace};
 
-/// The channel used when no `-c` is given.
-pub const DEFAULT_CHANNEL: &str = "conda-forge";
-
 /// Parses the user's specs, pointing at the first bad one.
 pub fn parse_specs(specs: &[String]) -> anyhow::Result<Vec<MatchSpec>> {
     specs
@@ -33,23 +30,61 @@ pub fn parse_specs(specs: &[String]) -> anyhow::Result<Vec<MatchSpec>> {
         .collect()
 }
 
-/// The channels of a request, resolved against the channel alias
-/// (`$PKGR_CHANNEL_ALIAS`, default `https://conda.anaconda.org/`).
-pub fn parse_channels(given: &[String], override_channels: bool) -> anyhow::Result<Vec<Channel>> {
+/// How channel names resolve: against the configured channel alias
+/// (`$PKGR_CHANNEL_ALIAS`, `channel_alias` in a config file, default
+/// `https://conda.anaconda.org/`), local paths against the current directory.
+pub fn channel_config(global: &GlobalArgs) -> anyhow::Result<ChannelConfig> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let mut config = ChannelConfig::default_with_root_dir(cwd);
-    if let Ok(alias) = std::env::var("PKGR_CHANNEL_ALIAS") {
-        config.channel_alias = Url::parse(&alias)
-            .with_context(|| format!("PKGR_CHANNEL_ALIAS `{alias}` is not a URL"))?;
-    }
+    let alias = &global.config.channel_alias;
+    config.channel_alias = Url::parse(&alias.value).with_context(|| {
+        format!(
+            "channel_alias `{}` (from {}) is not a URL",
+            alias.value, alias.origin
+        )
+    })?;
+    Ok(config)
+}
+
+/// conda's `defaults` multichannel.
+const DEFAULTS: [&str; 2] = [
+    "https://repo.anaconda.com/pkgs/main",
+    "https://repo.anaconda.com/pkgs/r",
+];
+
+/// The channels of a request (`-c`, else the configured ones), resolved
+/// with [`channel_config`]. `defaults` stands for conda's default channels;
+/// `nodefaults` (from environment files) is dropped.
+pub fn parse_channels(
+    global: &GlobalArgs,
+    given: &[String],
+    override_channels: bool,
+) -> anyhow::Result<Vec<Channel>> {
+    let config = channel_config(global)?;
     let names: Vec<String> = if given.is_empty() {
         if override_channels {
             bail!("--override-channels without any -c CHANNEL leaves no channel to install from");
         }
-        vec![DEFAULT_CHANNEL.to_owned()]
+        global.config.channels.value.clone()
     } else {
         given.to_vec()
     };
+    let mut names: Vec<String> = names
+        .into_iter()
+        .filter(|n| n != "nodefaults")
+        .flat_map(|n| {
+            if n == "defaults" {
+                DEFAULTS.iter().map(|d| (*d).to_owned()).collect()
+            } else {
+                vec![n]
+            }
+        })
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    names.retain(|n| seen.insert(n.clone()));
+    if names.is_empty() {
+        bail!("no channel to install from (pass -c CHANNEL)");
+    }
     names
         .iter()
         .map(|name| {
@@ -70,9 +105,9 @@ pub fn parse_channels(given: &[String], override_channels: bool) -> anyhow::Resu
 pub async fn run(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let progress = Arc::new(Progress::new(global.quiet || global.json));
-    let prefix = paths::prefix(&args.target)?;
+    let prefix = paths::prefix(global, &args.target)?;
     let specs = parse_specs(&args.specs)?;
-    let channels = parse_channels(&args.channels, args.override_channels)?;
+    let channels = parse_channels(global, &args.channels, args.override_channels)?;
     let platform = parse_platform(args.platform.as_deref())?;
     if !args.yes && pkgr_prefix::is_non_empty_environment(&prefix) {
         bail!(
@@ -141,6 +176,7 @@ pub async fn run(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
                 plan: &plan,
                 requested: &args.specs,
                 mode: link_mode(args.copy),
+                metadata_from_archives: false,
             },
             progress.clone(),
         )

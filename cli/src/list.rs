@@ -1,19 +1,14 @@
 //! `pkgr list`: the packages installed in an environment, like `conda list`.
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 
 use crate::cli::{GlobalArgs, ListArgs};
 use crate::output::print_stdout;
 use crate::paths;
 
 pub fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<()> {
-    let prefix = paths::prefix(&args.target)?;
-    if !prefix.join("conda-meta").is_dir() {
-        bail!(
-            "{} is not a conda environment (no conda-meta/)",
-            prefix.display()
-        );
-    }
+    let prefix = paths::prefix_or_active(global, &args.target)?;
+    paths::require_environment(global, &prefix)?;
     let records = pkgr_prefix::read_prefix_records(&prefix)
         .with_context(|| format!("could not read the environment at {}", prefix.display()))?;
     if global.json {

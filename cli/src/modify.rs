@@ -8,8 +8,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use rattler_conda_types::{
-    Channel, ChannelConfig, MatchSpec, PackageName, ParseStrictness, PrefixRecord, RepoDataRecord,
-    Subdir,
+    Channel, MatchSpec, PackageName, ParseStrictness, PrefixRecord, RepoDataRecord, Subdir,
 };
 
 use crate::cli::{GlobalArgs, InstallArgs, RemoveArgs};
@@ -23,15 +22,11 @@ use crate::transact::{
 /// Takes the lock of an existing environment, finishes an interrupted
 /// transaction, and reads what is installed.
 async fn open_environment(
+    global: &GlobalArgs,
     prefix: &Path,
     progress: &Arc<Progress>,
 ) -> anyhow::Result<(pkgr_cache::lock::FileLock, Vec<PrefixRecord>)> {
-    if !prefix.join("conda-meta").is_dir() {
-        bail!(
-            "there is no environment at {} (create one with `pkgr create`)",
-            prefix.display()
-        );
-    }
+    paths::require_environment(global, prefix)?;
     let lock = lock_prefix(prefix, progress).await?;
     for package in pkgr_prefix::recover(prefix)? {
         progress.warn(&format!(
@@ -51,7 +46,7 @@ fn name_of(record: &PrefixRecord) -> &str {
 pub async fn install(global: &GlobalArgs, args: InstallArgs, update: bool) -> anyhow::Result<()> {
     let started = Instant::now();
     let progress = Arc::new(Progress::new(global.quiet || global.json));
-    let prefix = paths::prefix(&args.target)?;
+    let prefix = paths::prefix_or_active(global, &args.target)?;
     if !update && args.all {
         bail!("--all goes with `pkgr update`");
     }
@@ -63,7 +58,7 @@ pub async fn install(global: &GlobalArgs, args: InstallArgs, update: bool) -> an
         });
     }
     let new_specs = parse_specs(&args.specs)?;
-    let (prefix_lock, installed) = open_environment(&prefix, &progress).await?;
+    let (prefix_lock, installed) = open_environment(global, &prefix, &progress).await?;
     let installed_names: HashSet<&str> = installed.iter().map(name_of).collect();
 
     // The names this request is about: they may change; the rest is kept.
@@ -108,9 +103,9 @@ pub async fn install(global: &GlobalArgs, args: InstallArgs, update: bool) -> an
 
     let from_records = args.channels.is_empty() && !installed.is_empty();
     let channels = if from_records {
-        channels_of(&installed)?
+        channels_of(global, &installed)?
     } else {
-        parse_channels(&args.channels, args.override_channels)?
+        parse_channels(global, &args.channels, args.override_channels)?
     };
     let platform = platform_of(&installed)?;
     let workspace = Workspace::open(global)?;
@@ -149,6 +144,7 @@ pub async fn install(global: &GlobalArgs, args: InstallArgs, update: bool) -> an
             plan: &plan,
             requested: &args.specs,
             mode: link_mode(args.copy),
+            metadata_from_archives: false,
         },
         progress.clone(),
     )
@@ -167,8 +163,8 @@ pub async fn install(global: &GlobalArgs, args: InstallArgs, update: bool) -> an
 pub async fn remove(global: &GlobalArgs, args: RemoveArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let progress = Arc::new(Progress::new(global.quiet || global.json));
-    let prefix = paths::prefix(&args.target)?;
-    let (prefix_lock, installed) = open_environment(&prefix, &progress).await?;
+    let prefix = paths::prefix_or_active(global, &args.target)?;
+    let (prefix_lock, installed) = open_environment(global, &prefix, &progress).await?;
     let mut names: BTreeSet<&str> = BTreeSet::new();
     for name in &args.packages {
         let Some(record) = installed.iter().find(|r| name_of(r) == name.as_str()) else {
@@ -220,6 +216,7 @@ pub async fn remove(global: &GlobalArgs, args: RemoveArgs) -> anyhow::Result<()>
             plan: &plan,
             requested: &[],
             mode: link_mode(false),
+            metadata_from_archives: false,
         },
         progress.clone(),
     )
@@ -297,7 +294,7 @@ fn needs_credentials(channel: &str) -> String {
 /// Without `-c`: the channels the environment's packages came from, most
 /// used first. A channel whose records hold `/t/<TOKEN>/` (its token was not
 /// written) cannot be used without the token: that is an error saying so.
-fn channels_of(installed: &[PrefixRecord]) -> anyhow::Result<Vec<Channel>> {
+fn channels_of(global: &GlobalArgs, installed: &[PrefixRecord]) -> anyhow::Result<Vec<Channel>> {
     let mut counts: Vec<(String, usize)> = Vec::new();
     for record in installed {
         // In the form pkgr writes it (records written elsewhere, or by an
@@ -311,8 +308,7 @@ fn channels_of(installed: &[PrefixRecord]) -> anyhow::Result<Vec<Channel>> {
         }
     }
     counts.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
-    let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let config = ChannelConfig::default_with_root_dir(cwd);
+    let config = crate::create::channel_config(global)?;
     counts
         .iter()
         .map(|(c, _)| {

@@ -17,6 +17,66 @@ fn redacted(text: &str) -> String {
     pkgr_fetch::redact_urls_in_text(text, pkgr_fetch::redact_url)
 }
 
+/// Turns on `tracing` logs on stderr: `-v` info, `-vv` debug, `-vvv` trace
+/// of pkgr's own crates (other crates at most `info`: an HTTP client's
+/// traces quote request headers), or what `PKGR_LOG` says (an `EnvFilter`
+/// directive). Every line is redacted like everything else pkgr prints; no
+/// colour unless stderr is a terminal and `NO_COLOR` is unset.
+pub fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("PKGR_LOG") {
+        Ok(directives) if !directives.is_empty() => EnvFilter::new(directives),
+        _ => {
+            let level = match verbose {
+                0 => return,
+                1 => "info",
+                2 => "debug",
+                _ => "trace",
+            };
+            let ours = [
+                "pkgr",
+                "pkgr_cli",
+                "pkgr_cache",
+                "pkgr_fetch",
+                "pkgr_solver",
+                "pkgr_prefix",
+            ]
+            .iter()
+            .map(|c| format!("{c}={level}"))
+            .collect::<Vec<_>>()
+            .join(",");
+            EnvFilter::new(format!("warn,{ours}"))
+        }
+    };
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(colour)
+        .with_writer(|| RedactingStderr)
+        .with_target(true)
+        .try_init();
+}
+
+/// stderr, with URLs that carry credentials redacted.
+struct RedactingStderr;
+
+impl std::io::Write for RedactingStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = redacted(&String::from_utf8_lossy(buf));
+        std::io::stderr().write_all(text.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// Prints a warning before any progress exists (config problems).
+pub fn print_warning(text: &str) {
+    eprintln!("warning: {}", redacted(text));
+}
+
 /// Prints an error and its causes.
 pub fn print_error(err: &anyhow::Error) {
     eprintln!("error: {}", redacted(&err.to_string()));

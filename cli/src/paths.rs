@@ -1,4 +1,5 @@
-//! Where things live: the cache root, the environments directory.
+//! Where things live: the cache root, the environments directories, the
+//! prefix a command works on.
 
 use std::path::{Path, PathBuf};
 
@@ -6,55 +7,93 @@ use anyhow::{bail, Context};
 
 use crate::cli::{EnvTarget, GlobalArgs};
 
-fn home() -> anyhow::Result<PathBuf> {
-    std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
-        .context("cannot find the home directory (HOME is not set); pass --cache-dir / -p")
-}
-
 fn env_path(name: &str) -> Option<PathBuf> {
     std::env::var_os(name)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
 }
 
-/// `--cache-dir`, else `$PKGR_CACHE_DIR`, else `$XDG_CACHE_HOME/pkgr`, else `~/.cache/pkgr`.
+/// `--cache-dir`, else `$PKGR_CACHE_DIR`, else the config's `pkgs_dirs`, else
+/// `$XDG_CACHE_HOME/pkgr`, else `~/.cache/pkgr`.
 pub fn cache_root(global: &GlobalArgs) -> anyhow::Result<PathBuf> {
     if let Some(dir) = &global.cache_dir {
         return absolute(dir);
     }
-    if let Some(dir) = env_path("PKGR_CACHE_DIR") {
-        return absolute(&dir);
+    if let Some(dir) = &global.config.cache_dir.value {
+        return Ok(dir.clone());
     }
     if let Some(dir) = env_path("XDG_CACHE_HOME") {
         return Ok(dir.join("pkgr"));
     }
-    Ok(home()?.join(".cache").join("pkgr"))
+    let home = env_path("HOME")
+        .context("cannot find the home directory (HOME is not set); pass --cache-dir")?;
+    Ok(home.join(".cache").join("pkgr"))
 }
 
-/// `$PKGR_ROOT`, else `~/.local/share/pkgr`.
-pub fn pkgr_root() -> anyhow::Result<PathBuf> {
-    match env_path("PKGR_ROOT") {
-        Some(root) => absolute(&root),
-        None => Ok(home()?.join(".local").join("share").join("pkgr")),
+/// The directories named environments live in (`$PKGR_ROOT/envs`, else the
+/// config's `envs_dirs`, else `~/.local/share/pkgr/envs`).
+pub fn envs_dirs(global: &GlobalArgs) -> anyhow::Result<&[PathBuf]> {
+    let dirs = &global.config.envs_dirs.value;
+    if dirs.is_empty() {
+        bail!("no directory for named environments (HOME and PKGR_ROOT are not set): use -p PATH");
     }
+    Ok(dirs)
+}
+
+/// Where `-n NAME` is: the first envs directory holding an environment of
+/// that name, else (for a new one) the first envs directory.
+pub fn named_env(global: &GlobalArgs, name: &str) -> anyhow::Result<PathBuf> {
+    if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
+        bail!("invalid environment name `{name}`: use a plain name, or -p PATH");
+    }
+    let dirs = envs_dirs(global)?;
+    Ok(dirs
+        .iter()
+        .map(|d| d.join(name))
+        .find(|p| p.join("conda-meta").is_dir())
+        .unwrap_or_else(|| dirs[0].join(name)))
 }
 
 /// The prefix a `-n NAME` / `-p PATH` pair names.
-pub fn prefix(target: &EnvTarget) -> anyhow::Result<PathBuf> {
+pub fn prefix(global: &GlobalArgs, target: &EnvTarget) -> anyhow::Result<PathBuf> {
     match (&target.name, &target.prefix) {
         (_, Some(path)) => absolute(path),
-        (Some(name), None) => {
-            if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
-                bail!("invalid environment name `{name}`: use a plain name, or -p PATH");
-            }
-            Ok(pkgr_root()?.join("envs").join(name))
-        }
+        (Some(name), None) => named_env(global, name),
         (None, None) => bail!("name an environment with -n NAME or -p PATH"),
     }
 }
 
+/// Like [`prefix`], but with neither `-n` nor `-p` the active environment
+/// (`$CONDA_PREFIX`), as conda does for `list`, `install`, `run`, ...
+pub fn prefix_or_active(global: &GlobalArgs, target: &EnvTarget) -> anyhow::Result<PathBuf> {
+    if target.name.is_none() && target.prefix.is_none() {
+        if let Some(active) = env_path("CONDA_PREFIX") {
+            return absolute(&active);
+        }
+        bail!("name an environment with -n NAME or -p PATH (no environment is active)");
+    }
+    prefix(global, target)
+}
+
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
     std::path::absolute(path).with_context(|| format!("invalid path {}", path.display()))
+}
+
+/// Fails unless `prefix` holds an environment (a `conda-meta/`): the error
+/// names the known environments, as a hint for a mistyped name.
+pub fn require_environment(global: &GlobalArgs, prefix: &Path) -> anyhow::Result<()> {
+    if prefix.join("conda-meta").is_dir() {
+        return Ok(());
+    }
+    let known: Vec<String> = crate::envs::known_environments(global)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    let hint = if known.is_empty() {
+        String::from("create one with `pkgr create`")
+    } else {
+        format!("known environments: {}", known.join(", "))
+    };
+    bail!("there is no environment at {} ({hint})", prefix.display())
 }

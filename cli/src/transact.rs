@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use indicatif::HumanBytes;
 use pkgr_cache::{CacheEntry, PackageCache, Reporter};
 use pkgr_fetch::Fetcher;
@@ -171,6 +171,10 @@ pub struct Change<'a> {
     pub requested: &'a [String],
     /// How files are linked.
     pub mode: LinkMode,
+    /// The records to link know only their file name and checksum (an
+    /// `@EXPLICIT` list): their metadata (depends, license, ...) is read from
+    /// each archive's `info/index.json` once it is in the cache, as conda does.
+    pub metadata_from_archives: bool,
 }
 
 /// Fetches what the change links into the cache and applies it to `prefix`
@@ -187,6 +191,7 @@ pub async fn apply(
         plan,
         requested,
         mode,
+        metadata_from_archives,
     } = change;
     // Fetch concurrently; the cache bounds the real work with the jobs
     // permits and hands back every entry with its shared lock held.
@@ -196,8 +201,16 @@ pub async fn apply(
         .iter()
         .filter_map(CacheEntry::downloaded_bytes)
         .sum();
-    let link = plan
-        .link
+    let completed: Vec<RepoDataRecord> = if metadata_from_archives {
+        plan.link
+            .iter()
+            .zip(&entries)
+            .map(|(record, entry)| record_from_archive(record, entry))
+            .collect::<anyhow::Result<_>>()?
+    } else {
+        plan.link.clone()
+    };
+    let link = completed
         .iter()
         .zip(&entries)
         .map(|(record, entry)| {
@@ -242,6 +255,58 @@ pub async fn apply(
     drop(permit);
     drop(entries);
     Ok(downloaded)
+}
+
+/// `record` (an `@EXPLICIT` line: file name, URL, checksum) completed from
+/// the `info/index.json` of its cache entry, with the checksums and size of
+/// the verified archive. The name, version and build must be those the file
+/// name promised.
+fn record_from_archive(
+    record: &RepoDataRecord,
+    entry: &CacheEntry,
+) -> anyhow::Result<RepoDataRecord> {
+    use rattler_conda_types::package::{IndexJson, PackageFile};
+    let index = IndexJson::from_package_directory(entry.dir()).with_context(|| {
+        format!(
+            "could not read info/index.json of {} (in {})",
+            record.identifier,
+            entry.dir().display()
+        )
+    })?;
+    let marker = entry.marker()?;
+    let sha256 = hex::decode(&marker.sha256)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .map(Into::into);
+    let md5 = hex::decode(&marker.md5)
+        .ok()
+        .and_then(|b| <[u8; 16]>::try_from(b).ok())
+        .map(Into::into);
+    let mut package_record =
+        rattler_conda_types::PackageRecord::from_index_json(index, Some(marker.size), sha256, md5)
+            .with_context(|| format!("info/index.json of {} is not usable", record.identifier))?;
+    let wanted = &record.package_record;
+    if package_record.name != wanted.name
+        || package_record.version != wanted.version
+        || package_record.build != wanted.build
+    {
+        bail!(
+            "{} holds the package {}-{}-{}, not what its file name says",
+            pkgr_fetch::redact_url(&record.url),
+            package_record.name.as_normalized(),
+            package_record.version,
+            package_record.build
+        );
+    }
+    if package_record.subdir.is_empty() {
+        package_record.subdir.clone_from(&wanted.subdir);
+    }
+    Ok(RepoDataRecord {
+        package_record,
+        identifier: record.identifier.clone(),
+        url: record.url.clone(),
+        channel: record.channel.clone(),
+    })
 }
 
 fn report(progress: &Progress, event: &TransactionEvent<'_>) {

@@ -392,6 +392,7 @@ impl Fetcher {
     ) -> Result<Conditional, FetchError> {
         let mut attempt = 0;
         loop {
+            tracing::debug!(url = %redact_url(url), attempt, "fetching");
             let result = match url.scheme() {
                 "http" | "https" => {
                     self.http_once(url, dest, temp_dir, expected, previous, on_bytes)
@@ -409,6 +410,7 @@ impl Fetcher {
             };
             match result {
                 Err(e) if e.is_transient() && attempt < self.retries => {
+                    tracing::info!(url = %redact_url(url), attempt, error = %e, "retrying");
                     attempt += 1;
                     let backoff = Duration::from_millis(200 * 2u64.pow(attempt));
                     let wait = match &e {

@@ -16,7 +16,8 @@ use std::str::FromStr;
 use pkgr_cache::{PackageCache, RepodataFile, RepodataIndex, Reporter, ShardIndex};
 use rattler_conda_types::package::DistArchiveIdentifier;
 use rattler_conda_types::{
-    Channel, GenericVirtualPackage, MatchSpec, PackageRecord, RepoDataRecord, Subdir,
+    Channel, GenericVirtualPackage, MatchSpec, Matches, PackageName, PackageRecord, RepoDataRecord,
+    Subdir,
 };
 use rattler_solve::{SolverImpl, SolverTask};
 use serde_json::value::RawValue;
@@ -497,6 +498,7 @@ pub async fn load_channels(
     for channel in channels {
         for subdir in subdirs_for(platform) {
             let url = channel.platform_url(subdir);
+            tracing::debug!(url = %pkgr_fetch::redact_url(&url), "loading repodata");
             jobs.push(async move {
                 // Sharded (CEP-16) when the channel serves it, else the
                 // monolithic repodata.json(.zst).
@@ -611,7 +613,6 @@ pub async fn prefetch_shards(
     specs: &[MatchSpec],
     locked: &[RepoDataRecord],
 ) -> Result<(), SolverError> {
-    use futures::{StreamExt, TryStreamExt};
     if indexes.iter().all(|i| i.sharded.is_none()) {
         return Ok(());
     }
@@ -627,34 +628,7 @@ pub async fn prefetch_shards(
         .filter(|n| seen.insert(n.clone()))
         .collect();
     while !frontier.is_empty() {
-        let jobs: Vec<(&SubdirIndex, &String, [u8; 32])> = frontier
-            .iter()
-            .flat_map(|name| {
-                indexes.iter().filter_map(move |index| {
-                    let sharded = index.sharded.as_ref()?;
-                    let hash = sharded.index.shards.get(name)?;
-                    Some((index, name, *hash))
-                })
-            })
-            .collect();
-        futures::stream::iter(jobs)
-            .map(|(index, name, hash)| async move {
-                let sharded = index
-                    .sharded
-                    .as_ref()
-                    .ok_or_else(|| SolverError::Solver(String::from("not a sharded subdir")))?;
-                let shard = cache
-                    .fetch_shard(&sharded.index, &hash)
-                    .await
-                    .map_err(|source| SolverError::ChannelUnreachable {
-                        channel: display_channel(index.channel()),
-                        source: Box::new(source),
-                    })?;
-                index.load_shard(name, &shard)
-            })
-            .buffer_unordered(SHARDS_IN_FLIGHT)
-            .try_collect::<Vec<()>>()
-            .await?;
+        fetch_shards(cache, indexes, &frontier).await?;
         let mut next = Vec::new();
         for name in &frontier {
             for index in indexes {
@@ -672,6 +646,102 @@ pub async fn prefetch_shards(
         frontier = next;
     }
     Ok(())
+}
+
+/// Fetches the shards of `names` of every sharded subdir that has them,
+/// many at once, and loads them into their index.
+async fn fetch_shards(
+    cache: &PackageCache,
+    indexes: &[SubdirIndex],
+    names: &[String],
+) -> Result<(), SolverError> {
+    use futures::{StreamExt, TryStreamExt};
+    let jobs: Vec<(&SubdirIndex, &String, [u8; 32])> = names
+        .iter()
+        .flat_map(|name| {
+            indexes.iter().filter_map(move |index| {
+                let sharded = index.sharded.as_ref()?;
+                let hash = sharded.index.shards.get(name)?;
+                Some((index, name, *hash))
+            })
+        })
+        .collect();
+    futures::stream::iter(jobs)
+        .map(|(index, name, hash)| async move {
+            let sharded = index
+                .sharded
+                .as_ref()
+                .ok_or_else(|| SolverError::Solver(String::from("not a sharded subdir")))?;
+            let shard = cache
+                .fetch_shard(&sharded.index, &hash)
+                .await
+                .map_err(|source| SolverError::ChannelUnreachable {
+                    channel: display_channel(index.channel()),
+                    source: Box::new(source),
+                })?;
+            index.load_shard(name, &shard)
+        })
+        .buffer_unordered(SHARDS_IN_FLIGHT)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+/// Every record of `indexes` that `spec` matches (`pkgr search`), newest
+/// first: by name, then version, then build number, channels in priority
+/// order. A name glob (`py*`) is matched against every name; only the
+/// matching names' records are read (of a sharded subdir, only their shards
+/// are fetched). A name no channel has is [`SolverError::PackageNotFound`]
+/// (with the names it may be a typo of).
+pub async fn search(
+    cache: &PackageCache,
+    indexes: &[SubdirIndex],
+    spec: &MatchSpec,
+) -> Result<Vec<RepoDataRecord>, SolverError> {
+    let mut names: Vec<String> = match spec.name.as_exact() {
+        Some(name) => vec![name.as_normalized().to_owned()],
+        None => {
+            let mut names: Vec<String> = indexes
+                .iter()
+                .flat_map(|index| {
+                    index
+                        .names()
+                        .filter(|n| spec.name.matches(&PackageName::new_unchecked(*n)))
+                        .map(ToOwned::to_owned)
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            names.sort();
+            names.dedup();
+            names
+        }
+    };
+    names.retain(|n| indexes.iter().any(|i| i.contains(n)));
+    if let (true, Some(name)) = (names.is_empty(), spec.name.as_exact()) {
+        return Err(not_found(indexes, name.as_normalized()));
+    }
+    tracing::debug!(names = names.len(), "search: reading the matching names");
+    fetch_shards(cache, indexes, &names).await?;
+    let mut found: Vec<(usize, RepoDataRecord)> = Vec::new();
+    for name in &names {
+        for (priority, index) in indexes.iter().enumerate() {
+            for record in index.records(name)? {
+                if spec.matches(&record) {
+                    found.push((priority, record));
+                }
+            }
+        }
+    }
+    found.sort_by(|(pa, a), (pb, b)| {
+        let (a, b) = (&a.package_record, &b.package_record);
+        a.name
+            .cmp(&b.name)
+            .then_with(|| b.version.cmp(&a.version))
+            .then_with(|| b.build_number.cmp(&a.build_number))
+            .then_with(|| pa.cmp(pb))
+            .then_with(|| a.build.cmp(&b.build))
+    });
+    Ok(found.into_iter().map(|(_, r)| r).collect())
 }
 
 /// Discards the cached repodata of `url` and indexes a fresh download.
@@ -796,6 +866,7 @@ pub fn solve(
             }
         }
     }
+    tracing::debug!(specs = specs.len(), locked = locked.len(), "solving");
     let mut per_index: Vec<Vec<RepoDataRecord>> = indexes.iter().map(|_| Vec::new()).collect();
     // With no_deps the solver sees records without dependencies; the records
     // returned are the originals (conda-meta must carry the real `depends`).

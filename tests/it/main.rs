@@ -5,6 +5,7 @@
 
 #[macro_use]
 mod common;
+mod cli;
 mod concurrency;
 mod create;
 mod credentials;

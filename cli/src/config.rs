@@ -1,0 +1,356 @@
+//! Configuration: where each setting comes from.
+//!
+//! Lowest to highest precedence: pkgr's defaults; `~/.condarc` (or
+//! `$CONDARC`), so an existing conda setup works (its `channels`,
+//! `channel_alias`, `pkgs_dirs` and `envs_dirs`; conda's other keys are not
+//! pkgr's and are left alone); pkgr's own file `$PKGR_CONFIG`, else
+//! `$XDG_CONFIG_HOME/pkgr/config.yaml`, else `~/.config/pkgr/config.yaml`
+//! (the same four keys; an unknown key is a warning, a wrong type an error);
+//! environment variables (`PKGR_CACHE_DIR`, `PKGR_CHANNEL_ALIAS`,
+//! `PKGR_ROOT`); command-line flags (`--cache-dir`, `-c`).
+//!
+//! `pkgr config list` prints every value with its origin.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+
+/// pkgr's default channel (conda's is `defaults`).
+pub const DEFAULT_CHANNEL: &str = "conda-forge";
+
+/// The channel alias conda uses unless configured otherwise.
+pub const DEFAULT_CHANNEL_ALIAS: &str = "https://conda.anaconda.org/";
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// pkgr's built-in default.
+    Default,
+    /// A configuration file.
+    File(PathBuf),
+    /// An environment variable.
+    Env(&'static str),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => f.write_str("default"),
+            Origin::File(path) => write!(f, "{}", path.display()),
+            Origin::Env(var) => write!(f, "${var}"),
+        }
+    }
+}
+
+/// One setting and its origin.
+#[derive(Debug, Clone)]
+pub struct Setting<T> {
+    /// The value in force.
+    pub value: T,
+    /// Where it came from.
+    pub origin: Origin,
+}
+
+impl<T> Setting<T> {
+    fn default(value: T) -> Self {
+        Self {
+            value,
+            origin: Origin::Default,
+        }
+    }
+}
+
+/// The settings in force (before command-line flags).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Channels used when no `-c` is given, highest priority first.
+    pub channels: Setting<Vec<String>>,
+    /// What channel names are resolved against.
+    pub channel_alias: Setting<String>,
+    /// The package cache root; `None`: `$XDG_CACHE_HOME/pkgr`, else `~/.cache/pkgr`.
+    pub cache_dir: Setting<Option<PathBuf>>,
+    /// Where named environments live: `-n NAME` creates in the first and finds in any.
+    pub envs_dirs: Setting<Vec<PathBuf>>,
+    /// The configuration files that exist and were read, in order.
+    pub files_read: Vec<PathBuf>,
+    /// Problems worth a warning (unknown keys in pkgr's own file).
+    pub warnings: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            channels: Setting::default(vec![DEFAULT_CHANNEL.to_owned()]),
+            channel_alias: Setting::default(DEFAULT_CHANNEL_ALIAS.to_owned()),
+            cache_dir: Setting::default(None),
+            envs_dirs: Setting::default(Vec::new()),
+            files_read: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// The keys pkgr reads from a configuration file.
+const KEYS: [&str; 4] = ["channels", "channel_alias", "pkgs_dirs", "envs_dirs"];
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn home() -> Option<PathBuf> {
+    env_var("HOME").map(PathBuf::from)
+}
+
+impl Config {
+    /// Reads the configuration files and environment variables.
+    pub fn load() -> anyhow::Result<Self> {
+        let mut config = Self::default();
+        if let Some(home) = home() {
+            let default_root = home.join(".local").join("share").join("pkgr");
+            config.envs_dirs = Setting::default(vec![default_root.join("envs")]);
+        }
+        let condarc = env_var("CONDARC")
+            .map(PathBuf::from)
+            .or_else(|| home().map(|h| h.join(".condarc")));
+        if let Some(path) = condarc {
+            config.read_file(&path, false)?;
+        }
+        let own = env_var("PKGR_CONFIG").map(PathBuf::from).or_else(|| {
+            env_var("XDG_CONFIG_HOME")
+                .map(PathBuf::from)
+                .or_else(|| home().map(|h| h.join(".config")))
+                .map(|dir| dir.join("pkgr").join("config.yaml"))
+        });
+        if let Some(path) = own {
+            config.read_file(&path, true)?;
+        }
+        if let Some(alias) = env_var("PKGR_CHANNEL_ALIAS") {
+            config.channel_alias = Setting {
+                value: alias,
+                origin: Origin::Env("PKGR_CHANNEL_ALIAS"),
+            };
+        }
+        if let Some(dir) = env_var("PKGR_CACHE_DIR") {
+            config.cache_dir = Setting {
+                value: Some(absolute(Path::new(&dir))?),
+                origin: Origin::Env("PKGR_CACHE_DIR"),
+            };
+        }
+        if let Some(root) = env_var("PKGR_ROOT") {
+            config.envs_dirs = Setting {
+                value: vec![absolute(Path::new(&root))?.join("envs")],
+                origin: Origin::Env("PKGR_ROOT"),
+            };
+        }
+        Ok(config)
+    }
+
+    /// Reads one file if it exists. `own`: pkgr's file (unknown keys warned
+    /// about) rather than conda's (whose other keys are conda's business).
+    fn read_file(&mut self, path: &Path, own: bool) -> anyhow::Result<()> {
+        let text = match fs_err::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e).context("could not read a configuration file"),
+        };
+        self.files_read.push(path.to_path_buf());
+        let value: serde_yaml::Value = serde_yaml::from_str(&text)
+            .with_context(|| format!("{} is not valid YAML", path.display()))?;
+        let map = match value {
+            serde_yaml::Value::Null => return Ok(()),
+            serde_yaml::Value::Mapping(map) => map,
+            _ => bail!("{} must hold a mapping of settings", path.display()),
+        };
+        let origin = Origin::File(path.to_path_buf());
+        for (key, value) in map {
+            let Some(key) = key.as_str() else { continue };
+            let wrong = |what: &str| anyhow::anyhow!("{}: `{key}` must be {what}", path.display());
+            match key {
+                "channels" => {
+                    self.channels = Setting {
+                        value: string_list(&value).ok_or_else(|| wrong("a list of channels"))?,
+                        origin: origin.clone(),
+                    };
+                }
+                "channel_alias" => {
+                    self.channel_alias = Setting {
+                        value: value.as_str().ok_or_else(|| wrong("a URL"))?.to_owned(),
+                        origin: origin.clone(),
+                    };
+                }
+                "pkgs_dirs" => {
+                    let dirs = string_list(&value).ok_or_else(|| wrong("a list of directories"))?;
+                    if let Some(first) = dirs.first() {
+                        self.cache_dir = Setting {
+                            value: Some(expand_path(first)?),
+                            origin: origin.clone(),
+                        };
+                    }
+                }
+                "envs_dirs" => {
+                    let dirs = string_list(&value).ok_or_else(|| wrong("a list of directories"))?;
+                    self.envs_dirs = Setting {
+                        value: dirs
+                            .iter()
+                            .map(|d| expand_path(d))
+                            .collect::<anyhow::Result<_>>()?,
+                        origin: origin.clone(),
+                    };
+                }
+                _ if own => self.warnings.push(format!(
+                    "{}: unknown setting `{key}` (pkgr reads {})",
+                    path.display(),
+                    KEYS.join(", ")
+                )),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// `(key, value, origin)` rows for `pkgr config list`.
+    pub fn rows(&self, cache_dir: &Path) -> Vec<(&'static str, String, String)> {
+        let list = |items: Vec<String>| format!("[{}]", items.join(", "));
+        vec![
+            (
+                "channels",
+                list(self.channels.value.clone()),
+                self.channels.origin.to_string(),
+            ),
+            (
+                "channel_alias",
+                self.channel_alias.value.clone(),
+                self.channel_alias.origin.to_string(),
+            ),
+            (
+                "pkgs_dirs",
+                list(vec![cache_dir.display().to_string()]),
+                self.cache_dir.origin.to_string(),
+            ),
+            (
+                "envs_dirs",
+                list(
+                    self.envs_dirs
+                        .value
+                        .iter()
+                        .map(|d| d.display().to_string())
+                        .collect(),
+                ),
+                self.envs_dirs.origin.to_string(),
+            ),
+        ]
+    }
+}
+
+fn string_list(value: &serde_yaml::Value) -> Option<Vec<String>> {
+    match value {
+        serde_yaml::Value::Sequence(items) => items
+            .iter()
+            .map(|v| v.as_str().map(ToOwned::to_owned))
+            .collect(),
+        serde_yaml::Value::String(s) => Some(vec![s.clone()]),
+        _ => None,
+    }
+}
+
+/// `~` and `$VAR`/`${VAR}` expanded, as conda does for directory settings.
+fn expand_path(text: &str) -> anyhow::Result<PathBuf> {
+    let mut out = String::new();
+    let mut rest = text;
+    if let Some(tail) = rest.strip_prefix('~') {
+        if tail.is_empty() || tail.starts_with('/') {
+            let home = home().context("`~` in a setting, but HOME is not set")?;
+            out.push_str(&home.display().to_string());
+            rest = tail;
+        }
+    }
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let (name, len) = if let Some(braced) = after.strip_prefix('{') {
+            let end = braced
+                .find('}')
+                .with_context(|| format!("unclosed `${{` in `{text}`"))?;
+            (&braced[..end], end + 2)
+        } else {
+            let end = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            (&after[..end], end)
+        };
+        let value =
+            env_var(name).with_context(|| format!("`{text}` uses ${name}, which is not set"))?;
+        out.push_str(&value);
+        rest = &after[len..];
+    }
+    out.push_str(rest);
+    absolute(Path::new(&out))
+}
+
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("invalid path {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn paths_expand_home_and_variables() {
+        // HOME is set in any test environment this runs in.
+        let home = home().unwrap();
+        assert_eq!(expand_path("~/pkgs").unwrap(), home.join("pkgs"));
+        assert_eq!(
+            expand_path("${HOME}/x/$HOME").unwrap(),
+            PathBuf::from(format!("{}/x/{}", home.display(), home.display()))
+        );
+        assert!(expand_path("$PKGR_SURELY_NOT_SET_42/x").is_err());
+        assert!(expand_path("${HOME").is_err());
+    }
+
+    #[test]
+    fn a_file_sets_the_four_keys_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        fs_err::write(
+            &path,
+            "channels: [bioconda, conda-forge]\nchannel_alias: http://127.0.0.1:1/\npkgs_dirs: [/tmp/p1, /tmp/p2]\nenvs_dirs: [/tmp/e]\nsolver: libmamba\n",
+        )
+        .unwrap();
+        let mut config = Config::default();
+        config.read_file(&path, true).unwrap();
+        assert_eq!(config.channels.value, ["bioconda", "conda-forge"]);
+        assert_eq!(config.channels.origin, Origin::File(path.clone()));
+        assert_eq!(config.channel_alias.value, "http://127.0.0.1:1/");
+        assert_eq!(config.cache_dir.value, Some(PathBuf::from("/tmp/p1")));
+        assert_eq!(config.envs_dirs.value, [PathBuf::from("/tmp/e")]);
+        assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+        assert!(config.warnings[0].contains("`solver`"));
+        // conda's own file: its other keys are not pkgr's to warn about.
+        let mut condarc = Config::default();
+        condarc.read_file(&path, false).unwrap();
+        assert!(condarc.warnings.is_empty());
+    }
+
+    #[test]
+    fn a_wrong_type_is_an_error_naming_the_file_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        fs_err::write(&path, "channels: {a: 1}\n").unwrap();
+        let err = Config::default().read_file(&path, true).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("config.yaml") && text.contains("`channels`"),
+            "{text}"
+        );
+        fs_err::write(&path, "channels: [a\n").unwrap();
+        assert!(Config::default().read_file(&path, true).is_err());
+        // A missing file is not an error.
+        Config::default()
+            .read_file(&dir.path().join("none.yaml"), true)
+            .unwrap();
+    }
+}

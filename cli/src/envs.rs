@@ -1,0 +1,364 @@
+//! `pkgr env list`, `pkgr env remove` and `pkgr env export`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use rattler_conda_types::{PrefixRecord, RepoDataRecord};
+
+use crate::cli::{EnvCommand, EnvExportArgs, EnvRemoveArgs, GlobalArgs};
+use crate::output::{print_stdout, Progress};
+use crate::paths;
+use crate::transact::{print_json, record_channel};
+
+/// `pkgr env ...`.
+pub async fn run(global: &GlobalArgs, command: EnvCommand) -> anyhow::Result<()> {
+    match command {
+        EnvCommand::List => list(global),
+        EnvCommand::Remove(args) => remove(global, &args).await,
+        EnvCommand::Export(args) => export(global, &args),
+    }
+}
+
+/// Every environment in the envs directories, sorted by path.
+pub fn known_environments(global: &GlobalArgs) -> anyhow::Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    for dir in paths::envs_dirs(global)? {
+        let Ok(entries) = fs_err::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.join("conda-meta").is_dir() {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+fn list(global: &GlobalArgs) -> anyhow::Result<()> {
+    let envs = known_environments(global)?;
+    if global.json {
+        return print_json(&serde_json::json!({ "envs": envs }));
+    }
+    let active = std::env::var_os("CONDA_PREFIX").map(PathBuf::from);
+    let mut out = String::from("# pkgr environments:\n#\n");
+    for env in &envs {
+        let name = env
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mark = if active.as_deref() == Some(env.as_path()) {
+            '*'
+        } else {
+            ' '
+        };
+        out.push_str(&format!("{name:<24} {mark} {}\n", env.display()));
+    }
+    if envs.is_empty() {
+        out.push_str("# (none yet: create one with `pkgr create -n NAME SPEC...`)\n");
+    }
+    print_stdout(&out);
+    Ok(())
+}
+
+async fn remove(global: &GlobalArgs, args: &EnvRemoveArgs) -> anyhow::Result<()> {
+    let prefix = paths::prefix(global, &args.target)?;
+    paths::require_environment(global, &prefix)?;
+    if std::env::var_os("CONDA_PREFIX").is_some_and(|a| Path::new(&a) == prefix) {
+        bail!(
+            "{} is the active environment: deactivate it first",
+            prefix.display()
+        );
+    }
+    if args.dry_run {
+        if global.json {
+            return print_json(&serde_json::json!({
+                "success": true, "dry_run": true, "prefix": prefix, "removed": false
+            }));
+        }
+        print_stdout(&format!(
+            "Would remove the environment {}\nDry run: nothing was changed.\n",
+            prefix.display()
+        ));
+        return Ok(());
+    }
+    let progress = Arc::new(Progress::new(global.quiet || global.json));
+    let lock = crate::create::lock_prefix(&prefix, &progress).await?;
+    // Moved aside first (one rename, so no process ever sees half an
+    // environment at the path), then deleted; the lock is held throughout so
+    // no transaction runs on it meanwhile.
+    let parent = prefix
+        .parent()
+        .with_context(|| format!("cannot remove {}", prefix.display()))?;
+    let name = prefix
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let doomed = parent.join(format!(".pkgr-removing-{name}-{}", std::process::id()));
+    fs_err::rename(&prefix, &doomed)
+        .with_context(|| format!("could not remove {}", prefix.display()))?;
+    let removed = fs_err::remove_dir_all(&doomed);
+    drop(lock);
+    removed.with_context(|| format!("could not delete {}", doomed.display()))?;
+    if global.json {
+        return print_json(&serde_json::json!({
+            "success": true, "dry_run": false, "prefix": prefix, "removed": true
+        }));
+    }
+    if !global.quiet {
+        print_stdout(&format!("Removed the environment {}\n", prefix.display()));
+    }
+    Ok(())
+}
+
+/// The specs the user asked for, from `conda-meta/history` as conda reads
+/// it: each `# update specs:` line sets the spec of the names it mentions,
+/// each `# remove specs:` line drops them.
+pub fn requested_specs(prefix: &Path) -> anyhow::Result<Vec<String>> {
+    let path = prefix.join("conda-meta").join("history");
+    let text = match fs_err::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e.into()),
+    };
+    let mut specs: BTreeMap<String, String> = BTreeMap::new();
+    for line in text.lines() {
+        let (remove, list) = if let Some(list) = line.strip_prefix("# update specs: ") {
+            (false, list)
+        } else if let Some(list) = line.strip_prefix("# remove specs: ") {
+            (true, list)
+        } else {
+            continue;
+        };
+        for spec in parse_spec_list(list) {
+            let Some(name) = spec_name(&spec) else {
+                continue;
+            };
+            if remove {
+                specs.remove(&name);
+            } else {
+                specs.insert(name, spec);
+            }
+        }
+    }
+    Ok(specs.into_values().collect())
+}
+
+/// `['a', 'b >=1']` → `a`, `b >=1` (conda writes a Python list of strings).
+fn parse_spec_list(list: &str) -> Vec<String> {
+    let inner = list.trim().trim_start_matches('[').trim_end_matches(']');
+    inner
+        .split(['\'', '"'])
+        .enumerate()
+        // Inside quotes are the odd pieces.
+        .filter(|(i, piece)| i % 2 == 1 && !piece.trim().is_empty())
+        .map(|(_, piece)| piece.trim().to_owned())
+        .collect()
+}
+
+fn spec_name(spec: &str) -> Option<String> {
+    rattler_conda_types::MatchSpec::from_str(spec, rattler_conda_types::ParseStrictness::Lenient)
+        .ok()
+        .and_then(|s| s.name.as_exact().map(|n| n.as_normalized().to_owned()))
+}
+
+/// A channel as an environment file names it: the name for channels under
+/// the default alias, else the URL (without credentials).
+fn channel_name(record: &RepoDataRecord) -> Option<String> {
+    let channel = record_channel(record)?;
+    let channel = channel.trim_end_matches('/');
+    Some(
+        channel
+            .strip_prefix(crate::config::DEFAULT_CHANNEL_ALIAS)
+            .unwrap_or(channel)
+            .to_owned(),
+    )
+}
+
+/// The channels of the installed records, most used first.
+fn channels_of(records: &[PrefixRecord]) -> Vec<String> {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for record in records {
+        let Some(channel) = channel_name(&record.repodata_record) else {
+            continue;
+        };
+        match counts.iter_mut().find(|(c, _)| *c == channel) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((channel, 1)),
+        }
+    }
+    counts.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    counts.into_iter().map(|(c, _)| c).collect()
+}
+
+/// `name` in YAML: quoted when it would not read back as the same string.
+fn yaml_scalar(text: &str) -> String {
+    serde_yaml::to_string(text)
+        .map(|s| s.trim_end().to_owned())
+        .unwrap_or_else(|_| format!("'{text}'"))
+}
+
+fn export(global: &GlobalArgs, args: &EnvExportArgs) -> anyhow::Result<()> {
+    let prefix = paths::prefix_or_active(global, &args.target)?;
+    paths::require_environment(global, &prefix)?;
+    let records = pkgr_prefix::read_prefix_records(&prefix)
+        .with_context(|| format!("could not read the environment at {}", prefix.display()))?;
+    let text = if args.explicit {
+        explicit(&records, args.sha256)?
+    } else {
+        let name = prefix
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let dependencies: Vec<String> = if args.from_history {
+            requested_specs(&prefix)?
+        } else {
+            records
+                .iter()
+                .map(|r| {
+                    let p = &r.repodata_record.package_record;
+                    if args.no_builds {
+                        format!("{}={}", p.name.as_normalized(), p.version)
+                    } else {
+                        format!("{}={}={}", p.name.as_normalized(), p.version, p.build)
+                    }
+                })
+                .collect()
+        };
+        if global.json {
+            return write_or_print(
+                args.file.as_deref(),
+                &format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "name": name,
+                        "channels": channels_of(&records),
+                        "dependencies": dependencies,
+                        "prefix": prefix,
+                    }))?
+                ),
+            );
+        }
+        let mut out = format!("name: {}\nchannels:\n", yaml_scalar(&name));
+        for channel in channels_of(&records) {
+            out.push_str(&format!("  - {}\n", yaml_scalar(&channel)));
+        }
+        out.push_str("dependencies:\n");
+        for dependency in &dependencies {
+            out.push_str(&format!("  - {}\n", yaml_scalar(dependency)));
+        }
+        let variables = crate::activate::state_variables(&prefix)?;
+        if !variables.is_empty() {
+            out.push_str("variables:\n");
+            for (key, value) in &variables {
+                out.push_str(&format!("  {}: {}\n", yaml_scalar(key), yaml_scalar(value)));
+            }
+        }
+        out.push_str(&format!(
+            "prefix: {}\n",
+            yaml_scalar(&prefix.display().to_string())
+        ));
+        out
+    };
+    write_or_print(args.file.as_deref(), &text)
+}
+
+/// conda's `@EXPLICIT` list: one URL per package, in dependency order as
+/// conda writes it (the order of the records is name order, which an
+/// explicit install does not depend on: it links in dependency order).
+fn explicit(records: &[PrefixRecord], sha256: bool) -> anyhow::Result<String> {
+    let subdir = records
+        .iter()
+        .map(|r| r.repodata_record.package_record.subdir.as_str())
+        .find(|s| *s != "noarch")
+        .map(ToOwned::to_owned)
+        .unwrap_or_else(|| {
+            rattler_conda_types::Subdir::current()
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default()
+        });
+    let mut out = format!(
+        "# This file may be used to create an environment using:\n# $ pkgr create --name <env> --file <this file>\n# platform: {subdir}\n@EXPLICIT\n"
+    );
+    for record in records {
+        let r = &record.repodata_record;
+        let url = pkgr_fetch::url_for_record(&r.url);
+        let p = &r.package_record;
+        let hash = if sha256 {
+            p.sha256
+                .as_ref()
+                .map(|h| format!("sha256:{}", hex::encode(h)))
+        } else {
+            p.md5.as_ref().map(hex::encode)
+        };
+        match hash {
+            Some(hash) => out.push_str(&format!("{url}#{hash}\n")),
+            None => bail!(
+                "{} has no {} in its record: cannot write it to an explicit list{}",
+                r.identifier,
+                if sha256 { "sha256" } else { "md5" },
+                if sha256 { "" } else { " (try --sha256)" }
+            ),
+        }
+    }
+    Ok(out)
+}
+
+fn write_or_print(file: Option<&Path>, text: &str) -> anyhow::Result<()> {
+    match file {
+        Some(path) => {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let mut tmp = tempfile::NamedTempFile::new_in(dir)
+                .with_context(|| format!("could not write in {}", dir.display()))?;
+            std::io::Write::write_all(&mut tmp, redacted(text).as_bytes())
+                .with_context(|| format!("could not write {}", path.display()))?;
+            tmp.persist(path)
+                .with_context(|| format!("could not write {}", path.display()))?;
+            Ok(())
+        }
+        None => {
+            print_stdout(text);
+            Ok(())
+        }
+    }
+}
+
+fn redacted(text: &str) -> String {
+    pkgr_fetch::redact_urls_in_text(text, pkgr_fetch::url_for_record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_spec_lists_are_read_as_conda_writes_them() {
+        assert_eq!(
+            parse_spec_list("['python=3.11', 'numpy >=1.26,<2']"),
+            ["python=3.11", "numpy >=1.26,<2"]
+        );
+        assert!(parse_spec_list("[]").is_empty());
+    }
+
+    #[test]
+    fn requested_specs_follow_updates_and_removes() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        fs_err::create_dir_all(dir.path().join("conda-meta")).unwrap_or_else(|e| panic!("{e}"));
+        fs_err::write(
+            dir.path().join("conda-meta").join("history"),
+            "==> 2024 <==\n# update specs: ['python=3.11', 'zlib']\n==> 2024 <==\n# update specs: ['python=3.12']\n# remove specs: ['zlib']\n==> 2024 <==\n# update specs: ['xz']\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            requested_specs(dir.path()).unwrap_or_else(|e| panic!("{e}")),
+            ["python=3.12", "xz"]
+        );
+    }
+}

@@ -1,0 +1,154 @@
+//! `pkgr info` and `pkgr config list`.
+
+use crate::cli::GlobalArgs;
+use crate::output::{print_stdout, table};
+use crate::paths;
+use crate::transact::print_json;
+
+/// `pkgr info`: what a bug report needs.
+pub fn info(global: &GlobalArgs) -> anyhow::Result<()> {
+    let platform = crate::create::parse_platform(None)?;
+    let virtual_packages = pkgr_solver::detect_virtual_packages()?;
+    let cache_dir = paths::cache_root(global)?;
+    let envs_dirs = paths::envs_dirs(global)?.to_vec();
+    let channels = crate::create::parse_channels(global, &[], false)?;
+    let channel_urls: Vec<String> = channels
+        .iter()
+        .flat_map(|c| {
+            pkgr_solver::subdirs_for(platform)
+                .into_iter()
+                .map(move |s| {
+                    pkgr_fetch::url_for_record(c.base_url.url())
+                        .trim_end_matches('/')
+                        .to_owned()
+                        + "/"
+                        + s.as_str()
+                })
+        })
+        .collect();
+    let envs = crate::envs::known_environments(global)?;
+    let config = &global.config;
+    let active = std::env::var("CONDA_PREFIX").ok();
+    if global.json {
+        let virtual_json: Vec<serde_json::Value> = virtual_packages
+            .iter()
+            .map(|v| {
+                serde_json::json!([
+                    v.name.as_normalized(),
+                    v.version.to_string(),
+                    v.build_string
+                ])
+            })
+            .collect();
+        return print_json(&serde_json::json!({
+            "pkgr_version": env!("CARGO_PKG_VERSION"),
+            "platform": platform.as_str(),
+            "virtual_pkgs": virtual_json,
+            "pkgs_dirs": [cache_dir],
+            "envs_dirs": envs_dirs,
+            "envs": envs,
+            "channels": channel_urls,
+            "channel_alias": config.channel_alias.value,
+            "config_files": config.files_read,
+            "active_prefix": active,
+        }));
+    }
+    let mut rows: Vec<(&str, Vec<String>)> = vec![
+        ("pkgr version", vec![env!("CARGO_PKG_VERSION").to_owned()]),
+        ("platform", vec![platform.as_str().to_owned()]),
+        (
+            "virtual packages",
+            virtual_packages
+                .iter()
+                .map(|v| {
+                    format!(
+                        "{}={}={}",
+                        v.name.as_normalized(),
+                        v.version,
+                        v.build_string
+                    )
+                })
+                .collect(),
+        ),
+        (
+            "active environment",
+            vec![active.unwrap_or_else(|| "None".to_owned())],
+        ),
+        ("package cache", vec![cache_dir.display().to_string()]),
+        (
+            "envs directories",
+            envs_dirs.iter().map(|d| d.display().to_string()).collect(),
+        ),
+        ("channel URLs", channel_urls),
+        ("channel alias", vec![config.channel_alias.value.clone()]),
+        (
+            "config files",
+            if config.files_read.is_empty() {
+                vec!["(none)".to_owned()]
+            } else {
+                config
+                    .files_read
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect()
+            },
+        ),
+        ("environments", vec![envs.len().to_string()]),
+    ];
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (key, values) in rows.drain(..) {
+        for (i, value) in values.iter().enumerate() {
+            let label = if i == 0 { key } else { "" };
+            out.push_str(&format!("{label:>width$} : {value}\n"));
+        }
+        if values.is_empty() {
+            out.push_str(&format!("{key:>width$} :\n"));
+        }
+    }
+    print_stdout(&out);
+    Ok(())
+}
+
+/// `pkgr config list`.
+pub fn config_list(global: &GlobalArgs) -> anyhow::Result<()> {
+    let cache_dir = paths::cache_root(global)?;
+    let config = &global.config;
+    let mut rows = config.rows(&cache_dir);
+    if global.cache_dir.is_some() {
+        rows[2].2 = "--cache-dir".to_owned();
+    }
+    if global.json {
+        let mut map = serde_json::Map::new();
+        for (key, value, origin) in &rows {
+            map.insert(
+                (*key).to_owned(),
+                serde_json::json!({ "value": value, "origin": origin }),
+            );
+        }
+        return print_json(&serde_json::json!({
+            "settings": map,
+            "config_files": config.files_read,
+        }));
+    }
+    let table_rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|(key, value, origin)| vec![key.to_owned(), value, origin])
+        .collect();
+    let mut out = table(&["Setting", "Value", "From"], &table_rows);
+    out.push_str(&format!(
+        "\nconfig files read: {}\n",
+        if config.files_read.is_empty() {
+            "(none)".to_owned()
+        } else {
+            config
+                .files_read
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    ));
+    print_stdout(&out);
+    Ok(())
+}

@@ -1,0 +1,374 @@
+//! The commands a conda/micromamba CI script expects besides create/install:
+//! info, search, env list/remove/export, run, shell hook/activate, config,
+//! clean --tarballs, completion, and the help text.
+
+use std::path::Path;
+use std::process::Command;
+
+use pkgr_test_support::{Format, LocalChannel, Package};
+
+use crate::common::{assert_fails, assert_ok, run_with_timeout, stderr, stdout, World, TIMEOUT};
+
+/// A channel with three versions of `tool` (whose `show` prints what the
+/// activation set) and a `libdep` it depends on.
+fn tool_channel(root: &Path) -> LocalChannel {
+    let mut channel = LocalChannel::new(root);
+    let dep = Package::new("libdep", "1.0").file("lib/libdep.txt", "dep\n");
+    channel.add(&dep, Format::TarBz2);
+    for (version, format) in [
+        ("1.0", Format::TarBz2),
+        ("1.1", Format::Conda),
+        ("2.0", Format::Conda),
+    ] {
+        let tool = Package::new("tool", version)
+            .depends("libdep")
+            .executable(
+                "bin/show",
+                "#!/bin/sh\necho \"var=${PKGR_TEST_VAR:-unset} prefix=$CONDA_PREFIX args=$*\"\n",
+            )
+            .file(
+                "etc/conda/activate.d/tool.sh",
+                "export PKGR_TEST_VAR=from-activate\n",
+            )
+            .file("etc/conda/deactivate.d/tool.sh", "unset PKGR_TEST_VAR\n");
+        channel.add(&tool, format);
+    }
+    channel.write_repodata();
+    channel
+}
+
+#[test]
+fn help_lists_every_command() {
+    let world = World::new();
+    let out = world.run(&["--help"]);
+    assert_ok(&out);
+    snapshot!(&world, "help", stdout(&out));
+}
+
+#[test]
+fn info_names_platform_cache_envs_and_virtual_packages() {
+    let world = World::new();
+    let out = world.run(&["info"]);
+    assert_ok(&out);
+    let text = stdout(&out);
+    for expected in [
+        "pkgr version",
+        "platform : linux-64",
+        "__unix",
+        "package cache",
+        world.cache().to_str().unwrap(),
+        "conda.anaconda.org/conda-forge/linux-64",
+    ] {
+        assert!(text.contains(expected), "no `{expected}` in:\n{text}");
+    }
+    let out = world.run(&["info", "--json"]);
+    assert_ok(&out);
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["platform"], "linux-64");
+    assert_eq!(info["pkgs_dirs"][0], world.cache().to_str().unwrap());
+    assert!(info["virtual_pkgs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v[0] == "__unix"));
+    // CONDA_OVERRIDE_* is honoured.
+    let mut cmd = world.pkgr();
+    cmd.args(["info", "--json"])
+        .env("CONDA_OVERRIDE_GLIBC", "2.17");
+    let out = run_with_timeout(cmd, TIMEOUT);
+    assert_ok(&out);
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(info["virtual_pkgs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v[0] == "__glibc" && v[1] == "2.17"));
+}
+
+#[test]
+fn search_lists_matches_newest_first() {
+    let world = World::new();
+    let channel = tool_channel(&world.path().join("channel"));
+    let ch = channel.root().to_str().unwrap();
+    let out = world.run(&["search", "-c", ch, "tool>=1.1"]);
+    assert_ok(&out);
+    let text = stdout(&out);
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("tool"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].contains("2.0") && lines[1].contains("1.1"),
+        "{text}"
+    );
+
+    let out = world.run(&["search", "--json", "-c", ch, "tool"]);
+    assert_ok(&out);
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let versions: Vec<&str> = found["tool"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, ["2.0", "1.1", "1.0"]);
+
+    // A glob over names.
+    let out = world.run(&["search", "-c", ch, "lib*"]);
+    assert_ok(&out);
+    assert!(stdout(&out).contains("libdep"));
+
+    // A typo: an error with a suggestion, non-zero exit.
+    let err = assert_fails(&world.run(&["search", "-c", ch, "tol"]));
+    assert!(err.contains("did you mean `tool`"), "{err}");
+    let err = assert_fails(&world.run(&["search", "-c", ch, "tool>=3"]));
+    assert!(err.contains("no package matches `tool>=3`"), "{err}");
+}
+
+#[test]
+fn env_list_and_remove() {
+    let world = World::new();
+    let channel = tool_channel(&world.path().join("channel"));
+    let ch = channel.root().to_str().unwrap();
+    assert_ok(&world.run(&["create", "-n", "one", "-c", ch, "libdep"]));
+    assert_ok(&world.run(&["create", "-n", "two", "-c", ch, "libdep"]));
+    let envs_dir = world.path().join("root").join("envs");
+    let out = world.run(&["env", "list", "--json"]);
+    assert_ok(&out);
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        listed["envs"],
+        serde_json::json!([envs_dir.join("one"), envs_dir.join("two")])
+    );
+    let out = world.run(&["env", "list"]);
+    assert_ok(&out);
+    assert!(stdout(&out).contains("one"));
+
+    // The active environment is not removed under the user.
+    let mut cmd = world.pkgr();
+    cmd.args(["env", "remove", "-n", "one"])
+        .env("CONDA_PREFIX", envs_dir.join("one"));
+    let err = assert_fails(&run_with_timeout(cmd, TIMEOUT));
+    assert!(err.contains("active environment"), "{err}");
+
+    assert_ok(&world.run(&["env", "remove", "-n", "one", "--dry-run"]));
+    assert!(envs_dir.join("one").exists());
+    assert_ok(&world.run(&["env", "remove", "-n", "one", "-y"]));
+    assert!(!envs_dir.join("one").exists());
+    assert!(envs_dir.join("two").join("conda-meta").is_dir());
+    // Nothing left beside it either.
+    let left: Vec<String> = std::fs::read_dir(&envs_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["two"]);
+    let err = assert_fails(&world.run(&["env", "remove", "-n", "one"]));
+    assert!(err.contains("there is no environment"), "{err}");
+}
+
+#[test]
+fn run_applies_the_activation_and_passes_the_exit_status() {
+    let world = World::new();
+    let channel = tool_channel(&world.path().join("channel"));
+    let ch = channel.root().to_str().unwrap();
+    assert_ok(&world.run(&["create", "-n", "tool", "-c", ch, "tool"]));
+    let prefix = world.path().join("root/envs/tool");
+    let out = world.run(&["run", "-p", prefix.to_str().unwrap(), "show", "--flag", "x"]);
+    assert_ok(&out);
+    assert_eq!(
+        stdout(&out).trim(),
+        format!(
+            "var=from-activate prefix={} args=--flag x",
+            prefix.display()
+        )
+    );
+    // The command's exit status is pkgr's.
+    let out = world.run(&["run", "-p", prefix.to_str().unwrap(), "sh", "-c", "exit 7"]);
+    assert_eq!(out.status.code(), Some(7));
+    // A command that is not there: a clear error.
+    let err = assert_fails(&world.run(&["run", "-p", prefix.to_str().unwrap(), "no-such-tool"]));
+    assert!(err.contains("`no-such-tool` was not found"), "{err}");
+    // By name, and the environment's `bin/` comes first on PATH.
+    let out = world.run(&["run", "-n", "tool", "sh", "-c", "command -v show"]);
+    assert_ok(&out);
+    assert_eq!(
+        stdout(&out).trim(),
+        prefix.join("bin/show").display().to_string()
+    );
+}
+
+#[test]
+fn shell_hook_gives_activate_and_deactivate() {
+    let world = World::new();
+    let channel = tool_channel(&world.path().join("channel"));
+    let ch = channel.root().to_str().unwrap();
+    assert_ok(&world.run(&["create", "-n", "tool", "-c", ch, "tool"]));
+    let prefix = world.path().join("root/envs/tool");
+    let script = format!(
+        r#"set -e
+eval "$('{exe}' shell hook -s bash)"
+pkgr activate tool
+echo "active=$CONDA_PREFIX level=$CONDA_SHLVL"
+show
+pkgr deactivate
+echo "after=${{CONDA_PREFIX:-none}} var=${{PKGR_TEST_VAR:-unset}} level=$CONDA_SHLVL"
+command -v show || echo "show gone"
+"#,
+        exe = env!("CARGO_BIN_EXE_pkgr")
+    );
+    let mut cmd = world.pkgr();
+    // `world.pkgr()` sets the variables; run bash with them instead.
+    let mut bash = Command::new("bash");
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(value) => bash.env(key, value),
+            None => bash.env_remove(key),
+        };
+    }
+    cmd = bash;
+    cmd.arg("-c")
+        .arg(script)
+        .env_remove("CONDA_PREFIX")
+        .env_remove("CONDA_SHLVL")
+        .current_dir(world.path());
+    let out = run_with_timeout(cmd, TIMEOUT);
+    assert_ok(&out);
+    let text = stdout(&out);
+    let expected = format!(
+        "active={p} level=1\nvar=from-activate prefix={p} args=\nafter=none var=unset level=0\nshow gone\n",
+        p = prefix.display()
+    );
+    assert_eq!(text, expected, "stderr: {}", stderr(&out));
+    for shell in ["zsh", "fish"] {
+        let out = world.run(&["shell", "hook", "-s", shell]);
+        assert_ok(&out);
+        assert!(stdout(&out).contains("activate"), "{shell}");
+    }
+}
+
+#[test]
+fn config_files_and_condarc_set_channels_with_their_origin() {
+    let world = World::new();
+    let channel = tool_channel(&world.path().join("channel"));
+    let home = world.path().join("home");
+    std::fs::create_dir_all(home.join(".config/pkgr")).unwrap();
+    // conda's file names a channel; pkgr's own file overrides it.
+    std::fs::write(
+        home.join(".condarc"),
+        "channels:\n  - defaults\nchannel_alias: https://conda.example.invalid/\nauto_activate_base: false\n",
+    )
+    .unwrap();
+    std::fs::write(
+        home.join(".config/pkgr/config.yaml"),
+        format!("channels:\n  - {}\n", channel.root().display()),
+    )
+    .unwrap();
+    let out = world.run(&["create", "-n", "cfg", "tool"]);
+    assert_ok(&out);
+    let out = world.run(&["config", "list", "--json"]);
+    assert_ok(&out);
+    let config: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let settings = &config["settings"];
+    assert_eq!(
+        settings["channels"]["origin"],
+        home.join(".config/pkgr/config.yaml").to_str().unwrap()
+    );
+    assert_eq!(
+        settings["channel_alias"]["value"],
+        "https://conda.example.invalid/"
+    );
+    assert_eq!(
+        settings["channel_alias"]["origin"],
+        home.join(".condarc").to_str().unwrap()
+    );
+    // The environment variable wins over both files; the flag over it.
+    assert_eq!(settings["pkgs_dirs"]["origin"], "$PKGR_CACHE_DIR");
+    let out = world.run(&["config", "list", "--json", "--cache-dir", "/tmp/x"]);
+    let config: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(config["settings"]["pkgs_dirs"]["origin"], "--cache-dir");
+    assert_eq!(config["config_files"].as_array().unwrap().len(), 2);
+    // An unknown key in pkgr's file is a warning; a broken file an error.
+    std::fs::write(home.join(".config/pkgr/config.yaml"), "chanels: [x]\n").unwrap();
+    let out = world.run(&["config", "list"]);
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("unknown setting `chanels`"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(home.join(".config/pkgr/config.yaml"), "channels: {x: 1}\n").unwrap();
+    let err = assert_fails(&world.run(&["config", "list"]));
+    assert!(
+        err.contains("config.yaml") && err.contains("`channels`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn clean_tarballs_keeps_extracted_packages_usable() {
+    let world = World::new();
+    let channel = tool_channel(&world.path().join("channel"));
+    let ch = channel.root().to_str().unwrap();
+    assert_ok(&world.create(&world.env("a"), ch, &["tool"]));
+    let archives = |world: &World| {
+        std::fs::read_dir(world.cache().join("pkgs"))
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                let name = name.to_string_lossy();
+                name.ends_with(".conda") || name.ends_with(".tar.bz2")
+            })
+            .count()
+    };
+    assert_eq!(archives(&world), 2);
+    let out = world.run(&["clean", "--tarballs", "--json"]);
+    assert_ok(&out);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["tarballs_removed"].as_array().unwrap().len(), 2);
+    assert_eq!(archives(&world), 0);
+    assert_eq!(crate::common::complete_entries(&world.cache()), 2);
+    assert_ok(&world.run(&["cache", "verify"]));
+    // The entries are used as they are: a new environment needs no archive.
+    let out = world.create(&world.env("b"), ch, &["tool"]);
+    assert_ok(&out);
+    assert!(!stderr(&out).contains("downloaded"), "{}", stderr(&out));
+    assert_eq!(archives(&world), 0);
+}
+
+#[test]
+fn completion_scripts_are_printed() {
+    let world = World::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = world.run(&["completion", shell]);
+        assert_ok(&out);
+        assert!(stdout(&out).contains("pkgr"), "{shell}");
+        assert!(stdout(&out).contains("create"), "{shell}");
+    }
+}
+
+#[test]
+fn verbose_logs_go_to_stderr_and_stdout_stays_clean() {
+    let world = World::new();
+    let channel = tool_channel(&world.path().join("channel"));
+    let ch = channel.root().to_str().unwrap();
+    let out = world.run(&[
+        "-vv",
+        "--json",
+        "create",
+        "-p",
+        world.env("v").to_str().unwrap(),
+        "-c",
+        ch,
+        "--dry-run",
+        "tool",
+    ]);
+    assert_ok(&out);
+    // stdout is still only the JSON.
+    let _: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(stderr(&out).contains("DEBUG"), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains('\u{1b}'),
+        "no colour when not on a terminal"
+    );
+}
