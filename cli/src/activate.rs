@@ -52,7 +52,6 @@ pub fn state_variables(prefix: &Path) -> anyhow::Result<BTreeMap<String, String>
     Ok(vars)
 }
 
-#[allow(dead_code)] // used by `create -f environment.yml` (next step)
 /// Writes `variables` as the environment's `conda-meta/state` (conda's
 /// `env_vars`), through a temp file and a rename.
 pub fn write_state_variables(

@@ -329,6 +329,9 @@ pub struct InstallArgs {
     /// With `update`: update every package of the environment
     #[arg(long)]
     pub all: bool,
+    /// Read specs from a file: a list of specs, or an environment.yml (its dependencies and channels). Repeat for several
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
     /// Packages, as conda match specs
     #[arg(value_name = "SPEC")]
     pub specs: Vec<String>,

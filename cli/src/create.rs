@@ -105,10 +105,28 @@ pub fn parse_channels(
 pub async fn run(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let progress = Arc::new(Progress::new(global.quiet || global.json));
-    let prefix = paths::prefix(global, &args.target)?;
-    let specs = parse_specs(&args.specs)?;
-    let channels = parse_channels(global, &args.channels, args.override_channels)?;
     let platform = parse_platform(args.platform.as_deref())?;
+    let from_files = crate::files::read(
+        &args.files,
+        platform,
+        args.lock_environment.as_deref(),
+        &progress,
+    )?;
+    // -n/-p on the command line win over the file's `name:`.
+    let prefix = match (&args.target.name, &args.target.prefix, &from_files.name) {
+        (None, None, Some(name)) => paths::named_env(global, name)?,
+        _ => paths::prefix(global, &args.target)?,
+    };
+    if from_files.locked.is_some() && !args.specs.is_empty() {
+        bail!(
+            "a lock file is the whole environment: give no specs beside it (install them afterwards with `pkgr install`)"
+        );
+    }
+    let mut requested: Vec<String> = from_files.specs.clone();
+    requested.extend(args.specs.iter().cloned());
+    if requested.is_empty() && from_files.locked.is_none() {
+        bail!("nothing to install: name packages, or give a file with -f that lists some");
+    }
     if !args.yes && pkgr_prefix::is_non_empty_environment(&prefix) {
         bail!(
             "an environment already exists at {} (use -y/--force to replace it)",
@@ -118,16 +136,68 @@ pub async fn run(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
     pkgr_prefix::check_replaceable(&prefix)?;
 
     let workspace = Workspace::open(global)?;
-    let records = solve(
-        &workspace,
-        &channels,
-        platform,
-        specs,
-        Vec::new(),
-        args.no_deps,
-        &progress,
-    )
-    .await?;
+    let (records, metadata_from_archives) = match &from_files.locked {
+        Some((_, locked)) => {
+            // Installed exactly as the file says: no solve. The records of
+            // an @EXPLICIT list (and conda-lock's partial ones) are completed
+            // from each archive's info/index.json once it is in the cache.
+            let records: Vec<RepoDataRecord> = locked
+                .packages
+                .iter()
+                .map(|p| {
+                    let mut record = p.record.clone();
+                    // The form solved records have (a channel URL ends in
+                    // `/`), so an environment made from a lock file has the
+                    // records one made by solving has.
+                    if let Some(channel) = &mut record.channel {
+                        if channel.contains("://") && !channel.ends_with('/') {
+                            channel.push('/');
+                        }
+                    }
+                    record
+                })
+                .collect();
+            let complete = locked.packages.iter().all(|p| p.metadata_complete);
+            for package in &locked.packages {
+                let p = &package.record.package_record;
+                if p.sha256.is_none() && p.md5.is_none() {
+                    progress.warn(&format!(
+                        "{} has no checksum in the file: its bytes are not verified",
+                        package.record.identifier
+                    ));
+                }
+            }
+            requested = records
+                .iter()
+                .map(|r| {
+                    let p = &r.package_record;
+                    format!("{}={}={}", p.name.as_normalized(), p.version, p.build)
+                })
+                .collect();
+            (records, !complete)
+        }
+        None => {
+            let specs = parse_specs(&requested)?;
+            let mut channel_names = args.channels.clone();
+            for channel in &from_files.channels {
+                if !channel_names.contains(channel) {
+                    channel_names.push(channel.clone());
+                }
+            }
+            let channels = parse_channels(global, &channel_names, args.override_channels)?;
+            let records = solve(
+                &workspace,
+                &channels,
+                platform,
+                specs,
+                Vec::new(),
+                args.no_deps,
+                &progress,
+            )
+            .await?;
+            (records, false)
+        }
+    };
     let plan = Plan {
         unlink: Vec::new(),
         link: records,
@@ -174,14 +244,17 @@ pub async fn run(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
                 installed: &[],
                 solution: &plan.link,
                 plan: &plan,
-                requested: &args.specs,
+                requested: &requested,
                 mode: link_mode(args.copy),
-                metadata_from_archives: false,
+                metadata_from_archives,
             },
             progress.clone(),
         )
         .await?;
-        record_history(&prefix, &plan, "update", &args.specs)?;
+        record_history(&prefix, &plan, "update", &requested)?;
+        if !from_files.variables.is_empty() {
+            crate::activate::write_state_variables(&prefix, &from_files.variables)?;
+        }
         anyhow::Ok(downloaded)
     }
     .await;

@@ -13,7 +13,7 @@ use crate::cli::{GlobalArgs, IndexArgs};
 use crate::output::Progress;
 
 pub fn run(global: &GlobalArgs, args: &IndexArgs) -> anyhow::Result<()> {
-    let progress = Progress::new(global.quiet);
+    let progress = Progress::new(global.quiet || global.json);
     let dir = &args.dir;
     if !dir.is_dir() {
         bail!("{} is not a directory", dir.display());
@@ -40,6 +40,15 @@ pub fn run(global: &GlobalArgs, args: &IndexArgs) -> anyhow::Result<()> {
         let (count, bad) = index_subdir(&dir.join(subdir), subdir, &progress)?;
         total += count;
         skipped += bad;
+    }
+    if global.json {
+        return crate::transact::print_json(&serde_json::json!({
+            "success": true,
+            "channel": dir,
+            "subdirs": subdirs,
+            "packages": total,
+            "skipped": skipped,
+        }));
     }
     progress.line(&format!(
         "indexed {total} packages in {} subdirs of {}{}",

@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod create;
 mod envs;
+mod files;
 mod index;
 mod info;
 mod list;

@@ -50,6 +50,29 @@ pub async fn install(global: &GlobalArgs, args: InstallArgs, update: bool) -> an
     if !update && args.all {
         bail!("--all goes with `pkgr update`");
     }
+    let mut args = args;
+    if !args.files.is_empty() {
+        let platform = crate::create::parse_platform(None)?;
+        let from_files = crate::files::read(&args.files, platform, None, &progress)?;
+        if let Some((file, _)) = &from_files.locked {
+            bail!(
+                "{} is a lock file: it is installed exactly into a new environment with `pkgr create -f {}` (`-y` to replace one)",
+                file.display(),
+                file.display()
+            );
+        }
+        if !from_files.variables.is_empty() {
+            progress.warn("the `variables:` of an environment file are set by `pkgr create -f` only; ignored here");
+        }
+        let mut specs = from_files.specs;
+        specs.append(&mut args.specs);
+        args.specs = specs;
+        for channel in from_files.channels {
+            if !args.channels.contains(&channel) {
+                args.channels.push(channel);
+            }
+        }
+    }
     if args.specs.is_empty() && !(update && args.all) {
         bail!(if update {
             "name the packages to update, or pass --all"

@@ -9,6 +9,7 @@ mod cli;
 mod concurrency;
 mod create;
 mod credentials;
+mod envfiles;
 mod environments;
 mod faults;
 mod healing;
