@@ -91,6 +91,15 @@ pub struct Progress {
     terminal: bool,
     multi: MultiProgress,
     bars: Mutex<HashMap<String, ProgressBar>>,
+    /// On a terminal: packages in the cache so far, and packages linked.
+    phases: Mutex<Phases>,
+}
+
+/// The two counting bars of a change (terminal only).
+#[derive(Default)]
+struct Phases {
+    fetching: Option<ProgressBar>,
+    linking: Option<ProgressBar>,
 }
 
 impl Progress {
@@ -107,7 +116,73 @@ impl Progress {
             terminal,
             multi,
             bars: Mutex::new(HashMap::new()),
+            phases: Mutex::new(Phases::default()),
         }
+    }
+
+    fn counting_bar(&self, label: &str, total: usize) -> Option<ProgressBar> {
+        if !self.terminal || total == 0 {
+            return None;
+        }
+        let bar = self.multi.add(ProgressBar::new(total as u64));
+        if let Ok(style) = ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len}") {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_prefix(label.to_owned());
+        Some(bar)
+    }
+
+    fn with_phases<R>(&self, f: impl FnOnce(&mut Phases) -> R) -> R {
+        let mut phases = match self.phases.lock() {
+            Ok(phases) => phases,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        f(&mut phases)
+    }
+
+    /// A bar counting the packages that are in the cache (downloaded and
+    /// extracted, or found there) out of `total`, on a terminal.
+    pub fn start_fetching(&self, total: usize) {
+        let bar = self.counting_bar("fetching", total);
+        self.with_phases(|p| p.fetching = bar);
+    }
+
+    /// A bar counting the packages linked or unlinked out of `total`, on a
+    /// terminal (the fetching bar is done by then).
+    pub fn start_linking(&self, total: usize) {
+        let bar = self.counting_bar("linking", total);
+        self.with_phases(|p| {
+            if let Some(done) = p.fetching.take() {
+                done.finish_and_clear();
+            }
+            p.linking = bar;
+        });
+    }
+
+    /// One package linked or unlinked.
+    pub fn package_linked(&self) {
+        self.with_phases(|p| {
+            if let Some(bar) = &p.linking {
+                bar.inc(1);
+            }
+        });
+    }
+
+    /// Clears the counting bars.
+    pub fn finish_phases(&self) {
+        self.with_phases(|p| {
+            for bar in [p.fetching.take(), p.linking.take()].into_iter().flatten() {
+                bar.finish_and_clear();
+            }
+        });
+    }
+
+    fn package_in_cache(&self) {
+        self.with_phases(|p| {
+            if let Some(bar) = &p.fetching {
+                bar.inc(1);
+            }
+        });
     }
 
     /// One line of information (suppressed by `-q`).
@@ -190,10 +265,12 @@ impl pkgr_cache::Reporter for Progress {
     }
 
     fn extracted(&self, what: &str) {
+        self.package_in_cache();
         self.line(&format!("extracted {what}"));
     }
 
     fn cached(&self, what: &str) {
+        self.package_in_cache();
         self.line(&format!("cached {what}"));
     }
 

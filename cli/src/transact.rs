@@ -196,7 +196,16 @@ pub async fn apply(
     // Fetch concurrently; the cache bounds the real work with the jobs
     // permits and hands back every entry with its shared lock held.
     let reporter: &dyn Reporter = progress.as_ref();
-    let entries: Vec<CacheEntry> = workspace.cache.get_all(&plan.link, reporter).await?;
+    progress.start_fetching(plan.link.len());
+    let entries = workspace.cache.get_all(&plan.link, reporter).await;
+    let entries: Vec<CacheEntry> = match entries {
+        Ok(entries) => entries,
+        Err(err) => {
+            progress.finish_phases();
+            return Err(err.into());
+        }
+    };
+    progress.start_linking(plan.link.len() + plan.unlink.len());
     let downloaded = entries
         .iter()
         .filter_map(CacheEntry::downloaded_bytes)
@@ -247,11 +256,12 @@ pub async fn apply(
     let prefix_owned = prefix.to_path_buf();
     let installed = installed.to_vec();
     let events = progress.clone();
-    tokio::task::spawn_blocking(move || {
+    let result = tokio::task::spawn_blocking(move || {
         transaction.execute(&prefix_owned, &installed, &|event| report(&events, &event))
     })
-    .await?
-    .with_context(|| format!("could not change the environment at {}", prefix.display()))?;
+    .await?;
+    progress.finish_phases();
+    result.with_context(|| format!("could not change the environment at {}", prefix.display()))?;
     drop(permit);
     drop(entries);
     Ok(downloaded)
@@ -312,9 +322,11 @@ fn record_from_archive(
 fn report(progress: &Progress, event: &TransactionEvent<'_>) {
     match event {
         TransactionEvent::Unlinked(record) => {
+            progress.package_linked();
             progress.line(&format!("removed {}", record.identifier));
         }
         TransactionEvent::Linked(record) => {
+            progress.package_linked();
             progress.line(&format!("linked {}", record.identifier));
         }
         TransactionEvent::Clobbered {

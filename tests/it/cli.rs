@@ -372,3 +372,59 @@ fn verbose_logs_go_to_stderr_and_stdout_stays_clean() {
         "no colour when not on a terminal"
     );
 }
+
+/// What scripts parse: the JSON of a dry run, of `list`, of `env list`, the
+/// exported environment.yml, and the main errors.
+#[test]
+fn json_outputs_exports_and_errors_are_what_users_see() {
+    let world = World::new();
+    let channel = tool_channel(&world.path().join("channel"));
+    let ch = channel.root().to_str().unwrap();
+    let out = world.run(&[
+        "create",
+        "--json",
+        "--dry-run",
+        "-n",
+        "snap",
+        "-c",
+        ch,
+        "tool=1.1",
+    ]);
+    assert_ok(&out);
+    // Archive sizes depend on the compressor's version: not part of the shape.
+    let mut plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for record in plan["actions"]["LINK"].as_array_mut().unwrap() {
+        record["size"] = serde_json::json!("[SIZE]");
+    }
+    snapshot!(
+        &world,
+        "create_dry_run_json",
+        serde_json::to_string_pretty(&plan).unwrap()
+    );
+    assert_ok(&world.run(&["create", "-n", "snap", "-c", ch, "tool=1.1"]));
+    let out = world.run(&["list", "--json", "-n", "snap"]);
+    assert_ok(&out);
+    snapshot!(&world, "list_json", stdout(&out));
+    let out = world.run(&["env", "list", "--json"]);
+    assert_ok(&out);
+    snapshot!(&world, "env_list_json", stdout(&out));
+    let out = world.run(&["env", "export", "-n", "snap"]);
+    assert_ok(&out);
+    snapshot!(&world, "env_export", stdout(&out));
+    let out = world.run(&["env", "export", "-n", "snap", "--from-history"]);
+    assert_ok(&out);
+    snapshot!(&world, "env_export_from_history", stdout(&out));
+
+    let err = assert_fails(&world.run(&["list", "-n", "snpa"]));
+    snapshot!(&world, "unknown_environment", err);
+    let file = world.path().join("environment.yml");
+    std::fs::write(
+        &file,
+        "name: p\ndependencies:\n  - tool\n  - pip:\n    - requests\n",
+    )
+    .unwrap();
+    let err = assert_fails(&world.run(&["create", "-f", file.to_str().unwrap()]));
+    snapshot!(&world, "pip_section", err);
+    let out = world.run(&["install", "-n", "snap", "-c", ch, "tool=9"]);
+    snapshot!(&world, "install_unsatisfiable", assert_fails(&out));
+}
