@@ -10,14 +10,15 @@ use crate::{EnvFileError, LockFormat, LockedEnvironment, LockedPackage, ReadOpti
 /// takes the environment [`ReadOptions::environment`] (default `default`) for
 /// [`ReadOptions::platform`]. `origin` names the file in errors.
 ///
-/// Relative paths in the lock file are not resolved against its directory; a
-/// package with a path location cannot be converted (pkgr needs URLs).
+/// `base_dir` is the directory relative paths in the file are taken from (the
+/// lock file's own directory; [`crate::read`] passes it).
 pub fn parse_pixi_lock(
     text: &str,
     origin: &str,
+    base_dir: Option<&std::path::Path>,
     options: &ReadOptions,
 ) -> Result<LockedEnvironment, EnvFileError> {
-    let lock = LockFile::from_str_with_base_directory(text, None).map_err(|source| {
+    let lock = LockFile::from_str_with_base_directory(text, base_dir).map_err(|source| {
         EnvFileError::Pixi {
             origin: origin.to_owned(),
             source: Box::new(source),
@@ -170,7 +171,8 @@ packages:
 
     #[test]
     fn reads_platform_and_reports_pypi() {
-        let env = parse_pixi_lock(V6, "pixi.lock", &ReadOptions::new(Subdir::Linux64)).unwrap();
+        let env =
+            parse_pixi_lock(V6, "pixi.lock", None, &ReadOptions::new(Subdir::Linux64)).unwrap();
         assert_eq!(env.format, LockFormat::Pixi);
         assert_eq!(env.channels, ["https://conda.anaconda.org/conda-forge/"]);
         assert_eq!(env.packages.len(), 1);
@@ -181,20 +183,22 @@ packages:
         assert!(env.packages[0].metadata_complete);
         assert_eq!(env.pypi, ["requests==2.31.0"]);
 
-        let osx = parse_pixi_lock(V6, "pixi.lock", &ReadOptions::new(Subdir::OsxArm64)).unwrap();
+        let osx =
+            parse_pixi_lock(V6, "pixi.lock", None, &ReadOptions::new(Subdir::OsxArm64)).unwrap();
         assert_eq!(osx.packages.len(), 1);
         assert!(osx.pypi.is_empty());
     }
 
     #[test]
     fn missing_platform_and_environment() {
-        let e = parse_pixi_lock(V6, "pixi.lock", &ReadOptions::new(Subdir::Win64)).unwrap_err();
+        let e =
+            parse_pixi_lock(V6, "pixi.lock", None, &ReadOptions::new(Subdir::Win64)).unwrap_err();
         let EnvFileError::PlatformNotLocked { available, .. } = &e else {
             panic!("{e}")
         };
         assert_eq!(available.len(), 2);
         let options = ReadOptions::new(Subdir::Linux64).with_environment("test");
-        let e = parse_pixi_lock(V6, "pixi.lock", &options).unwrap_err();
+        let e = parse_pixi_lock(V6, "pixi.lock", None, &options).unwrap_err();
         assert!(matches!(e, EnvFileError::NoSuchEnvironment { .. }), "{e}");
         assert!(e.to_string().contains("(it has: default)"), "{e}");
     }
@@ -204,6 +208,7 @@ packages:
         let e = parse_pixi_lock(
             "version: 1000\npackages: []\n",
             "p.lock",
+            None,
             &ReadOptions::new(Subdir::Linux64),
         )
         .unwrap_err();
@@ -231,7 +236,8 @@ packages:
     hash: 0000000000000000000000000000000000000000000000000000000000000000
     globs: []
 ";
-        let e = parse_pixi_lock(text, "p.lock", &ReadOptions::new(Subdir::Linux64)).unwrap_err();
+        let e =
+            parse_pixi_lock(text, "p.lock", None, &ReadOptions::new(Subdir::Linux64)).unwrap_err();
         let EnvFileError::SourcePackages { names, .. } = &e else {
             panic!("{e}")
         };
