@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::str::FromStr;
 
 use rattler_conda_types::package::{BuildString, CondaArchiveIdentifier, DistArchiveIdentifier};
-use rattler_conda_types::{PackageName, PackageRecord, RepoDataRecord, Subdir, VersionWithSource};
+use rattler_conda_types::{PackageName, PackageRecord, RepoDataRecord, VersionWithSource};
 use rattler_lock::conda_lock::ImportOptions;
 use rattler_lock::LockFile;
 use serde::Deserialize;
@@ -108,6 +108,7 @@ fn read_cep37(
         &lock,
         "default",
         origin,
+        None,
         options,
         LockFormat::CondaLock,
         false,
@@ -317,11 +318,6 @@ fn v1_record(
         .and_then(|tail| tail.parse().ok())
         .unwrap_or(0);
     record.subdir = subdir.to_owned();
-    if let Ok(platform) = Subdir::from_str(subdir) {
-        if platform == Subdir::NoArch {
-            record.noarch = rattler_conda_types::NoArchType::generic();
-        }
-    }
     let digest = |field: &str, hex_digits: &str, len: usize| -> Result<Vec<u8>, EnvFileError> {
         let bytes =
             hex::decode(hex_digits).map_err(|_| entry_error(format!("hash.{field} is not hex")))?;
@@ -379,6 +375,8 @@ fn v1_record(
 
 #[cfg(test)]
 mod tests {
+    use rattler_conda_types::Subdir;
+
     use super::*;
 
     const LOCK: &str = "\

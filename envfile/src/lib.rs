@@ -127,7 +127,8 @@ pub struct LockedPackage {
     /// which stores the solved records. `false` for @EXPLICIT lines (only the
     /// name, version and build of the file name) and for conda-lock entries
     /// (dependencies, but no constraints, sizes or licenses): the caller fills
-    /// those from the archive's `info/index.json` after download.
+    /// those — and `noarch`, which such records leave unset — from the archive's
+    /// `info/index.json` after download.
     pub metadata_complete: bool,
 }
 

@@ -2,7 +2,11 @@
 //! [`LockFile`] into a [`LockedEnvironment`].
 
 use rattler_conda_types::RepoDataRecord;
-use rattler_lock::{LockFile, LockedPackage as RattlerPackage, DEFAULT_ENVIRONMENT_NAME};
+use std::path::{Component, Path};
+
+use rattler_lock::{
+    CondaBinaryData, LockFile, LockedPackage as RattlerPackage, UrlOrPath, DEFAULT_ENVIRONMENT_NAME,
+};
 
 use crate::{EnvFileError, LockFormat, LockedEnvironment, LockedPackage, ReadOptions};
 
@@ -15,7 +19,7 @@ use crate::{EnvFileError, LockFormat, LockedEnvironment, LockedPackage, ReadOpti
 pub fn parse_pixi_lock(
     text: &str,
     origin: &str,
-    base_dir: Option<&std::path::Path>,
+    base_dir: Option<&Path>,
     options: &ReadOptions,
 ) -> Result<LockedEnvironment, EnvFileError> {
     let lock = LockFile::from_str_with_base_directory(text, base_dir).map_err(|source| {
@@ -28,7 +32,44 @@ pub fn parse_pixi_lock(
         .environment
         .as_deref()
         .unwrap_or(DEFAULT_ENVIRONMENT_NAME);
-    from_lock_file(&lock, environment, origin, options, LockFormat::Pixi, true)
+    from_lock_file(
+        &lock,
+        environment,
+        origin,
+        base_dir,
+        options,
+        LockFormat::Pixi,
+        true,
+    )
+}
+
+/// rattler_lock takes the base directory only for PyPI requirements; a conda
+/// archive at a relative path (a local channel next to the project) stays
+/// relative and cannot become a URL. Resolve it against the lock file's
+/// directory, as pixi does.
+fn resolve_relative(binary: &CondaBinaryData, base_dir: Option<&Path>) -> Option<CondaBinaryData> {
+    let base_dir = base_dir?;
+    let UrlOrPath::Path(path) = &binary.location else {
+        return None;
+    };
+    let path = Path::new(path.as_str());
+    if path.is_absolute() {
+        return None;
+    }
+    let mut absolute = base_dir.to_path_buf();
+    for component in path.components() {
+        match component {
+            Component::ParentDir => {
+                absolute.pop();
+            }
+            Component::CurDir => {}
+            other => absolute.push(other),
+        }
+    }
+    let url = url::Url::from_file_path(&absolute).ok()?;
+    let mut resolved = binary.clone();
+    resolved.location = UrlOrPath::Url(url);
+    Some(resolved)
 }
 
 /// Takes one environment and platform out of a parsed lock file.
@@ -40,6 +81,7 @@ pub(crate) fn from_lock_file(
     lock: &LockFile,
     environment: &str,
     origin: &str,
+    base_dir: Option<&Path>,
     options: &ReadOptions,
     format: LockFormat,
     metadata_complete: bool,
@@ -78,6 +120,8 @@ pub(crate) fn from_lock_file(
         match package {
             RattlerPackage::Conda(conda) => match conda.as_binary() {
                 Some(binary) => {
+                    let resolved = resolve_relative(binary, base_dir);
+                    let binary = resolved.as_ref().unwrap_or(binary);
                     let record = RepoDataRecord::try_from(binary).map_err(|source| {
                         EnvFileError::LockedRecord {
                             origin: origin.to_owned(),
@@ -242,5 +286,35 @@ packages:
             panic!("{e}")
         };
         assert_eq!(names, &["mypkg"]);
+    }
+
+    #[test]
+    fn relative_path_without_base_dir_is_a_record_error() {
+        let text = "\
+version: 6
+environments:
+  default:
+    channels:
+    - url: ./channel
+    packages:
+      linux-64:
+      - conda: ./channel/linux-64/foo-1.0-h0_0.conda
+packages:
+- conda: ./channel/linux-64/foo-1.0-h0_0.conda
+  subdir: linux-64
+  sha256: d4bfe88d7cb447768e31650f06257995601f89076080e76df55e3112d4e47dc4
+  md5: edb0dca6bc32e4f4789199455a1dbeb8
+";
+        let linux = ReadOptions::new(Subdir::Linux64);
+        let e = parse_pixi_lock(text, "p.lock", None, &linux).unwrap_err();
+        assert!(matches!(e, EnvFileError::LockedRecord { .. }), "{e}");
+        // With the lock file's directory, the path becomes a file:// URL.
+        let base = std::path::Path::new("/work/project");
+        let env = parse_pixi_lock(text, "p.lock", Some(base), &linux).unwrap();
+        let url = env.packages[0].record.url.as_str();
+        assert!(
+            url.starts_with("file:///") && url.ends_with("/foo-1.0-h0_0.conda"),
+            "{url}"
+        );
     }
 }
