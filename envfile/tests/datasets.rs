@@ -19,7 +19,11 @@ use serde_yaml::Value;
 
 #[derive(Default)]
 struct Tally {
+    /// The kind of file being checked.
+    kind: &'static str,
     files: BTreeMap<&'static str, usize>,
+    /// Per kind: files read, packages (or specs) they gave.
+    read_by: BTreeMap<&'static str, (usize, usize)>,
     reads: usize,
     packages: usize,
     specs: usize,
@@ -34,6 +38,17 @@ impl Tally {
             self.failures
                 .push(format!("{}: {}", path.display(), what()));
         }
+    }
+    fn start(&mut self, kind: &'static str) {
+        self.kind = kind;
+        *self.files.entry(kind).or_default() += 1;
+    }
+    fn read_ok(&mut self) {
+        self.reads += 1;
+        self.read_by.entry(self.kind).or_default().0 += 1;
+    }
+    fn items(&mut self, n: usize) {
+        self.read_by.entry(self.kind).or_default().1 += n;
     }
     fn refused(&mut self, why: &str) {
         *self.refusals.entry(why.to_owned()).or_default() += 1;
@@ -124,7 +139,7 @@ fn every_dataset_file() {
         } else if rel.starts_with("conda-lock/") && name.ends_with(".json") {
             // mambajs' JSON lock (`lockVersion`), a format pkgr does not read;
             // bad_package-lock.json is not even valid JSON.
-            *t.files.entry("other lock (json)").or_default() += 1;
+            t.start("other lock (json)");
             expect_refusal(
                 path,
                 &mut t,
@@ -149,12 +164,21 @@ fn every_dataset_file() {
         }
     }
 
-    let files: Vec<String> = t.files.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    let kinds: Vec<String> = t
+        .files
+        .iter()
+        .map(|(kind, found)| {
+            let (read, items) = t.read_by.get(kind).copied().unwrap_or_default();
+            format!("{kind} {read}/{found} read ({items})")
+        })
+        .collect();
     let refusals: Vec<String> = t.refusals.iter().map(|(k, v)| format!("{v} {k}")).collect();
     println!(
-        "envfile datasets: files read: {} ({}); {} locked packages, {} specs, {} pypi entries reported; refusals: {}",
+        "envfile datasets: {} files, {} read [{}]; {} locked packages (over all platforms and \
+         environments), {} specs, {} pypi/pip entries reported; refusals: {}",
+        t.files.values().sum::<usize>(),
         t.reads,
-        files.join(", "),
+        kinds.join(", "),
         t.packages,
         t.specs,
         t.pypi,
@@ -206,7 +230,7 @@ fn expect_refusal(path: &Path, t: &mut Tally, why: &str, ok: impl Fn(&EnvFileErr
 /// @EXPLICIT: count the URL lines after `@EXPLICIT`, the first and last file
 /// names, the hashes and `# pip` lines, by reading the text line by line.
 fn check_explicit(path: &Path, body: &str, t: &mut Tally) {
-    *t.files.entry("explicit").or_default() += 1;
+    t.start("explicit");
     let mut after = false;
     let mut urls = Vec::new();
     let mut pip = 0;
@@ -228,8 +252,9 @@ fn check_explicit(path: &Path, body: &str, t: &mut Tally) {
         Ok(other) => return t.check(false, path, || format!("not read as locked: {other:?}")),
         Err(e) => return t.check(false, path, || format!("refused: {e}")),
     };
-    t.reads += 1;
+    t.read_ok();
     t.packages += env.packages.len();
+    t.items(env.packages.len());
     t.pypi += env.pypi.len();
     t.check(env.format == LockFormat::Explicit, path, || {
         format!("format {:?}", env.format)
@@ -297,7 +322,7 @@ fn check_explicit(path: &Path, body: &str, t: &mut Tally) {
 /// every platform the file declares, the `manager: conda` entries of that
 /// platform whose category is main, by URL, and the `manager: pip` ones.
 fn check_conda_lock(path: &Path, t: &mut Tally) {
-    *t.files.entry("conda-lock").or_default() += 1;
+    t.start("conda-lock");
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
     if name.starts_with("bad_") {
         return expect_refusal(path, t, "bad conda-lock entry or version", |e| {
@@ -344,6 +369,7 @@ fn check_conda_lock(path: &Path, t: &mut Tally) {
             Ok(EnvFile::Locked(env)) => {
                 read_any = true;
                 t.packages += env.packages.len();
+                t.items(env.packages.len());
                 t.pypi += env.pypi.len();
                 t.check(env.format == LockFormat::CondaLock, path, || {
                     format!("format {:?}", env.format)
@@ -382,7 +408,7 @@ fn check_conda_lock(path: &Path, t: &mut Tally) {
         }
     }
     if read_any {
-        t.reads += 1;
+        t.read_ok();
     }
 }
 
@@ -406,7 +432,7 @@ fn s_ref(v: &Value) -> Option<String> {
 /// environment). Files under `lock_parse_fails/` and the forward-compatible one
 /// must be refused.
 fn check_pixi(path: &Path, rel: &str, t: &mut Tally) {
-    *t.files.entry("pixi").or_default() += 1;
+    t.start("pixi");
     if rel.contains("lock_parse_fails/") || rel.contains("forward-compatible") {
         // Duplicate keys are already invalid YAML, before rattler_lock sees them.
         return expect_refusal(
@@ -469,6 +495,7 @@ fn check_pixi(path: &Path, rel: &str, t: &mut Tally) {
             Ok(EnvFile::Locked(env)) => {
                 read_any = true;
                 t.packages += env.packages.len();
+                t.items(env.packages.len());
                 t.pypi += env.pypi.len();
                 t.check(*source == 0, path, || {
                     format!("{at}: read, but it locks {source} source packages")
@@ -519,7 +546,7 @@ fn check_pixi(path: &Path, rel: &str, t: &mut Tally) {
         t.refused("pixi.lock with conda source packages (pixi build)");
     }
     if read_any {
-        t.reads += 1;
+        t.read_ok();
     } else if expected.is_empty() {
         // An empty lock file (v6/v7 empty-lock.yml): no platform to take.
         match read(path, &options(Subdir::Linux64)) {
@@ -535,7 +562,7 @@ fn check_pixi(path: &Path, rel: &str, t: &mut Tally) {
 /// environment.yml: the raw `dependencies` (strings vs `pip:` lists) and
 /// `channels`.
 fn check_environment(path: &Path, t: &mut Tally) {
-    *t.files.entry("environment.yml").or_default() += 1;
+    t.start("environment.yml");
     let raw = yaml(path);
     let known = ["name", "channels", "dependencies", "prefix", "variables"];
     let keys: Vec<String> = raw
@@ -578,8 +605,9 @@ fn check_environment(path: &Path, t: &mut Tally) {
         .collect();
     match read(path, &options(Subdir::Linux64)) {
         Ok(EnvFile::Environment(spec)) => {
-            t.reads += 1;
+            t.read_ok();
             t.specs += spec.dependencies.len();
+            t.items(spec.dependencies.len());
             t.check(spec.dependencies == deps, path, || {
                 format!("dependencies {:?} != {deps:?}", spec.dependencies)
             });
@@ -612,7 +640,7 @@ fn check_environment(path: &Path, t: &mut Tally) {
 
 /// A spec list: the non-blank, non-comment lines.
 fn check_spec_list(path: &Path, body: &str, t: &mut Tally) {
-    *t.files.entry("spec list").or_default() += 1;
+    t.start("spec list");
     let lines: Vec<&str> = body
         .lines()
         .map(str::trim)
@@ -620,8 +648,9 @@ fn check_spec_list(path: &Path, body: &str, t: &mut Tally) {
         .collect();
     match read(path, &options(Subdir::Linux64)) {
         Ok(EnvFile::Specs(specs)) => {
-            t.reads += 1;
+            t.read_ok();
             t.specs += specs.len();
+            t.items(specs.len());
             t.check(specs.len() == lines.len(), path, || {
                 format!("{} specs, {} lines", specs.len(), lines.len())
             });
