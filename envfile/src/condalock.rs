@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::str::FromStr;
 
 use rattler_conda_types::package::{BuildString, CondaArchiveIdentifier, DistArchiveIdentifier};
-use rattler_conda_types::{PackageName, PackageRecord, RepoDataRecord, Subdir, VersionWithSource};
+use rattler_conda_types::{PackageName, PackageRecord, RepoDataRecord, VersionWithSource};
 use rattler_lock::conda_lock::ImportOptions;
 use rattler_lock::LockFile;
 use serde::Deserialize;
@@ -108,6 +108,7 @@ fn read_cep37(
         &lock,
         "default",
         origin,
+        None,
         options,
         LockFormat::CondaLock,
         false,
@@ -129,6 +130,10 @@ struct V1Package {
     category: Option<String>,
     #[serde(default)]
     categories: Option<Vec<String>>,
+    /// conda-lock's `source` (a pip package from a URL or git); on a conda
+    /// entry it would mean a source build, which has no artifact to install.
+    #[serde(default)]
+    source: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -238,6 +243,12 @@ fn read_v1(
         }
         taken.insert(key, (package.url.clone(), index));
         match package.manager.as_str() {
+            "conda" if package.source.as_ref().is_some_and(|s| !s.is_null()) => {
+                return Err(entry_error(
+                    "a conda package built from source, not an artifact pkgr can install"
+                        .to_owned(),
+                ))
+            }
             "conda" => env.packages.push(LockedPackage {
                 record: v1_record(&package, &env.channels, entry_error)?,
                 metadata_complete: false,
@@ -307,11 +318,6 @@ fn v1_record(
         .and_then(|tail| tail.parse().ok())
         .unwrap_or(0);
     record.subdir = subdir.to_owned();
-    if let Ok(platform) = Subdir::from_str(subdir) {
-        if platform == Subdir::NoArch {
-            record.noarch = rattler_conda_types::NoArchType::generic();
-        }
-    }
     let digest = |field: &str, hex_digits: &str, len: usize| -> Result<Vec<u8>, EnvFileError> {
         let bytes =
             hex::decode(hex_digits).map_err(|_| entry_error(format!("hash.{field} is not hex")))?;
@@ -369,6 +375,8 @@ fn v1_record(
 
 #[cfg(test)]
 mod tests {
+    use rattler_conda_types::Subdir;
+
     use super::*;
 
     const LOCK: &str = "\
@@ -570,6 +578,11 @@ package:
             "{e}"
         );
         assert!(e.to_string().contains("manager"), "{e}");
+        let e = bad(
+            "    category: main\n    optional: false\n  - name: pytest",
+            "    category: main\n    optional: false\n    source: {type: url, url: 'git+https://x'}\n  - name: pytest",
+        );
+        assert!(e.to_string().contains("built from source"), "{e}");
         let e = bad("version: 1\nmetadata:", "version: 1\nmetadatum:");
         assert!(matches!(&e, EnvFileError::CondaLock { .. }), "{e}");
         assert!(e.to_string().contains("CEP-37 reader said"), "{e}");
@@ -592,6 +605,110 @@ package:
         assert!(
             matches!(e, EnvFileError::CondaLockEntry { index: 2, .. }),
             "{e}"
+        );
+    }
+
+    /// Over the dataset's conda-lock files: which reader reads each, and where
+    /// both do, that they give the same artifacts and pip packages.
+    #[test]
+    fn dataset_readers_agree() {
+        let Some(root) = std::env::var_os("PKGR_DATASETS") else {
+            println!("skipped: PKGR_DATASETS is not set");
+            return;
+        };
+        let files = [
+            "conda-lock/conda-lock-tests/test-install-with-pip-deps/conda-lock.yml",
+            "conda-lock/conda-lock-tests/test-explicit-toposorted/conda-lock.yml",
+            "conda-lock/conda-lock-tests/test-update-filter-platform/conda-lock.yml",
+            "conda-lock/conda-lock-tests/test-lockfile/conda-lock.yml",
+            "conda-lock/conda-lock-tests/test-environment-blas-mkl/conda-lock.yml",
+            "conda-lock/conda-lock-tests/test-multiple-categories/conda-lock.yml",
+            "conda-lock/conda-lock-tests/test-pypi-resolve-gh155/conda-lock.yml",
+            "conda-lock/mamba-env_lockfile/good_multiple_categories-lock.yaml",
+            "conda-lock/mamba-env_lockfile/good_overlap_categories-lock.yaml",
+            "conda-lock/mamba-env_lockfile/good_one_package_missing_category-lock.yaml",
+            "conda-lock/mamba-env_lockfile/good_multiple_packages-lock.yaml",
+            "conda-lock/mamba-env_lockfile/good_one_package-lock.yaml",
+            "conda-lock/mamba-env_lockfile/good_no_package-lock.yaml",
+            "conda-lock/micromamba-env_lockfiles/test-env-lock.yaml",
+            "conda-lock/micromamba-env_lockfiles/test-env-pip-lock.yaml",
+            "conda-lock/micromamba-env_lockfiles/test-env-lock-pip-git-https.yaml",
+            "conda-lock/micromamba-env_lockfiles/envlockfile-check-step-1-lock.yaml",
+            "conda-lock/micromamba-env_lockfiles/envlockfile-check-step-2-lock.yaml",
+            "rattler-lock/rattler-test-data/v0/numpy-conda-lock.yml",
+            "rattler-lock/rattler-test-data/v0/pypi-matplotlib-conda-lock.yml",
+            "rattler-lock/rattler-test-data/v0/python-conda-lock.yml",
+        ];
+        let specs = std::path::PathBuf::from(root).join("specs");
+        let (mut neither, mut v1_only, mut both, mut compared) = (0, 0, 0, 0);
+        let mut v1_files = Vec::new();
+        for file in files {
+            let path = specs.join(file);
+            let text = fs_err::read_to_string(&path).unwrap();
+            let value: Value = serde_yaml::from_str(&text).unwrap();
+            let platforms: Vec<Subdir> = value["metadata"]["platforms"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .filter_map(|p| p.as_str()?.parse().ok())
+                .collect();
+            let cep_reads = rattler_conda_lock::Document::parse(&text)
+                .map_err(|e| e.to_string())
+                .and_then(|d| {
+                    LockFile::from_conda_lock_document(&d, &ImportOptions::default())
+                        .map_err(|e| e.to_string())
+                });
+            let v1_reads = read_v1(&value, file, &ReadOptions::new(platforms[0]));
+            match (&cep_reads, &v1_reads) {
+                (Ok(_), Ok(_)) => both += 1,
+                (Ok(_), Err(e)) => panic!("{file}: only CEP-37 reads it; v1 reader: {e}"),
+                (Err(e), Ok(_)) => {
+                    v1_only += 1;
+                    v1_files.push(format!("{file} ({e})"));
+                }
+                (Err(_), Err(_)) => neither += 1,
+            }
+            if cep_reads.is_err() {
+                continue;
+            }
+            for platform in platforms {
+                let options = ReadOptions::new(platform);
+                let cep = read_cep37(&text, file, &options).unwrap().unwrap();
+                let own = read_v1(&value, file, &options).unwrap();
+                let urls = |env: &LockedEnvironment| {
+                    let mut v: Vec<_> = env
+                        .packages
+                        .iter()
+                        .map(|p| {
+                            let r = &p.record.package_record;
+                            (
+                                p.record.url.to_string(),
+                                r.md5,
+                                r.sha256,
+                                r.name.as_normalized().to_owned(),
+                            )
+                        })
+                        .collect();
+                    v.sort();
+                    v
+                };
+                assert_eq!(urls(&cep), urls(&own), "{file} {platform}");
+                let mut a = cep.pypi.clone();
+                let mut b = own.pypi.clone();
+                a.sort();
+                b.sort();
+                assert_eq!(a, b, "{file} {platform}");
+                compared += 1;
+            }
+        }
+        println!(
+            "conda-lock readers: {both} files read by both (agreeing on {compared} platforms), \
+             {v1_only} only by the v1 reader, {neither} by neither:\n  {}",
+            v1_files.join("\n  ")
+        );
+        assert!(
+            both >= 5 && v1_only >= 5,
+            "dataset changed? both={both} v1_only={v1_only}"
         );
     }
 }

@@ -1,6 +1,6 @@
 //! environment.yml and plain spec lists: specs to solve.
 
-use rattler_conda_types::{MatchSpec, ParseStrictness};
+use rattler_conda_types::{MatchSpec, ParseStrictness, Subdir};
 use serde_yaml::Value;
 
 use crate::{yaml_key_string, yaml_scalar_string, EnvFileError, EnvironmentSpec};
@@ -8,22 +8,29 @@ use crate::{yaml_key_string, yaml_scalar_string, EnvFileError, EnvironmentSpec};
 /// conda's top-level keys of an environment.yml (`conda env create`).
 pub(crate) const KNOWN_KEYS: &[&str] = &["name", "channels", "dependencies", "prefix", "variables"];
 
-/// Parses an environment.yml. `origin` names the file in errors.
+/// Parses an environment.yml for `platform`. `origin` names the file in errors.
 ///
-/// Each conda spec is checked to be a valid match spec (leniently, as conda
+/// mamba's selectors are honoured: an entry `- sel(linux): spec` is taken only
+/// when `platform` is a Linux one (`linux`, `osx`, `win`, `unix` are known; any
+/// other selector is an error). Each conda spec is checked to be a valid match spec (leniently, as conda
 /// reads them); pip entries are kept as written, unchecked (they are pip's
 /// requirement syntax, for pip to judge).
-pub fn parse_environment_yaml(text: &str, origin: &str) -> Result<EnvironmentSpec, EnvFileError> {
+pub fn parse_environment_yaml(
+    text: &str,
+    origin: &str,
+    platform: Subdir,
+) -> Result<EnvironmentSpec, EnvFileError> {
     let value: Value = serde_yaml::from_str(text).map_err(|source| EnvFileError::Yaml {
         origin: origin.to_owned(),
         source,
     })?;
-    environment_from_value(&value, origin)
+    environment_from_value(&value, origin, platform)
 }
 
 pub(crate) fn environment_from_value(
     value: &Value,
     origin: &str,
+    platform: Subdir,
 ) -> Result<EnvironmentSpec, EnvFileError> {
     let Some(mapping) = value.as_mapping() else {
         return Err(EnvFileError::NotAMapping {
@@ -64,7 +71,7 @@ pub(crate) fn environment_from_value(
                 }
                 _ => return Err(field("variables", "a mapping of names to values")),
             },
-            "dependencies" => read_dependencies(value, origin, &mut spec)?,
+            "dependencies" => read_dependencies(value, origin, platform, &mut spec)?,
             _ => spec.unknown_keys.push(key),
         }
     }
@@ -74,6 +81,7 @@ pub(crate) fn environment_from_value(
 fn read_dependencies(
     value: &Value,
     origin: &str,
+    platform: Subdir,
     spec: &mut EnvironmentSpec,
 ) -> Result<(), EnvFileError> {
     let entries = match value {
@@ -108,6 +116,40 @@ fn read_dependencies(
                     expected: "a list of strings",
                 })?;
                 spec.pip.extend(list);
+            }
+            Value::Mapping(m) if m.len() == 1 && selector(m).is_some() => {
+                let (key, value) = m.iter().next().unwrap_or((&Value::Null, &Value::Null));
+                let name = selector(m).unwrap_or_default();
+                let wanted = match name {
+                    "linux" => platform.is_linux(),
+                    "osx" => platform.is_osx(),
+                    "win" => platform.is_windows(),
+                    "unix" => platform.is_unix(),
+                    _ => {
+                        return Err(EnvFileError::DependencyEntry {
+                            origin: origin.to_owned(),
+                            index,
+                            found: format!(
+                            "`{}`, a selector pkgr does not know (known: linux, osx, win, unix)",
+                            yaml_key_string(key)
+                        ),
+                        })
+                    }
+                };
+                let Some(s) = yaml_scalar_string(value) else {
+                    return Err(EnvFileError::DependencyEntry {
+                        origin: origin.to_owned(),
+                        index,
+                        found: format!(
+                            "`{}` with a value that is not a spec",
+                            yaml_key_string(key)
+                        ),
+                    });
+                };
+                if wanted {
+                    check_spec(&s, origin, || format!("dependencies[{index}]"))?;
+                    spec.dependencies.push(s);
+                }
             }
             other => {
                 return Err(EnvFileError::DependencyEntry {
@@ -162,6 +204,16 @@ fn check_spec(
             spec: spec.to_owned(),
             source: Box::new(source),
         })
+}
+
+/// `sel(linux)` -> `linux`: mamba's selector syntax in a one-key mapping.
+fn selector(m: &serde_yaml::Mapping) -> Option<&str> {
+    m.keys()
+        .next()?
+        .as_str()?
+        .strip_prefix("sel(")?
+        .strip_suffix(')')
+        .map(str::trim)
 }
 
 fn optional_string(value: &Value) -> Result<Option<String>, ()> {
@@ -221,7 +273,7 @@ variables:
 prefix: /opt/envs/nlp
 extra: 1
 ";
-        let spec = parse_environment_yaml(text, "environment.yml").unwrap();
+        let spec = parse_environment_yaml(text, "environment.yml", Subdir::Linux64).unwrap();
         assert_eq!(spec.name.as_deref(), Some("nlp"));
         assert_eq!(
             spec.prefix.as_deref(),
@@ -244,15 +296,24 @@ extra: 1
 
     #[test]
     fn empty_sections() {
-        let spec = parse_environment_yaml("name: x\ndependencies:\nchannels:\n", "e.yml").unwrap();
+        let spec = parse_environment_yaml(
+            "name: x\ndependencies:\nchannels:\n",
+            "e.yml",
+            Subdir::Linux64,
+        )
+        .unwrap();
         assert!(spec.dependencies.is_empty() && spec.channels.is_empty());
         assert_eq!(spec.name.as_deref(), Some("x"));
     }
 
     #[test]
     fn bad_dependency_entry() {
-        let e =
-            parse_environment_yaml("dependencies:\n  - a\n  - conda: [b]\n", "e.yml").unwrap_err();
+        let e = parse_environment_yaml(
+            "dependencies:\n  - a\n  - conda: [b]\n",
+            "e.yml",
+            Subdir::Linux64,
+        )
+        .unwrap_err();
         let EnvFileError::DependencyEntry { index, found, .. } = &e else {
             panic!("{e}")
         };
@@ -272,7 +333,7 @@ extra: 1
             ("variables: [a]\n", "variables"),
             ("variables:\n  A: [1]\n", "variables.A"),
         ] {
-            let e = parse_environment_yaml(text, "e.yml").unwrap_err();
+            let e = parse_environment_yaml(text, "e.yml", Subdir::Linux64).unwrap_err();
             let EnvFileError::EnvironmentField { key: got, .. } = &e else {
                 panic!("{text}: {e}")
             };
@@ -283,24 +344,55 @@ extra: 1
     #[test]
     fn not_a_mapping_and_bad_yaml() {
         assert!(matches!(
-            parse_environment_yaml("- a\n", "e.yml"),
+            parse_environment_yaml("- a\n", "e.yml", Subdir::Linux64),
             Err(EnvFileError::NotAMapping { .. })
         ));
         assert!(matches!(
-            parse_environment_yaml("a: [\n", "e.yml"),
+            parse_environment_yaml("a: [\n", "e.yml", Subdir::Linux64),
             Err(EnvFileError::Yaml { .. })
         ));
     }
 
     #[test]
     fn invalid_spec_names_entry() {
-        let e = parse_environment_yaml("dependencies:\n  - ok\n  - 'numpy >=>1'\n", "e.yml")
-            .unwrap_err();
+        let e = parse_environment_yaml(
+            "dependencies:\n  - ok\n  - 'numpy >=>1'\n",
+            "e.yml",
+            Subdir::Linux64,
+        )
+        .unwrap_err();
         let EnvFileError::InvalidSpec { location, spec, .. } = &e else {
             panic!("{e}")
         };
         assert_eq!(location, "dependencies[1]");
         assert_eq!(spec, "numpy >=>1");
+    }
+
+    #[test]
+    fn selectors() {
+        let text = "dependencies:\n  - sel(win): a-win\n  - sel(unix): a-unix\n  - sel(linux): a-linux\n  - sel(osx): a-osx\n  - b\n";
+        let deps = |p| {
+            parse_environment_yaml(text, "e.yml", p)
+                .unwrap()
+                .dependencies
+        };
+        assert_eq!(deps(Subdir::Linux64), ["a-unix", "a-linux", "b"]);
+        assert_eq!(deps(Subdir::OsxArm64), ["a-unix", "a-osx", "b"]);
+        assert_eq!(deps(Subdir::Win64), ["a-win", "b"]);
+        let e =
+            parse_environment_yaml("dependencies:\n  - sel(bsd): x\n", "e.yml", Subdir::Linux64)
+                .unwrap_err();
+        assert!(e.to_string().contains("sel(bsd)"), "{e}");
+        let e = parse_environment_yaml(
+            "dependencies:\n  - sel(linux): [x]\n",
+            "e.yml",
+            Subdir::Linux64,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, EnvFileError::DependencyEntry { index: 0, .. }),
+            "{e}"
+        );
     }
 
     #[test]

@@ -45,6 +45,22 @@ pub enum EnvFileError {
         keys: Vec<String>,
     },
 
+    /// A YAML/JSON mapping with lock-file keys (`version`, `package`, `packages`,
+    /// `lockVersion`, …) that is neither a conda-lock file nor a pixi.lock — e.g.
+    /// mambajs' JSON lock (`lockVersion`). Read as an environment.yml it would
+    /// silently give an empty environment.
+    #[error(
+        "{origin} looks like a lock file (top-level keys: {}), but of no format pkgr reads \
+         (@EXPLICIT, conda-lock version 1, pixi.lock)",
+        keys.join(", ")
+    )]
+    UnknownLockFormat {
+        /// The file.
+        origin: String,
+        /// Its top-level keys, as written.
+        keys: Vec<String>,
+    },
+
     /// A YAML file whose top level is not a mapping (for example a plain list).
     #[error("{origin}: the top level of an environment file must be a mapping (key: value)")]
     NotAMapping {

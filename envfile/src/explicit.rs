@@ -97,12 +97,14 @@ fn record_from_line(
         url: url.to_string(),
         reason: reason.to_owned(),
     };
-    let segments: Vec<&str> = url
+    let segments: Vec<String> = url
         .path_segments()
-        .map(Iterator::collect)
+        .map(|s| s.map(percent_decode).collect())
         .unwrap_or_default();
     let (file_name, subdir) = match segments.as_slice() {
-        [.., subdir, file] if !subdir.is_empty() && !file.is_empty() => (*file, *subdir),
+        [.., subdir, file] if !subdir.is_empty() && !file.is_empty() => {
+            (file.as_str(), subdir.as_str())
+        }
         _ => {
             return Err(archive_error(
                 "the URL must end in /<subdir>/<package file>",
@@ -153,6 +155,31 @@ fn record_from_line(
         url,
         channel: Some(channel),
     })
+}
+
+/// Decodes `%XX` escapes of a URL path segment (`%2B` is `+` in a version such
+/// as `1.0+cpu`); a malformed escape is kept as written.
+pub(crate) fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| segment.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| segment.to_owned())
 }
 
 fn decode_hex<const N: usize>(digits: &str) -> Option<[u8; N]> {
@@ -233,6 +260,20 @@ mod tests {
         assert!(foo.package_record.md5.is_none() && foo.package_record.sha256.is_none());
         assert_eq!(env.pypi.len(), 1);
         assert!(env.pypi[0].starts_with("requests @ https://files.example/"));
+    }
+
+    #[test]
+    fn percent_encoded_file_names() {
+        let env = parse_explicit(
+            "@EXPLICIT\nhttps://a.example/ch/linux-64/torch-2.1.0%2Bcpu-py312_0.conda\n",
+            "x",
+        )
+        .unwrap();
+        let r = &env.packages[0].record;
+        assert_eq!(r.package_record.version.as_str(), "2.1.0+cpu");
+        assert_eq!(r.identifier.to_string(), "torch-2.1.0+cpu-py312_0.conda");
+        assert_eq!(percent_decode("a%2"), "a%2");
+        assert_eq!(percent_decode("%zz%41"), "%zzA");
     }
 
     #[test]

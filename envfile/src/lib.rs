@@ -127,7 +127,8 @@ pub struct LockedPackage {
     /// which stores the solved records. `false` for @EXPLICIT lines (only the
     /// name, version and build of the file name) and for conda-lock entries
     /// (dependencies, but no constraints, sizes or licenses): the caller fills
-    /// those from the archive's `info/index.json` after download.
+    /// those — and `noarch`, which such records leave unset — from the archive's
+    /// `info/index.json` after download.
     pub metadata_complete: bool,
 }
 
@@ -186,11 +187,14 @@ pub enum FileKind {
 ///    (pixi's version-1 format *is* conda-lock's);
 /// 3. a YAML mapping with `version` and one of `environments`, `packages`,
 ///    `package` → pixi.lock (an unsupported version is then pixi's error);
-/// 4. a YAML mapping with any of `name`, `channels`, `dependencies`, `prefix`,
+/// 4. (after 5's lock-file check) a YAML mapping with any of `name`, `channels`, `dependencies`, `prefix`,
 ///    `variables` → environment.yml;
-/// 5. any other mapping → [`EnvFileError::UnrecognizedYaml`]; any other YAML in
-///    a file named `.yml`/`.yaml` → [`EnvFileError::NotAMapping`] (or
-///    [`EnvFileError::Yaml`] if it does not parse);
+/// 5. any other mapping with a lock-file key (`version`, `package`, `packages`,
+///    `environments`, `metadata`, `lockVersion`) → [`EnvFileError::UnknownLockFormat`];
+///    any other mapping → [`EnvFileError::UnrecognizedYaml`]; any other YAML in
+///    a file named `.yml`/`.yaml`/`.json` → [`EnvFileError::NotAMapping`] (or
+///    [`EnvFileError::Yaml`] if it does not parse — a duplicate key is a parse
+///    error);
 /// 6. anything else → a spec list.
 pub fn read(path: &Path, options: &ReadOptions) -> Result<EnvFile, EnvFileError> {
     let text = fs_err::read_to_string(path).map_err(|source| EnvFileError::Read {
@@ -198,28 +202,33 @@ pub fn read(path: &Path, options: &ReadOptions) -> Result<EnvFile, EnvFileError>
         source,
     })?;
     let origin = path.display().to_string();
-    parse(&text, &origin, is_yaml_name(path), options)
+    parse(&text, &origin, is_yaml_name(path), path.parent(), options)
 }
 
 /// Like [`read`], for text already in memory. `origin` names the text in errors;
-/// `yaml_name` says whether the file's name ends in `.yml`/`.yaml` (which makes a
-/// non-mapping an error instead of a spec list).
+/// `yaml_name` says whether the file's name ends in `.yml`/`.yaml`/`.json` (which
+/// makes a non-mapping an error instead of a spec list); `base_dir` is the
+/// directory relative paths in a pixi.lock are taken from (the file's own).
 pub fn parse(
     text: &str,
     origin: &str,
     yaml_name: bool,
+    base_dir: Option<&Path>,
     options: &ReadOptions,
 ) -> Result<EnvFile, EnvFileError> {
     match detect(text, origin, yaml_name)? {
         (FileKind::Explicit, _) => parse_explicit(text, origin).map(EnvFile::Locked),
         (FileKind::SpecList, _) => parse_spec_list(text, origin).map(EnvFile::Specs),
         (FileKind::Environment, Some(value)) => {
-            environment::environment_from_value(&value, origin).map(EnvFile::Environment)
+            environment::environment_from_value(&value, origin, options.platform)
+                .map(EnvFile::Environment)
         }
         (FileKind::CondaLock, Some(value)) => {
             condalock::conda_lock_from_value(text, &value, origin, options).map(EnvFile::Locked)
         }
-        (FileKind::Pixi, _) => parse_pixi_lock(text, origin, options).map(EnvFile::Locked),
+        (FileKind::Pixi, _) => {
+            parse_pixi_lock(text, origin, base_dir, options).map(EnvFile::Locked)
+        }
         (FileKind::Environment | FileKind::CondaLock, None) => {
             unreachable!("YAML kinds are detected from a parsed value")
         }
@@ -266,6 +275,11 @@ fn detect(
         FileKind::CondaLock
     } else if has("version") && (has("environments") || has("packages") || has("package")) {
         FileKind::Pixi
+    } else if LOCK_KEYS.iter().any(|key| has(key)) {
+        return Err(EnvFileError::UnknownLockFormat {
+            origin: origin.to_owned(),
+            keys: mapping.keys().map(yaml_key_string).collect(),
+        });
     } else if environment::KNOWN_KEYS.iter().any(|key| has(key)) {
         FileKind::Environment
     } else if !yaml_name && mapping.is_empty() {
@@ -279,10 +293,24 @@ fn detect(
     Ok((kind, Some(value)))
 }
 
+/// Top-level keys of lock files; none is an environment.yml key.
+const LOCK_KEYS: &[&str] = &[
+    "version",
+    "package",
+    "packages",
+    "environments",
+    "metadata",
+    "lockVersion",
+];
+
 fn is_yaml_name(path: &Path) -> bool {
     path.extension()
         .and_then(|ext| ext.to_str())
-        .is_some_and(|ext| ext.eq_ignore_ascii_case("yml") || ext.eq_ignore_ascii_case("yaml"))
+        .is_some_and(|ext| {
+            ["yml", "yaml", "json"]
+                .iter()
+                .any(|e| ext.eq_ignore_ascii_case(e))
+        })
 }
 
 /// A YAML key as text (keys are nearly always strings; others are rendered).
@@ -343,8 +371,27 @@ mod tests {
     }
 
     #[test]
+    fn unknown_lock_formats() {
+        for text in [
+            "{\"lockVersion\": \"1.0.0\", \"channels\": [\"conda-forge\"], \"packages\": {}}",
+            "version: -1\n",
+            "version: 2\nchannels: [a]\n",
+        ] {
+            let e = detect_kind(text, "x.json", true).unwrap_err();
+            assert!(
+                matches!(e, EnvFileError::UnknownLockFormat { .. }),
+                "{text}: {e}"
+            );
+        }
+    }
+
+    #[test]
     fn yaml_errors() {
         let e = detect_kind("dependencies: [a\n", "env.yml", true).unwrap_err();
+        assert!(matches!(e, EnvFileError::Yaml { .. }), "{e}");
+        let e = detect_kind("name: a\nname: b\n", "env.yml", true).unwrap_err();
+        assert!(matches!(e, EnvFileError::Yaml { .. }), "{e}");
+        let e = detect_kind("{\"a\": ", "lock.json", true).unwrap_err();
         assert!(matches!(e, EnvFileError::Yaml { .. }), "{e}");
         let e = detect_kind("- a\n- b\n", "env.yml", true).unwrap_err();
         assert!(matches!(e, EnvFileError::NotAMapping { .. }), "{e}");

@@ -2,7 +2,11 @@
 //! [`LockFile`] into a [`LockedEnvironment`].
 
 use rattler_conda_types::RepoDataRecord;
-use rattler_lock::{LockFile, LockedPackage as RattlerPackage, DEFAULT_ENVIRONMENT_NAME};
+use std::path::{Component, Path};
+
+use rattler_lock::{
+    CondaBinaryData, LockFile, LockedPackage as RattlerPackage, UrlOrPath, DEFAULT_ENVIRONMENT_NAME,
+};
 
 use crate::{EnvFileError, LockFormat, LockedEnvironment, LockedPackage, ReadOptions};
 
@@ -10,14 +14,15 @@ use crate::{EnvFileError, LockFormat, LockedEnvironment, LockedPackage, ReadOpti
 /// takes the environment [`ReadOptions::environment`] (default `default`) for
 /// [`ReadOptions::platform`]. `origin` names the file in errors.
 ///
-/// Relative paths in the lock file are not resolved against its directory; a
-/// package with a path location cannot be converted (pkgr needs URLs).
+/// `base_dir` is the directory relative paths in the file are taken from (the
+/// lock file's own directory; [`crate::read`] passes it).
 pub fn parse_pixi_lock(
     text: &str,
     origin: &str,
+    base_dir: Option<&Path>,
     options: &ReadOptions,
 ) -> Result<LockedEnvironment, EnvFileError> {
-    let lock = LockFile::from_str_with_base_directory(text, None).map_err(|source| {
+    let lock = LockFile::from_str_with_base_directory(text, base_dir).map_err(|source| {
         EnvFileError::Pixi {
             origin: origin.to_owned(),
             source: Box::new(source),
@@ -27,7 +32,44 @@ pub fn parse_pixi_lock(
         .environment
         .as_deref()
         .unwrap_or(DEFAULT_ENVIRONMENT_NAME);
-    from_lock_file(&lock, environment, origin, options, LockFormat::Pixi, true)
+    from_lock_file(
+        &lock,
+        environment,
+        origin,
+        base_dir,
+        options,
+        LockFormat::Pixi,
+        true,
+    )
+}
+
+/// rattler_lock takes the base directory only for PyPI requirements; a conda
+/// archive at a relative path (a local channel next to the project) stays
+/// relative and cannot become a URL. Resolve it against the lock file's
+/// directory, as pixi does.
+fn resolve_relative(binary: &CondaBinaryData, base_dir: Option<&Path>) -> Option<CondaBinaryData> {
+    let base_dir = base_dir?;
+    let UrlOrPath::Path(path) = &binary.location else {
+        return None;
+    };
+    let path = Path::new(path.as_str());
+    if path.is_absolute() {
+        return None;
+    }
+    let mut absolute = base_dir.to_path_buf();
+    for component in path.components() {
+        match component {
+            Component::ParentDir => {
+                absolute.pop();
+            }
+            Component::CurDir => {}
+            other => absolute.push(other),
+        }
+    }
+    let url = url::Url::from_file_path(&absolute).ok()?;
+    let mut resolved = binary.clone();
+    resolved.location = UrlOrPath::Url(url);
+    Some(resolved)
 }
 
 /// Takes one environment and platform out of a parsed lock file.
@@ -39,6 +81,7 @@ pub(crate) fn from_lock_file(
     lock: &LockFile,
     environment: &str,
     origin: &str,
+    base_dir: Option<&Path>,
     options: &ReadOptions,
     format: LockFormat,
     metadata_complete: bool,
@@ -77,6 +120,8 @@ pub(crate) fn from_lock_file(
         match package {
             RattlerPackage::Conda(conda) => match conda.as_binary() {
                 Some(binary) => {
+                    let resolved = resolve_relative(binary, base_dir);
+                    let binary = resolved.as_ref().unwrap_or(binary);
                     let record = RepoDataRecord::try_from(binary).map_err(|source| {
                         EnvFileError::LockedRecord {
                             origin: origin.to_owned(),
@@ -170,7 +215,8 @@ packages:
 
     #[test]
     fn reads_platform_and_reports_pypi() {
-        let env = parse_pixi_lock(V6, "pixi.lock", &ReadOptions::new(Subdir::Linux64)).unwrap();
+        let env =
+            parse_pixi_lock(V6, "pixi.lock", None, &ReadOptions::new(Subdir::Linux64)).unwrap();
         assert_eq!(env.format, LockFormat::Pixi);
         assert_eq!(env.channels, ["https://conda.anaconda.org/conda-forge/"]);
         assert_eq!(env.packages.len(), 1);
@@ -181,20 +227,22 @@ packages:
         assert!(env.packages[0].metadata_complete);
         assert_eq!(env.pypi, ["requests==2.31.0"]);
 
-        let osx = parse_pixi_lock(V6, "pixi.lock", &ReadOptions::new(Subdir::OsxArm64)).unwrap();
+        let osx =
+            parse_pixi_lock(V6, "pixi.lock", None, &ReadOptions::new(Subdir::OsxArm64)).unwrap();
         assert_eq!(osx.packages.len(), 1);
         assert!(osx.pypi.is_empty());
     }
 
     #[test]
     fn missing_platform_and_environment() {
-        let e = parse_pixi_lock(V6, "pixi.lock", &ReadOptions::new(Subdir::Win64)).unwrap_err();
+        let e =
+            parse_pixi_lock(V6, "pixi.lock", None, &ReadOptions::new(Subdir::Win64)).unwrap_err();
         let EnvFileError::PlatformNotLocked { available, .. } = &e else {
             panic!("{e}")
         };
         assert_eq!(available.len(), 2);
         let options = ReadOptions::new(Subdir::Linux64).with_environment("test");
-        let e = parse_pixi_lock(V6, "pixi.lock", &options).unwrap_err();
+        let e = parse_pixi_lock(V6, "pixi.lock", None, &options).unwrap_err();
         assert!(matches!(e, EnvFileError::NoSuchEnvironment { .. }), "{e}");
         assert!(e.to_string().contains("(it has: default)"), "{e}");
     }
@@ -204,6 +252,7 @@ packages:
         let e = parse_pixi_lock(
             "version: 1000\npackages: []\n",
             "p.lock",
+            None,
             &ReadOptions::new(Subdir::Linux64),
         )
         .unwrap_err();
@@ -231,10 +280,41 @@ packages:
     hash: 0000000000000000000000000000000000000000000000000000000000000000
     globs: []
 ";
-        let e = parse_pixi_lock(text, "p.lock", &ReadOptions::new(Subdir::Linux64)).unwrap_err();
+        let e =
+            parse_pixi_lock(text, "p.lock", None, &ReadOptions::new(Subdir::Linux64)).unwrap_err();
         let EnvFileError::SourcePackages { names, .. } = &e else {
             panic!("{e}")
         };
         assert_eq!(names, &["mypkg"]);
+    }
+
+    #[test]
+    fn relative_path_without_base_dir_is_a_record_error() {
+        let text = "\
+version: 6
+environments:
+  default:
+    channels:
+    - url: ./channel
+    packages:
+      linux-64:
+      - conda: ./channel/linux-64/foo-1.0-h0_0.conda
+packages:
+- conda: ./channel/linux-64/foo-1.0-h0_0.conda
+  subdir: linux-64
+  sha256: d4bfe88d7cb447768e31650f06257995601f89076080e76df55e3112d4e47dc4
+  md5: edb0dca6bc32e4f4789199455a1dbeb8
+";
+        let linux = ReadOptions::new(Subdir::Linux64);
+        let e = parse_pixi_lock(text, "p.lock", None, &linux).unwrap_err();
+        assert!(matches!(e, EnvFileError::LockedRecord { .. }), "{e}");
+        // With the lock file's directory, the path becomes a file:// URL.
+        let base = std::path::Path::new("/work/project");
+        let env = parse_pixi_lock(text, "p.lock", Some(base), &linux).unwrap();
+        let url = env.packages[0].record.url.as_str();
+        assert!(
+            url.starts_with("file:///") && url.ends_with("/foo-1.0-h0_0.conda"),
+            "{url}"
+        );
     }
 }
