@@ -100,6 +100,15 @@ pub enum Command {
     /// Show the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Activate an environment in this shell (needs the shell hook: eval "$(pkgr shell hook)")
+    #[command(hide = true)]
+    Activate {
+        /// The environment
+        env: Option<String>,
+    },
+    /// Deactivate the active environment (needs the shell hook)
+    #[command(hide = true)]
+    Deactivate,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completion {
         /// The shell
@@ -129,6 +138,10 @@ pub struct SearchArgs {
 pub enum EnvCommand {
     /// List the environments pkgr knows (those under the envs directories)
     List,
+    /// The same as `pkgr create` (as `conda env create -f environment.yml` is written in scripts)
+    Create(CreateArgs),
+    /// Install what a file lists into an existing environment (`pkgr install -f FILE`)
+    Update(InstallArgs),
     /// Remove an environment entirely
     Remove(EnvRemoveArgs),
     /// Write an environment as environment.yml (or as an @EXPLICIT list with --explicit)

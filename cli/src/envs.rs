@@ -16,6 +16,13 @@ use crate::transact::{print_json, record_channel};
 pub async fn run(global: &GlobalArgs, command: EnvCommand) -> anyhow::Result<()> {
     match command {
         EnvCommand::List => list(global),
+        EnvCommand::Create(args) => crate::create::run(global, args).await,
+        EnvCommand::Update(args) => {
+            if args.files.is_empty() {
+                bail!("name the file to update from with -f FILE (or use `pkgr install`)");
+            }
+            crate::modify::install(global, args, false).await
+        }
         EnvCommand::Remove(args) => remove(global, &args).await,
         EnvCommand::Export(args) => export(global, &args),
     }

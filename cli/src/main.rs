@@ -78,6 +78,12 @@ async fn run(args: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Run(run) => return activate::run(&global, run),
         cli::Command::Shell(command) => activate::shell(&global, &command)?,
         cli::Command::Config(cli::ConfigCommand::List) => info::config_list(&global)?,
+        cli::Command::Activate { .. } | cli::Command::Deactivate => {
+            // Only the shell function the hook defines can change the shell.
+            anyhow::bail!(
+                "`pkgr activate` and `pkgr deactivate` change the calling shell, which needs pkgr's shell function: run `eval \"$(pkgr shell hook)\"` first (fish: `pkgr shell hook -s fish | source`), or use `pkgr run -n ENV COMMAND`"
+            );
+        }
         cli::Command::Completion { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut cli::Cli::command(), "pkgr", &mut out);

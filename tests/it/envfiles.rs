@@ -94,10 +94,25 @@ fn environment_yml_gives_name_channels_specs_and_variables() {
     // The requested specs are those of the file.
     assert_eq!(record(&prefix, "app-2.0-0")["requested_spec"], "app >=2");
 
-    // -n on the command line wins over the file's name.
-    let out = world.run(&["create", "-n", "other", "-f", file.to_str().unwrap()]);
+    // -n on the command line wins over the file's name; `env create` is
+    // `create`, as conda scripts spell it.
+    let out = world.run(&["env", "create", "-n", "other", "-f", file.to_str().unwrap()]);
     assert_ok(&out);
     assert!(world.path().join("root/envs/other/conda-meta").is_dir());
+    // `env update -f` installs what a file adds.
+    let more = world.path().join("more.yml");
+    std::fs::write(
+        &more,
+        format!(
+            "channels: [{}]\ndependencies: [data]\n",
+            channel.root().display()
+        ),
+    )
+    .unwrap();
+    let out = world.run(&["env", "update", "-n", "other", "-f", more.to_str().unwrap()]);
+    assert_ok(&out);
+    let out = world.run(&["list", "-n", "other", "--json"]);
+    assert!(stdout(&out).contains("\"data\""));
 }
 
 #[test]
@@ -471,4 +486,119 @@ fn pixi_and_conda_lock_files_install_without_solving() {
         "test",
     ]));
     assert!(err.contains("test"), "{err}");
+}
+
+/// How many conda packages a lock file lists for linux-64, counted from the
+/// raw YAML (independently of pkgr-envfile): conda-lock's `main` category,
+/// pixi's `default` environment.
+fn count_linux_64(text: &str) -> usize {
+    let value: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
+    if let Some(packages) = value["package"].as_sequence() {
+        return packages
+            .iter()
+            .filter(|p| {
+                p["platform"] == "linux-64"
+                    && p["manager"] == "conda"
+                    && (p["category"] == "main"
+                        || p["categories"]
+                            .as_sequence()
+                            .is_some_and(|c| c.iter().any(|c| c == "main")))
+            })
+            .count();
+    }
+    value["environments"]["default"]["packages"]["linux-64"]
+        .as_sequence()
+        .map_or(0, |p| p.iter().filter(|p| p.get("conda").is_some()).count())
+}
+
+/// The real lock files of `$PKGR_DATASETS/specs` give, through the real
+/// binary, a dry-run plan of exactly their linux-64 packages, or the refusal
+/// they call for (no download: a dry run of a lock file fetches nothing).
+#[test]
+fn real_lock_files_plan_their_packages() {
+    let Some(datasets) = std::env::var_os("PKGR_DATASETS") else {
+        eprintln!("skipped: PKGR_DATASETS is not set");
+        return;
+    };
+    let specs = Path::new(&datasets).join("specs");
+    let world = World::new();
+    // (file, the refusal it calls for).
+    let cases = [
+        ("explicit/rattler/xtensor_linux-64.txt", None),
+        ("explicit/rattler/python-explicit-env-linux-64.txt", None),
+        ("explicit/conda-libmamba-solver/scipipe.linux-64.lock", None),
+        ("conda-lock/conda-lock-tests/zlib/conda-linux-64.lock", None),
+        (
+            "conda-lock/conda-lock-tests/test-environment-blas-mkl/conda-lock.yml",
+            None,
+        ),
+        (
+            "conda-lock/conda-lock-tests/test-multiple-categories/conda-lock.yml",
+            None,
+        ),
+        ("rattler-lock/pixi-examples/cpp-sdl/pixi.lock", None),
+        (
+            "rattler-lock/pixi-examples/simple-calculator/pixi.lock",
+            None,
+        ),
+        (
+            "conda-lock/conda-lock-tests/test-lockfile/conda-lock.yml",
+            Some("easy-cache==1.1.0"),
+        ),
+        (
+            "explicit/rattler/python-explicit-env-osx-64.txt",
+            Some("is for osx-64, not linux-64"),
+        ),
+    ];
+    let mut planned = 0;
+    for (file, refusal) in cases {
+        let path = specs.join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let out = world.run(&[
+            "create",
+            "--dry-run",
+            "--json",
+            "--platform",
+            "linux-64",
+            "-p",
+            world.env("plan").to_str().unwrap(),
+            "-f",
+            path.to_str().unwrap(),
+        ]);
+        if let Some(refusal) = refusal {
+            let err = assert_fails(&out);
+            assert!(err.contains(refusal), "{file}: {err}");
+            continue;
+        }
+        assert_ok(&out);
+        let expected = if text.contains("@EXPLICIT") {
+            text.lines()
+                .skip_while(|l| l.trim() != "@EXPLICIT")
+                .filter(|l| l.starts_with("http") || l.starts_with("file:"))
+                .count()
+        } else {
+            count_linux_64(&text)
+        };
+        let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let link = plan["actions"]["LINK"].as_array().unwrap();
+        assert_eq!(link.len(), expected, "{file}");
+        for record in link {
+            let url = record["url"].as_str().unwrap();
+            assert!(
+                text.contains(url.rsplit('/').next().unwrap()),
+                "{file}: {url}"
+            );
+            let subdir = record["subdir"].as_str().unwrap();
+            assert!(
+                subdir == "linux-64" || subdir == "noarch",
+                "{file}: {subdir}"
+            );
+        }
+        planned += link.len();
+    }
+    assert!(planned > 100, "only {planned} packages planned");
+    eprintln!(
+        "planned {planned} packages from {} real lock files",
+        cases.len()
+    );
 }
