@@ -28,6 +28,21 @@ async fn open_environment(
 ) -> anyhow::Result<(pkgr_cache::lock::FileLock, Vec<PrefixRecord>)> {
     paths::require_environment(global, prefix)?;
     let lock = lock_prefix(prefix, progress).await?;
+    // Checked again under the lock: a concurrent `env remove` may have taken
+    // the environment away while we waited (taking the lock then made a bare
+    // conda-meta/ with only the lock file, which is removed again: it must
+    // not look like an environment).
+    if !pkgr_prefix::is_non_empty_environment(prefix) {
+        let meta = prefix.join("conda-meta");
+        let _ = fs_err::remove_file(meta.join(pkgr_prefix::PREFIX_LOCK));
+        let _ = fs_err::remove_dir(&meta);
+        let _ = fs_err::remove_dir(prefix);
+        drop(lock);
+        bail!(
+            "the environment at {} was removed while this command waited for its lock",
+            prefix.display()
+        );
+    }
     for package in pkgr_prefix::recover(prefix)? {
         progress.warn(&format!(
             "an earlier transaction was interrupted while changing {package}; removed its leftover files"

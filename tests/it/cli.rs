@@ -428,3 +428,39 @@ fn json_outputs_exports_and_errors_are_what_users_see() {
     let out = world.run(&["install", "-n", "snap", "-c", ch, "tool=9"]);
     snapshot!(&world, "install_unsatisfiable", assert_fails(&out));
 }
+
+/// An environment removed while an `install` waits for its lock: the install
+/// fails saying so, and leaves nothing at the path that looks like an
+/// environment (taking the lock re-creates `conda-meta/`).
+#[test]
+fn an_environment_removed_while_install_waits_is_not_revived() {
+    let world = World::new();
+    let channel = tool_channel(&world.path().join("channel"));
+    let ch = channel.root().to_str().unwrap();
+    assert_ok(&world.run(&["create", "-n", "gone", "-c", ch, "libdep"]));
+    let prefix = world.path().join("root/envs/gone");
+    let lock = prefix.join("conda-meta/.pkgr-prefix.lock");
+    // Another process holds the environment's lock for 3 s, then removes the
+    // environment (as `env remove` does: a rename, under the lock).
+    let mut holder = Command::new("flock")
+        .arg("-x")
+        .arg(&lock)
+        .arg("-c")
+        .arg(format!(
+            "sleep 3; mv '{}' '{}-removed'",
+            prefix.display(),
+            prefix.display()
+        ))
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let out = world.run(&["install", "-n", "gone", "-c", ch, "tool"]);
+    assert!(holder.wait().unwrap().success());
+    let err = assert_fails(&out);
+    assert!(err.contains("waiting for the environment lock"), "{err}");
+    assert!(
+        err.contains("was removed while this command waited for its lock"),
+        "{err}"
+    );
+    assert!(!prefix.exists(), "{} was revived", prefix.display());
+}
