@@ -267,6 +267,20 @@ pub enum CacheCommand {
     },
 }
 
+/// How a solve uses channels and pins (`create`, `install`, `update`).
+#[derive(Debug, Args)]
+pub struct SolveArgs {
+    /// How channel order is used: strict (a package only from the first channel that has it), flexible (prefer earlier channels, fall back to later ones; conda's default), disabled (the highest version wins) [default: the channel_priority setting, else flexible]
+    #[arg(long, value_name = "MODE")]
+    pub channel_priority: Option<pkgr_solver::ChannelPriority>,
+    /// The same as --channel-priority strict (conda's flag)
+    #[arg(long, conflicts_with = "channel_priority")]
+    pub strict_channel_priority: bool,
+    /// Pin a package: whatever is chosen of that name must match SPEC (repeatable; added to conda-meta/pinned and the pinned_packages setting)
+    #[arg(long = "pin", value_name = "SPEC")]
+    pub pins: Vec<String>,
+}
+
 /// Which environment: by name (under $PKGR_ROOT/envs) or by path.
 #[derive(Debug, Args)]
 #[group(multiple = false)]
@@ -305,6 +319,8 @@ pub struct CreateArgs {
     /// Copy files into the environment instead of hardlinking them from the cache (reflinks where the file system has them)
     #[arg(long)]
     pub copy: bool,
+    #[command(flatten)]
+    pub solve: SolveArgs,
     /// Read what to install from a file: environment.yml, a list of specs, an @EXPLICIT list, conda-lock.yml or pixi.lock (the last three are installed exactly, without solving). Repeat for several spec lists
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub files: Vec<PathBuf>,
@@ -342,6 +358,14 @@ pub struct InstallArgs {
     /// With `update`: update every package of the environment
     #[arg(long)]
     pub all: bool,
+    /// Also update the dependencies of the named packages to the newest the request allows (by default installed packages are kept where possible)
+    #[arg(long, conflicts_with = "freeze_installed")]
+    pub update_deps: bool,
+    /// Change no installed package: fail if the request needs one changed
+    #[arg(long)]
+    pub freeze_installed: bool,
+    #[command(flatten)]
+    pub solve: SolveArgs,
     /// Read specs from a file: a list of specs, or an environment.yml (its dependencies and channels). Repeat for several
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub files: Vec<PathBuf>,

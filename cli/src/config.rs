@@ -2,10 +2,11 @@
 //!
 //! Lowest to highest precedence: pkgr's defaults; `~/.condarc` (or
 //! `$CONDARC`), so an existing conda setup works (its `channels`,
-//! `channel_alias`, `pkgs_dirs` and `envs_dirs`; conda's other keys are not
-//! pkgr's and are left alone); pkgr's own file `$PKGR_CONFIG`, else
-//! `$XDG_CONFIG_HOME/pkgr/config.yaml`, else `~/.config/pkgr/config.yaml`
-//! (the same four keys; an unknown key is a warning, a wrong type an error);
+//! `channel_alias`, `pkgs_dirs`, `envs_dirs`, `channel_priority` and
+//! `pinned_packages`; conda's other keys are not pkgr's and are left alone);
+//! pkgr's own file `$PKGR_CONFIG`, else `$XDG_CONFIG_HOME/pkgr/config.yaml`,
+//! else `~/.config/pkgr/config.yaml` (the same keys; an unknown key is a
+//! warning, a wrong type an error);
 //! environment variables (`PKGR_CACHE_DIR`, `PKGR_CHANNEL_ALIAS`,
 //! `PKGR_ROOT`); command-line flags (`--cache-dir`, `-c`).
 //!
@@ -72,6 +73,10 @@ pub struct Config {
     pub cache_dir: Setting<Option<PathBuf>>,
     /// Where named environments live: `-n NAME` creates in the first and finds in any.
     pub envs_dirs: Setting<Vec<PathBuf>>,
+    /// How a solve uses channel order.
+    pub channel_priority: Setting<pkgr_solver::ChannelPriority>,
+    /// Specs every solve must respect (conda's `pinned_packages`).
+    pub pinned_packages: Setting<Vec<String>>,
     /// The configuration files that exist and were read, in order.
     pub files_read: Vec<PathBuf>,
     /// Problems worth a warning (unknown keys in pkgr's own file).
@@ -85,6 +90,8 @@ impl Default for Config {
             channel_alias: Setting::default(DEFAULT_CHANNEL_ALIAS.to_owned()),
             cache_dir: Setting::default(None),
             envs_dirs: Setting::default(Vec::new()),
+            channel_priority: Setting::default(pkgr_solver::ChannelPriority::default()),
+            pinned_packages: Setting::default(Vec::new()),
             files_read: Vec::new(),
             warnings: Vec::new(),
         }
@@ -92,7 +99,14 @@ impl Default for Config {
 }
 
 /// The keys pkgr reads from a configuration file.
-const KEYS: [&str; 4] = ["channels", "channel_alias", "pkgs_dirs", "envs_dirs"];
+const KEYS: [&str; 6] = [
+    "channels",
+    "channel_alias",
+    "pkgs_dirs",
+    "envs_dirs",
+    "channel_priority",
+    "pinned_packages",
+];
 
 fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
@@ -198,6 +212,25 @@ impl Config {
                         origin: origin.clone(),
                     };
                 }
+                "channel_priority" => {
+                    let text = match &value {
+                        serde_yaml::Value::String(s) => s.clone(),
+                        serde_yaml::Value::Bool(b) => b.to_string(),
+                        _ => return Err(wrong("strict, flexible or disabled")),
+                    };
+                    self.channel_priority = Setting {
+                        value: text.parse().map_err(|e: String| {
+                            anyhow::anyhow!("{}: `channel_priority`: {e}", path.display())
+                        })?,
+                        origin: origin.clone(),
+                    };
+                }
+                "pinned_packages" => {
+                    self.pinned_packages = Setting {
+                        value: string_list(&value).ok_or_else(|| wrong("a list of specs"))?,
+                        origin: origin.clone(),
+                    };
+                }
                 _ if own => self.warnings.push(format!(
                     "{}: unknown setting `{key}` (pkgr reads {})",
                     path.display(),
@@ -227,6 +260,16 @@ impl Config {
                 "pkgs_dirs",
                 list(vec![cache_dir.display().to_string()]),
                 self.cache_dir.origin.to_string(),
+            ),
+            (
+                "channel_priority",
+                self.channel_priority.value.to_string(),
+                self.channel_priority.origin.to_string(),
+            ),
+            (
+                "pinned_packages",
+                list(self.pinned_packages.value.clone()),
+                self.pinned_packages.origin.to_string(),
             ),
             (
                 "envs_dirs",

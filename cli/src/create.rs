@@ -14,7 +14,7 @@ use rattler_conda_types::{
 };
 use url::Url;
 
-use crate::cli::{CreateArgs, GlobalArgs};
+use crate::cli::{CreateArgs, GlobalArgs, SolveArgs};
 use crate::output::{print_stdout, Progress};
 use crate::paths;
 use crate::transact::{apply, print_json, record_history, Change, Plan, Workspace};
@@ -185,13 +185,14 @@ pub async fn run(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
                 }
             }
             let channels = parse_channels(global, &channel_names, args.override_channels)?;
+            let options = solve_options(global, &args.solve, args.no_deps, None)?;
             let records = solve(
                 &workspace,
                 &channels,
                 platform,
                 specs,
                 Vec::new(),
-                args.no_deps,
+                options,
                 &progress,
             )
             .await?;
@@ -305,6 +306,61 @@ pub fn parse_platform(given: Option<&str>) -> anyhow::Result<Subdir> {
     }
 }
 
+/// The pins of an environment: `conda-meta/pinned`, one spec per line
+/// (`#` comments), as conda reads it.
+pub fn environment_pins(prefix: &Path) -> anyhow::Result<Vec<String>> {
+    let path = prefix.join("conda-meta").join("pinned");
+    match fs_err::read_to_string(&path) {
+        Ok(text) => Ok(text
+            .lines()
+            .map(|l| l.split('#').next().unwrap_or_default().trim())
+            .filter(|l| !l.is_empty())
+            .map(ToOwned::to_owned)
+            .collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What a solve may do: channel priority (`--channel-priority`, else the
+/// setting), pins (`--pin`, the `pinned_packages` setting and, for an
+/// existing environment, its `conda-meta/pinned`).
+pub fn solve_options(
+    global: &GlobalArgs,
+    args: &SolveArgs,
+    no_deps: bool,
+    prefix: Option<&Path>,
+) -> anyhow::Result<pkgr_solver::SolveOptions> {
+    let channel_priority = if args.strict_channel_priority {
+        pkgr_solver::ChannelPriority::Strict
+    } else {
+        args.channel_priority
+            .unwrap_or(global.config.channel_priority.value)
+    };
+    let mut pins: Vec<String> = args.pins.clone();
+    pins.extend(global.config.pinned_packages.value.iter().cloned());
+    if let Some(prefix) = prefix {
+        pins.extend(environment_pins(prefix)?);
+    }
+    let constraints = pins
+        .iter()
+        .map(|s| {
+            MatchSpec::from_str(s, ParseStrictness::Lenient)
+                .with_context(|| format!("invalid pin `{s}`"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(unnamed) = constraints.iter().find(|c| c.name.as_exact().is_none()) {
+        bail!("the pin `{unnamed}` names no package");
+    }
+    Ok(pkgr_solver::SolveOptions {
+        no_deps,
+        channel_priority,
+        constraints,
+        frozen: Vec::new(),
+        update_dependencies_of: Vec::new(),
+    })
+}
+
 /// Loads the channels' repodata and solves `specs`, keeping `locked` (the
 /// installed records) where the request allows.
 pub async fn solve(
@@ -313,7 +369,7 @@ pub async fn solve(
     platform: Subdir,
     specs: Vec<MatchSpec>,
     locked: Vec<RepoDataRecord>,
-    no_deps: bool,
+    options: pkgr_solver::SolveOptions,
     progress: &Arc<Progress>,
 ) -> anyhow::Result<Vec<RepoDataRecord>> {
     let spinner = progress.spinner("loading channels and solving");
@@ -322,7 +378,7 @@ pub async fn solve(
     pkgr_solver::prefetch_shards(&workspace.cache, &indexes, &specs, &locked).await?;
     let records = tokio::task::spawn_blocking(move || {
         let virtual_packages = pkgr_solver::detect_virtual_packages()?;
-        pkgr_solver::solve(&indexes, &specs, &locked, virtual_packages, no_deps)
+        pkgr_solver::solve(&indexes, &specs, &locked, virtual_packages, &options)
     })
     .await??;
     if let Some(spinner) = spinner {

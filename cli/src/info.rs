@@ -116,7 +116,9 @@ pub fn config_list(global: &GlobalArgs) -> anyhow::Result<()> {
     let config = &global.config;
     let mut rows = config.rows(&cache_dir);
     if global.cache_dir.is_some() {
-        rows[2].2 = "--cache-dir".to_owned();
+        for row in rows.iter_mut().filter(|r| r.0 == "pkgs_dirs") {
+            row.2 = "--cache-dir".to_owned();
+        }
     }
     if global.json {
         let mut map = serde_json::Map::new();

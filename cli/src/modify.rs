@@ -138,6 +138,15 @@ pub async fn install(global: &GlobalArgs, args: InstallArgs, update: bool) -> an
         .filter(|r| !(update && named.contains(name_of(r))))
         .map(|r| r.repodata_record.clone())
         .collect();
+    let mut options =
+        crate::create::solve_options(global, &args.solve, args.no_deps, Some(&prefix))?;
+    if args.freeze_installed {
+        options.frozen = locked.clone();
+    }
+    if args.update_deps {
+        // The named packages' dependencies may move too (conda's --update-deps).
+        options.update_dependencies_of = named.iter().cloned().collect();
+    }
 
     let from_records = args.channels.is_empty() && !installed.is_empty();
     let channels = if from_records {
@@ -148,13 +157,7 @@ pub async fn install(global: &GlobalArgs, args: InstallArgs, update: bool) -> an
     let platform = platform_of(&installed)?;
     let workspace = Workspace::open(global)?;
     let solution = solve(
-        &workspace,
-        &channels,
-        platform,
-        specs,
-        locked,
-        args.no_deps,
-        &progress,
+        &workspace, &channels, platform, specs, locked, options, &progress,
     )
     .await
     .map_err(|err| {
@@ -210,7 +213,7 @@ pub async fn remove(global: &GlobalArgs, args: RemoveArgs) -> anyhow::Result<()>
         };
         names.insert(name_of(record));
     }
-    let (leaving, staying): (Vec<PrefixRecord>, Vec<PrefixRecord>) = installed
+    let (mut leaving, mut staying): (Vec<PrefixRecord>, Vec<PrefixRecord>) = installed
         .iter()
         .cloned()
         .partition(|r| names.contains(name_of(r)));
@@ -233,6 +236,17 @@ pub async fn remove(global: &GlobalArgs, args: RemoveArgs) -> anyhow::Result<()>
                 prefix.display(),
                 broken.join("\n  ")
             );
+        }
+    }
+    if !args.force {
+        // As conda does: what only the removed packages needed goes too.
+        let orphans = orphans_after_removal(&prefix, &staying, &names)?;
+        if !orphans.is_empty() {
+            let (gone, kept): (Vec<PrefixRecord>, Vec<PrefixRecord>) = staying
+                .into_iter()
+                .partition(|r| orphans.contains(name_of(r)));
+            leaving.extend(gone);
+            staying = kept;
         }
     }
     let plan = Plan {
@@ -311,6 +325,53 @@ fn report_done(
         ));
     }
     Ok(())
+}
+
+/// The packages of `staying` that nothing asked for needs once `removed`
+/// are gone: the roots are the specs the user asked for (from
+/// `conda-meta/history`, else the records' `requested_spec`), and every
+/// package they depend on, directly or not, stays. Without any record of
+/// what was asked for, nothing is pruned (pkgr would be guessing).
+fn orphans_after_removal(
+    prefix: &Path,
+    staying: &[PrefixRecord],
+    removed: &BTreeSet<&str>,
+) -> anyhow::Result<BTreeSet<String>> {
+    let mut roots: BTreeSet<String> = crate::envs::requested_specs(prefix)?
+        .iter()
+        .filter_map(|s| {
+            MatchSpec::from_str(s, ParseStrictness::Lenient)
+                .ok()
+                .and_then(|s| s.name.as_exact().map(|n| n.as_normalized().to_owned()))
+        })
+        .collect();
+    roots.extend(
+        staying
+            .iter()
+            .filter(|r| requested_spec_of(r).is_some())
+            .map(|r| name_of(r).to_owned()),
+    );
+    if roots.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    roots.retain(|n| !removed.contains(n.as_str()));
+    let mut needed: BTreeSet<String> = BTreeSet::new();
+    let mut frontier: Vec<String> = roots.into_iter().collect();
+    while let Some(name) = frontier.pop() {
+        if !needed.insert(name.clone()) {
+            continue;
+        }
+        if let Some(record) = staying.iter().find(|r| name_of(r) == name) {
+            for dep in &record.repodata_record.package_record.depends {
+                frontier.push(dependency_name(dep).to_owned());
+            }
+        }
+    }
+    Ok(staying
+        .iter()
+        .map(|r| name_of(r).to_owned())
+        .filter(|n| !needed.contains(n))
+        .collect())
 }
 
 /// The name a dependency spec is about (`python >=3.8` → `python`).

@@ -833,22 +833,81 @@ fn dependency_name(dep: &str) -> &str {
     &dep[..end]
 }
 
+/// How channels of different priority are used (conda's `channel_priority`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChannelPriority {
+    /// A package's records come only from the highest-priority channel that
+    /// has the package at all.
+    Strict,
+    /// Records of a higher-priority channel are preferred over any version
+    /// of a lower-priority one, but a lower one is used when the higher ones
+    /// cannot satisfy the request (conda's default).
+    #[default]
+    Flexible,
+    /// Channels are ignored in the choice: the highest version wins,
+    /// whichever channel has it.
+    Disabled,
+}
+
+impl std::str::FromStr for ChannelPriority {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "strict" => Ok(Self::Strict),
+            "flexible" | "true" => Ok(Self::Flexible),
+            "disabled" | "false" => Ok(Self::Disabled),
+            other => Err(format!(
+                "`{other}` is not a channel priority (strict, flexible or disabled)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for ChannelPriority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Strict => "strict",
+            Self::Flexible => "flexible",
+            Self::Disabled => "disabled",
+        })
+    }
+}
+
+/// What a solve may and must do besides satisfying its specs.
+#[derive(Debug, Clone, Default)]
+pub struct SolveOptions {
+    /// conda's `--no-deps`: dependencies are ignored, the best record
+    /// matching each spec is chosen on its own.
+    pub no_deps: bool,
+    /// How channels of different priority are used.
+    pub channel_priority: ChannelPriority,
+    /// Specs every chosen record of their name must satisfy, without
+    /// requesting the package (pins: `conda-meta/pinned`, `--pin`,
+    /// `pinned_packages`).
+    pub constraints: Vec<MatchSpec>,
+    /// Installed records that must not change (`--freeze-installed`).
+    pub frozen: Vec<RepoDataRecord>,
+    /// `--update-deps`: the dependencies of these packages (all the way
+    /// down, through every record of the channels and the installed ones)
+    /// are not kept at their installed versions.
+    pub update_dependencies_of: Vec<String>,
+}
+
 /// Solves `specs` against `indexes` (in channel priority order) with
 /// `virtual_packages`, returning the records to install, dependencies first.
 ///
 /// `locked` are the records installed now: the solver keeps them where the
 /// request allows (conda's "keep what is installed"); they may come from
-/// channels not given this time.
-///
-/// With `no_deps` (conda's `--no-deps`), dependencies are ignored: the best
-/// record matching each spec is chosen on its own.
+/// channels not given this time. See [`SolveOptions`] for the rest.
 pub fn solve(
     indexes: &[SubdirIndex],
     specs: &[MatchSpec],
     locked: &[RepoDataRecord],
     virtual_packages: Vec<GenericVirtualPackage>,
-    no_deps: bool,
+    options: &SolveOptions,
 ) -> Result<Vec<RepoDataRecord>, SolverError> {
+    let no_deps = options.no_deps;
     // Which names can the request reach? Parse only those records.
     let mut queue: VecDeque<String> = VecDeque::new();
     let mut seen: HashSet<String> = HashSet::new();
@@ -921,17 +980,45 @@ pub fn solve(
             record
         })
         .collect();
+    let locked: Vec<RepoDataRecord> = if options.update_dependencies_of.is_empty() {
+        locked
+    } else {
+        let moving = dependency_closure(
+            per_index.iter().flatten().chain(locked.iter()),
+            &options.update_dependencies_of,
+        );
+        locked
+            .into_iter()
+            .filter(|r| !moving.contains(r.package_record.name.as_normalized()))
+            .collect()
+    };
+    let frozen: Vec<&RepoDataRecord> = locked
+        .iter()
+        .filter(|r| {
+            options
+                .frozen
+                .iter()
+                .any(|f| pkgr_fetch::url_for_record(&f.url) == pkgr_fetch::url_for_record(&r.url))
+        })
+        .collect();
     let task = SolverTask {
         specs: specs.to_vec(),
         locked_packages: locked.iter().collect(),
+        pinned_packages: frozen,
+        constraints: options.constraints.clone(),
         virtual_packages,
+        channel_priority: match options.channel_priority {
+            ChannelPriority::Strict => rattler_solve::ChannelPriority::Strict,
+            ChannelPriority::Flexible => rattler_solve::ChannelPriority::Flexible,
+            ChannelPriority::Disabled => rattler_solve::ChannelPriority::Disabled,
+        },
         ..SolverTask::from_iter(per_index.iter().map(|records| records.iter()))
     };
     let solution = rattler_solve::resolvo::Solver
         .solve(task)
         .map_err(|e| match e {
             rattler_solve::SolveError::Unsolvable(messages) => {
-                SolverError::Unsatisfiable(messages.join("\n"))
+                SolverError::Unsatisfiable(plain_words(&messages.join("\n")))
             }
             other => SolverError::Solver(other.to_string()),
         })?;
@@ -941,6 +1028,46 @@ pub fn solve(
         .map(|r| originals.remove(&r.url).unwrap_or(r))
         .collect();
     Ok(PackageRecord::sort_topologically(records))
+}
+
+/// The solver's explanation with its one garbled sentence put right
+/// (rattler says "is excluded because due to strict channel priority not
+/// using this option from: 'URL'").
+fn plain_words(explanation: &str) -> String {
+    explanation.replace(
+        "is excluded because due to strict channel priority not using this option from: ",
+        "is excluded by strict channel priority (a channel listed earlier has this package; --channel-priority flexible allows later ones too): it is in ",
+    )
+}
+
+/// `names` and every name their records depend on, directly or not.
+fn dependency_closure<'a>(
+    records: impl Iterator<Item = &'a RepoDataRecord>,
+    names: &[String],
+) -> HashSet<String> {
+    let mut depends: HashMap<&str, Vec<&str>> = HashMap::new();
+    for record in records {
+        depends
+            .entry(record.package_record.name.as_normalized())
+            .or_default()
+            .extend(
+                record
+                    .package_record
+                    .depends
+                    .iter()
+                    .map(|d| dependency_name(d)),
+            );
+    }
+    let mut closure: HashSet<String> = names.iter().cloned().collect();
+    let mut frontier: Vec<String> = names.to_vec();
+    while let Some(name) = frontier.pop() {
+        for dep in depends.get(name.as_str()).into_iter().flatten() {
+            if closure.insert((*dep).to_owned()) {
+                frontier.push((*dep).to_owned());
+            }
+        }
+    }
+    closure
 }
 
 fn spec_name(spec: &MatchSpec) -> Option<String> {
@@ -1056,7 +1183,7 @@ mod tests {
         );
         let specs =
             vec![MatchSpec::from_str("a", rattler_conda_types::ParseStrictness::Lenient).unwrap()];
-        let solved = solve(&[idx], &specs, &[], Vec::new(), false).unwrap();
+        let solved = solve(&[idx], &specs, &[], Vec::new(), &SolveOptions::default()).unwrap();
         let names: Vec<_> = solved
             .iter()
             .map(|r| r.package_record.name.as_normalized().to_owned())
@@ -1074,7 +1201,7 @@ mod tests {
                 MatchSpec::from_str("nupmy", rattler_conda_types::ParseStrictness::Lenient)
                     .unwrap(),
             ];
-        let err = solve(&[idx], &specs, &[], Vec::new(), false).unwrap_err();
+        let err = solve(&[idx], &specs, &[], Vec::new(), &SolveOptions::default()).unwrap_err();
         assert!(err.to_string().contains("did you mean `numpy`"), "{err}");
     }
 
@@ -1090,7 +1217,14 @@ mod tests {
         let specs = vec![
             MatchSpec::from_str("app", rattler_conda_types::ParseStrictness::Lenient).unwrap(),
         ];
-        let err = solve(&[noarch, missing], &specs, &[], Vec::new(), false).unwrap_err();
+        let err = solve(
+            &[noarch, missing],
+            &specs,
+            &[],
+            Vec::new(),
+            &SolveOptions::default(),
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "package `app` was not found in channel chan; note: https://example.com/chan/linux-64/repodata.json answered 404 Not Found"
@@ -1145,7 +1279,14 @@ mod tests {
         installed.url = Url::parse(&pkgr_fetch::url_for_record(&installed.url)).unwrap();
         let specs =
             vec![MatchSpec::from_str("a", rattler_conda_types::ParseStrictness::Lenient).unwrap()];
-        let solved = solve(&[idx], &specs, &[installed], Vec::new(), false).unwrap();
+        let solved = solve(
+            &[idx],
+            &specs,
+            &[installed],
+            Vec::new(),
+            &SolveOptions::default(),
+        )
+        .unwrap();
         assert_eq!(
             solved[0].url.as_str(),
             "https://me:pw@example.com/t/tok/chan/linux-64/a-1-0.tar.bz2"

@@ -95,7 +95,12 @@ fn noarch_python_is_relocated_with_entry_points_and_pyc() {
     channel.add(&hello_package(), Format::TarBz2);
     channel.write_repodata();
     let prefix = world.env("py");
-    assert_ok(&world.create(&prefix, channel.root().to_str().unwrap(), &["hellopkg"]));
+    // python asked for too: it stays when hellopkg is removed below.
+    assert_ok(&world.create(
+        &prefix,
+        channel.root().to_str().unwrap(),
+        &["hellopkg", "python"],
+    ));
 
     let cli = format!("{site_packages}/hellopkg/cli.py");
     assert!(prefix.join(&cli).is_file(), "site-packages/ relocated");
@@ -495,7 +500,13 @@ fn clobbered_paths_warn_and_survive_removal_of_either_owner() {
     channel.write_repodata();
     let prefix = world.env("c");
     let p = prefix.to_str().unwrap();
-    let out = world.create(&prefix, channel.root().to_str().unwrap(), &["second"]);
+    // Both asked for: removing one leaves the other (a dependency nothing
+    // asked for would go with what needed it).
+    let out = world.create(
+        &prefix,
+        channel.root().to_str().unwrap(),
+        &["second", "first"],
+    );
     assert_ok(&out);
     let err = stderr(&out);
     assert!(

@@ -16,3 +16,4 @@ mod healing;
 mod index;
 mod real_data;
 mod repodata;
+mod solving;
