@@ -8,9 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 work="${1:-$(mktemp -d "${TMPDIR:-/tmp}/pkgr-demo.XXXXXX")}"
 cargo build --quiet -p pkgr-cli -p pkgr-test-support
-pkgr=target/debug/pkgr
+# Where cargo put the binaries (CARGO_TARGET_DIR or a config may move them).
+target_dir="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+pkgr="$target_dir/debug/pkgr"
 
-target/debug/pkgr-demo-channel "$work/channel"
+"$target_dir/debug/pkgr-demo-channel" "$work/channel"
 "$pkgr" index "$work/channel"
 "$pkgr" create --yes --cache-dir "$work/cache" -p "$work/env" -c "$work/channel" hello
 echo
@@ -18,3 +20,6 @@ echo
 echo
 echo "\$ $work/env/bin/hello"
 "$work/env/bin/hello"
+echo
+echo "\$ pkgr run -p $work/env hello"
+"$pkgr" run --cache-dir "$work/cache" -p "$work/env" hello

@@ -398,6 +398,24 @@ pub struct RemoveArgs {
 pub struct ListArgs {
     #[command(flatten)]
     pub target: EnvTarget,
+    /// Only packages whose name matches this regular expression (case-insensitive, anywhere in the name)
+    #[arg(value_name = "REGEX")]
+    pub regex: Option<String>,
+    /// An @EXPLICIT list of the packages' URLs (as `conda list --explicit`)
+    #[arg(long, conflicts_with_all = ["export", "canonical"])]
+    pub explicit: bool,
+    /// With --explicit: each URL with its md5
+    #[arg(long, requires = "explicit", conflicts_with = "sha256")]
+    pub md5: bool,
+    /// With --explicit: each URL with its sha256
+    #[arg(long, requires = "explicit")]
+    pub sha256: bool,
+    /// `name=version=build` lines, a spec list `pkgr create --file` reads
+    #[arg(long, conflicts_with = "canonical")]
+    pub export: bool,
+    /// `channel/subdir::name-version-build` lines
+    #[arg(long)]
+    pub canonical: bool,
 }
 
 /// `pkgr index`.

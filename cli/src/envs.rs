@@ -215,7 +215,14 @@ fn export(global: &GlobalArgs, args: &EnvExportArgs) -> anyhow::Result<()> {
     let records = pkgr_prefix::read_prefix_records(&prefix)
         .with_context(|| format!("could not read the environment at {}", prefix.display()))?;
     let text = if args.explicit {
-        explicit(&records, args.sha256)?
+        explicit(
+            &records,
+            if args.sha256 {
+                ExplicitHash::Sha256
+            } else {
+                ExplicitHash::Md5
+            },
+        )?
     } else {
         let name = prefix
             .file_name()
@@ -274,10 +281,20 @@ fn export(global: &GlobalArgs, args: &EnvExportArgs) -> anyhow::Result<()> {
     write_or_print(args.file.as_deref(), &text)
 }
 
-/// conda's `@EXPLICIT` list: one URL per package, in dependency order as
-/// conda writes it (the order of the records is name order, which an
-/// explicit install does not depend on: it links in dependency order).
-fn explicit(records: &[PrefixRecord], sha256: bool) -> anyhow::Result<String> {
+/// Which checksum an `@EXPLICIT` line carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExplicitHash {
+    /// The bare URL (`conda list --explicit`).
+    None,
+    /// `URL#<md5>`.
+    Md5,
+    /// `URL#<sha256>` (64 hex digits, as conda writes it).
+    Sha256,
+}
+
+/// The header conda writes above exported lists (`# platform:` is what an
+/// explicit install checks).
+pub fn export_header(records: &[PrefixRecord]) -> String {
     let subdir = records
         .iter()
         .map(|r| r.repodata_record.package_record.subdir.as_str())
@@ -288,27 +305,45 @@ fn explicit(records: &[PrefixRecord], sha256: bool) -> anyhow::Result<String> {
                 .map(|s| s.as_str().to_owned())
                 .unwrap_or_default()
         });
-    let mut out = format!(
-        "# This file may be used to create an environment using:\n# $ pkgr create --name <env> --file <this file>\n# platform: {subdir}\n@EXPLICIT\n"
-    );
+    format!(
+        "# This file may be used to create an environment using:\n# $ pkgr create --name <env> --file <this file>\n# platform: {subdir}\n# created-by: pkgr {}\n",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// conda's `@EXPLICIT` list: one URL per package (without credentials),
+/// with the checksum `hash` asks for. An explicit install links in
+/// dependency order whatever the order of the lines.
+pub fn explicit(records: &[PrefixRecord], hash: ExplicitHash) -> anyhow::Result<String> {
+    let mut out = export_header(records);
+    out.push_str("@EXPLICIT\n");
     for record in records {
         let r = &record.repodata_record;
         let url = pkgr_fetch::url_for_record(&r.url);
         let p = &r.package_record;
-        let hash = if sha256 {
-            p.sha256
-                .as_ref()
-                .map(|h| format!("sha256:{}", hex::encode(h)))
-        } else {
-            p.md5.as_ref().map(hex::encode)
+        let digest = match hash {
+            ExplicitHash::None => {
+                out.push_str(&format!("{url}\n"));
+                continue;
+            }
+            ExplicitHash::Md5 => p.md5.as_ref().map(hex::encode),
+            ExplicitHash::Sha256 => p.sha256.as_ref().map(hex::encode),
         };
-        match hash {
-            Some(hash) => out.push_str(&format!("{url}#{hash}\n")),
+        match digest {
+            Some(digest) => out.push_str(&format!("{url}#{digest}\n")),
             None => bail!(
-                "{} has no {} in its record: cannot write it to an explicit list{}",
+                "{} has no {} in its record: cannot write it to an explicit list with checksums{}",
                 r.identifier,
-                if sha256 { "sha256" } else { "md5" },
-                if sha256 { "" } else { " (try --sha256)" }
+                if hash == ExplicitHash::Sha256 {
+                    "sha256"
+                } else {
+                    "md5"
+                },
+                if hash == ExplicitHash::Sha256 {
+                    " (try without --sha256)"
+                } else {
+                    " (try --sha256)"
+                }
             ),
         }
     }

@@ -1,6 +1,9 @@
-//! `pkgr list`: the packages installed in an environment, like `conda list`.
+//! `pkgr list`: the packages installed in an environment, in the forms
+//! `conda list` prints them (a table, `--json`, `--explicit`, `--export`,
+//! `--canonical`).
 
 use anyhow::Context;
+use rattler_conda_types::{PrefixRecord, RepoDataRecord};
 
 use crate::cli::{GlobalArgs, ListArgs};
 use crate::output::print_stdout;
@@ -9,8 +12,29 @@ use crate::paths;
 pub fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<()> {
     let prefix = paths::prefix_or_active(global, &args.target)?;
     paths::require_environment(global, &prefix)?;
-    let records = pkgr_prefix::read_prefix_records(&prefix)
+    let mut records = pkgr_prefix::read_prefix_records(&prefix)
         .with_context(|| format!("could not read the environment at {}", prefix.display()))?;
+    if let Some(pattern) = &args.regex {
+        let regex = regex::RegexBuilder::new(pattern)
+            .case_insensitive(true)
+            .build()
+            .with_context(|| format!("invalid regular expression `{pattern}`"))?;
+        records.retain(|r| regex.is_match(r.repodata_record.package_record.name.as_normalized()));
+        if records.is_empty() {
+            anyhow::bail!("no packages match `{pattern}` in {}", prefix.display());
+        }
+    }
+    if args.explicit {
+        let hash = if args.md5 {
+            crate::envs::ExplicitHash::Md5
+        } else if args.sha256 {
+            crate::envs::ExplicitHash::Sha256
+        } else {
+            crate::envs::ExplicitHash::None
+        };
+        print_stdout(&crate::envs::explicit(&records, hash)?);
+        return Ok(());
+    }
     if global.json {
         let list: Vec<serde_json::Value> = records
             .iter()
@@ -18,35 +42,106 @@ pub fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<()> {
                 let r = &r.repodata_record;
                 let p = &r.package_record;
                 serde_json::json!({
-                    "name": p.name.as_normalized(),
-                    "version": p.version.to_string(),
-                    "build_string": p.build,
+                    "base_url": crate::transact::record_channel(r),
                     "build_number": p.build_number,
-                    "channel": crate::transact::record_channel(r),
-                    "platform": p.subdir,
+                    "build_string": p.build,
+                    "channel": channel_name(r),
                     "dist_name": format!("{}-{}-{}", p.name.as_normalized(), p.version, p.build),
+                    "name": p.name.as_normalized(),
+                    "platform": p.subdir,
+                    "version": p.version.to_string(),
                 })
             })
             .collect();
         print_stdout(&format!("{}\n", serde_json::to_string_pretty(&list)?));
         return Ok(());
     }
-    // The same columns as `conda list`.
-    let mut out = format!(
-        "# packages in environment at {}:\n#\n# Name                    Version                   Build  Channel\n",
-        prefix.display()
-    );
-    for record in &records {
-        let r = &record.repodata_record;
-        let p = &r.package_record;
-        out.push_str(&format!(
-            "{:<25} {:<15} {:>15}  {}\n",
-            p.name.as_normalized(),
-            p.version.to_string(),
-            p.build,
-            crate::transact::channel_label(r)
-        ));
+    if args.export || args.canonical {
+        let mut out = String::new();
+        if args.export {
+            out.push_str(&crate::envs::export_header(&records));
+        }
+        for record in &records {
+            let p = &record.repodata_record.package_record;
+            if args.export {
+                out.push_str(&format!(
+                    "{}={}={}\n",
+                    p.name.as_normalized(),
+                    p.version,
+                    p.build
+                ));
+            } else {
+                out.push_str(&format!(
+                    "{}/{}::{}-{}-{}\n",
+                    channel_name(&record.repodata_record),
+                    p.subdir,
+                    p.name.as_normalized(),
+                    p.version,
+                    p.build
+                ));
+            }
+        }
+        print_stdout(&out);
+        return Ok(());
     }
-    print_stdout(&out);
+    print_stdout(&table(&prefix.display().to_string(), &records));
     Ok(())
+}
+
+/// The channel as `conda list` names it: the name under the default
+/// channel alias (`conda-forge`), `pkgs/main` for Anaconda's, else the URL
+/// (without credentials).
+pub fn channel_name(record: &RepoDataRecord) -> String {
+    let channel = crate::transact::record_channel(record).unwrap_or_default();
+    let channel = channel.trim_end_matches('/');
+    channel
+        .strip_prefix(crate::config::DEFAULT_CHANNEL_ALIAS)
+        .or_else(|| channel.strip_prefix("https://repo.anaconda.com/"))
+        .unwrap_or(channel)
+        .to_owned()
+}
+
+/// conda's table (conda 25.5 and later): columns left-aligned, two spaces
+/// apart, at least 23/15/15 wide (the first two more in the rows, where
+/// `# ` does not take them), each as wide as its longest value.
+fn table(prefix: &str, records: &[PrefixRecord]) -> String {
+    let titles = ["Name", "Version", "Build", "Channel"];
+    let rows: Vec<[String; 4]> = records
+        .iter()
+        .map(|record| {
+            let r = &record.repodata_record;
+            let p = &r.package_record;
+            [
+                p.name.as_normalized().to_owned(),
+                p.version.to_string(),
+                p.build.to_string(),
+                channel_name(r),
+            ]
+        })
+        .collect();
+    let mut widths = [23, 15, 15, 1];
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    let line = |cells: &[&str], widths: &[usize; 4]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        padded.join("  ").trim_end().to_owned()
+    };
+    let mut out = format!(
+        "# packages in environment at {prefix}:\n#\n# {}\n",
+        line(&titles, &widths)
+    );
+    widths[0] += 2;
+    for row in &rows {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        out.push_str(&line(&cells, &widths));
+        out.push('\n');
+    }
+    out
 }

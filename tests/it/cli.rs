@@ -464,3 +464,69 @@ fn an_environment_removed_while_install_waits_is_not_revived() {
     );
     assert!(!prefix.exists(), "{} was revived", prefix.display());
 }
+
+/// `list` in conda's forms: a regex filter, `--export` (a spec list that
+/// `create --file` reads back into the same environment), `--explicit`
+/// (bare, `--md5`, `--sha256`) and `--canonical`.
+#[test]
+fn list_forms_are_conda_s() {
+    let world = World::new();
+    let channel = tool_channel(&world.path().join("channel"));
+    let ch = channel.root().to_str().unwrap();
+    assert_ok(&world.run(&["create", "-n", "forms", "-c", ch, "tool=1.1"]));
+    let out = world.run(&["list", "-n", "forms", "^TOO"]);
+    assert_ok(&out);
+    let text = stdout(&out);
+    assert!(text.contains("tool") && !text.contains("libdep"), "{text}");
+    let err = assert_fails(&world.run(&["list", "-n", "forms", "nothing-like-it"]));
+    assert!(err.contains("no packages match"), "{err}");
+
+    let out = world.run(&["list", "-n", "forms", "--export"]);
+    assert_ok(&out);
+    let export = stdout(&out);
+    assert!(export.contains("# platform: linux-64"), "{export}");
+    assert!(export.contains("\nlibdep=1.0=0\ntool=1.1=0\n"), "{export}");
+    let file = world.path().join("export.txt");
+    std::fs::write(&file, &export).unwrap();
+    assert_ok(&world.run(&[
+        "create",
+        "-n",
+        "again",
+        "-c",
+        ch,
+        "--file",
+        file.to_str().unwrap(),
+    ]));
+    let out = world.run(&["list", "-n", "again", "--export"]);
+    assert_eq!(stdout(&out), export);
+
+    let out = world.run(&["list", "-n", "forms", "--explicit"]);
+    assert_ok(&out);
+    let bare = stdout(&out);
+    assert!(
+        bare.contains("@EXPLICIT\n") && bare.contains("/linux-64/tool-1.1-0.conda\n"),
+        "{bare}"
+    );
+    for (flag, len) in [("--md5", 32), ("--sha256", 64)] {
+        let out = world.run(&["list", "-n", "forms", "--explicit", flag]);
+        assert_ok(&out);
+        let text = stdout(&out);
+        let line = text
+            .lines()
+            .find(|l| l.contains("tool-1.1-0.conda"))
+            .unwrap();
+        let hash = line.rsplit('#').next().unwrap();
+        assert_eq!(hash.len(), len, "{flag}: {line}");
+        assert!(
+            hash.chars().all(|c| c.is_ascii_hexdigit()),
+            "{flag}: {line}"
+        );
+    }
+    let out = world.run(&["list", "-n", "forms", "--canonical"]);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("/linux-64::tool-1.1-0\n"),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -218,7 +218,7 @@ fn credentials_are_never_written_or_printed() {
     let out = run(&world, &mut outputs, &["list", "-p", prefix]);
     assert_ok(&out);
     assert!(
-        stdout(&out).contains(&format!("{record_channel}{subdir}")),
+        stdout(&out).contains(record_channel.trim_end_matches('/')),
         "{}",
         stdout(&out)
     );
@@ -226,7 +226,13 @@ fn credentials_are_never_written_or_printed() {
     assert_ok(&out);
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for entry in list.as_array().unwrap() {
-        assert_eq!(entry["channel"], record_channel.as_str(), "{entry}");
+        // conda's shape: `channel` is the channel's name, `base_url` its URL.
+        assert_eq!(entry["base_url"], record_channel.as_str(), "{entry}");
+        assert_eq!(
+            entry["channel"],
+            record_channel.trim_end_matches('/'),
+            "{entry}"
+        );
     }
 
     // The plan as JSON, without and with a dry run.
