@@ -44,6 +44,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let json = args.global.json;
     let result = runtime.block_on(run(args));
     // Every task that works on the cache or an environment has been joined
     // by now (the cache runs each request's tasks to their end). What may be
@@ -54,6 +55,9 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             output::print_error(&err);
+            if json {
+                output::print_error_json(&err);
+            }
             ExitCode::FAILURE
         }
     }

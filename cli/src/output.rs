@@ -72,6 +72,19 @@ impl std::io::Write for RedactingStderr {
     }
 }
 
+/// With `--json`, an error is also a JSON object on stdout (as conda's
+/// `--json` does): `{"success": false, "error": ..., "caused_by": [...]}`.
+pub fn print_error_json(err: &anyhow::Error) {
+    let value = serde_json::json!({
+        "success": false,
+        "error": redacted(&err.to_string()),
+        "caused_by": err.chain().skip(1).map(|c| redacted(&c.to_string())).collect::<Vec<_>>(),
+    });
+    if let Ok(text) = serde_json::to_string_pretty(&value) {
+        println!("{text}");
+    }
+}
+
 /// Prints a warning before any progress exists (config problems).
 pub fn print_warning(text: &str) {
     eprintln!("warning: {}", redacted(text));

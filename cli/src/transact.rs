@@ -135,7 +135,7 @@ impl Plan {
             "success": true,
             "dry_run": dry_run,
             "prefix": prefix,
-            "actions": { "LINK": link, "UNLINK": unlink },
+            "actions": { "LINK": link, "UNLINK": unlink, "PREFIX": prefix },
         })
     }
 }
@@ -440,18 +440,27 @@ pub fn channel_label(record: &RepoDataRecord) -> String {
     )
 }
 
+/// A record in conda's `--json` plan shape (`dist_fields_dump`: base_url,
+/// build_number, build_string, channel (its name), dist_name, name,
+/// platform, version), plus what a script wants to fetch it: `url`, `fn`,
+/// `size`, `subdir`, `md5`, `sha256`.
 fn record_json(r: &RepoDataRecord) -> serde_json::Value {
     let p = &r.package_record;
     serde_json::json!({
-        "name": p.name.as_normalized(),
-        "version": p.version.to_string(),
-        "build_string": p.build,
+        "base_url": record_channel(r),
         "build_number": p.build_number,
-        "channel": record_channel(r),
+        "build_string": p.build,
+        "channel": crate::list::channel_name(r),
+        "dist_name": format!("{}-{}-{}", p.name.as_normalized(), p.version, p.build),
+        "name": p.name.as_normalized(),
+        "platform": p.subdir,
+        "version": p.version.to_string(),
         "subdir": p.subdir,
         "url": pkgr_fetch::url_for_record(&r.url),
         "fn": r.identifier.to_string(),
         "size": p.size,
+        "md5": p.md5.as_ref().map(hex::encode),
+        "sha256": p.sha256.as_ref().map(hex::encode),
     })
 }
 

@@ -1030,14 +1030,59 @@ pub fn solve(
     Ok(PackageRecord::sort_topologically(records))
 }
 
-/// The solver's explanation with its one garbled sentence put right
-/// (rattler says "is excluded because due to strict channel priority not
-/// using this option from: 'URL'").
+/// The solver's explanation (resolvo's tree), led by one sentence in plain
+/// words naming the requested specs that cannot be satisfied together (the
+/// tree's top-level entries), and with rattler's one garbled sentence put
+/// right ("is excluded because due to strict channel priority not using
+/// this option from: 'URL'").
 fn plain_words(explanation: &str) -> String {
-    explanation.replace(
+    let tree = explanation.replace(
         "is excluded because due to strict channel priority not using this option from: ",
         "is excluded by strict channel priority (a channel listed earlier has this package; --channel-priority flexible allows later ones too): it is in ",
-    )
+    );
+    let requested: Vec<String> = tree
+        .lines()
+        .filter_map(|line| {
+            line.strip_prefix("├─ ")
+                .or_else(|| line.strip_prefix("└─ "))
+        })
+        .filter_map(|entry| {
+            [" can be installed", " cannot be installed", " is excluded", ", which"]
+                .iter()
+                .filter_map(|marker| entry.find(marker))
+                .min()
+                .map(|end| format!("`{}`", entry[..end].trim_end_matches(" *")))
+        })
+        .collect();
+    let summary = match requested.as_slice() {
+        [] => String::new(),
+        [one] => format!("{one} cannot be installed (why, through which packages:)\n"),
+        [first @ .., last] => format!(
+            "{} and {last} cannot be installed together (why, through which packages:)\n",
+            first.join(", ")
+        ),
+    };
+    format!("{summary}{tree}")
+}
+
+#[cfg(test)]
+mod plain_words_tests {
+    use super::plain_words;
+
+    #[test]
+    fn the_requested_specs_lead_the_explanation() {
+        let tree = "The following packages are incompatible\n├─ libbase <1 can be installed with any of the following options:\n│  └─ libbase 0.9\n└─ app * cannot be installed because there are no viable options:\n   └─ app 2.0 would require\n";
+        let text = plain_words(tree);
+        assert!(
+            text.starts_with("`libbase <1` and `app` cannot be installed together"),
+            "{text}"
+        );
+        assert!(text.ends_with(tree), "{text}");
+        let one = "The following packages are incompatible\n└─ jinja2 ==2.8 cannot be installed because there are no viable options:\n   └─ jinja2 2.8 is excluded because due to strict channel priority not using this option from: 'b'\n";
+        let text = plain_words(one);
+        assert!(text.starts_with("`jinja2 ==2.8` cannot be installed"), "{text}");
+        assert!(!text.contains("because due to"), "{text}");
+    }
 }
 
 /// `names` and every name their records depend on, directly or not.

@@ -373,6 +373,20 @@ fn verbose_logs_go_to_stderr_and_stdout_stays_clean() {
     );
 }
 
+/// A `--json` plan with what depends on the compressor (sizes, checksums)
+/// blanked: the shape is what scripts rely on.
+fn plan_shape(stdout: &[u8]) -> String {
+    let mut plan: serde_json::Value = serde_json::from_slice(stdout).unwrap();
+    for key in ["LINK", "UNLINK"] {
+        for record in plan["actions"][key].as_array_mut().unwrap() {
+            record["size"] = serde_json::json!("[SIZE]");
+            record["md5"] = serde_json::json!("[MD5]");
+            record["sha256"] = serde_json::json!("[SHA256]");
+        }
+    }
+    serde_json::to_string_pretty(&plan).unwrap()
+}
+
 /// What scripts parse: the JSON of a dry run, of `list`, of `env list`, the
 /// exported environment.yml, and the main errors.
 #[test]
@@ -391,20 +405,39 @@ fn json_outputs_exports_and_errors_are_what_users_see() {
         "tool=1.1",
     ]);
     assert_ok(&out);
-    // Archive sizes depend on the compressor's version: not part of the shape.
-    let mut plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    for record in plan["actions"]["LINK"].as_array_mut().unwrap() {
-        record["size"] = serde_json::json!("[SIZE]");
-    }
-    snapshot!(
-        &world,
-        "create_dry_run_json",
-        serde_json::to_string_pretty(&plan).unwrap()
-    );
+    snapshot!(&world, "create_dry_run_json", plan_shape(&out.stdout));
     assert_ok(&world.run(&["create", "-n", "snap", "-c", ch, "tool=1.1"]));
     let out = world.run(&["list", "--json", "-n", "snap"]);
     assert_ok(&out);
     snapshot!(&world, "list_json", stdout(&out));
+    let out = world.run(&[
+        "update",
+        "--dry-run",
+        "--json",
+        "-n",
+        "snap",
+        "-c",
+        ch,
+        "tool",
+    ]);
+    assert_ok(&out);
+    snapshot!(&world, "update_dry_run_json", plan_shape(&out.stdout));
+    // install of a newer version plans the same change.
+    let install = world.run(&[
+        "install",
+        "--dry-run",
+        "--json",
+        "-n",
+        "snap",
+        "-c",
+        ch,
+        "tool=2.0",
+    ]);
+    assert_ok(&install);
+    assert_eq!(plan_shape(&install.stdout), plan_shape(&out.stdout));
+    let out = world.run(&["remove", "--dry-run", "--json", "-n", "snap", "tool"]);
+    assert_ok(&out);
+    snapshot!(&world, "remove_dry_run_json", plan_shape(&out.stdout));
     let out = world.run(&["env", "list", "--json"]);
     assert_ok(&out);
     snapshot!(&world, "env_list_json", stdout(&out));
@@ -417,6 +450,15 @@ fn json_outputs_exports_and_errors_are_what_users_see() {
 
     let err = assert_fails(&world.run(&["list", "-n", "snpa"]));
     snapshot!(&world, "unknown_environment", err);
+    // With --json the error is JSON on stdout too.
+    let out = world.run(&["list", "--json", "-n", "snpa"]);
+    assert_fails(&out);
+    let error: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(error["success"], false);
+    assert!(error["error"]
+        .as_str()
+        .unwrap()
+        .contains("known environments: snap"));
     let file = world.path().join("environment.yml");
     std::fs::write(
         &file,

@@ -258,7 +258,12 @@ fn credentials_are_never_written_or_printed() {
     for record in link {
         let url = record["url"].as_str().unwrap();
         assert!(url.starts_with(&record_channel), "{record}");
-        assert_eq!(record["channel"], record_channel.as_str(), "{record}");
+        assert_eq!(record["base_url"], record_channel.as_str(), "{record}");
+        assert_eq!(
+            record["channel"],
+            record_channel.trim_end_matches('/'),
+            "{record}"
+        );
     }
     assert!(!dry.exists());
 

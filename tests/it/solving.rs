@@ -111,7 +111,7 @@ fn plan(
         .unwrap()
         .iter()
         .map(|r| {
-            let channel = r["channel"].as_str().unwrap().trim_end_matches('/');
+            let channel = r["base_url"].as_str().unwrap().trim_end_matches('/');
             (
                 r["name"].as_str().unwrap().to_owned(),
                 (
