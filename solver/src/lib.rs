@@ -980,6 +980,41 @@ pub fn solve(
             record
         })
         .collect();
+    // A spec no record matches at all: say so plainly, with what there is
+    // (resolvo's "No candidates were found for tool 9.*" names neither).
+    for spec in specs {
+        let Some(name) = spec_name(spec) else {
+            continue;
+        };
+        let mut seen_urls = HashSet::new();
+        let candidates: Vec<&RepoDataRecord> = per_index
+            .iter()
+            .flatten()
+            .chain(locked.iter())
+            .filter(|r| r.package_record.name.as_normalized() == name)
+            .filter(|r| seen_urls.insert(pkgr_fetch::url_for_record(&r.url)))
+            .collect();
+        if !candidates.is_empty() && !candidates.iter().any(|r| spec.matches(*r)) {
+            let mut versions: Vec<&rattler_conda_types::Version> = candidates
+                .iter()
+                .map(|r| &*r.package_record.version)
+                .collect();
+            versions.sort();
+            versions.dedup();
+            let shown: Vec<String> = versions
+                .iter()
+                .rev()
+                .take(10)
+                .map(ToString::to_string)
+                .collect();
+            return Err(SolverError::Unsatisfiable(format!(
+                "`{spec}` matches none of the {} records of {name} in the channels (versions there, newest first: {}{})",
+                candidates.len(),
+                shown.join(", "),
+                if versions.len() > shown.len() { ", ..." } else { "" }
+            )));
+        }
+    }
     let locked: Vec<RepoDataRecord> = if options.update_dependencies_of.is_empty() {
         locked
     } else {
@@ -1047,11 +1082,16 @@ fn plain_words(explanation: &str) -> String {
                 .or_else(|| line.strip_prefix("└─ "))
         })
         .filter_map(|entry| {
-            [" can be installed", " cannot be installed", " is excluded", ", which"]
-                .iter()
-                .filter_map(|marker| entry.find(marker))
-                .min()
-                .map(|end| format!("`{}`", entry[..end].trim_end_matches(" *")))
+            [
+                " can be installed",
+                " cannot be installed",
+                " is excluded",
+                ", which",
+            ]
+            .iter()
+            .filter_map(|marker| entry.find(marker))
+            .min()
+            .map(|end| format!("`{}`", entry[..end].trim_end_matches(" *")))
         })
         .collect();
     let summary = match requested.as_slice() {
@@ -1080,7 +1120,10 @@ mod plain_words_tests {
         assert!(text.ends_with(tree), "{text}");
         let one = "The following packages are incompatible\n└─ jinja2 ==2.8 cannot be installed because there are no viable options:\n   └─ jinja2 2.8 is excluded because due to strict channel priority not using this option from: 'b'\n";
         let text = plain_words(one);
-        assert!(text.starts_with("`jinja2 ==2.8` cannot be installed"), "{text}");
+        assert!(
+            text.starts_with("`jinja2 ==2.8` cannot be installed"),
+            "{text}"
+        );
         assert!(!text.contains("because due to"), "{text}");
     }
 }
