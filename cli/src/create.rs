@@ -377,7 +377,7 @@ pub async fn solve(
         pkgr_solver::load_channels(&workspace.cache, channels, platform, progress.as_ref()).await?;
     pkgr_solver::prefetch_shards(&workspace.cache, &indexes, &specs, &locked).await?;
     let records = tokio::task::spawn_blocking(move || {
-        let virtual_packages = pkgr_solver::detect_virtual_packages()?;
+        let virtual_packages = pkgr_solver::detect_virtual_packages(platform)?;
         pkgr_solver::solve(&indexes, &specs, &locked, virtual_packages, &options)
     })
     .await??;

@@ -8,7 +8,7 @@ use crate::transact::print_json;
 /// `pkgr info`: what a bug report needs.
 pub fn info(global: &GlobalArgs) -> anyhow::Result<()> {
     let platform = crate::create::parse_platform(None)?;
-    let virtual_packages = pkgr_solver::detect_virtual_packages()?;
+    let virtual_packages = pkgr_solver::detect_virtual_packages(platform)?;
     let cache_dir = paths::cache_root(global)?;
     let envs_dirs = paths::envs_dirs(global)?.to_vec();
     let channels = crate::create::parse_channels(global, &[], false)?;

@@ -810,16 +810,19 @@ pub fn display_channel(channel: &Channel) -> String {
     }
 }
 
-/// The virtual packages of this machine (`__unix`, `__linux`, `__glibc`,
-/// `__archspec`, ...), honouring `CONDA_OVERRIDE_*`.
-pub fn detect_virtual_packages() -> Result<Vec<GenericVirtualPackage>, SolverError> {
+/// The virtual packages a solve for `platform` sees (`__unix`, `__linux`,
+/// `__glibc`, `__osx`, `__win`, `__archspec`, `__cuda`...), honouring
+/// `CONDA_OVERRIDE_*`. For this machine's platform they are detected; for
+/// another (`--platform`), what is detected or overridden where it speaks
+/// for that platform, else what the platform is assumed to provide.
+pub fn detect_virtual_packages(
+    platform: Subdir,
+) -> Result<Vec<GenericVirtualPackage>, SolverError> {
     let overrides = rattler_virtual_packages::VirtualPackageOverrides::from_env();
-    let detected = rattler_virtual_packages::VirtualPackage::detect(&overrides, None)
-        .map_err(|e| SolverError::VirtualPackages(e.to_string()))?;
-    Ok(detected
-        .into_iter()
-        .map(GenericVirtualPackage::from)
-        .collect())
+    let detected =
+        rattler_virtual_packages::VirtualPackages::detect_for_platform(platform, &overrides, None)
+            .map_err(|e| SolverError::VirtualPackages(e.to_string()))?;
+    Ok(detected.into_generic_virtual_packages().collect())
 }
 
 /// The package name a dependency string (`numpy >=1.26`, `python_abi 3.12.* *_cp312`,

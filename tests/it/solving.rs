@@ -495,3 +495,117 @@ fn remove_takes_the_dependencies_nothing_needs_any_more() {
     assert_ok(&world.run(&["remove", "--force", "-p", forced.to_str().unwrap(), "app"]));
     assert_eq!(installed(&world, &forced).len(), 3);
 }
+
+#[test]
+fn virtual_packages_are_detected_and_overridable() {
+    let world = World::new();
+    let ch = channel(
+        &world,
+        "virtual",
+        &[
+            rec(
+                "newglibc",
+                "1.0",
+                "0",
+                serde_json::json!({"depends": ["__glibc >=2.99"]}),
+            ),
+            rec(
+                "gpu",
+                "1.0",
+                "0",
+                serde_json::json!({"depends": ["__cuda >=12"]}),
+            ),
+            rec(
+                "unixy",
+                "1.0",
+                "0",
+                serde_json::json!({"depends": ["__unix", "__linux"]}),
+            ),
+            rec(
+                "windowsy",
+                "1.0",
+                "0",
+                serde_json::json!({"depends": ["__win"]}),
+            ),
+        ],
+    );
+    let with_env = |vars: &[(&str, &str)], spec: &str| {
+        let mut cmd = world.pkgr();
+        cmd.args([
+            "create",
+            "--dry-run",
+            "--json",
+            "-p",
+            "/tmp/pkgr-never-created",
+            "-c",
+            &ch,
+            spec,
+        ]);
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        crate::common::run_with_timeout(cmd, crate::common::TIMEOUT)
+    };
+    assert_ok(&with_env(&[], "unixy"));
+    let err = assert_fails(&with_env(&[], "windowsy"));
+    assert!(err.contains("__win"), "{err}");
+    let err = assert_fails(&with_env(&[("CONDA_OVERRIDE_GLIBC", "2.17")], "newglibc"));
+    assert!(err.contains("__glibc"), "{err}");
+    assert_ok(&with_env(&[("CONDA_OVERRIDE_GLIBC", "3.0")], "newglibc"));
+    let err = assert_fails(&with_env(&[("CONDA_OVERRIDE_CUDA", "")], "gpu"));
+    assert!(err.contains("__cuda"), "{err}");
+    assert_ok(&with_env(&[("CONDA_OVERRIDE_CUDA", "12.4")], "gpu"));
+    // info shows what a solve sees, overrides applied.
+    let mut cmd = world.pkgr();
+    cmd.args(["info", "--json"])
+        .env("CONDA_OVERRIDE_CUDA", "12.4");
+    let out = crate::common::run_with_timeout(cmd, crate::common::TIMEOUT);
+    assert_ok(&out);
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cuda: Vec<&serde_json::Value> = info["virtual_pkgs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v[0] == "__cuda")
+        .collect();
+    assert_eq!(cuda.len(), 1, "{info}");
+    assert_eq!(cuda[0][1], "12.4");
+}
+
+#[test]
+fn another_platform_gets_that_platform_s_virtual_packages() {
+    let world = World::new();
+    let dir = world.path().join("osx");
+    std::fs::create_dir_all(dir.join("osx-arm64")).unwrap();
+    std::fs::create_dir_all(dir.join("noarch")).unwrap();
+    let (file, mut record) = rec(
+        "macapp",
+        "1.0",
+        "0",
+        serde_json::json!({"depends": ["__osx >=11", "__unix"]}),
+    );
+    record["subdir"] = serde_json::json!("osx-arm64");
+    std::fs::write(
+        dir.join("osx-arm64/repodata.json"),
+        serde_json::json!({"info": {"subdir": "osx-arm64"}, "packages": {file: record}})
+            .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("noarch/repodata.json"),
+        serde_json::json!({"info": {"subdir": "noarch"}, "packages": {}}).to_string(),
+    )
+    .unwrap();
+    let p = plan(
+        &world,
+        &[
+            "--platform",
+            "osx-arm64",
+            "-c",
+            dir.to_str().unwrap(),
+            "macapp",
+        ],
+    )
+    .unwrap();
+    assert_eq!(p["macapp"].0, "1.0");
+}
