@@ -77,6 +77,10 @@ pub struct Config {
     pub channel_priority: Setting<pkgr_solver::ChannelPriority>,
     /// Specs every solve must respect (conda's `pinned_packages`).
     pub pinned_packages: Setting<Vec<String>>,
+    /// Retries and timeouts (conda's `remote_max_retries`,
+    /// `remote_backoff_factor`, `remote_connect_timeout_secs`,
+    /// `remote_read_timeout_secs`; each also `$PKGR_<KEY>`).
+    pub network: Setting<pkgr_fetch::NetworkSettings>,
     /// The configuration files that exist and were read, in order.
     pub files_read: Vec<PathBuf>,
     /// Problems worth a warning (unknown keys in pkgr's own file).
@@ -92,6 +96,7 @@ impl Default for Config {
             envs_dirs: Setting::default(Vec::new()),
             channel_priority: Setting::default(pkgr_solver::ChannelPriority::default()),
             pinned_packages: Setting::default(Vec::new()),
+            network: Setting::default(pkgr_fetch::NetworkSettings::default()),
             files_read: Vec::new(),
             warnings: Vec::new(),
         }
@@ -99,13 +104,25 @@ impl Default for Config {
 }
 
 /// The keys pkgr reads from a configuration file.
-const KEYS: [&str; 6] = [
+const KEYS: [&str; 10] = [
     "channels",
     "channel_alias",
     "pkgs_dirs",
     "envs_dirs",
     "channel_priority",
     "pinned_packages",
+    "remote_max_retries",
+    "remote_backoff_factor",
+    "remote_connect_timeout_secs",
+    "remote_read_timeout_secs",
+];
+
+/// The network keys, each also read from `$PKGR_<KEY in capitals>`.
+const NETWORK_KEYS: [&str; 4] = [
+    "remote_max_retries",
+    "remote_backoff_factor",
+    "remote_connect_timeout_secs",
+    "remote_read_timeout_secs",
 ];
 
 fn env_var(name: &str) -> Option<String> {
@@ -150,6 +167,19 @@ impl Config {
                 value: Some(absolute(Path::new(&dir))?),
                 origin: Origin::Env("PKGR_CACHE_DIR"),
             };
+        }
+        for key in NETWORK_KEYS {
+            let var = format!("PKGR_{}", key.to_ascii_uppercase());
+            if let Some(text) = env_var(&var) {
+                let number: f64 = text
+                    .trim()
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("${var} must be a number, not `{text}`"))?;
+                config
+                    .set_network(key, number)
+                    .map_err(|e| anyhow::anyhow!("${var}: {e}"))?;
+                config.network.origin = Origin::Env(env_var_of(key));
+            }
         }
         if let Some(root) = env_var("PKGR_ROOT") {
             config.envs_dirs = Setting {
@@ -231,6 +261,17 @@ impl Config {
                         origin: origin.clone(),
                     };
                 }
+                key if NETWORK_KEYS.contains(&key) => {
+                    let number = match &value {
+                        serde_yaml::Value::Number(n) => n.as_f64(),
+                        serde_yaml::Value::String(s) => s.trim().parse().ok(),
+                        _ => None,
+                    }
+                    .ok_or_else(|| wrong("a number"))?;
+                    self.set_network(key, number)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                    self.network.origin = origin.clone();
+                }
                 _ if own => self.warnings.push(format!(
                     "{}: unknown setting `{key}` (pkgr reads {})",
                     path.display(),
@@ -238,6 +279,28 @@ impl Config {
                 )),
                 _ => {}
             }
+        }
+        Ok(())
+    }
+
+    /// Sets one network key (`remote_*`) from a number.
+    fn set_network(&mut self, key: &str, number: f64) -> Result<(), String> {
+        if !number.is_finite() || number < 0.0 {
+            return Err(format!(
+                "`{key}` must be a number of 0 or more, not {number}"
+            ));
+        }
+        let network = &mut self.network.value;
+        match key {
+            "remote_max_retries" => network.max_retries = number.min(100.0) as u32,
+            "remote_backoff_factor" => network.backoff_factor = number,
+            "remote_connect_timeout_secs" => {
+                network.connect_timeout = std::time::Duration::from_secs_f64(number.max(0.1));
+            }
+            "remote_read_timeout_secs" => {
+                network.read_timeout = std::time::Duration::from_secs_f64(number.max(0.1));
+            }
+            _ => return Err(format!("unknown network setting `{key}`")),
         }
         Ok(())
     }
@@ -272,6 +335,26 @@ impl Config {
                 self.pinned_packages.origin.to_string(),
             ),
             (
+                "remote_max_retries",
+                self.network.value.max_retries.to_string(),
+                self.network.origin.to_string(),
+            ),
+            (
+                "remote_backoff_factor",
+                self.network.value.backoff_factor.to_string(),
+                self.network.origin.to_string(),
+            ),
+            (
+                "remote_connect_timeout_secs",
+                self.network.value.connect_timeout.as_secs_f64().to_string(),
+                self.network.origin.to_string(),
+            ),
+            (
+                "remote_read_timeout_secs",
+                self.network.value.read_timeout.as_secs_f64().to_string(),
+                self.network.origin.to_string(),
+            ),
+            (
                 "envs_dirs",
                 list(
                     self.envs_dirs
@@ -283,6 +366,16 @@ impl Config {
                 self.envs_dirs.origin.to_string(),
             ),
         ]
+    }
+}
+
+/// `PKGR_<KEY>` for a network key, as the `&'static str` an [`Origin`] holds.
+fn env_var_of(key: &str) -> &'static str {
+    match key {
+        "remote_max_retries" => "PKGR_REMOTE_MAX_RETRIES",
+        "remote_backoff_factor" => "PKGR_REMOTE_BACKOFF_FACTOR",
+        "remote_connect_timeout_secs" => "PKGR_REMOTE_CONNECT_TIMEOUT_SECS",
+        _ => "PKGR_REMOTE_READ_TIMEOUT_SECS",
     }
 }
 

@@ -135,7 +135,7 @@ pub async fn run(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
     }
     pkgr_prefix::check_replaceable(&prefix)?;
 
-    let workspace = Workspace::open(global)?;
+    let workspace = Workspace::open(global, &progress)?;
     let (records, metadata_from_archives) = match &from_files.locked {
         Some((_, locked)) => {
             // Installed exactly as the file says: no solve. The records of

@@ -155,7 +155,7 @@ pub async fn install(global: &GlobalArgs, args: InstallArgs, update: bool) -> an
         parse_channels(global, &args.channels, args.override_channels)?
     };
     let platform = platform_of(&installed)?;
-    let workspace = Workspace::open(global)?;
+    let workspace = Workspace::open(global, &progress)?;
     let solution = solve(
         &workspace, &channels, platform, specs, locked, options, &progress,
     )
@@ -258,7 +258,7 @@ pub async fn remove(global: &GlobalArgs, args: RemoveArgs) -> anyhow::Result<()>
     }
     let staying_records: Vec<RepoDataRecord> =
         staying.iter().map(|r| r.repodata_record.clone()).collect();
-    let workspace = Workspace::open(global)?;
+    let workspace = Workspace::open(global, &progress)?;
     apply(
         &workspace,
         &prefix,

@@ -20,7 +20,7 @@ pub async fn run(global: &GlobalArgs, args: &SearchArgs) -> anyhow::Result<()> {
     let channels = crate::create::parse_channels(global, &args.channels, args.override_channels)?;
     let platform = crate::create::parse_platform(args.platform.as_deref())?;
     let progress = Arc::new(Progress::new(global.quiet || global.json));
-    let workspace = Workspace::open(global)?;
+    let workspace = Workspace::open(global, &progress)?;
     let spinner = progress.spinner("loading channels");
     let indexes =
         pkgr_solver::load_channels(&workspace.cache, &channels, platform, progress.as_ref())

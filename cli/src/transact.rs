@@ -28,19 +28,46 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    /// Opens the cache named by the global options.
-    pub fn open(global: &GlobalArgs) -> anyhow::Result<Self> {
+    /// Opens the cache named by the global options, with a fetcher that uses
+    /// the configured network settings and says on `progress` what it retries.
+    pub fn open(global: &GlobalArgs, progress: &Arc<Progress>) -> anyhow::Result<Self> {
         let jobs = Arc::new(Semaphore::new(
             global
                 .jobs
                 .filter(|&j| j > 0)
                 .unwrap_or_else(pkgr_cache::default_jobs),
         ));
-        let cache = PackageCache::open(&paths::cache_root(global)?, Fetcher::new()?)?
+        let observer_progress = progress.clone();
+        let fetcher = Fetcher::with_settings(global.config.network.value.clone())?
+            .with_retry_observer(Arc::new(move |notice: &pkgr_fetch::RetryNotice<'_>| {
+                observer_progress.warn(&retry_message(notice));
+            }));
+        let cache = PackageCache::open(&paths::cache_root(global)?, fetcher)?
             .with_jobs(jobs.clone())
             .with_repodata_policy(global.repodata_policy());
         Ok(Self { cache, jobs })
     }
+}
+
+/// What pkgr says before it retries a request.
+fn retry_message(notice: &pkgr_fetch::RetryNotice<'_>) -> String {
+    let what = match notice.error.last() {
+        pkgr_fetch::FetchError::Transport {
+            kind: pkgr_fetch::TransportKind::Timeout,
+            ..
+        } => format!(
+            "no data from {} for {} s",
+            notice.url,
+            notice.read_timeout.as_secs()
+        ),
+        other => other.to_string(),
+    };
+    format!(
+        "{what}; retrying in {:.1} s ({}/{})",
+        notice.wait.as_secs_f64(),
+        notice.retry,
+        notice.of
+    )
 }
 
 /// What a change does to an environment.

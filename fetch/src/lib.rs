@@ -10,9 +10,17 @@
 //! One [`Fetcher`] (and so one HTTP connection pool) is meant to be shared by a
 //! whole process.
 
+mod retry;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use retry::{
+    is_transient_status, parse_retry_after, NetworkSettings, TransportKind, MAX_BACKOFF,
+    MAX_RETRY_AFTER,
+};
 
 use futures::StreamExt;
 use md5::Md5;
@@ -86,8 +94,23 @@ pub enum FetchError {
     Transport {
         /// The URL (redacted).
         url: String,
+        /// What kind of failure (decides whether it is retried).
+        kind: TransportKind,
         /// What the HTTP client said.
         message: String,
+    },
+    /// Every attempt failed with a transient error: the last one, and how
+    /// many attempts took how long.
+    #[error("gave up on {url} after {attempts} attempts in {:.1} s: {last}", elapsed.as_secs_f64())]
+    GaveUp {
+        /// The URL (redacted).
+        url: String,
+        /// How many requests were made.
+        attempts: u32,
+        /// From the first request to the last failure.
+        elapsed: Duration,
+        /// The last failure.
+        last: Box<FetchError>,
     },
     /// The content does not match what the index promised.
     #[error(
@@ -104,7 +127,8 @@ pub enum FetchError {
         actual: String,
     },
     /// The server asked us to come back later (429 or 503 with a
-    /// `Retry-After` header in seconds); retried after that long.
+    /// `Retry-After` header: seconds or an HTTP date); retried after that
+    /// long (at most [`MAX_RETRY_AFTER`]).
     #[error("{url} answered HTTP {status} and asked to retry after {} s", wait.as_secs())]
     RetryAfter {
         /// The URL (redacted).
@@ -134,19 +158,45 @@ pub enum FetchError {
 }
 
 impl FetchError {
-    /// True for failures worth retrying (connection trouble, server errors).
+    /// True for failures worth retrying (see the `retry` module: connection
+    /// trouble, timeouts, 408/429/5xx; not DNS, TLS or redirect loops).
     pub fn is_transient(&self) -> bool {
         match self {
-            FetchError::Transport { .. } | FetchError::RetryAfter { .. } => true,
-            FetchError::Status { status, .. } => *status >= 500 || *status == 429,
+            FetchError::Transport { kind, .. } => kind.is_transient(),
+            FetchError::RetryAfter { .. } => true,
+            FetchError::Status { status, .. } => is_transient_status(*status),
             _ => false,
+        }
+    }
+
+    /// The error behind a [`FetchError::GaveUp`] (else this one).
+    pub fn last(&self) -> &FetchError {
+        match self {
+            FetchError::GaveUp { last, .. } => last,
+            other => other,
         }
     }
 }
 
-/// The longest `Retry-After` pkgr honours; a server asking for more gets
-/// its retry after this long (and a failure if it still refuses).
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// A retry about to happen, for whoever shows progress.
+#[derive(Debug)]
+pub struct RetryNotice<'a> {
+    /// The URL (redacted).
+    pub url: &'a str,
+    /// Which retry this is (1 for the first).
+    pub retry: u32,
+    /// How many retries there may be.
+    pub of: u32,
+    /// How long until it is sent.
+    pub wait: Duration,
+    /// What went wrong.
+    pub error: &'a FetchError,
+    /// The read timeout in force (what "no data for N s" means).
+    pub read_timeout: Duration,
+}
+
+/// Called before each retry.
+pub type RetryObserver = Arc<dyn Fn(&RetryNotice<'_>) + Send + Sync>;
 
 /// Returns `url` as text with any user name, password or `/t/<token>/` segment
 /// replaced by `********`, for messages and logs.
@@ -301,33 +351,64 @@ pub fn redact_urls_in_text(text: &str, redact: impl Fn(&Url) -> String) -> Strin
 }
 
 /// Downloads files. Cheap to clone; clones share one connection pool.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Fetcher {
     client: reqwest::Client,
-    retries: u32,
+    settings: NetworkSettings,
+    observer: Option<RetryObserver>,
+}
+
+impl std::fmt::Debug for Fetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetcher")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Fetcher {
-    /// A fetcher with pkgr's user agent, sane timeouts and 3 retries for
-    /// transient failures.
+    /// A fetcher with pkgr's user agent and the default [`NetworkSettings`].
     pub fn new() -> Result<Self, FetchError> {
+        Self::with_settings(NetworkSettings::default())
+    }
+
+    /// A fetcher with these timeouts and retries.
+    pub fn with_settings(settings: NetworkSettings) -> Result<Self, FetchError> {
         let client = reqwest::Client::builder()
             .user_agent(concat!("pkgr/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(30))
-            .read_timeout(Duration::from_secs(120))
+            .connect_timeout(settings.connect_timeout)
+            .read_timeout(settings.read_timeout)
             .build()
             .map_err(|e| FetchError::Transport {
                 url: String::from("(client setup)"),
+                kind: TransportKind::Other,
                 message: e.to_string(),
             })?;
-        Ok(Self { client, retries: 3 })
+        Ok(Self {
+            client,
+            settings,
+            observer: None,
+        })
     }
 
     /// Sets how many times a transient failure is retried.
     #[must_use]
     pub fn with_retries(mut self, retries: u32) -> Self {
-        self.retries = retries;
+        self.settings.max_retries = retries;
         self
+    }
+
+    /// Calls `observer` before every retry (to say on the terminal what is
+    /// being waited for).
+    #[must_use]
+    pub fn with_retry_observer(mut self, observer: RetryObserver) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &NetworkSettings {
+        &self.settings
     }
 
     /// Downloads `url` to `dest`: the bytes stream into a temp file in
@@ -390,14 +471,22 @@ impl Fetcher {
         previous: Option<&HttpCacheInfo>,
         on_bytes: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<Conditional, FetchError> {
-        let mut attempt = 0;
+        let started = Instant::now();
+        let mut retry = 0;
+        // What earlier attempts received, continued with `Range`.
+        let mut partial: Option<Partial> = None;
         loop {
-            tracing::debug!(url = %redact_url(url), attempt, "fetching");
+            tracing::debug!(url = %redact_url(url), retry, "fetching");
             let result = match url.scheme() {
-                "http" | "https" => {
-                    self.http_once(url, dest, temp_dir, expected, previous, on_bytes)
-                        .await
-                }
+                "http" | "https" => self
+                    .http_once(url, temp_dir, previous, on_bytes, &mut partial)
+                    .await
+                    .and_then(|done| match done {
+                        HttpOutcome::NotModified(info) => Ok(Conditional::NotModified(info)),
+                        HttpOutcome::Complete(sink, info) => sink
+                            .finish(dest, expected)
+                            .map(|d| Conditional::Downloaded(d, info)),
+                    }),
                 "file" => copy_local(url, dest, temp_dir, expected, on_bytes)
                     .await
                     .map(|d| Conditional::Downloaded(d, HttpCacheInfo::default())),
@@ -408,37 +497,65 @@ impl Fetcher {
                     });
                 }
             };
-            match result {
-                Err(e) if e.is_transient() && attempt < self.retries => {
-                    tracing::info!(url = %redact_url(url), attempt, error = %e, "retrying");
-                    attempt += 1;
-                    let backoff = Duration::from_millis(200 * 2u64.pow(attempt));
-                    let wait = match &e {
-                        // What the server asked for, within reason.
-                        FetchError::RetryAfter { wait, .. } => (*wait).min(MAX_RETRY_AFTER),
-                        _ => backoff,
-                    };
-                    tokio::time::sleep(wait).await;
-                }
-                other => return other,
+            let error = match result {
+                Ok(done) => return Ok(done),
+                Err(error) => error,
+            };
+            if !error.is_transient() {
+                return Err(error);
             }
+            if retry >= self.settings.max_retries {
+                if retry == 0 {
+                    return Err(error);
+                }
+                return Err(FetchError::GaveUp {
+                    url: redact_url(url),
+                    attempts: retry + 1,
+                    elapsed: started.elapsed(),
+                    last: Box::new(error),
+                });
+            }
+            retry += 1;
+            let wait = match &error {
+                // What the server asked for, within reason.
+                FetchError::RetryAfter { wait, .. } => (*wait).min(MAX_RETRY_AFTER),
+                _ => self.settings.backoff(retry),
+            };
+            tracing::info!(url = %redact_url(url), retry, error = %error, ?wait, "retrying");
+            if let Some(observer) = &self.observer {
+                observer(&RetryNotice {
+                    url: &redact_url(url),
+                    retry,
+                    of: self.settings.max_retries,
+                    wait,
+                    error: &error,
+                    read_timeout: self.settings.read_timeout,
+                });
+            }
+            tokio::time::sleep(wait).await;
         }
     }
 
+    /// One request. With bytes from an earlier attempt in `partial` (and no
+    /// conditional request), asks for the rest with `Range` (and `If-Range`
+    /// with the first answer's validator): a `206` continues the same
+    /// hashing temp file, a `200` (the server ignores ranges, or the file
+    /// changed) starts it over. A transfer that breaks off leaves what it
+    /// received in `partial` for the next attempt.
     async fn http_once(
         &self,
         url: &Url,
-        dest: &Path,
         temp_dir: &Path,
-        expected: &Expected,
         previous: Option<&HttpCacheInfo>,
         on_bytes: &(dyn Fn(u64) + Send + Sync),
-    ) -> Result<Conditional, FetchError> {
+        partial: &mut Option<Partial>,
+    ) -> Result<HttpOutcome, FetchError> {
         let redacted = redact_url(url);
         // reqwest's messages quote the URL, credentials and all: drop it,
         // ours is the redacted one.
         let transport = |e: reqwest::Error| FetchError::Transport {
             url: redacted.clone(),
+            kind: TransportKind::of(&e),
             message: error_chain(&e.without_url()),
         };
         let mut request = self.client.get(url.clone());
@@ -448,6 +565,17 @@ impl Fetcher {
             }
             if let Some(modified) = &previous.last_modified {
                 request = request.header(reqwest::header::IF_MODIFIED_SINCE, modified);
+            }
+        }
+        let resume_from = partial
+            .as_ref()
+            .filter(|_| previous.is_none())
+            .map(|p| p.sink.size)
+            .filter(|&n| n > 0);
+        if let Some(from) = resume_from {
+            request = request.header(reqwest::header::RANGE, format!("bytes={from}-"));
+            if let Some(validator) = partial.as_ref().and_then(|p| p.validator.as_deref()) {
+                request = request.header(reqwest::header::IF_RANGE, validator);
             }
         }
         let response = request.send().await.map_err(transport)?;
@@ -465,20 +593,37 @@ impl Fetcher {
             cache_control: header(reqwest::header::CACHE_CONTROL),
         };
         if status == reqwest::StatusCode::NOT_MODIFIED && previous.is_some() {
-            return Ok(Conditional::NotModified(info));
+            return Ok(HttpOutcome::NotModified(info));
         }
         if status == reqwest::StatusCode::NOT_FOUND {
             return Err(FetchError::NotFound { url: redacted });
         }
+        let resumed = match (status, resume_from) {
+            (reqwest::StatusCode::PARTIAL_CONTENT, Some(from)) => {
+                let range = header(reqwest::header::CONTENT_RANGE).unwrap_or_default();
+                if !range.starts_with(&format!("bytes {from}-")) {
+                    // Not the rest we asked for: start over next time.
+                    *partial = None;
+                    return Err(FetchError::Transport {
+                        url: redacted,
+                        kind: TransportKind::Other,
+                        message: format!("asked for bytes {from}- and got `{range}`"),
+                    });
+                }
+                tracing::info!(url = %redacted, from, "resuming");
+                true
+            }
+            _ => false,
+        };
         if !status.is_success() {
             let retry_after = header(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.trim().parse::<u64>().ok())
+                .and_then(|v| parse_retry_after(&v))
                 .filter(|_| matches!(status.as_u16(), 429 | 503));
-            if let Some(seconds) = retry_after {
+            if let Some(wait) = retry_after {
                 return Err(FetchError::RetryAfter {
                     url: redacted,
                     status: status.as_u16(),
-                    wait: Duration::from_secs(seconds),
+                    wait,
                 });
             }
             return Err(FetchError::Status {
@@ -486,16 +631,58 @@ impl Fetcher {
                 status: status.as_u16(),
             });
         }
-        let mut sink = VerifyingSink::create(temp_dir, &redacted)?;
+        if !resumed {
+            if resume_from.is_some() {
+                tracing::info!(url = %redacted, "the server sent the whole file again: starting over");
+            }
+            *partial = Some(Partial {
+                sink: VerifyingSink::create(temp_dir, &redacted)?,
+                // Resuming is only safe against the same file: a strong
+                // ETag, else Last-Modified, goes into If-Range.
+                validator: info
+                    .etag
+                    .clone()
+                    .filter(|e| !e.starts_with("W/"))
+                    .or_else(|| info.last_modified.clone()),
+            });
+        }
+        let Some(current) = partial.as_mut() else {
+            return Err(FetchError::Transport {
+                url: redacted,
+                kind: TransportKind::Other,
+                message: String::from("no download in progress (a pkgr bug)"),
+            });
+        };
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(transport)?;
-            sink.write(&chunk)?;
+            current.sink.write(&chunk)?;
             on_bytes(chunk.len() as u64);
         }
-        let downloaded = sink.finish(dest, expected)?;
-        Ok(Conditional::Downloaded(downloaded, info))
+        let Some(done) = partial.take() else {
+            return Err(FetchError::Transport {
+                url: redacted,
+                kind: TransportKind::Other,
+                message: String::from("no download in progress (a pkgr bug)"),
+            });
+        };
+        Ok(HttpOutcome::Complete(Box::new(done.sink), info))
     }
+}
+
+/// What one HTTP attempt ended with.
+enum HttpOutcome {
+    /// 304: the cached copy is current.
+    NotModified(HttpCacheInfo),
+    /// Every byte is in the sink, to be verified and moved into place.
+    Complete(Box<VerifyingSink>, HttpCacheInfo),
+}
+
+/// The bytes earlier attempts received, and what identifies the file they
+/// came from.
+struct Partial {
+    sink: VerifyingSink,
+    validator: Option<String>,
 }
 
 /// Copies a local file like a download. Async (reads through `tokio::fs`), so

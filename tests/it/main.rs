@@ -14,6 +14,7 @@ mod environments;
 mod faults;
 mod healing;
 mod index;
+mod network;
 mod real_data;
 mod repodata;
 mod solving;

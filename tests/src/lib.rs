@@ -662,6 +662,9 @@ pub enum Fault {
     /// the kernel closes with a FIN, not an RST; to a client both are a body
     /// that ends before its `Content-Length`.) Every request.
     ResetMidBody,
+    /// [`Fault::ResetMidBody`] for the first `times` requests, then the file
+    /// is served normally (ranges included): a connection that dies once.
+    ResetMidBodyTimes(usize),
     /// `200` with the file's full `Content-Length` and every byte of the body
     /// but the last, then a normal close. Every request.
     Truncated,
@@ -682,6 +685,9 @@ pub enum Fault {
         /// The `Retry-After` value, in seconds.
         retry_after_secs: u64,
     },
+    /// The first request gets `503 Service Unavailable` with `Retry-After`
+    /// as an HTTP date this far in the future; later ones are served.
+    RetryAfterDate(Duration),
     /// Every request gets this status (404, 401, 403, 500...), empty body.
     Status(u16),
     /// `302 Found` with `Location: http://127.0.0.1:<port><to>` (`to` is a
@@ -726,6 +732,8 @@ struct ServerState {
     bytes_served: Mutex<u64>,
     delays: Mutex<HashMap<String, Duration>>,
     faults: Mutex<HashMap<String, FaultSlot>>,
+    ranges: Mutex<HashMap<String, Vec<Option<String>>>>,
+    ignore_ranges: std::sync::atomic::AtomicBool,
     stop: std::sync::atomic::AtomicBool,
 }
 
@@ -791,6 +799,25 @@ impl ChannelServer {
             .unwrap_or_default()
     }
 
+    /// The `Range` header of each request for `path` (`None`: none), oldest first.
+    pub fn ranges(&self, path: &str) -> Vec<Option<String>> {
+        self.state
+            .ranges
+            .lock()
+            .unwrap()
+            .get(path)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// From now on, `Range` headers are ignored: every answer is the whole
+    /// file with `200` and no `Accept-Ranges` (as some servers and proxies).
+    pub fn ignore_ranges(&self) {
+        self.state
+            .ignore_ranges
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Total bytes of file content served (for faults: what was actually sent).
     pub fn bytes_served(&self) -> u64 {
         *self.state.bytes_served.lock().unwrap()
@@ -846,7 +873,8 @@ fn action_for(state: &ServerState, paths: &[&str]) -> Action {
     };
     let fires = match &slot.fault {
         Fault::FailTimes { times, .. } => slot.fired < *times,
-        Fault::TooManyRequests { .. } => slot.fired == 0,
+        Fault::TooManyRequests { .. } | Fault::RetryAfterDate(_) => slot.fired == 0,
+        Fault::ResetMidBodyTimes(times) => slot.fired < *times,
         _ => true,
     };
     if fires {
@@ -867,6 +895,7 @@ fn strip_token(path: &str) -> &str {
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        206 => "Partial Content",
         302 => "Found",
         304 => "Not Modified",
         400 => "Bad Request",
@@ -908,6 +937,7 @@ fn handle_connection(
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
     let mut if_none_match = None;
+    let mut range = None;
     loop {
         let mut header = String::new();
         if reader.read_line(&mut header)? == 0 || header == "\r\n" || header == "\n" {
@@ -916,6 +946,9 @@ fn handle_connection(
         if let Some((name, value)) = header.split_once(':') {
             if name.trim().eq_ignore_ascii_case("if-none-match") {
                 if_none_match = Some(value.trim().to_owned());
+            }
+            if name.trim().eq_ignore_ascii_case("range") {
+                range = Some(value.trim().to_owned());
             }
         }
     }
@@ -947,7 +980,17 @@ fn handle_connection(
             .entry((*p).to_owned())
             .or_default()
             .push(arrived);
+        state
+            .ranges
+            .lock()
+            .unwrap()
+            .entry((*p).to_owned())
+            .or_default()
+            .push(range.clone());
     }
+    let ranges_served = !state
+        .ignore_ranges
+        .load(std::sync::atomic::Ordering::SeqCst);
     let delay = {
         let delays = state.delays.lock().unwrap();
         paths.iter().find_map(|p| delays.get(*p).copied())
@@ -998,7 +1041,28 @@ fn handle_connection(
                     return send(&mut stream, &head(304, &caching), &[]);
                 }
             }
-            let head = head(200, &with(&caching, length(body.len())));
+            // `Range: bytes=N-` (what a resuming client sends).
+            let from = range
+                .as_deref()
+                .filter(|_| ranges_served)
+                .and_then(|r| r.strip_prefix("bytes="))
+                .and_then(|r| r.strip_suffix('-'))
+                .and_then(|n| n.parse::<usize>().ok());
+            if let Some(from) = from.filter(|&f| f < body.len()) {
+                let mut headers = with(&caching, length(body.len() - from));
+                headers.push((
+                    "Content-Range",
+                    format!("bytes {from}-{}/{}", body.len() - 1, body.len()),
+                ));
+                headers.push(("Accept-Ranges", String::from("bytes")));
+                served(body.len() - from);
+                return send(&mut stream, &head(206, &headers), &body[from..]);
+            }
+            let mut headers = with(&caching, length(body.len()));
+            if ranges_served {
+                headers.push(("Accept-Ranges", String::from("bytes")));
+            }
+            let head = head(200, &headers);
             if method == "HEAD" {
                 return send(&mut stream, &head, &[]);
             }
@@ -1020,6 +1084,10 @@ fn handle_connection(
             let headers = [("Retry-After", retry_after_secs.to_string()), length(0)];
             return send(&mut stream, &head(429, &headers), &[]);
         }
+        Fault::RetryAfterDate(after) => {
+            let headers = [("Retry-After", http_date_in(*after)), length(0)];
+            return send(&mut stream, &head(503, &headers), &[]);
+        }
         Fault::Redirect { to } => return send(&mut stream, &redirect(to), &[]),
         Fault::RedirectLoop => return send(&mut stream, &redirect(&requested), &[]),
         Fault::NotJson => {
@@ -1035,7 +1103,7 @@ fn handle_connection(
     };
     let full = head(200, &with(&caching, length(body.len())));
     match fault {
-        Fault::ResetMidBody => {
+        Fault::ResetMidBody | Fault::ResetMidBodyTimes(_) => {
             served(body.len() / 2);
             send(&mut stream, &full, &body[..body.len() / 2])?;
             stream.shutdown(std::net::Shutdown::Both)
@@ -1069,11 +1137,17 @@ fn handle_connection(
         // Answered above.
         Fault::FailTimes { .. }
         | Fault::TooManyRequests { .. }
+        | Fault::RetryAfterDate(_)
         | Fault::Status(_)
         | Fault::Redirect { .. }
         | Fault::RedirectLoop
         | Fault::NotJson => Ok(()),
     }
+}
+
+/// An HTTP date `after` from now, rounded up to the next whole second.
+fn http_date_in(after: Duration) -> String {
+    httpdate::fmt_http_date(std::time::SystemTime::now() + after + Duration::from_secs(1))
 }
 
 /// Writes `head` and `body` in one write (no Nagle: a small header write

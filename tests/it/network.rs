@@ -1,0 +1,272 @@
+//! The network as it is: interrupted downloads resume with `Range`, a
+//! server that ignores ranges gets a clean restart, a stalled server is given
+//! up on within the configured deadlines (and said so while waiting),
+//! `Retry-After` dates are honoured, and what cannot get better by trying
+//! again (a redirect loop, a TLS failure) is not retried. Against the
+//! switchable-fault loopback server; timings asserted loosely.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use pkgr_test_support::{current_subdir, ChannelServer, Fault, Format, LocalChannel, Package};
+
+use crate::common::{assert_fails, assert_ok, run_with_timeout, stderr, World, TIMEOUT};
+
+/// One big-ish archive (`big`, ~1 MB of incompressible bytes, so half of it
+/// is a real amount) and a small one it depends on.
+fn channel(root: &Path) -> (LocalChannel, String) {
+    let mut channel = LocalChannel::new(root);
+    let mut noise = Vec::with_capacity(1 << 20);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    while noise.len() < 1 << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        noise.extend_from_slice(&x.to_le_bytes());
+    }
+    channel.add(
+        &Package::new("small", "1.0").file("share/small.txt", "s\n"),
+        Format::Conda,
+    );
+    let path = channel.add(
+        &Package::new("big", "1.0")
+            .depends("small")
+            .file("share/big.bin", noise),
+        Format::Conda,
+    );
+    channel.write_repodata();
+    let file = path.file_name().unwrap().to_string_lossy().into_owned();
+    (channel, format!("/{}/{file}", current_subdir()))
+}
+
+/// `pkgr` with fast network settings for tests.
+fn pkgr_fast(world: &World, retries: u32, read_timeout: &str) -> std::process::Command {
+    let mut cmd = world.pkgr();
+    cmd.env("PKGR_REMOTE_MAX_RETRIES", retries.to_string())
+        .env("PKGR_REMOTE_BACKOFF_FACTOR", "0.1")
+        .env("PKGR_REMOTE_READ_TIMEOUT_SECS", read_timeout)
+        .env("PKGR_REMOTE_CONNECT_TIMEOUT_SECS", "2");
+    cmd
+}
+
+#[test]
+fn a_connection_that_dies_mid_body_resumes_with_range() {
+    let world = World::new();
+    let (channel, big) = channel(&world.path().join("channel"));
+    let server = ChannelServer::serve(channel.root());
+    server.fault(&big, Fault::ResetMidBodyTimes(1));
+    let size = std::fs::metadata(channel.root().join(big.trim_start_matches('/')))
+        .unwrap()
+        .len();
+    let mut cmd = pkgr_fast(&world, 3, "10");
+    cmd.args([
+        "create",
+        "-p",
+        world.env("r").to_str().unwrap(),
+        "-c",
+        server.url(),
+        "big",
+    ]);
+    let out = run_with_timeout(cmd, TIMEOUT);
+    assert_ok(&out);
+    let ranges = server.ranges(&big);
+    assert_eq!(ranges.len(), 2, "{ranges:?}");
+    assert_eq!(ranges[0], None);
+    let from: u64 = ranges[1]
+        .as_deref()
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the retry asked for no range: {ranges:?}"));
+    // It asked for what it did not have (the first half, give or take what
+    // the kernel buffered), and the whole file was verified.
+    assert!(from > 0 && from <= size / 2 + 1, "from {from} of {size}");
+    assert_ok(&world.run(&["cache", "verify"]));
+    assert!(
+        world.env("r").join("share/big.bin").is_file(),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_server_that_ignores_range_gets_a_clean_restart() {
+    let world = World::new();
+    let (channel, big) = channel(&world.path().join("channel"));
+    let server = ChannelServer::serve(channel.root());
+    server.ignore_ranges();
+    server.fault(&big, Fault::ResetMidBodyTimes(1));
+    let mut cmd = pkgr_fast(&world, 3, "10");
+    cmd.args([
+        "create",
+        "-p",
+        world.env("r").to_str().unwrap(),
+        "-c",
+        server.url(),
+        "big",
+    ]);
+    let out = run_with_timeout(cmd, TIMEOUT);
+    assert_ok(&out);
+    assert_eq!(server.count(&big), 2);
+    assert!(server.ranges(&big)[1].is_some(), "it asked to resume");
+    assert_ok(&world.run(&["cache", "verify"]));
+}
+
+#[test]
+fn a_stalled_server_is_given_up_on_within_the_deadline_and_said_so() {
+    let world = World::new();
+    let (channel, big) = channel(&world.path().join("channel"));
+    let server = ChannelServer::serve(channel.root());
+    server.fault(&big, Fault::StallAfterHeaders(Duration::from_secs(20)));
+    let mut cmd = pkgr_fast(&world, 2, "1");
+    cmd.args([
+        "create",
+        "-p",
+        world.env("s").to_str().unwrap(),
+        "-c",
+        server.url(),
+        "big",
+    ]);
+    let started = Instant::now();
+    let out = run_with_timeout(cmd, TIMEOUT);
+    let elapsed = started.elapsed();
+    let err = assert_fails(&out);
+    // 3 attempts × 1 s without a byte, plus a little backoff: far from the
+    // 20 s the server would stall, let alone minutes.
+    assert!(elapsed < Duration::from_secs(12), "{elapsed:?}\n{err}");
+    assert_eq!(server.count(&big), 3, "{err}");
+    assert!(err.contains("no data from"), "{err}");
+    assert!(
+        err.contains("retrying in") && err.contains("(2/2)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("gave up on") && err.contains("after 3 attempts in"),
+        "{err}"
+    );
+    assert!(!world.env("s").exists());
+}
+
+#[test]
+fn retry_after_as_an_http_date_is_honoured() {
+    let world = World::new();
+    let (channel, big) = channel(&world.path().join("channel"));
+    let server = ChannelServer::serve(channel.root());
+    server.fault(&big, Fault::RetryAfterDate(Duration::from_secs(1)));
+    let mut cmd = pkgr_fast(&world, 2, "10");
+    cmd.args([
+        "create",
+        "-p",
+        world.env("d").to_str().unwrap(),
+        "-c",
+        server.url(),
+        "big",
+    ]);
+    let out = run_with_timeout(cmd, TIMEOUT);
+    assert_ok(&out);
+    let times = server.request_times(&big);
+    assert_eq!(times.len(), 2);
+    // The date is rounded up to a whole second past now + 1 s: at least 1 s.
+    assert!(
+        times[1] - times[0] >= Duration::from_millis(900),
+        "{:?}",
+        times[1] - times[0]
+    );
+}
+
+#[test]
+fn the_number_of_retries_is_configurable() {
+    let world = World::new();
+    let (channel, big) = channel(&world.path().join("channel"));
+    let server = ChannelServer::serve(channel.root());
+    server.fault(
+        &big,
+        Fault::FailTimes {
+            status: 500,
+            times: 2,
+        },
+    );
+    let mut cmd = pkgr_fast(&world, 1, "10");
+    cmd.args([
+        "create",
+        "-p",
+        world.env("a").to_str().unwrap(),
+        "-c",
+        server.url(),
+        "big",
+    ]);
+    let err = assert_fails(&run_with_timeout(cmd, TIMEOUT));
+    assert!(err.contains("after 2 attempts"), "{err}");
+    assert_eq!(server.count(&big), 2);
+    // In pkgr's config file this time; the third request is served.
+    let config = world.path().join("home/.config/pkgr");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("config.yaml"),
+        "remote_max_retries: 2\nremote_backoff_factor: 0.1\n",
+    )
+    .unwrap();
+    server.fault(
+        &big,
+        Fault::FailTimes {
+            status: 503,
+            times: 2,
+        },
+    );
+    let out = world.run(&[
+        "create",
+        "-p",
+        world.env("b").to_str().unwrap(),
+        "-c",
+        server.url(),
+        "big",
+    ]);
+    assert_ok(&out);
+    assert_eq!(server.count(&big), 2 + 3);
+}
+
+#[test]
+fn a_redirect_loop_and_a_tls_failure_are_not_retried() {
+    let world = World::new();
+    let (channel, big) = channel(&world.path().join("channel"));
+    let server = ChannelServer::serve(channel.root());
+    server.fault(&big, Fault::RedirectLoop);
+    let mut cmd = pkgr_fast(&world, 3, "10");
+    cmd.args([
+        "create",
+        "-p",
+        world.env("l").to_str().unwrap(),
+        "-c",
+        server.url(),
+        "big",
+    ]);
+    let err = assert_fails(&run_with_timeout(cmd, TIMEOUT));
+    assert!(!err.contains("retrying"), "{err}");
+    // reqwest follows 10 redirects, then gives up: one attempt.
+    assert!(server.count(&big) <= 11, "{} requests", server.count(&big));
+
+    // https:// to a plain-HTTP port: the TLS handshake fails, at once.
+    // With a backoff that would make three retries take seconds.
+    let tls_url = server.url().replace("http://", "https://");
+    let mut cmd = pkgr_fast(&world, 3, "10");
+    cmd.env("PKGR_REMOTE_BACKOFF_FACTOR", "2").args([
+        "create",
+        "-p",
+        world.env("t").to_str().unwrap(),
+        "-c",
+        &tls_url,
+        "big",
+    ]);
+    let started = Instant::now();
+    let err = assert_fails(&run_with_timeout(cmd, TIMEOUT));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        !err.contains("retrying") && !err.contains("gave up"),
+        "{err}"
+    );
+    assert!(err.contains(&tls_url), "{err}");
+}
