@@ -7,6 +7,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use pkgr_cache::archive::{self, ArchiveFormat};
+use rattler_conda_types::package::{IndexJson, PackageFile};
 use rattler_conda_types::PackageRecord;
 
 use crate::cli::{GlobalArgs, IndexArgs};
@@ -66,6 +67,7 @@ pub fn run(global: &GlobalArgs, args: &IndexArgs) -> anyhow::Result<()> {
 fn index_subdir(dir: &Path, subdir: &str, progress: &Progress) -> anyhow::Result<(usize, usize)> {
     let mut packages = BTreeMap::new();
     let mut conda_packages = BTreeMap::new();
+    let mut run_exports = BTreeMap::new();
     let mut skipped = 0;
     let mut names: Vec<String> = fs_err::read_dir(dir)?
         .filter_map(Result::ok)
@@ -76,15 +78,23 @@ fn index_subdir(dir: &Path, subdir: &str, progress: &Progress) -> anyhow::Result
     for name in names {
         let path = dir.join(&name);
         match record_of(&path) {
-            Ok(record) => {
-                if record.subdir != subdir {
+            Ok(indexed) => {
+                let Indexed {
+                    record: value,
+                    subdir: declared,
+                    run_exports: exports,
+                    warning,
+                } = indexed;
+                if let Some(warning) = warning {
+                    progress.warn(&warning);
+                }
+                if declared != subdir {
                     progress.warn(&format!(
-                        "{} says it is for subdir `{}` but sits in `{subdir}`",
+                        "{} says it is for subdir `{declared}` but sits in `{subdir}`",
                         path.display(),
-                        record.subdir
                     ));
                 }
-                let value = serde_json::to_value(&record)?;
+                run_exports.insert(name.clone(), exports);
                 match ArchiveFormat::from_file_name(&name) {
                     Some(ArchiveFormat::Conda) => conda_packages.insert(name, value),
                     _ => packages.insert(name, value),
@@ -104,7 +114,7 @@ fn index_subdir(dir: &Path, subdir: &str, progress: &Progress) -> anyhow::Result
         "removed": [],
         "repodata_version": 1,
     });
-    write_sharded(dir, subdir, &packages, &conda_packages)?;
+    write_sharded(dir, subdir, &packages, &conda_packages, &run_exports)?;
     let text = serde_json::to_string_pretty(&repodata)?;
     // The .zst first: a reader that finds repodata.json new finds the .zst
     // at least as new (pkgr and conda take the .zst when it is there).
@@ -118,11 +128,19 @@ fn index_subdir(dir: &Path, subdir: &str, progress: &Progress) -> anyhow::Result
 /// Writes the CEP-16 sharded form of a subdir: one `<sha256>.msgpack.zst` per
 /// package name, then the index `repodata_shards.msgpack.zst` (so a reader of
 /// a new index finds its shards), then removes shards no index names.
+///
+/// As conda-index 0.13.0 writes them, a shard's records are those of
+/// repodata.json plus `run_exports` (the package's `info/run_exports.json`,
+/// `{}` when it has none), and a shard has no `removed` when nothing was
+/// removed. Deliberately unlike conda-index, the index has no
+/// `info.created_at` (optional in CEP-16): without it, indexing an unchanged
+/// folder again writes the same bytes, so caches of it stay valid.
 fn write_sharded(
     dir: &Path,
     subdir: &str,
     packages: &BTreeMap<String, serde_json::Value>,
     conda_packages: &BTreeMap<String, serde_json::Value>,
+    run_exports: &BTreeMap<String, serde_json::Value>,
 ) -> anyhow::Result<()> {
     use pkgr_cache::shards::{encode_msgpack_zst, json_to_msgpack};
     use rmpv::Value;
@@ -138,7 +156,18 @@ fn write_sharded(
             } else {
                 &mut entry.1
             };
-            members.push((Value::from(file_name.as_str()), json_to_msgpack(record)));
+            // Keys sorted (a BTreeMap), whatever order serde_json's map keeps.
+            let mut fields: BTreeMap<&str, &serde_json::Value> = record
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(key, value)| (key.as_str(), value))
+                .collect();
+            if let Some(exports) = run_exports.get(file_name) {
+                fields.insert("run_exports", exports);
+            }
+            let record = serde_json::to_value(fields)?;
+            members.push((Value::from(file_name.as_str()), json_to_msgpack(&record)));
         }
     }
     let mut shards = Vec::with_capacity(by_name.len());
@@ -147,7 +176,6 @@ fn write_sharded(
         let shard = Value::Map(vec![
             (Value::from("packages"), Value::Map(tar_bz2)),
             (Value::from("packages.conda"), Value::Map(conda)),
-            (Value::from("removed"), Value::Array(Vec::new())),
         ]);
         let bytes = encode_msgpack_zst(&shard)?;
         let hash = sha2::Sha256::digest(&bytes);
@@ -199,16 +227,90 @@ fn write_in(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn record_of(path: &Path) -> anyhow::Result<PackageRecord> {
-    let index = archive::read_index_json(path)?;
+/// Keys of `info/index.json` that conda-index leaves out of a repodata
+/// record (its `filter_fields` in `conda_index/index/cache.py`, observed with
+/// conda-index 0.13.0): `arch` and `platform` are implied by the subdir, the
+/// others are build-time details no solver reads. Anaconda's and
+/// conda-forge's published repodata have none of them either.
+const DROPPED_INDEX_KEYS: &[&str] = &[
+    "arch",
+    "binstar",
+    "has_prefix",
+    "machine",
+    "mtime",
+    "operatingsystem",
+    "platform",
+    "requires_features",
+    "target-triplet",
+    "ucs",
+];
+
+/// What indexing one package gives.
+struct Indexed {
+    /// Its repodata record (see [`record_of`]), keys sorted.
+    record: serde_json::Value,
+    /// The subdir the package declares, or its `platform`/`arch` imply.
+    subdir: String,
+    /// The package's `info/run_exports.json` (`{}` when it has none), for
+    /// its record in the shards (see [`write_sharded`]).
+    run_exports: serde_json::Value,
+    /// Something to tell the user about this package that did not stop it
+    /// being indexed.
+    warning: Option<String>,
+}
+
+/// One package's repodata record, as conda-index writes it: the package's
+/// own `info/index.json`, every key and value as the package has it (a legacy
+/// package keeps `requires` and `preferred_env`, `license: null` stays null,
+/// a timestamp stays in the unit it was written in, and nothing is added — no
+/// `subdir` a package did not declare, no empty `depends`), less
+/// [`DROPPED_INDEX_KEYS`], plus the archive's `md5`, `sha256` and `size`.
+/// Keys are sorted, as conda-index's `json.dumps(sort_keys=True)` has them.
+///
+/// Deliberate differences from conda-index: a package whose index.json
+/// `rattler_conda_types` cannot read (no name, a version that does not parse,
+/// …) is skipped with a warning instead of being listed, since no pkgr
+/// solve could use its record and a broken record would break its whole
+/// package name; and a package that declares (or, lacking `subdir`, implies
+/// by `platform`/`arch`) another subdir than the folder it sits in gets a
+/// warning (conda-index says nothing).
+fn record_of(path: &Path) -> anyhow::Result<Indexed> {
+    let text = archive::read_info_file(path, Path::new("info/index.json"))?
+        .with_context(|| format!("{} has no info/index.json", path.display()))?;
+    let raw: BTreeMap<String, serde_json::Value> = serde_json::from_str(&text)
+        .with_context(|| format!("{} has an invalid info/index.json", path.display()))?;
+    let index = IndexJson::from_str(&text)
+        .with_context(|| format!("{} has an invalid info/index.json", path.display()))?;
     let file = pkgr_fetch::hash_file(path)
         .with_context(|| format!("could not read {}", path.display()))?;
-    let record = PackageRecord::from_index_json(
-        index,
-        Some(file.size),
-        Some(file.sha256.into()),
-        Some(file.md5.into()),
-    )
-    .with_context(|| format!("{} has an invalid info/index.json", path.display()))?;
-    Ok(record)
+    // Checked the way pkgr's solver will read it (and for the subdir).
+    let parsed = PackageRecord::from_index_json(index, Some(file.size), None, None)
+        .with_context(|| format!("{} has an invalid info/index.json", path.display()))?;
+    let mut record: BTreeMap<String, serde_json::Value> = raw
+        .into_iter()
+        .filter(|(key, _)| !DROPPED_INDEX_KEYS.contains(&key.as_str()))
+        .collect();
+    record.insert("md5".into(), hex::encode(file.md5).into());
+    record.insert("sha256".into(), hex::encode(file.sha256).into());
+    record.insert("size".into(), file.size.into());
+    let mut warning = None;
+    let run_exports = match archive::read_info_file(path, Path::new("info/run_exports.json"))? {
+        None => serde_json::json!({}),
+        Some(text) => match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(value) if value.is_object() => value,
+            _ => {
+                warning = Some(format!(
+                    "{} has an invalid info/run_exports.json (its shard record says it has none)",
+                    path.display()
+                ));
+                serde_json::json!({})
+            }
+        },
+    };
+    Ok(Indexed {
+        record: serde_json::to_value(record)?,
+        subdir: parsed.subdir,
+        run_exports,
+        warning,
+    })
 }

@@ -324,6 +324,7 @@ impl SubdirIndex {
             .filter_map(|(k, _)| k.strip_suffix(".conda"))
             .collect();
         let channel = record_channel(&self.channel);
+        let subdir = self.subdir_name();
         let records = members
             .iter()
             .filter(|(k, _)| {
@@ -337,8 +338,11 @@ impl SubdirIndex {
                         format!("shard of {name}, record {file_name}: {message}"),
                     )
                 };
-                let package_record: PackageRecord =
+                let mut package_record: PackageRecord =
                     serde_json::from_value((*value).clone()).map_err(|e| broken(e.to_string()))?;
+                if package_record.subdir.is_empty() {
+                    package_record.subdir.clone_from(&subdir);
+                }
                 Ok(RepoDataRecord {
                     package_record,
                     identifier: DistArchiveIdentifier::from_str(file_name)
@@ -357,6 +361,17 @@ impl SubdirIndex {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(name.to_owned(), records);
         Ok(())
+    }
+
+    /// The subdir's name, the last segment of its URL: the subdir of a
+    /// record that does not name its own (conda-index keeps a record's
+    /// keys as its package has them, and packages from before conda 4.3
+    /// have no `subdir`; conda too takes it from the channel).
+    fn subdir_name(&self) -> String {
+        self.subdir_url
+            .path_segments()
+            .and_then(|mut s| s.rfind(|p| !p.is_empty()).map(ToOwned::to_owned))
+            .unwrap_or_default()
     }
 
     /// Whether any record of `name` is here.
@@ -388,11 +403,7 @@ impl SubdirIndex {
             return Ok(Vec::new());
         };
         let channel = record_channel(&self.channel);
-        let subdir = self
-            .subdir_url
-            .path_segments()
-            .and_then(|mut s| s.rfind(|p| !p.is_empty()).map(ToOwned::to_owned))
-            .unwrap_or_default();
+        let subdir = self.subdir_name();
         let objects = spans
             .iter()
             .map(|span| self.span_object(span))
