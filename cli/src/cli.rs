@@ -100,6 +100,9 @@ pub enum Command {
     /// Show the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Store or remove the credentials of a channel host (kept in pkgr's auth file, mode 0600)
+    #[command(subcommand)]
+    Auth(AuthCommand),
     /// Activate an environment in this shell (needs the shell hook: eval "$(pkgr shell hook)")
     #[command(hide = true)]
     Activate {
@@ -233,6 +236,40 @@ pub enum ShellCommand {
         #[arg(short, long)]
         shell: Option<ShellKind>,
     },
+}
+
+/// `pkgr auth ...`.
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Store a credential for HOST (`host` or `host:port`), used for every channel there
+    Login(AuthLoginArgs),
+    /// Forget the stored credential of HOST
+    Logout {
+        /// The host (`host` or `host:port`)
+        host: String,
+    },
+    /// The hosts that have a stored credential (never the credentials)
+    List,
+}
+
+/// `pkgr auth login`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("credential").required(true).multiple(false).args(["token", "bearer", "username"]))]
+pub struct AuthLoginArgs {
+    /// The host (`host` or `host:port`)
+    pub host: String,
+    /// A conda token (anaconda.org style: sent as /t/<token>/ in the URL)
+    #[arg(long)]
+    pub token: Option<String>,
+    /// A bearer token (sent as `Authorization: Bearer`)
+    #[arg(long)]
+    pub bearer: Option<String>,
+    /// A user name for basic auth (the password comes on stdin, with --password-stdin)
+    #[arg(long)]
+    pub username: Option<String>,
+    /// Read the password (or, with `--token -` / `--bearer -`, the token) from the first line of stdin, so it shows in no process list or shell history
+    #[arg(long)]
+    pub password_stdin: bool,
 }
 
 /// `pkgr config ...`.

@@ -2,6 +2,7 @@
 //! share between any number of concurrent processes.
 
 mod activate;
+mod auth;
 mod cache;
 mod cli;
 mod config;
@@ -82,6 +83,7 @@ async fn run(args: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Run(run) => return activate::run(&global, run),
         cli::Command::Shell(command) => activate::shell(&global, &command)?,
         cli::Command::Config(cli::ConfigCommand::List) => info::config_list(&global)?,
+        cli::Command::Auth(command) => auth::run(&global, &command)?,
         cli::Command::Activate { .. } | cli::Command::Deactivate => {
             // Only the shell function the hook defines can change the shell.
             anyhow::bail!(

@@ -385,14 +385,15 @@ fn dependency_name(spec: &str) -> &str {
 /// the credentials the records do not keep.
 fn needs_credentials(channel: &str) -> String {
     format!(
-        "channel {} needs credentials (the environment's records keep none): pass it again with -c <channel URL with credentials>",
+        "channel {} needs credentials (the environment's records keep none): store them with `pkgr auth login HOST --token T` (or --username U --password-stdin, or in ~/.netrc), or pass the channel again with -c <channel URL with credentials>",
         channel.trim_end_matches('/')
     )
 }
 
 /// Without `-c`: the channels the environment's packages came from, most
 /// used first. A channel whose records hold `/t/<TOKEN>/` (its token was not
-/// written) cannot be used without the token: that is an error saying so.
+/// written) takes the token stored for its host (`pkgr auth login`); without
+/// one it cannot be used: that is an error saying so.
 fn channels_of(global: &GlobalArgs, installed: &[PrefixRecord]) -> anyhow::Result<Vec<Channel>> {
     let mut counts: Vec<(String, usize)> = Vec::new();
     for record in installed {
@@ -408,13 +409,19 @@ fn channels_of(global: &GlobalArgs, installed: &[PrefixRecord]) -> anyhow::Resul
     }
     counts.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
     let config = crate::create::channel_config(global)?;
+    let credentials = paths::credentials()?;
     counts
         .iter()
         .map(|(c, _)| {
             let channel = Channel::from_str(c, &config)
                 .with_context(|| format!("the environment names an invalid channel `{c}`"))?;
             if pkgr_fetch::url_has_token_placeholder(channel.base_url.url()) {
-                bail!(needs_credentials(c));
+                let Some(filled) = credentials.fill_token_placeholder(channel.base_url.url())
+                else {
+                    bail!(needs_credentials(c));
+                };
+                return Channel::from_str(filled.as_str(), &config)
+                    .with_context(|| format!("the environment names an invalid channel `{c}`"));
             }
             Ok(channel)
         })

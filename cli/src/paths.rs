@@ -97,3 +97,27 @@ pub fn require_environment(global: &GlobalArgs, prefix: &Path) -> anyhow::Result
     };
     bail!("there is no environment at {} ({hint})", prefix.display())
 }
+
+/// pkgr's auth file: `$PKGR_AUTH_FILE`, else `$XDG_CONFIG_HOME/pkgr/auth.json`,
+/// else `~/.config/pkgr/auth.json`.
+pub fn auth_file() -> Option<PathBuf> {
+    env_path("PKGR_AUTH_FILE").or_else(|| {
+        env_path("XDG_CONFIG_HOME")
+            .or_else(|| env_path("HOME").map(|h| h.join(".config")))
+            .map(|d| d.join("pkgr").join("auth.json"))
+    })
+}
+
+/// The netrc file: `$NETRC`, else `~/.netrc`.
+pub fn netrc_file() -> Option<PathBuf> {
+    env_path("NETRC").or_else(|| env_path("HOME").map(|h| h.join(".netrc")))
+}
+
+/// The credentials of every source (see `pkgr_fetch`'s auth module).
+pub fn credentials() -> anyhow::Result<pkgr_fetch::Credentials> {
+    Ok(pkgr_fetch::Credentials::load(
+        auth_file().as_deref(),
+        netrc_file().as_deref(),
+        std::env::vars(),
+    )?)
+}

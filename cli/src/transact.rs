@@ -39,6 +39,7 @@ impl Workspace {
         ));
         let observer_progress = progress.clone();
         let fetcher = Fetcher::with_settings(global.config.network.value.clone())?
+            .with_credentials(paths::credentials()?)
             .with_retry_observer(Arc::new(move |notice: &pkgr_fetch::RetryNotice<'_>| {
                 observer_progress.warn(&retry_message(notice));
             }));

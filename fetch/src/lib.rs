@@ -10,6 +10,7 @@
 //! One [`Fetcher`] (and so one HTTP connection pool) is meant to be shared by a
 //! whole process.
 
+mod auth;
 mod retry;
 
 use std::io::Write;
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use auth::{env_var_for, AuthError, AuthFile, Authorization, Credential, Credentials};
 pub use retry::{
     is_transient_status, parse_retry_after, NetworkSettings, TransportKind, MAX_BACKOFF,
     MAX_RETRY_AFTER,
@@ -356,6 +358,7 @@ pub struct Fetcher {
     client: reqwest::Client,
     settings: NetworkSettings,
     observer: Option<RetryObserver>,
+    credentials: Arc<Credentials>,
 }
 
 impl std::fmt::Debug for Fetcher {
@@ -388,7 +391,21 @@ impl Fetcher {
             client,
             settings,
             observer: None,
+            credentials: Arc::new(Credentials::none()),
         })
+    }
+
+    /// Sends each request with the credential `credentials` has for its
+    /// host (see the `auth` module).
+    #[must_use]
+    pub fn with_credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = Arc::new(credentials);
+        self
+    }
+
+    /// The credentials requests are sent with.
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
     }
 
     /// Sets how many times a transient failure is retried.
@@ -558,7 +575,15 @@ impl Fetcher {
             kind: TransportKind::of(&e),
             message: error_chain(&e.without_url()),
         };
-        let mut request = self.client.get(url.clone());
+        let (target, authorization) = self.credentials.apply(url);
+        let mut request = self.client.get(target);
+        match authorization {
+            Some(Authorization::Basic(user, password)) => {
+                request = request.basic_auth(user, Some(password));
+            }
+            Some(Authorization::Bearer(token)) => request = request.bearer_auth(token),
+            None => {}
+        }
         if let Some(previous) = previous {
             if let Some(etag) = &previous.etag {
                 request = request.header(reqwest::header::IF_NONE_MATCH, etag);

@@ -36,7 +36,7 @@ pub enum SolverError {
     },
     /// A channel answered 401 or 403: it needs credentials pkgr was not given
     /// (or not the right ones).
-    #[error("channel {channel} needs credentials: {url} answered HTTP {status}")]
+    #[error("channel {channel} needs credentials: {url} answered HTTP {status} (store them with `pkgr auth login <host>`, or in ~/.netrc, or give them in the channel URL)")]
     NeedsCredentials {
         /// The channel's URL (redacted).
         channel: String,

@@ -314,7 +314,7 @@ fn credentials_are_never_written_or_printed() {
     let err = assert_fails(&out);
     assert!(
         err.contains(&format!(
-            "channel {} needs credentials (the environment's records keep none): pass it again with -c",
+            "channel {} needs credentials (the environment's records keep none): store them with `pkgr auth login HOST",
             record_channel.trim_end_matches('/')
         )),
         "{err}"
@@ -417,7 +417,7 @@ fn credentials_are_never_written_or_printed() {
     ));
     assert!(
         err.contains(&format!(
-            "channel http://{addr}/plain needs credentials (the environment's records keep none): pass it again with -c"
+            "channel http://{addr}/plain needs credentials (the environment's records keep none): store them with `pkgr auth login HOST"
         )),
         "{err}"
     );

@@ -5,6 +5,7 @@
 
 #[macro_use]
 mod common;
+mod auth;
 mod cli;
 mod concurrency;
 mod create;

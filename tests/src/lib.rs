@@ -636,7 +636,8 @@ impl LocalChannel {
 ///
 /// `/t/<token>/<rest>` is served as `/<rest>` (conda's token URLs); such a
 /// request is counted under both paths, and delays and faults set for either
-/// path apply. `Authorization` headers are ignored.
+/// path apply. `Authorization` headers are ignored unless
+/// [`ChannelServer::require_auth`] says otherwise.
 ///
 /// Plain HTTP/1.1 on `std::net`, one thread per connection, `Connection:
 /// close` on every response: nothing clever that could itself stall a test.
@@ -714,6 +715,22 @@ pub enum Fault {
     CutShortNoLength,
 }
 
+/// What [`ChannelServer::require_auth`] asks every request for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequiredAuth {
+    /// `Authorization: Basic` with this user and password.
+    Basic {
+        /// The user name.
+        user: String,
+        /// The password.
+        password: String,
+    },
+    /// `Authorization: Bearer <token>`.
+    Bearer(String),
+    /// A path starting `/t/<token>/` (conda's token URLs).
+    Token(String),
+}
+
 struct FaultSlot {
     fault: Fault,
     fired: usize,
@@ -734,6 +751,8 @@ struct ServerState {
     faults: Mutex<HashMap<String, FaultSlot>>,
     ranges: Mutex<HashMap<String, Vec<Option<String>>>>,
     ignore_ranges: std::sync::atomic::AtomicBool,
+    required_auth: Mutex<Option<RequiredAuth>>,
+    refused: Mutex<usize>,
     stop: std::sync::atomic::AtomicBool,
 }
 
@@ -808,6 +827,16 @@ impl ChannelServer {
             .get(path)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// From now on every request must carry `auth`, else it gets `401`.
+    pub fn require_auth(&self, auth: RequiredAuth) {
+        *self.state.required_auth.lock().unwrap() = Some(auth);
+    }
+
+    /// How many requests were refused with `401` for missing credentials.
+    pub fn refused(&self) -> usize {
+        *self.state.refused.lock().unwrap()
     }
 
     /// From now on, `Range` headers are ignored: every answer is the whole
@@ -938,6 +967,7 @@ fn handle_connection(
     reader.read_line(&mut request_line)?;
     let mut if_none_match = None;
     let mut range = None;
+    let mut authorization = None;
     loop {
         let mut header = String::new();
         if reader.read_line(&mut header)? == 0 || header == "\r\n" || header == "\n" {
@@ -949,6 +979,9 @@ fn handle_connection(
             }
             if name.trim().eq_ignore_ascii_case("range") {
                 range = Some(value.trim().to_owned());
+            }
+            if name.trim().eq_ignore_ascii_case("authorization") {
+                authorization = Some(value.trim().to_owned());
             }
         }
     }
@@ -991,6 +1024,31 @@ fn handle_connection(
     let ranges_served = !state
         .ignore_ranges
         .load(std::sync::atomic::Ordering::SeqCst);
+    let required = state.required_auth.lock().unwrap().clone();
+    let allowed = match &required {
+        None => true,
+        Some(RequiredAuth::Basic { user, password }) => {
+            use base64::Engine;
+            let expected =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            authorization.as_deref() == Some(format!("Basic {expected}").as_str())
+        }
+        Some(RequiredAuth::Bearer(token)) => {
+            authorization.as_deref() == Some(format!("Bearer {token}").as_str())
+        }
+        Some(RequiredAuth::Token(token)) => requested.starts_with(&format!("/t/{token}/")),
+    };
+    if !allowed {
+        *state.refused.lock().unwrap() += 1;
+        let headers = [
+            (
+                "WWW-Authenticate",
+                String::from("Basic realm=\"pkgr-test\""),
+            ),
+            ("Content-Length", String::from("0")),
+        ];
+        return send(&mut stream, &head(401, &headers), &[]);
+    }
     let delay = {
         let delays = state.delays.lock().unwrap();
         paths.iter().find_map(|p| delays.get(*p).copied())
