@@ -14,5 +14,6 @@ mod environments;
 mod faults;
 mod healing;
 mod index;
+mod python_paths;
 mod real_data;
 mod repodata;
