@@ -272,24 +272,43 @@ impl PackagePlan {
                 write_executable(&dest, script.as_bytes())?;
                 entries.push(bare_entry(target, PrefixPathType::UnixPythonEntryPoint));
             }
+            let modules: Vec<PathBuf> = self
+                .files
+                .iter()
+                .filter(|f| f.target.extension().is_some_and(|e| e == "py"))
+                .map(|f| f.target.clone())
+                .collect();
+            // `exists` follows symlinks: a dangling bin/pythonX.Y is missing too.
             if interpreter.exists() {
-                let modules: Vec<PathBuf> = self
-                    .files
-                    .iter()
-                    .filter(|f| f.target.extension().is_some_and(|e| e == "py"))
-                    .map(|f| f.target.clone())
-                    .collect();
                 match python::compile_pyc(prefix, python, &modules) {
-                    Ok(pycs) => entries.extend(
-                        pycs.into_iter()
-                            .map(|p| bare_entry(p, PrefixPathType::PycFile)),
-                    ),
+                    Ok(compiled) => {
+                        if compiled.pycs.is_empty() && compiled.status.is_some_and(|s| !s.success())
+                        {
+                            warnings.push(format!(
+                                "{}: {} byte-compiled none of its .py files ({}); they still \
+                                 work, only their first import is slower",
+                                self.package,
+                                interpreter.display(),
+                                compiled.status.map_or_else(String::new, |s| s.to_string()),
+                            ));
+                        }
+                        entries.extend(
+                            compiled
+                                .pycs
+                                .into_iter()
+                                .map(|p| bare_entry(p, PrefixPathType::PycFile)),
+                        );
+                    }
                     Err(e) => warnings.push(format!(
                         "{}: could not run {} to byte-compile its modules: {e}",
                         self.package,
                         interpreter.display()
                     )),
                 }
+            } else if let Some(warning) = self.missing_interpreter(&interpreter, &modules) {
+                // conda writes the entry points all the same and its compile
+                // step only logs at info level; say it instead of staying silent.
+                warnings.push(warning);
             }
         }
         let mut record = PrefixRecord::from_repodata_record(self.record.clone(), entries);
@@ -310,6 +329,34 @@ impl PackagePlan {
         }
         record.requested_specs = self.requested_spec.iter().cloned().collect();
         Ok(LinkedPackage { record, warnings })
+    }
+}
+
+impl PackagePlan {
+    /// The warning for a noarch python package whose environment lacks the
+    /// interpreter (`bin/pythonX.Y`, which conda's entry points and
+    /// byte-compiling use), or `None` when the package needs no interpreter.
+    fn missing_interpreter(&self, interpreter: &Path, modules: &[PathBuf]) -> Option<String> {
+        let commands: Vec<&str> = self
+            .entry_points
+            .iter()
+            .map(|e| e.command.as_str())
+            .collect();
+        let consequence = match (commands.is_empty(), modules.is_empty()) {
+            (true, true) => return None,
+            (false, true) => format!("its entry points ({}) will not run", commands.join(", ")),
+            (true, false) => String::from("its modules were not byte-compiled"),
+            (false, false) => format!(
+                "its entry points ({}) will not run and its modules were not byte-compiled",
+                commands.join(", ")
+            ),
+        };
+        Some(format!(
+            "{}: the environment's python has no interpreter at {}: {consequence} \
+             (the python package should provide it)",
+            self.package,
+            interpreter.display()
+        ))
     }
 }
 
@@ -763,8 +810,90 @@ mod tests {
         PythonInfo {
             version: (3, 12),
             site_packages: PathBuf::from("lib/python3.12/site-packages"),
-            executable: PathBuf::from("bin/python"),
+            executable: PathBuf::from("bin/python3.12"),
         }
+    }
+
+    /// A noarch python package `foo` with one module and entry point `foo`.
+    fn write_noarch_python_package(package_dir: &Path) {
+        write_file(package_dir, "site-packages/foo/__init__.py", b"x = 1\n");
+        write_info(
+            package_dir,
+            &[
+                serde_json::json!({"_path": "site-packages/foo/__init__.py", "path_type": "hardlink"}),
+            ],
+        );
+        let link = serde_json::json!({
+            "noarch": {"type": "python", "entry_points": ["foo = foo:main"]},
+            "package_metadata_version": 1
+        });
+        fs_err::write(package_dir.join("info/link.json"), link.to_string()).unwrap();
+    }
+
+    #[test]
+    fn a_missing_interpreter_is_a_warning_naming_package_and_path() {
+        let root = tempfile::tempdir().unwrap();
+        let package_dir = root.path().join("pkgs/foo-1.0-0");
+        write_noarch_python_package(&package_dir);
+        let plan = PackagePlan::new(
+            &package_dir,
+            &noarch_python_record(),
+            None,
+            Some(&python_312()),
+        )
+        .unwrap();
+        let prefix = root.path().join("env");
+        let linked = plan.link(&prefix, LinkMode::Auto).unwrap();
+        let interpreter = prefix.join("bin/python3.12");
+        assert_eq!(
+            linked.warnings,
+            [format!(
+                "foo-1.0-0.conda: the environment's python has no interpreter at {}: its entry \
+                 points (foo) will not run and its modules were not byte-compiled (the python \
+                 package should provide it)",
+                interpreter.display()
+            )]
+        );
+        // As conda, the entry point is written anyway, for the interpreter
+        // conda would use.
+        let script = fs_err::read_to_string(prefix.join("bin/foo")).unwrap();
+        assert!(
+            script.starts_with(&format!("#!{}\n", interpreter.display())),
+            "{script}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_interpreter_that_compiles_nothing_is_a_warning() {
+        let root = tempfile::tempdir().unwrap();
+        let package_dir = root.path().join("pkgs/foo-1.0-0");
+        write_noarch_python_package(&package_dir);
+        let prefix = root.path().join("env");
+        let interpreter = prefix.join("bin/python3.12");
+        fs_err::create_dir_all(interpreter.parent().unwrap()).unwrap();
+        fs_err::write(&interpreter, "#!/bin/sh\nexit 1\n").unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs_err::set_permissions(&interpreter, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let plan = PackagePlan::new(
+            &package_dir,
+            &noarch_python_record(),
+            None,
+            Some(&python_312()),
+        )
+        .unwrap();
+        let linked = plan.link(&prefix, LinkMode::Auto).unwrap();
+        assert_eq!(linked.warnings.len(), 1, "{:?}", linked.warnings);
+        let warning = &linked.warnings[0];
+        assert!(
+            warning.starts_with(&format!(
+                "foo-1.0-0.conda: {} byte-compiled none of its .py files (exit status: 1)",
+                interpreter.display()
+            )),
+            "{warning}"
+        );
     }
 
     fn noarch_python_record() -> RepoDataRecord {

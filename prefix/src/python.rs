@@ -3,14 +3,15 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 
 use rattler_conda_types::package::EntryPoint;
 use rattler_conda_types::PackageRecord;
 
-/// The longest `#!` line the kernel honours (Linux reads 128 bytes of it;
-/// conda uses the same bound).
-pub const MAX_SHEBANG_LENGTH: usize = 127;
+/// The longest `#!` line written as is: conda's `MAX_SHEBANG_LENGTH`
+/// (`conda/core/portability.py`), 127 on Linux (the kernel read 128 bytes of
+/// it for a long time) and 512 elsewhere.
+pub const MAX_SHEBANG_LENGTH: usize = if cfg!(target_os = "linux") { 127 } else { 512 };
 
 /// The python of an environment, as far as linking needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,7 +20,9 @@ pub struct PythonInfo {
     pub version: (u64, u64),
     /// Where `site-packages/` of noarch packages goes, relative to the prefix.
     pub site_packages: PathBuf,
-    /// The interpreter, relative to the prefix.
+    /// The interpreter, relative to the prefix: `bin/pythonX.Y` (conda's
+    /// `get_python_short_path`; a python package need not ship `bin/python`),
+    /// `python.exe` on Windows.
     pub executable: PathBuf,
 }
 
@@ -42,7 +45,7 @@ impl PythonInfo {
         let executable = if cfg!(windows) {
             PathBuf::from("python.exe")
         } else {
-            PathBuf::from("bin/python")
+            PathBuf::from(format!("bin/python{major}.{minor}"))
         };
         Some(Self {
             version: (major, minor),
@@ -85,16 +88,37 @@ pub fn entry_point_path(entry_point: &EntryPoint) -> PathBuf {
     Path::new("bin").join(&entry_point.command)
 }
 
-/// The `#!` line for a script run by `python` (an absolute path): the path
-/// itself when the kernel can take it, else `/usr/bin/env python` (the
-/// environment's `bin/` must then be on PATH, as with conda).
+/// The first line(s), without the final newline, of an entry point run by
+/// `python` (an absolute path), as conda's `generate_shebang_for_entry_point`
+/// (`conda/core/portability.py`) writes them: `#!<python>` when that line,
+/// newline included, is at most [`MAX_SHEBANG_LENGTH`] bytes and `python` has
+/// no space; else a `/bin/sh` trampoline whose second line python reads as a
+/// string:
+///
+/// ```text
+/// #!/bin/sh
+/// '''exec' "<python>" "$0" "$@" #'''
+/// ```
+///
+/// so the script runs its own environment's python even when that
+/// environment's `bin/` is not on PATH (conda since 22.9; a bare
+/// `#!/usr/bin/env python` would run whichever python comes first on PATH).
 pub fn shebang(python: &Path) -> String {
-    let direct = format!("#!{}", python.display());
-    if direct.len() > MAX_SHEBANG_LENGTH || direct.contains(' ') {
-        String::from("#!/usr/bin/env python")
-    } else {
-        direct
+    let python = python.display().to_string();
+    let direct = format!("#!{python}");
+    if direct.len() < MAX_SHEBANG_LENGTH && !python.contains(' ') {
+        return direct;
     }
+    // Inside sh's double quotes these four keep a meaning unless escaped
+    // (conda does not escape them; a prefix holding one would break).
+    let mut quoted = String::with_capacity(python.len());
+    for c in python.chars() {
+        if matches!(c, '\\' | '"' | '$' | '`') {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    format!("#!/bin/sh\n'''exec' \"{quoted}\" \"$0\" \"$@\" #'''")
 }
 
 /// The text of the script conda writes for an entry point: import the
@@ -119,17 +143,30 @@ pub fn entry_point_script(entry_point: &EntryPoint, python: &Path) -> String {
     )
 }
 
+/// What [`compile_pyc`] did.
+#[derive(Debug)]
+pub struct Compiled {
+    /// The `.pyc` files that exist afterwards (relative to the prefix).
+    pub pycs: Vec<PathBuf>,
+    /// How python exited (`None` when there was nothing to compile).
+    pub status: Option<ExitStatus>,
+}
+
 /// Byte-compiles `modules` (`.py` paths relative to `prefix`) with the
-/// environment's python (`compileall`, as conda does). Returns the `.pyc`
-/// files that exist afterwards; a module python cannot compile (a syntax error
-/// for this version) simply gets none. `Err` only when python could not be run.
+/// environment's python, `python.executable` (`compileall`, as conda's
+/// `compile_multiple_pyc` does). A module python cannot compile (a syntax
+/// error for this version) simply gets no `.pyc`. `Err` only when python
+/// could not be run.
 pub fn compile_pyc(
     prefix: &Path,
     python: &PythonInfo,
     modules: &[PathBuf],
-) -> std::io::Result<Vec<PathBuf>> {
+) -> std::io::Result<Compiled> {
     if modules.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Compiled {
+            pycs: Vec::new(),
+            status: None,
+        });
     }
     let mut list = String::new();
     for module in modules {
@@ -144,16 +181,24 @@ pub fn compile_pyc(
         .stderr(Stdio::null())
         .spawn()?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(list.as_bytes())?;
+        match stdin.write_all(list.as_bytes()) {
+            // python exited without reading the list: it ran, and how it
+            // exited says the rest.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            other => other?,
+        }
     }
     // compileall exits non-zero when a module does not compile; those simply
     // have no .pyc, as with conda.
-    child.wait()?;
-    Ok(modules
-        .iter()
-        .filter_map(|m| python.pyc_path(m))
-        .filter(|pyc| prefix.join(pyc).is_file())
-        .collect())
+    let status = child.wait()?;
+    Ok(Compiled {
+        pycs: modules
+            .iter()
+            .filter_map(|m| python.pyc_path(m))
+            .filter(|pyc| prefix.join(pyc).is_file())
+            .collect(),
+        status: Some(status),
+    })
 }
 
 #[cfg(test)]
@@ -167,7 +212,28 @@ mod tests {
                 "lib/python{}.{}/site-packages",
                 version.0, version.1
             )),
-            executable: PathBuf::from("bin/python"),
+            executable: PathBuf::from(format!("bin/python{}.{}", version.0, version.1)),
+        }
+    }
+
+    #[test]
+    fn the_interpreter_is_bin_python_x_y_like_conda() {
+        // conda: get_python_short_path(major.minor of the python record).
+        let record: PackageRecord = serde_json::from_value(serde_json::json!({
+            "name": "python", "version": "3.11.9", "build": "h0_0_cpython",
+            "build_number": 0, "subdir": "linux-64"
+        }))
+        .unwrap();
+        let python = PythonInfo::from_record(&record).unwrap();
+        assert_eq!(python.version, (3, 11));
+        if cfg!(windows) {
+            assert_eq!(python.executable, Path::new("python.exe"));
+        } else {
+            assert_eq!(python.executable, Path::new("bin/python3.11"));
+            assert_eq!(
+                python.site_packages,
+                Path::new("lib/python3.11/site-packages")
+            );
         }
     }
 
@@ -193,24 +259,59 @@ mod tests {
     }
 
     #[test]
-    fn long_or_spaced_shebangs_use_env() {
+    fn long_or_spaced_shebangs_exec_python_through_sh() {
         assert_eq!(
-            shebang(Path::new("/opt/env/bin/python")),
-            "#!/opt/env/bin/python"
+            shebang(Path::new("/opt/env/bin/python3.12")),
+            "#!/opt/env/bin/python3.12"
         );
-        let long = format!("/{}/bin/python", "x".repeat(200));
-        assert_eq!(shebang(Path::new(&long)), "#!/usr/bin/env python");
+        let trampoline =
+            |python: &str| format!("#!/bin/sh\n'''exec' \"{python}\" \"$0\" \"$@\" #'''");
+        // conda counts the newline: `#!` + path + `\n` may be 127 bytes.
+        let limit = MAX_SHEBANG_LENGTH - "#!\n".len();
+        let fits = format!("/{}", "x".repeat(limit - 1));
+        assert_eq!(shebang(Path::new(&fits)), format!("#!{fits}"));
+        let long = format!("/{}", "x".repeat(limit));
+        assert_eq!(shebang(Path::new(&long)), trampoline(&long));
         assert_eq!(
-            shebang(Path::new("/my env/bin/python")),
-            "#!/usr/bin/env python"
+            shebang(Path::new("/my env/bin/python3.12")),
+            trampoline("/my env/bin/python3.12")
         );
+        assert_eq!(
+            shebang(Path::new("/my $HOME/\"q\"/bin/python3.12")),
+            trampoline("/my \\$HOME/\\\"q\\\"/bin/python3.12")
+        );
+    }
+
+    /// The trampoline is what sh runs and what python reads past: sh execs
+    /// the path with the script and its arguments, python sees a string.
+    #[cfg(unix)]
+    #[test]
+    fn the_trampoline_runs_under_sh_and_parses_as_python() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("a dir with spaces");
+        fs_err::create_dir_all(&bin).unwrap();
+        let fake = bin.join("python3.12");
+        fs_err::write(&fake, "#!/bin/sh\necho \"ran $# $2\"\n").unwrap();
+        let script = dir.path().join("tool");
+        fs_err::write(&script, format!("{}\nprint('ok')\n", shebang(&fake))).unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            for path in [&fake, &script] {
+                fs_err::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
+        }
+        let out = Command::new(&script).arg("arg").output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "ran 2 arg\n");
+        if let Ok(out) = Command::new("python3").arg(&script).output() {
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n", "{out:?}");
+        }
     }
 
     #[test]
     fn entry_point_script_imports_and_calls() {
         let ep: EntryPoint = "hello = hellopkg.cli:main.run".parse().unwrap();
-        let text = entry_point_script(&ep, Path::new("/env/bin/python"));
-        assert!(text.starts_with("#!/env/bin/python\n"), "{text}");
+        let text = entry_point_script(&ep, Path::new("/env/bin/python3.12"));
+        assert!(text.starts_with("#!/env/bin/python3.12\n"), "{text}");
         assert!(text.contains("from hellopkg.cli import main\n"), "{text}");
         assert!(text.contains("sys.exit(main.run())"), "{text}");
     }

@@ -110,10 +110,12 @@ fn noarch_python_is_relocated_with_entry_points_and_pyc() {
         "#!/bin/sh\necho script\n"
     );
 
-    // The entry point runs the environment's python on the package's function.
+    // The entry point runs the environment's python (bin/pythonX.Y, as
+    // conda) on the package's function.
     let script = fs_err::read_to_string(prefix.join("bin/hello")).unwrap();
+    let xy = version.split('.').take(2).collect::<Vec<_>>().join(".");
     assert!(
-        script.starts_with(&format!("#!{}/bin/python\n", prefix.display())),
+        script.starts_with(&format!("#!{}/bin/python{xy}\n", prefix.display())),
         "{script}"
     );
     let out = run_with_timeout(Command::new(prefix.join("bin/hello")), TIMEOUT);
@@ -175,8 +177,11 @@ fn noarch_python_is_relocated_with_entry_points_and_pyc() {
     assert_meta_matches_disk(&prefix);
 }
 
+/// conda's `generate_shebang_for_entry_point`: a `#!` line too long for the
+/// kernel becomes a `/bin/sh` trampoline exec'ing the environment's python,
+/// so the entry point runs without activation.
 #[test]
-fn entry_points_in_a_long_prefix_use_env_python() {
+fn entry_points_in_a_long_prefix_exec_python_through_sh() {
     let Some((version, _)) = site_packages() else {
         return;
     };
@@ -188,17 +193,18 @@ fn entry_points_in_a_long_prefix_use_env_python() {
     let prefix = world.path().join("envs").join("x".repeat(120));
     assert_ok(&world.create(&prefix, channel.root().to_str().unwrap(), &["hellopkg"]));
     let script = fs_err::read_to_string(prefix.join("bin/hello")).unwrap();
-    assert!(script.starts_with("#!/usr/bin/env python\n"), "{script}");
-    // With the environment's bin/ on PATH (as after activation) it runs.
-    let path = format!(
-        "{}:{}",
-        prefix.join("bin").display(),
-        std::env::var("PATH").unwrap_or_default()
+    let xy = version.split('.').take(2).collect::<Vec<_>>().join(".");
+    let python = prefix.join(format!("bin/python{xy}"));
+    assert!(
+        script.starts_with(&format!(
+            "#!/bin/sh\n'''exec' \"{}\" \"$0\" \"$@\" #'''\n",
+            python.display()
+        )),
+        "{script}"
     );
-    let mut hello = Command::new(prefix.join("bin/hello"));
-    hello.env("PATH", path);
-    let out = run_with_timeout(hello, TIMEOUT);
-    assert_eq!(stdout(&out), "hello from hello\n");
+    // Without the environment's bin/ on PATH it runs the environment's python.
+    let out = run_with_timeout(Command::new(prefix.join("bin/hello")), TIMEOUT);
+    assert_eq!(stdout(&out), "hello from hello\n", "{}", stderr(&out));
 }
 
 #[test]

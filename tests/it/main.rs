@@ -16,6 +16,7 @@ mod faults;
 mod healing;
 mod index;
 mod network;
+mod python_paths;
 mod real_data;
 mod repodata;
 mod solving;

@@ -242,7 +242,7 @@ fn malformed_real_archives_are_skipped_by_index_and_refused_by_create() {
 /// A channel at `world/<name>` holding copies of the dataset archives
 /// `archives` (paths under `packages/synthetic/`, each copied to `noarch/`)
 /// and, when `python` is given, a generated `python` package whose
-/// `bin/python` runs the machine's python3; indexed by `pkgr index`.
+/// `bin/pythonX.Y` runs the machine's python3; indexed by `pkgr index`.
 fn synthetic_channel(
     world: &World,
     datasets: &Path,

@@ -1261,31 +1261,51 @@ pub fn write_demo_channel(root: &Path) -> LocalChannel {
     channel
 }
 
-/// A `python` package for this machine's subdir whose `bin/python` is a shell
-/// script running the machine's `python3`, with `bin/python3 -> python` and
-/// `lib/python<X.Y>/site-packages/README.txt` (X.Y from `version`). The
-/// script puts the environment's site-packages on `PYTHONPATH` (found from
+/// A `python` package for this machine's subdir laid out like conda-forge's:
+/// `bin/python<X.Y>` (X.Y from `version`) is [`python_interpreter_script`],
+/// with `bin/python -> python<X.Y>` and `bin/python3 -> python<X.Y>`, and
+/// `lib/python<X.Y>/site-packages/README.txt`.
+pub fn python_package(version: &str) -> Package {
+    let xy = major_minor(version);
+    python_package_without_interpreter(version)
+        .executable(
+            &format!("bin/python{xy}"),
+            python_interpreter_script(version),
+        )
+        .symlink("bin/python", &format!("python{xy}"))
+        .symlink("bin/python3", &format!("python{xy}"))
+}
+
+/// A `python` package with `lib/python<X.Y>/site-packages/README.txt` and no
+/// interpreter at all (add one with [`python_interpreter_script`] under the
+/// name a test needs).
+pub fn python_package_without_interpreter(version: &str) -> Package {
+    Package::new("python", version).file(
+        &format!(
+            "lib/python{}/site-packages/README.txt",
+            major_minor(version)
+        ),
+        "site-packages\n",
+    )
+}
+
+/// A shell script standing in for python `version`: it runs the machine's
+/// `python3` with the environment's site-packages on `PYTHONPATH` (found from
 /// `$0`, which is the full path when the kernel runs it as an interpreter), so
 /// entry points import the packages linked into the environment.
-pub fn python_package(version: &str) -> Package {
-    let major_minor: Vec<&str> = version.split('.').take(2).collect();
+pub fn python_interpreter_script(version: &str) -> String {
     // The absolute path: with the environment's bin/ on PATH, a bare
     // `python3` would be this package's own bin/python3 and loop forever.
     let machine_python = machine_python_executable().unwrap_or_else(|| "python3".to_owned());
-    let script = format!(
+    format!(
         "#!/bin/sh\nprefix=\"${{0%/bin/*}}\"\nPYTHONPATH=\"$prefix/lib/python{}/site-packages${{PYTHONPATH:+:$PYTHONPATH}}\" exec '{machine_python}' \"$@\"\n",
-        major_minor.join(".")
-    );
-    Package::new("python", version)
-        .executable("bin/python", script)
-        .symlink("bin/python3", "python")
-        .file(
-            &format!(
-                "lib/python{}/site-packages/README.txt",
-                major_minor.join(".")
-            ),
-            "site-packages\n",
-        )
+        major_minor(version)
+    )
+}
+
+/// `3.12` of `3.12.1`.
+fn major_minor(version: &str) -> String {
+    version.split('.').take(2).collect::<Vec<_>>().join(".")
 }
 
 /// The machine's `python3` version (`3.12.1`), or `None` if `python3` is
@@ -1676,8 +1696,13 @@ mod tests {
         let entries = archive_entries(&python_package("3.11.4").write(dir.path(), Format::Conda));
         assert_eq!(
             entries["bin/python3"],
-            ArchiveEntry::Symlink(String::from("python"))
+            ArchiveEntry::Symlink(String::from("python3.11"))
         );
+        assert_eq!(
+            entries["bin/python"],
+            ArchiveEntry::Symlink(String::from("python3.11"))
+        );
+        assert!(matches!(entries["bin/python3.11"], ArchiveEntry::File(_)));
         assert!(entries.contains_key("lib/python3.11/site-packages/README.txt"));
     }
 }
