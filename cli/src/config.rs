@@ -104,7 +104,9 @@ impl Default for Config {
 }
 
 /// The keys pkgr reads from a configuration file.
-const KEYS: [&str; 10] = [
+const KEYS: [&str; 12] = [
+    "proxy_servers",
+    "ssl_verify",
     "channels",
     "channel_alias",
     "pkgs_dirs",
@@ -179,6 +181,14 @@ impl Config {
                     .set_network(key, number)
                     .map_err(|e| anyhow::anyhow!("${var}: {e}"))?;
                 config.network.origin = Origin::Env(env_var_of(key));
+            }
+        }
+        // A CA bundle, as requests (and so conda) and OpenSSL read them.
+        for var in ["REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"] {
+            if let Some(path) = env_var(var) {
+                config.network.value.ca_bundle = Some(absolute(Path::new(&path))?);
+                config.network.origin = Origin::Env(var);
+                break;
             }
         }
         if let Some(root) = env_var("PKGR_ROOT") {
@@ -260,6 +270,43 @@ impl Config {
                         value: string_list(&value).ok_or_else(|| wrong("a list of specs"))?,
                         origin: origin.clone(),
                     };
+                }
+                "proxy_servers" => {
+                    let serde_yaml::Value::Mapping(map) = &value else {
+                        return Err(wrong(
+                            "a mapping of scheme to proxy URL (http: ..., https: ...)",
+                        ));
+                    };
+                    for (scheme, url) in map {
+                        let url = url
+                            .as_str()
+                            .ok_or_else(|| wrong("a mapping of scheme to proxy URL"))?
+                            .to_owned();
+                        match scheme.as_str() {
+                            Some("http") => self.network.value.proxy_http = Some(url),
+                            Some("https") => self.network.value.proxy_https = Some(url),
+                            _ => return Err(wrong("a mapping with the keys http and https")),
+                        }
+                    }
+                    self.network.origin = origin.clone();
+                }
+                "ssl_verify" => {
+                    match &value {
+                        serde_yaml::Value::Bool(verify) => {
+                            self.network.value.ssl_verify = *verify;
+                        }
+                        serde_yaml::Value::String(text) if text == "false" => {
+                            self.network.value.ssl_verify = false;
+                        }
+                        serde_yaml::Value::String(text) if text == "true" => {
+                            self.network.value.ssl_verify = true;
+                        }
+                        serde_yaml::Value::String(path) => {
+                            self.network.value.ca_bundle = Some(expand_path(path)?);
+                        }
+                        _ => return Err(wrong("true, false or the path of a PEM bundle")),
+                    }
+                    self.network.origin = origin.clone();
                 }
                 key if NETWORK_KEYS.contains(&key) => {
                     let number = match &value {
@@ -352,6 +399,30 @@ impl Config {
             (
                 "remote_read_timeout_secs",
                 self.network.value.read_timeout.as_secs_f64().to_string(),
+                self.network.origin.to_string(),
+            ),
+            (
+                "proxy_servers",
+                format!(
+                    "{{http: {}, https: {}}}",
+                    self.network.value.proxy_http.as_deref().map_or_else(
+                        || "(from $HTTP_PROXY)".to_owned(),
+                        |p| pkgr_fetch::redact_urls_in_text(p, pkgr_fetch::redact_url)
+                    ),
+                    self.network.value.proxy_https.as_deref().map_or_else(
+                        || "(from $HTTPS_PROXY)".to_owned(),
+                        |p| pkgr_fetch::redact_urls_in_text(p, pkgr_fetch::redact_url)
+                    ),
+                ),
+                self.network.origin.to_string(),
+            ),
+            (
+                "ssl_verify",
+                match (&self.network.value.ca_bundle, self.network.value.ssl_verify) {
+                    (_, false) => String::from("false"),
+                    (Some(bundle), true) => bundle.display().to_string(),
+                    (None, true) => String::from("true"),
+                },
                 self.network.origin.to_string(),
             ),
             (

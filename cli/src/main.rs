@@ -35,6 +35,12 @@ fn main() -> ExitCode {
     for warning in &args.global.config.warnings {
         output::print_warning(warning);
     }
+    if !args.global.config.network.value.ssl_verify {
+        output::print_warning(&format!(
+            "ssl_verify is false (from {}): TLS certificates are NOT checked, so anyone on the network path can serve you any package",
+            args.global.config.network.origin
+        ));
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -377,16 +377,54 @@ impl Fetcher {
 
     /// A fetcher with these timeouts and retries.
     pub fn with_settings(settings: NetworkSettings) -> Result<Self, FetchError> {
-        let client = reqwest::Client::builder()
+        let setup = |what: &str, e: &dyn std::fmt::Display| FetchError::Transport {
+            url: String::from("(client setup)"),
+            kind: TransportKind::Other,
+            message: format!("{what}: {e}"),
+        };
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("pkgr/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(settings.connect_timeout)
-            .read_timeout(settings.read_timeout)
-            .build()
-            .map_err(|e| FetchError::Transport {
-                url: String::from("(client setup)"),
-                kind: TransportKind::Other,
-                message: e.to_string(),
+            .read_timeout(settings.read_timeout);
+        // A configured proxy replaces the ones from the environment;
+        // $NO_PROXY still applies to it.
+        for (proxy, https) in [(&settings.proxy_http, false), (&settings.proxy_https, true)] {
+            if let Some(url) = proxy {
+                let proxy = if https {
+                    reqwest::Proxy::https(url.as_str())
+                } else {
+                    reqwest::Proxy::http(url.as_str())
+                }
+                .map_err(|e| setup("invalid proxy", &e.without_url()))?
+                .no_proxy(reqwest::NoProxy::from_env());
+                builder = builder.proxy(proxy);
+            }
+        }
+        if let Some(bundle) = &settings.ca_bundle {
+            let pem = fs_err::read(bundle).map_err(|source| FetchError::Io {
+                context: format!("could not read the certificate bundle {}", bundle.display()),
+                source,
             })?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                setup(
+                    &format!("{} is not a PEM certificate bundle", bundle.display()),
+                    &e,
+                )
+            })?;
+            if certificates.is_empty() {
+                return Err(setup(
+                    &format!("{} holds no certificate", bundle.display()),
+                    &"expected PEM `-----BEGIN CERTIFICATE-----` blocks",
+                ));
+            }
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        if !settings.ssl_verify {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        let client = builder.build().map_err(|e| setup("the HTTP client", &e))?;
         Ok(Self {
             client,
             settings,

@@ -26,6 +26,17 @@ pub struct NetworkSettings {
     /// How long a response may go without a byte before the attempt is
     /// given up (conda's `remote_read_timeout_secs`).
     pub read_timeout: Duration,
+    /// The proxy for `http://` URLs (conda's `proxy_servers.http`); `None`:
+    /// `$HTTP_PROXY`/`$ALL_PROXY` (and `$NO_PROXY`), as reqwest reads them.
+    pub proxy_http: Option<String>,
+    /// The proxy for `https://` URLs (`proxy_servers.https`; else `$HTTPS_PROXY`).
+    pub proxy_https: Option<String>,
+    /// Whether TLS certificates are checked (conda's `ssl_verify: false`
+    /// turns it off; the CLI warns loudly).
+    pub ssl_verify: bool,
+    /// More trusted certificates, a PEM bundle (`ssl_verify: <path>`,
+    /// `$REQUESTS_CA_BUNDLE`, `$SSL_CERT_FILE`), beside the built-in roots.
+    pub ca_bundle: Option<std::path::PathBuf>,
 }
 
 impl Default for NetworkSettings {
@@ -38,6 +49,10 @@ impl Default for NetworkSettings {
             backoff_factor: 1.0,
             connect_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(30),
+            proxy_http: None,
+            proxy_https: None,
+            ssl_verify: true,
+            ca_bundle: None,
         }
     }
 }

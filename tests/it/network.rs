@@ -270,3 +270,113 @@ fn a_redirect_loop_and_a_tls_failure_are_not_retried() {
     );
     assert!(err.contains(&tls_url), "{err}");
 }
+
+#[test]
+fn proxies_from_the_environment_and_from_proxy_servers() {
+    let world = World::new();
+    let (channel, big) = channel(&world.path().join("channel"));
+    let server = ChannelServer::serve(channel.root());
+    let proxy = pkgr_test_support::ForwardProxy::start();
+    // $HTTP_PROXY, as curl and conda read it.
+    let mut cmd = pkgr_fast(&world, 0, "10");
+    cmd.env("HTTP_PROXY", proxy.url())
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .args([
+            "create",
+            "-p",
+            world.env("e").to_str().unwrap(),
+            "-c",
+            server.url(),
+            "big",
+        ]);
+    assert_ok(&run_with_timeout(cmd, TIMEOUT));
+    let through: Vec<String> = proxy.forwarded();
+    assert!(
+        through.iter().any(|u| u.ends_with(&big)),
+        "the archive did not go through the proxy: {through:?}"
+    );
+    let before = through.len();
+    // proxy_servers in pkgr's config file, with a fresh cache.
+    let config = world.path().join("home/.config/pkgr");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("config.yaml"),
+        format!("proxy_servers:\n  http: {}\n", proxy.url()),
+    )
+    .unwrap();
+    let mut cmd = pkgr_fast(&world, 0, "10");
+    cmd.env("PKGR_CACHE_DIR", world.path().join("cache2"))
+        .env_remove("HTTP_PROXY")
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .args([
+            "create",
+            "-p",
+            world.env("c").to_str().unwrap(),
+            "-c",
+            server.url(),
+            "big",
+        ]);
+    assert_ok(&run_with_timeout(cmd, TIMEOUT));
+    assert!(proxy.forwarded().len() > before);
+    // $NO_PROXY still applies to a configured proxy.
+    let mid = proxy.forwarded().len();
+    let mut cmd = pkgr_fast(&world, 0, "10");
+    cmd.env("PKGR_CACHE_DIR", world.path().join("cache3"))
+        .env("NO_PROXY", "127.0.0.1")
+        .args([
+            "create",
+            "-p",
+            world.env("n").to_str().unwrap(),
+            "-c",
+            server.url(),
+            "big",
+        ]);
+    assert_ok(&run_with_timeout(cmd, TIMEOUT));
+    assert_eq!(proxy.forwarded().len(), mid);
+}
+
+#[test]
+fn a_broken_ca_bundle_and_ssl_verify_false_are_said_clearly() {
+    let world = World::new();
+    let (channel, _) = channel(&world.path().join("channel"));
+    let server = ChannelServer::serve(channel.root());
+    let bundle = world.path().join("not-a-bundle.pem");
+    std::fs::write(&bundle, "hello\n").unwrap();
+    let mut cmd = world.pkgr();
+    cmd.env("SSL_CERT_FILE", &bundle)
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .args([
+            "create",
+            "--dry-run",
+            "-p",
+            world.env("b").to_str().unwrap(),
+            "-c",
+            server.url(),
+            "big",
+        ]);
+    let err = assert_fails(&run_with_timeout(cmd, TIMEOUT));
+    assert!(
+        err.contains("not-a-bundle.pem") && err.contains("no certificate"),
+        "{err}"
+    );
+    let config = world.path().join("home/.config/pkgr");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(config.join("config.yaml"), "ssl_verify: false\n").unwrap();
+    let out = world.run(&[
+        "create",
+        "--dry-run",
+        "-p",
+        world.env("v").to_str().unwrap(),
+        "-c",
+        server.url(),
+        "big",
+    ]);
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("TLS certificates are NOT checked"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -1231,6 +1231,123 @@ impl Drop for ChannelServer {
     }
 }
 
+/// A forward HTTP proxy on 127.0.0.1 (ephemeral port) that passes plain
+/// `GET http://127.0.0.1:<port>/...` requests on to their server (only to
+/// 127.0.0.1: anything else gets `403`), one connection per request, and
+/// counts what it forwarded. Stops when dropped.
+pub struct ForwardProxy {
+    addr: std::net::SocketAddr,
+    forwarded: Arc<Mutex<Vec<String>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ForwardProxy {
+    /// Starts the proxy.
+    pub fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let forwarded = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let (forwarded, stop) = (forwarded.clone(), stop.clone());
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let forwarded = forwarded.clone();
+                    std::thread::spawn(move || {
+                        let _ = forward_one(stream, &forwarded);
+                    });
+                }
+            })
+        };
+        Self {
+            addr,
+            forwarded,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The absolute URLs forwarded so far.
+    pub fn forwarded(&self) -> Vec<String> {
+        self.forwarded.lock().unwrap().clone()
+    }
+}
+
+fn forward_one(
+    mut client: std::net::TcpStream,
+    forwarded: &Mutex<Vec<String>>,
+) -> std::io::Result<()> {
+    use std::io::{BufRead, BufReader, Read};
+    client.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut reader = BufReader::new(client.try_clone()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    let mut headers = Vec::new();
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header)? == 0 || header == "\r\n" || header == "\n" {
+            break;
+        }
+        let name = header
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if !matches!(
+            name.as_str(),
+            "proxy-connection" | "connection" | "proxy-authorization"
+        ) {
+            headers.push(header);
+        }
+    }
+    let mut parts = request_line.split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let Some(rest) = target.strip_prefix("http://127.0.0.1:") else {
+        return send(
+            &mut client,
+            &head(403, &[("Content-Length", String::from("0"))]),
+            &[],
+        );
+    };
+    let (port, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    forwarded.lock().unwrap().push(target.to_owned());
+    let mut upstream = std::net::TcpStream::connect(format!("127.0.0.1:{port}"))?;
+    let mut request = format!(
+        "{method} {} HTTP/1.1\r\n",
+        if path.is_empty() { "/" } else { path }
+    );
+    for header in headers {
+        request.push_str(&header);
+    }
+    request.push_str("Connection: close\r\n\r\n");
+    upstream.write_all(request.as_bytes())?;
+    let mut response = Vec::new();
+    upstream.read_to_end(&mut response)?;
+    client.write_all(&response)?;
+    client.flush()
+}
+
+impl Drop for ForwardProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(self.addr);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// The sha256 of `bytes`, hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
