@@ -960,10 +960,9 @@ impl PackageCache {
                     zst_known = Some(true);
                     fetched = Some((result, "zst"));
                 }
-                Err(CacheError::Fetch {
-                    source: FetchError::NotFound { .. },
-                    ..
-                }) => zst_known = Some(false),
+                Err(CacheError::Fetch { source, .. }) if source.is_not_found() => {
+                    zst_known = Some(false);
+                }
                 Err(e) => {
                     reporter.download_failed(&redacted);
                     return Err(with_url(e, &redacted));
@@ -982,10 +981,7 @@ impl PackageCache {
                     .await
                 {
                     Ok(result) => (result, "json"),
-                    Err(CacheError::Fetch {
-                        source: FetchError::NotFound { .. },
-                        ..
-                    }) => {
+                    Err(CacheError::Fetch { source, .. }) if source.is_not_found() => {
                         reporter.download_failed(&redacted);
                         // Remembered (the channel has no such subdir), so
                         // that --offline knows it.
@@ -1175,7 +1171,7 @@ impl PackageCache {
                 reporter.download_finished(&redacted, d.size);
                 (http, false)
             }
-            Err(FetchError::NotFound { .. }) => (HttpCacheInfo::default(), true),
+            Err(e) if e.is_not_found() => (HttpCacheInfo::default(), true),
             Err(source) => {
                 return Err(CacheError::Fetch {
                     package: redacted,

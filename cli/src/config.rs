@@ -77,6 +77,9 @@ pub struct Config {
     pub channel_priority: Setting<pkgr_solver::ChannelPriority>,
     /// Specs every solve must respect (conda's `pinned_packages`).
     pub pinned_packages: Setting<Vec<String>>,
+    /// Channel (name or URL) → mirror URLs tried in order (mamba's
+    /// `mirrored_channels`).
+    pub mirrored_channels: Setting<Vec<(String, Vec<String>)>>,
     /// Retries and timeouts (conda's `remote_max_retries`,
     /// `remote_backoff_factor`, `remote_connect_timeout_secs`,
     /// `remote_read_timeout_secs`; each also `$PKGR_<KEY>`).
@@ -97,6 +100,7 @@ impl Default for Config {
             channel_priority: Setting::default(pkgr_solver::ChannelPriority::default()),
             pinned_packages: Setting::default(Vec::new()),
             network: Setting::default(pkgr_fetch::NetworkSettings::default()),
+            mirrored_channels: Setting::default(Vec::new()),
             files_read: Vec::new(),
             warnings: Vec::new(),
         }
@@ -104,7 +108,8 @@ impl Default for Config {
 }
 
 /// The keys pkgr reads from a configuration file.
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 13] = [
+    "mirrored_channels",
     "proxy_servers",
     "ssl_verify",
     "channels",
@@ -268,6 +273,33 @@ impl Config {
                 "pinned_packages" => {
                     self.pinned_packages = Setting {
                         value: string_list(&value).ok_or_else(|| wrong("a list of specs"))?,
+                        origin: origin.clone(),
+                    };
+                }
+                "mirrored_channels" => {
+                    let serde_yaml::Value::Mapping(map) = &value else {
+                        return Err(wrong("a mapping of channel to a list of mirror URLs"));
+                    };
+                    let mut mirrors = Vec::new();
+                    for (channel, list) in map {
+                        let channel = channel.as_str().ok_or_else(|| {
+                            wrong("a mapping of channel to a list of mirror URLs")
+                        })?;
+                        let list = string_list(list).ok_or_else(|| {
+                            wrong("a mapping of channel to a list of mirror URLs")
+                        })?;
+                        for mirror in &list {
+                            url::Url::parse(mirror).map_err(|e| {
+                                anyhow::anyhow!(
+                                    "{}: mirror `{mirror}` of {channel} is not a URL: {e}",
+                                    path.display()
+                                )
+                            })?;
+                        }
+                        mirrors.push((channel.to_owned(), list));
+                    }
+                    self.mirrored_channels = Setting {
+                        value: mirrors,
                         origin: origin.clone(),
                     };
                 }

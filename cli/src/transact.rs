@@ -43,6 +43,26 @@ impl Workspace {
             .with_retry_observer(Arc::new(move |notice: &pkgr_fetch::RetryNotice<'_>| {
                 observer_progress.warn(&retry_message(notice));
             }));
+        let channel_config = crate::create::channel_config(global)?;
+        let mut mirrors = Vec::new();
+        for (channel, list) in &global.config.mirrored_channels.value {
+            let base = rattler_conda_types::Channel::from_str(channel, &channel_config)
+                .with_context(|| format!("mirrored_channels: invalid channel `{channel}`"))?
+                .base_url
+                .url()
+                .as_ref()
+                .clone();
+            let list: Vec<Url> = list.iter().filter_map(|m| Url::parse(m).ok()).collect();
+            mirrors.push((base, list));
+        }
+        let mirror_progress = progress.clone();
+        let fetcher = fetcher.with_mirrors(mirrors).with_mirror_observer(Arc::new(
+            move |mirror: &str, error: &pkgr_fetch::FetchError| {
+                mirror_progress.warn(&format!(
+                    "mirror {mirror} failed ({error}); trying the next mirror"
+                ));
+            },
+        ));
         let cache = PackageCache::open(&paths::cache_root(global)?, fetcher)?
             .with_jobs(jobs.clone())
             .with_repodata_policy(global.repodata_policy());

@@ -101,9 +101,20 @@ pub enum FetchError {
         /// What the HTTP client said.
         message: String,
     },
+    /// Every mirror of a URL failed.
+    #[error("no mirror of {url} could serve it (tried {}; then the last one)", tried.join("; "))]
+    AllMirrorsFailed {
+        /// The URL asked for (redacted).
+        url: String,
+        /// Each mirror that failed before the last, with its error.
+        tried: Vec<String>,
+        /// The last mirror's error.
+        #[source]
+        last: Box<FetchError>,
+    },
     /// Every attempt failed with a transient error: the last one, and how
     /// many attempts took how long.
-    #[error("gave up on {url} after {attempts} attempts in {:.1} s: {last}", elapsed.as_secs_f64())]
+    #[error("gave up on {url} after {attempts} attempts in {:.1} s", elapsed.as_secs_f64())]
     GaveUp {
         /// The URL (redacted).
         url: String,
@@ -112,6 +123,7 @@ pub enum FetchError {
         /// From the first request to the last failure.
         elapsed: Duration,
         /// The last failure.
+        #[source]
         last: Box<FetchError>,
     },
     /// The content does not match what the index promised.
@@ -171,14 +183,38 @@ impl FetchError {
         }
     }
 
-    /// The error behind a [`FetchError::GaveUp`] (else this one).
+    /// Whether the answer was "not there" (404, a missing local file), also
+    /// when every mirror tried said so or could not be reached before the
+    /// last said it.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self.last(), FetchError::NotFound { .. })
+    }
+
+    /// The error behind a [`FetchError::GaveUp`] or
+    /// [`FetchError::AllMirrorsFailed`] (else this one).
     pub fn last(&self) -> &FetchError {
         match self {
-            FetchError::GaveUp { last, .. } => last,
+            FetchError::GaveUp { last, .. } | FetchError::AllMirrorsFailed { last, .. } => {
+                last.last()
+            }
             other => other,
         }
     }
 }
+
+/// Whether another mirror may do better than the one that gave `error`:
+/// it could not be reached, failed after its retries, or lacks the file.
+fn worth_another_mirror(error: &FetchError) -> bool {
+    match error.last() {
+        FetchError::NotFound { .. } => true,
+        FetchError::Status { status, .. } => is_transient_status(*status),
+        FetchError::Transport { .. } | FetchError::RetryAfter { .. } => true,
+        _ => false,
+    }
+}
+
+/// Called when a mirror failed and the next is tried.
+pub type MirrorObserver = Arc<dyn Fn(&str, &FetchError) + Send + Sync>;
 
 /// A retry about to happen, for whoever shows progress.
 #[derive(Debug)]
@@ -358,7 +394,10 @@ pub struct Fetcher {
     client: reqwest::Client,
     settings: NetworkSettings,
     observer: Option<RetryObserver>,
+    mirror_observer: Option<MirrorObserver>,
     credentials: Arc<Credentials>,
+    /// URL prefix (ending in `/`) → the mirrors to try for it, in order.
+    mirrors: Arc<Vec<(String, Vec<Url>)>>,
 }
 
 impl std::fmt::Debug for Fetcher {
@@ -429,8 +468,46 @@ impl Fetcher {
             client,
             settings,
             observer: None,
+            mirror_observer: None,
             credentials: Arc::new(Credentials::none()),
+            mirrors: Arc::new(Vec::new()),
         })
+    }
+
+    /// Requests for a URL under a channel of `mirrors` (base URL → mirror
+    /// base URLs) go to each mirror in turn (see [`Self::download`]); the
+    /// channel's own URL is tried only if it is in its list.
+    #[must_use]
+    pub fn with_mirrors(mut self, mirrors: Vec<(Url, Vec<Url>)>) -> Self {
+        let slash = |u: &Url| {
+            let text = u.as_str();
+            if text.ends_with('/') {
+                text.to_owned()
+            } else {
+                format!("{text}/")
+            }
+        };
+        self.mirrors = Arc::new(
+            mirrors
+                .iter()
+                .map(|(channel, list)| {
+                    (
+                        slash(channel),
+                        list.iter()
+                            .filter_map(|m| Url::parse(&slash(m)).ok())
+                            .collect(),
+                    )
+                })
+                .collect(),
+        );
+        self
+    }
+
+    /// Calls `observer` when a mirror fails and the next one is tried.
+    #[must_use]
+    pub fn with_mirror_observer(mut self, observer: MirrorObserver) -> Self {
+        self.mirror_observer = Some(observer);
+        self
     }
 
     /// Sends each request with the credential `credentials` has for its
@@ -517,7 +594,77 @@ impl Fetcher {
             .await
     }
 
+    /// Tries `url`'s mirrors in order (itself if it has none): the next one
+    /// when one fails after its retries, or answers 404 or 5xx; the last
+    /// mirror's error is returned, naming every mirror tried.
     async fn download_inner(
+        &self,
+        url: &Url,
+        dest: &Path,
+        temp_dir: &Path,
+        expected: &Expected,
+        previous: Option<&HttpCacheInfo>,
+        on_bytes: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<Conditional, FetchError> {
+        let candidates = self.mirrors_of(url);
+        let Some((last, earlier)) = candidates.split_last() else {
+            return self
+                .download_one(url, dest, temp_dir, expected, previous, on_bytes)
+                .await;
+        };
+        let mut failed: Vec<String> = Vec::new();
+        for mirror in earlier {
+            match self
+                .download_one(mirror, dest, temp_dir, expected, previous, on_bytes)
+                .await
+            {
+                Ok(done) => return Ok(done),
+                Err(error) if worth_another_mirror(&error) => {
+                    tracing::info!(mirror = %redact_url(mirror), error = %error, "trying the next mirror");
+                    if let Some(observer) = &self.mirror_observer {
+                        observer(&redact_url(mirror), &error);
+                    }
+                    failed.push(format!("{}: {}", redact_url(mirror), error_chain(&error)));
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        self.download_one(last, dest, temp_dir, expected, previous, on_bytes)
+            .await
+            .map_err(|error| {
+                if failed.is_empty() {
+                    error
+                } else {
+                    FetchError::AllMirrorsFailed {
+                        url: redact_url(url),
+                        tried: failed,
+                        last: Box::new(error),
+                    }
+                }
+            })
+    }
+
+    /// The URLs to try for `url`: each mirror of the longest mirrored prefix
+    /// it starts with, with the rest of `url` after it; none if no prefix
+    /// is mirrored.
+    fn mirrors_of(&self, url: &Url) -> Vec<Url> {
+        let text = url.as_str();
+        let Some((prefix, mirrors)) = self
+            .mirrors
+            .iter()
+            .filter(|(prefix, _)| text.starts_with(prefix.as_str()))
+            .max_by_key(|(prefix, _)| prefix.len())
+        else {
+            return Vec::new();
+        };
+        let rest = &text[prefix.len()..];
+        mirrors
+            .iter()
+            .filter_map(|m| Url::parse(&format!("{}{rest}", m.as_str())).ok())
+            .collect()
+    }
+
+    async fn download_one(
         &self,
         url: &Url,
         dest: &Path,

@@ -380,3 +380,69 @@ fn a_broken_ca_bundle_and_ssl_verify_false_are_said_clearly() {
         stderr(&out)
     );
 }
+
+#[test]
+fn mirrors_are_tried_in_order_when_one_is_down() {
+    let world = World::new();
+    let (channel, big) = channel(&world.path().join("channel"));
+    let good = ChannelServer::serve(channel.root());
+    // A mirror that lacks the archive (an empty channel) and one that is down
+    // (a port nothing listens on any more).
+    let empty_root = world.path().join("empty");
+    std::fs::create_dir_all(&empty_root).unwrap();
+    let empty = ChannelServer::serve(&empty_root);
+    let down = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    // The channel is known by the down server's URL; its mirrors: down, the
+    // empty one, the good one.
+    let config = world.path().join("home/.config/pkgr");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("config.yaml"),
+        format!(
+            "mirrored_channels:\n  {down}/:\n    - {down}/\n    - {}/\n    - {}/\n",
+            empty.url(),
+            good.url()
+        ),
+    )
+    .unwrap();
+    let env = world.env("m");
+    let mut cmd = pkgr_fast(&world, 1, "10");
+    cmd.args(["create", "-p", env.to_str().unwrap(), "-c", &down, "big"]);
+    let out = run_with_timeout(cmd, TIMEOUT);
+    assert_ok(&out);
+    assert_eq!(good.count(&big), 1);
+    assert!(empty.count(&big) <= 1);
+    assert!(
+        stderr(&out).contains("trying the next mirror"),
+        "{}",
+        stderr(&out)
+    );
+    // The records name the channel, not the mirror that served it.
+    let listed = world.run(&["list", "--json", "-p", env.to_str().unwrap()]);
+    assert!(
+        crate::common::stdout(&listed).contains(&down),
+        "{}",
+        crate::common::stdout(&listed)
+    );
+    // No mirror has it: one error naming every mirror.
+    std::fs::write(
+        config.join("config.yaml"),
+        format!("mirrored_channels:\n  {}/:\n    - {down}/\n", good.url()),
+    )
+    .unwrap();
+    let mut cmd = pkgr_fast(&world, 0, "10");
+    cmd.env("PKGR_CACHE_DIR", world.path().join("cache2"))
+        .args([
+            "create",
+            "-p",
+            world.env("n").to_str().unwrap(),
+            "-c",
+            good.url(),
+            "big",
+        ]);
+    let err = assert_fails(&run_with_timeout(cmd, TIMEOUT));
+    assert!(err.contains(&down), "{err}");
+}
