@@ -15,5 +15,6 @@ mod faults;
 mod healing;
 mod index;
 mod real_data;
+mod real_solves;
 mod repodata;
 mod solving;
