@@ -403,6 +403,11 @@ impl SubdirIndex {
                 .map_err(|e| Self::broken(&self.subdir_url, format!("records of {name}: {e}")))?;
             members.extend(map);
         }
+        // In file-name order, not the map's: the solver breaks some ties by
+        // the order it is given the candidates, and a HashMap's order
+        // changes from one run to the next (`scipy` on conda's index.json
+        // got np17py33 or np16py27 builds at random).
+        members.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let conda_stems: HashSet<String> = members
             .iter()
             .filter_map(|(k, _)| k.strip_suffix(".conda").map(ToOwned::to_owned))
