@@ -355,6 +355,8 @@ impl SubdirIndex {
                 })
             })
             .collect::<Result<Vec<_>, SolverError>>()?;
+        let mut records = records;
+        candidate_order(&mut records);
         sharded
             .loaded
             .lock()
@@ -418,7 +420,7 @@ impl SubdirIndex {
             .iter()
             .filter_map(|(k, _)| k.strip_suffix(".conda").map(ToOwned::to_owned))
             .collect();
-        members
+        let mut records = members
             .iter()
             .filter(|(k, _)| {
                 k.strip_suffix(".tar.bz2")
@@ -446,8 +448,24 @@ impl SubdirIndex {
                     channel: Some(channel.clone()),
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, SolverError>>()?;
+        candidate_order(&mut records);
+        Ok(records)
     }
+}
+
+/// Puts a name's records in the order the solver is given them: by file
+/// name, the same in every run.
+///
+/// The order matters: rattler_solve's tie-breaks between builds of the same
+/// version and build number (by the versions their dependencies can get)
+/// come out differently for different input orders (py-rattler 0.28 does the
+/// same on shuffled repodata; where in its `conda_sorting` is not pinned
+/// down). Taking a HashMap's order, which changes from run to run, made
+/// `scipy` on conda's index.json come out as np17py33 (conda's answer) or
+/// np16py27 at random.
+fn candidate_order(records: &mut [RepoDataRecord]) {
+    records.sort_by_cached_key(|r| r.identifier.to_file_name());
 }
 
 /// The channel as records keep it (`RepoDataRecord::channel`, written to

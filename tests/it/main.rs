@@ -18,5 +18,6 @@ mod index;
 mod network;
 mod python_paths;
 mod real_data;
+mod real_solves;
 mod repodata;
 mod solving;
