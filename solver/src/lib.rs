@@ -1123,7 +1123,14 @@ fn plain_words(explanation: &str) -> String {
             .iter()
             .filter_map(|marker| entry.find(marker))
             .min()
-            .map(|end| format!("`{}`", entry[..end].trim_end_matches(" *")))
+            .map(|end| {
+                let spec = entry[..end].trim_end_matches(" *");
+                if spec.starts_with("__") {
+                    format!("this machine's `{spec}` (a virtual package)")
+                } else {
+                    format!("`{spec}`")
+                }
+            })
         })
         .collect();
     let summary = match requested.as_slice() {
