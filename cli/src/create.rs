@@ -20,14 +20,51 @@ use crate::paths;
 use crate::transact::{apply, print_json, record_history, Change, Plan, Workspace};
 
 /// Parses the user's specs, pointing at the first bad one.
+///
+/// A name may be a glob (`*[md5=...]`, `py*[build=...]`): [`solve`] resolves
+/// it to the one package name whose records it matches.
 pub fn parse_specs(specs: &[String]) -> anyhow::Result<Vec<MatchSpec>> {
+    let options =
+        rattler_conda_types::ParseMatchSpecOptions::lenient().with_exact_names_only(false);
     specs
         .iter()
         .map(|s| {
-            MatchSpec::from_str(s, ParseStrictness::Lenient)
-                .with_context(|| format!("invalid package spec `{s}`"))
+            MatchSpec::from_str(s, options).with_context(|| format!("invalid package spec `{s}`"))
         })
         .collect()
+}
+
+/// Specs whose name is a glob (`*[md5=...]`) with the glob replaced by the
+/// one name whose records they match (an error when none or several do).
+async fn resolve_name_globs(
+    workspace: &Workspace,
+    indexes: &[pkgr_solver::SubdirIndex],
+    specs: Vec<MatchSpec>,
+) -> anyhow::Result<Vec<MatchSpec>> {
+    let mut resolved = Vec::with_capacity(specs.len());
+    for mut spec in specs {
+        if spec.name.as_exact().is_none() {
+            let records = pkgr_solver::search(&workspace.cache, indexes, &spec).await?;
+            let mut names: Vec<&str> = records
+                .iter()
+                .map(|r| r.package_record.name.as_normalized())
+                .collect();
+            names.dedup();
+            match names.as_slice() {
+                [] => bail!("no package in the channels matches `{spec}`"),
+                [one] => {
+                    let name = rattler_conda_types::PackageName::new_unchecked(*one);
+                    spec.name = name.into();
+                }
+                several => bail!(
+                    "`{spec}` matches packages of several names ({}): name the one you mean",
+                    several.join(", ")
+                ),
+            }
+        }
+        resolved.push(spec);
+    }
+    Ok(resolved)
 }
 
 /// How channel names resolve: against the configured channel alias
@@ -375,6 +412,7 @@ pub async fn solve(
     let spinner = progress.spinner("loading channels and solving");
     let indexes =
         pkgr_solver::load_channels(&workspace.cache, channels, platform, progress.as_ref()).await?;
+    let specs = resolve_name_globs(workspace, &indexes, specs).await?;
     pkgr_solver::prefetch_shards(&workspace.cache, &indexes, &specs, &locked).await?;
     let records = tokio::task::spawn_blocking(move || {
         let virtual_packages = pkgr_solver::detect_virtual_packages(platform)?;

@@ -273,6 +273,7 @@ fn every_matchspec_form_selects_what_conda_selects() {
         ],
     );
     let md5_spec = format!("pick[md5={md5_of_b}]");
+    let any_name_md5_spec = format!("*[md5={md5_of_b}]");
     let channel_spec = format!("{ch}::pick<2");
     let cases: Vec<(&str, &str, &str)> = vec![
         // conda orders 2.1rc1 above 2.0 and does not leave pre-releases out.
@@ -293,6 +294,8 @@ fn every_matchspec_form_selects_what_conda_selects() {
         ("pick !=2.1rc1", "2.0", "hddd_0"),
         ("pick >=2.1rc1", "2.1rc1", "heee_0"),
         (md5_spec.as_str(), "1.5", "hbbb_2"),
+        (any_name_md5_spec.as_str(), "1.5", "hbbb_2"),
+        ("pi*[build=hccc_1]", "1.5", "hccc_1"),
         (channel_spec.as_str(), "1.5", "hbbb_2"),
     ];
     for (spec, version, build) in cases {
@@ -336,6 +339,12 @@ fn depends_and_constrains_are_honoured() {
     assert!(err.contains("plugin"), "{err}");
     let err = plan(&world, &["-c", &ch, "app", "lib<2"]).unwrap_err();
     assert!(err.contains("lib"), "{err}");
+    // A name glob must single out one package.
+    let err = plan(&world, &["-c", &ch, "*[version=1.0]"]).unwrap_err();
+    assert!(
+        err.contains("several names") && err.contains("plugin"),
+        "{err}"
+    );
 }
 
 /// libbase 0.9/1.0 (+1.1 added later), libmid 1.2 → libbase >=1.0, app 2.0 →
