@@ -446,3 +446,75 @@ fn mirrors_are_tried_in_order_when_one_is_down() {
     let err = assert_fails(&run_with_timeout(cmd, TIMEOUT));
     assert!(err.contains(&down), "{err}");
 }
+
+#[test]
+fn tls_certificates_a_ca_bundle_ssl_verify_and_a_connect_proxy() {
+    let world = World::new();
+    let (channel, big) = channel(&world.path().join("channel"));
+    let server = ChannelServer::serve(channel.root());
+    let front = pkgr_test_support::TlsFront::start(server.url());
+    let pem = world.path().join("front.pem");
+    std::fs::write(&pem, front.cert_pem()).unwrap();
+    let create = |name: &str, env: &[(&str, &str)], cache: &str| {
+        let mut cmd = pkgr_fast(&world, 3, "10");
+        cmd.env("PKGR_REMOTE_BACKOFF_FACTOR", "2")
+            .env("PKGR_CACHE_DIR", world.path().join(cache))
+            .env_remove("REQUESTS_CA_BUNDLE")
+            .env_remove("SSL_CERT_FILE")
+            .args([
+                "create",
+                "-p",
+                world.env(name).to_str().unwrap(),
+                "-c",
+                &front.url(),
+                "big",
+            ]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let started = Instant::now();
+        let out = run_with_timeout(cmd, TIMEOUT);
+        (out, started.elapsed())
+    };
+    // A certificate nobody vouches for: refused at once, not retried.
+    let (out, elapsed) = create("untrusted", &[], "c1");
+    let err = assert_fails(&out);
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    assert!(
+        !err.contains("retrying") && elapsed < Duration::from_secs(2),
+        "{elapsed:?}\n{err}"
+    );
+    assert_eq!(server.count(&big), 0);
+    // Trusted through $SSL_CERT_FILE.
+    let (out, _) = create("trusted", &[("SSL_CERT_FILE", pem.to_str().unwrap())], "c2");
+    assert_ok(&out);
+    assert_eq!(server.count(&big), 1);
+    // ssl_verify: false: works, with a loud warning.
+    let config = world.path().join("home/.config/pkgr");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(config.join("config.yaml"), "ssl_verify: false\n").unwrap();
+    let (out, _) = create("unverified", &[], "c3");
+    assert_ok(&out);
+    assert!(stderr(&out).contains("NOT checked"), "{}", stderr(&out));
+    std::fs::remove_file(config.join("config.yaml")).unwrap();
+    // https through a CONNECT proxy ($HTTPS_PROXY), trusting the front.
+    let proxy = pkgr_test_support::ForwardProxy::start();
+    let (out, _) = create(
+        "proxied",
+        &[
+            ("HTTPS_PROXY", &proxy.url()),
+            ("SSL_CERT_FILE", pem.to_str().unwrap()),
+            ("NO_PROXY", ""),
+        ],
+        "c4",
+    );
+    assert_ok(&out);
+    assert!(
+        proxy
+            .forwarded()
+            .iter()
+            .any(|f| f.starts_with("CONNECT 127.0.0.1:")),
+        "{:?}",
+        proxy.forwarded()
+    );
+}
