@@ -131,6 +131,7 @@
 //! repaired it since), deletes the marker first and only then the files.
 
 pub mod archive;
+pub mod filesystem;
 pub mod lock;
 mod maintenance;
 pub mod repodata_index;
@@ -165,6 +166,20 @@ pub const ENTRY_MARKER: &str = ".pkgr-entry.json";
 /// Everything that can go wrong in the cache.
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
+    /// The cache is on a filesystem whose locks other hosts do not see.
+    #[error(
+        "the cache {} is on {} ({why}): file locks there are seen by this host only, so processes on two hosts sharing it could corrupt it; use a local cache (--cache-dir / PKGR_CACHE_DIR), mount it with working locks (NFSv4, or NFSv3 without nolock/local_lock), or, if only this host ever uses it, set PKGR_CACHE_LOCKS=local",
+        path.display(),
+        mount_point.display()
+    )]
+    LocksNotShared {
+        /// The cache root.
+        path: PathBuf,
+        /// Where its filesystem is mounted.
+        mount_point: PathBuf,
+        /// What makes its locks local.
+        why: String,
+    },
     /// The cache directory cannot be created or written.
     #[error("the cache directory {} is not writable (set --cache-dir or PKGR_CACHE_DIR to a writable place)", path.display())]
     NotWritable {
@@ -447,6 +462,7 @@ impl PackageCache {
             })?;
         }
         write_cachedir_tag(&root)?;
+        check_lock_scope(&root)?;
         // Best effort: a sweep that fails (another user's files) must not stop us.
         let swept = session::sweep(&root.join("tmp")).unwrap_or_default();
         let session = Arc::new(session::Session::start(&root.join("tmp"))?);
@@ -1649,6 +1665,25 @@ fn extract_entry(
     let staging = staging.keep();
     fs_err::rename(&staging, dest).map_err(io_error("publishing an extracted entry"))?;
     Ok(())
+}
+
+/// Refuses a cache on a filesystem whose locks only this host sees (see
+/// [`filesystem`]), unless `PKGR_CACHE_LOCKS=local` says only this host
+/// uses the cache.
+fn check_lock_scope(root: &Path) -> Result<(), CacheError> {
+    let Some((mount, filesystem::LockScope::ThisHostOnly(why))) = filesystem::lock_scope_of(root)
+    else {
+        return Ok(());
+    };
+    if std::env::var("PKGR_CACHE_LOCKS").is_ok_and(|v| v == "local") {
+        tracing::info!(root = %root.display(), %why, "locks are local to this host (PKGR_CACHE_LOCKS=local)");
+        return Ok(());
+    }
+    Err(CacheError::LocksNotShared {
+        path: root.to_path_buf(),
+        mount_point: mount.mount_point,
+        why,
+    })
 }
 
 /// Writes `bytes` to `path` through a temp file in `tmp` and a rename.

@@ -61,6 +61,21 @@ pub enum LockError {
         #[source]
         source: std::io::Error,
     },
+    /// The filesystem refuses file locks (`ENOLCK`, `ENOTSUP`/`EOPNOTSUPP`,
+    /// `ENOSYS`): NFSv3 mounted without a lock manager, some FUSE and
+    /// network filesystems. Without locks the cache cannot be shared
+    /// safely, so pkgr stops instead of going on unlocked.
+    #[error(
+        "the filesystem of {} does not support file locks ({source}); a shared pkgr cache needs them: put the cache on a local disk (--cache-dir or PKGR_CACHE_DIR), or on a network filesystem whose locks work across hosts (NFSv4; not NFSv3 mounted with nolock or local_lock)",
+        path.display()
+    )]
+    Unsupported {
+        /// The lock file.
+        path: PathBuf,
+        /// What the lock call said.
+        #[source]
+        source: std::io::Error,
+    },
     /// The lock stayed taken for longer than the timeout.
     #[error(
         "gave up waiting for {what} after {} s: {} holds it (lock file {}); set PKGR_LOCK_TIMEOUT (seconds) to wait longer",
@@ -80,11 +95,32 @@ pub enum LockError {
     },
 }
 
+/// `ENOLCK`, `ENOSYS` and `EOPNOTSUPP`/`ENOTSUP` on Linux: "no locks here".
+const NO_LOCKS_ERRNOS: [i32; 3] = [37, 38, 95];
+
 impl LockError {
     fn io(path: &Path, source: std::io::Error) -> Self {
         Self::Io {
             path: path.to_path_buf(),
             source,
+        }
+    }
+
+    /// A failed lock call: [`LockError::Unsupported`] when the filesystem
+    /// has no locks, else [`LockError::Io`].
+    fn locking(path: &Path, source: std::io::Error) -> Self {
+        let unsupported = source.kind() == std::io::ErrorKind::Unsupported
+            || (cfg!(target_os = "linux")
+                && source
+                    .raw_os_error()
+                    .is_some_and(|e| NO_LOCKS_ERRNOS.contains(&e)));
+        if unsupported {
+            Self::Unsupported {
+                path: path.to_path_buf(),
+                source,
+            }
+        } else {
+            Self::io(path, source)
         }
     }
 }
@@ -120,7 +156,7 @@ impl FileLock {
         match result {
             Ok(()) => Ok(Some(Self::finish(file, path, mode))),
             Err(fs4::TryLockError::WouldBlock) => Ok(None),
-            Err(fs4::TryLockError::Error(source)) => Err(LockError::io(path, source)),
+            Err(fs4::TryLockError::Error(source)) => Err(LockError::locking(path, source)),
         }
     }
 
@@ -132,7 +168,7 @@ impl FileLock {
             LockMode::Shared => FileExt::lock_shared(&file),
             LockMode::Exclusive => FileExt::lock(&file),
         };
-        result.map_err(|source| LockError::io(path, source))?;
+        result.map_err(|source| LockError::locking(path, source))?;
         Ok(Self::finish(file, path, mode))
     }
 
@@ -230,6 +266,27 @@ pub async fn acquire(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn filesystems_without_locks_get_an_actionable_message() {
+        let path = Path::new("/mnt/nfs/cache/pkgs/.locks/x.lock");
+        for errno in NO_LOCKS_ERRNOS {
+            let err = LockError::locking(path, std::io::Error::from_raw_os_error(errno));
+            if cfg!(target_os = "linux") {
+                assert!(
+                    matches!(err, LockError::Unsupported { .. }),
+                    "{errno}: {err}"
+                );
+                let text = err.to_string();
+                assert!(
+                    text.contains("/mnt/nfs/cache") && text.contains("local disk"),
+                    "{text}"
+                );
+            }
+        }
+        let other = LockError::locking(path, std::io::Error::from_raw_os_error(13));
+        assert!(matches!(other, LockError::Io { .. }));
+    }
 
     #[test]
     fn exclusive_excludes_and_records_pid() {

@@ -27,6 +27,30 @@ pub fn info(global: &GlobalArgs) -> anyhow::Result<()> {
         })
         .collect();
     let envs = crate::envs::known_environments(global)?;
+    let cache_fs = pkgr_cache::filesystem::lock_scope_of(
+        cache_dir
+            .ancestors()
+            .find(|p| p.exists())
+            .unwrap_or(std::path::Path::new("/")),
+    )
+    .map(|(mount, scope)| {
+        let locks = match scope {
+            pkgr_cache::filesystem::LockScope::Local => String::from("locks: local filesystem"),
+            pkgr_cache::filesystem::LockScope::AcrossHosts(why) => {
+                format!("locks: seen by every host ({why})")
+            }
+            pkgr_cache::filesystem::LockScope::ThisHostOnly(why) => {
+                format!("locks: THIS HOST ONLY ({why}); not safe to share between hosts")
+            }
+            pkgr_cache::filesystem::LockScope::Unknown(why) => format!("locks: unknown ({why})"),
+        };
+        format!(
+            "{} at {} ({locks})",
+            mount.fs_type,
+            mount.mount_point.display()
+        )
+    })
+    .unwrap_or_else(|| String::from("(unknown)"));
     let config = &global.config;
     let active = std::env::var("CONDA_PREFIX").ok();
     if global.json {
@@ -49,6 +73,7 @@ pub fn info(global: &GlobalArgs) -> anyhow::Result<()> {
             "envs": envs,
             "channels": channel_urls,
             "channel_alias": config.channel_alias.value,
+            "cache_filesystem": cache_fs,
             "config_files": config.files_read,
             "active_prefix": active,
         }));
@@ -75,6 +100,7 @@ pub fn info(global: &GlobalArgs) -> anyhow::Result<()> {
             vec![active.unwrap_or_else(|| "None".to_owned())],
         ),
         ("package cache", vec![cache_dir.display().to_string()]),
+        ("cache filesystem", vec![cache_fs.clone()]),
         (
             "envs directories",
             envs_dirs.iter().map(|d| d.display().to_string()).collect(),
@@ -99,8 +125,8 @@ pub fn info(global: &GlobalArgs) -> anyhow::Result<()> {
     let mut out = String::new();
     for (key, values) in rows.drain(..) {
         for (i, value) in values.iter().enumerate() {
-            let label = if i == 0 { key } else { "" };
-            out.push_str(&format!("{label:>width$} : {value}\n"));
+            let (label, colon) = if i == 0 { (key, ':') } else { ("", ' ') };
+            out.push_str(&format!("{label:>width$} {colon} {value}\n"));
         }
         if values.is_empty() {
             out.push_str(&format!("{key:>width$} :\n"));
