@@ -29,7 +29,20 @@ struct Activation {
     scripts: Vec<PathBuf>,
 }
 
-/// The variables an environment asks for in `conda-meta/state`.
+/// Whether `name` can be a shell variable's name (`[A-Za-z_][A-Za-z0-9_]*`):
+/// names go unquoted into the scripts `pkgr shell activate` prints, which the
+/// user's shell evaluates, so nothing else may pass.
+pub fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The variables an environment asks for in `conda-meta/state`. A name that
+/// cannot be a variable's is an error naming it (it would be code in the
+/// user's shell).
 pub fn state_variables(prefix: &Path) -> anyhow::Result<BTreeMap<String, String>> {
     let path = prefix.join("conda-meta").join("state");
     let text = match fs_err::read_to_string(&path) {
@@ -42,6 +55,12 @@ pub fn state_variables(prefix: &Path) -> anyhow::Result<BTreeMap<String, String>
     let mut vars = BTreeMap::new();
     if let Some(map) = value.get("env_vars").and_then(|v| v.as_object()) {
         for (key, value) in map {
+            if !is_variable_name(key) {
+                bail!(
+                    "{} sets `{key}`, which is not a variable name (letters, digits and _, not starting with a digit)",
+                    path.display()
+                );
+            }
             let value = match value {
                 serde_json::Value::String(s) => s.clone(),
                 other => other.to_string(),

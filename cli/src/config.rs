@@ -77,6 +77,8 @@ pub struct Config {
     pub channel_priority: Setting<pkgr_solver::ChannelPriority>,
     /// Specs every solve must respect (conda's `pinned_packages`).
     pub pinned_packages: Setting<Vec<String>>,
+    /// Where `ssl_verify` / the CA bundle came from.
+    pub ssl_origin: Origin,
     /// Channel (name or URL) → mirror URLs tried in order (mamba's
     /// `mirrored_channels`).
     pub mirrored_channels: Setting<Vec<(String, Vec<String>)>>,
@@ -101,6 +103,7 @@ impl Default for Config {
             pinned_packages: Setting::default(Vec::new()),
             network: Setting::default(pkgr_fetch::NetworkSettings::default()),
             mirrored_channels: Setting::default(Vec::new()),
+            ssl_origin: Origin::Default,
             files_read: Vec::new(),
             warnings: Vec::new(),
         }
@@ -192,7 +195,7 @@ impl Config {
         for var in ["REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"] {
             if let Some(path) = env_var(var) {
                 config.network.value.ca_bundle = Some(absolute(Path::new(&path))?);
-                config.network.origin = Origin::Env(var);
+                config.ssl_origin = Origin::Env(var);
                 break;
             }
         }
@@ -240,9 +243,20 @@ impl Config {
                 }
                 "pkgs_dirs" => {
                     let dirs = string_list(&value).ok_or_else(|| wrong("a list of directories"))?;
-                    if let Some(first) = dirs.first() {
+                    // The first one pkgr can write to, as conda takes the
+                    // first writable package cache (a read-only shared one
+                    // listed first is skipped).
+                    let mut chosen = None;
+                    for dir in &dirs {
+                        let dir = expand_path(dir)?;
+                        if is_writable_dir(&dir) {
+                            chosen = Some(dir);
+                            break;
+                        }
+                    }
+                    if let Some(dir) = chosen {
                         self.cache_dir = Setting {
-                            value: Some(expand_path(first)?),
+                            value: Some(dir),
                             origin: origin.clone(),
                         };
                     }
@@ -338,7 +352,7 @@ impl Config {
                         }
                         _ => return Err(wrong("true, false or the path of a PEM bundle")),
                     }
-                    self.network.origin = origin.clone();
+                    self.ssl_origin = origin.clone();
                 }
                 key if NETWORK_KEYS.contains(&key) => {
                     let number = match &value {
@@ -455,7 +469,7 @@ impl Config {
                     (Some(bundle), true) => bundle.display().to_string(),
                     (None, true) => String::from("true"),
                 },
-                self.network.origin.to_string(),
+                self.ssl_origin.to_string(),
             ),
             (
                 "envs_dirs",
@@ -490,6 +504,15 @@ fn string_list(value: &serde_yaml::Value) -> Option<Vec<String>> {
             .collect(),
         serde_yaml::Value::String(s) => Some(vec![s.clone()]),
         _ => None,
+    }
+}
+
+/// Whether pkgr could write in `dir`: it exists and a temp file can be made
+/// there, or it does not exist and its nearest existing ancestor can.
+fn is_writable_dir(dir: &Path) -> bool {
+    match dir.ancestors().find(|a| a.exists()) {
+        Some(existing) if existing.is_dir() => tempfile::tempfile_in(existing).is_ok(),
+        _ => false,
     }
 }
 
@@ -572,6 +595,17 @@ mod tests {
         let mut condarc = Config::default();
         condarc.read_file(&path, false).unwrap();
         assert!(condarc.warnings.is_empty());
+    }
+
+    #[test]
+    fn the_first_writable_pkgs_dir_is_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("condarc");
+        // /proc takes no new files, even from root.
+        fs_err::write(&path, "pkgs_dirs: [/proc/pkgr-read-only, /tmp/pkgr-p2]\n").unwrap();
+        let mut config = Config::default();
+        config.read_file(&path, false).unwrap();
+        assert_eq!(config.cache_dir.value, Some(PathBuf::from("/tmp/pkgr-p2")));
     }
 
     #[test]

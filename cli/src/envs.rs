@@ -361,6 +361,13 @@ fn write_or_print(file: Option<&Path>, text: &str) -> anyhow::Result<()> {
                 .with_context(|| format!("could not write in {}", dir.display()))?;
             std::io::Write::write_all(&mut tmp, redacted(text).as_bytes())
                 .with_context(|| format!("could not write {}", path.display()))?;
+            // An exported file is for sharing (the temp file was made 0600).
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = tmp
+                    .as_file()
+                    .set_permissions(std::fs::Permissions::from_mode(0o644));
+            }
             tmp.persist(path)
                 .with_context(|| format!("could not write {}", path.display()))?;
             Ok(())

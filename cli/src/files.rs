@@ -64,6 +64,16 @@ pub fn read(
                         out.channels.push(expand_variables(&channel, file)?);
                     }
                 }
+                if let Some(bad) = env
+                    .variables
+                    .keys()
+                    .find(|k| !crate::activate::is_variable_name(k))
+                {
+                    bail!(
+                        "{}: `variables:` has `{bad}`, which is not a variable name (letters, digits and _, not starting with a digit)",
+                        file.display()
+                    );
+                }
                 out.variables.extend(env.variables);
                 if env.name.is_some() {
                     out.name = env.name;

@@ -38,7 +38,7 @@ fn main() -> ExitCode {
     if !args.global.config.network.value.ssl_verify {
         output::print_warning(&format!(
             "ssl_verify is false (from {}): TLS certificates are NOT checked, so anyone on the network path can serve you any package",
-            args.global.config.network.origin
+            args.global.config.ssl_origin
         ));
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -141,7 +141,12 @@ pub async fn install(global: &GlobalArgs, args: InstallArgs, update: bool) -> an
     let mut options =
         crate::create::solve_options(global, &args.solve, args.no_deps, Some(&prefix))?;
     if args.freeze_installed {
-        options.frozen = locked.clone();
+        // What the request names may change; everything else may not.
+        options.frozen = locked
+            .iter()
+            .filter(|r| !named.contains(r.package_record.name.as_normalized()))
+            .cloned()
+            .collect();
     }
     if args.update_deps {
         // The named packages' dependencies may move too (conda's --update-deps).
@@ -174,6 +179,11 @@ pub async fn install(global: &GlobalArgs, args: InstallArgs, update: bool) -> an
     })?;
     let plan = Plan::between(&installed, &solution);
     if !finish_planning(global, &prefix, &plan, args.dry_run)? {
+        if plan.is_empty() && !args.dry_run && !args.specs.is_empty() {
+            // Nothing to change, but the user asked for these: record it, so
+            // that `remove` never prunes them and `--from-history` names them.
+            record_history(&prefix, &plan, "update", &args.specs)?;
+        }
         return Ok(());
     }
     let downloaded = apply(

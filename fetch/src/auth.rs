@@ -85,9 +85,14 @@ impl AuthFile {
     /// Reads `path`; a missing file is an empty one.
     pub fn read(path: &Path) -> Result<Self, AuthError> {
         match fs_err::read_to_string(path) {
+            // Where, not what: serde's message may quote a secret.
             Ok(text) => serde_json::from_str(&text).map_err(|e| AuthError::Invalid {
                 path: path.to_path_buf(),
-                message: e.to_string(),
+                message: format!(
+                    "not a pkgr auth file (line {}, column {}): each host maps to {{\"token\": ...}}, {{\"bearer\": ...}} or {{\"basic\": {{\"username\": ..., \"password\": ...}}}}",
+                    e.line(),
+                    e.column()
+                ),
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(source) => Err(AuthError::Io {
@@ -131,11 +136,22 @@ impl AuthFile {
 }
 
 /// Where credentials are looked up (see the module docs for the order).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Credentials {
     file: AuthFile,
     netrc: Vec<(Option<String>, String, String)>,
     env: BTreeMap<String, Credential>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Hosts only, never a secret.
+        f.debug_struct("Credentials")
+            .field("file_hosts", &self.file.hosts.keys().collect::<Vec<_>>())
+            .field("netrc_machines", &self.netrc.len())
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// `host:port` (the port only when the URL has one) and `host`.
@@ -291,6 +307,13 @@ impl Credentials {
     /// token in its path) and the `Authorization` to add. A URL that
     /// carries credentials already is sent as it is.
     pub fn apply(&self, url: &Url) -> (Url, Option<Authorization>) {
+        // `/t/<TOKEN>/` (what records and exported lists keep): the stored
+        // token goes in its place; without one the request goes as it is
+        // and its 401 says credentials are needed.
+        if crate::url_has_token_placeholder(url) {
+            let filled = self.fill_token_placeholder(url);
+            return (filled.unwrap_or_else(|| url.clone()), None);
+        }
         if crate::url_has_credentials(url) {
             if !url.username().is_empty() {
                 let mut bare = url.clone();
@@ -334,11 +357,11 @@ impl std::fmt::Debug for Authorization {
     }
 }
 
+/// `%XX` decoded (a `+` stays a `+`: this is a URL's user info, not a form).
 fn percent_decode(text: &str) -> String {
-    url::form_urlencoded::parse(format!("x={text}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| text.to_owned())
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
@@ -411,9 +434,12 @@ mod tests {
     #[test]
     fn credentials_in_the_url_win_and_user_info_becomes_a_header() {
         let creds = Credentials::none();
-        let (applied, auth) = creds.apply(&url("https://u:p%40ss@h.example/c"));
+        let (applied, auth) = creds.apply(&url("https://u:p%40ss+x@h.example/c"));
         assert_eq!(applied.as_str(), "https://h.example/c");
-        assert_eq!(auth, Some(Authorization::Basic("u".into(), "p@ss".into())));
+        assert_eq!(
+            auth,
+            Some(Authorization::Basic("u".into(), "p@ss+x".into()))
+        );
         let (applied, auth) = creds.apply(&url("https://h.example/t/tok/c"));
         assert_eq!(applied.as_str(), "https://h.example/t/tok/c");
         assert!(auth.is_none());
@@ -435,6 +461,18 @@ mod tests {
         assert!(creds
             .fill_token_placeholder(&url("https://h.example/c/"))
             .is_none());
+        // A request for such a URL gets the token in the placeholder's place.
+        let (applied, _) = creds.apply(&url("https://h.example/t/<TOKEN>/c/linux-64/x.conda"));
+        assert_eq!(
+            applied.as_str(),
+            "https://h.example/t/tok/c/linux-64/x.conda"
+        );
+        // A malformed file's error never quotes its content.
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("auth.json");
+        fs_err::write(&bad, r#"{"hosts": {"h": "s3cr3t-token"}}"#).unwrap();
+        let err = AuthFile::read(&bad).unwrap_err().to_string();
+        assert!(!err.contains("s3cr3t"), "{err}");
     }
 
     #[test]

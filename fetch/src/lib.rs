@@ -439,6 +439,29 @@ impl Fetcher {
                 builder = builder.proxy(proxy);
             }
         }
+        // reqwest reads no environment proxy once one is configured: the
+        // scheme without a configured proxy keeps the environment's.
+        if settings.proxy_http.is_some() != settings.proxy_https.is_some() {
+            let https = settings.proxy_http.is_some();
+            let names: &[&str] = if https {
+                &["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+            } else {
+                &["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
+            };
+            if let Some(url) = names
+                .iter()
+                .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+            {
+                let proxy = if https {
+                    reqwest::Proxy::https(url.as_str())
+                } else {
+                    reqwest::Proxy::http(url.as_str())
+                }
+                .map_err(|e| setup("invalid proxy in the environment", &e.without_url()))?
+                .no_proxy(reqwest::NoProxy::from_env());
+                builder = builder.proxy(proxy);
+            }
+        }
         if let Some(bundle) = &settings.ca_bundle {
             let pem = fs_err::read(bundle).map_err(|source| FetchError::Io {
                 context: format!("could not read the certificate bundle {}", bundle.display()),
@@ -677,11 +700,19 @@ impl Fetcher {
         let mut retry = 0;
         // What earlier attempts received, continued with `Range`.
         let mut partial: Option<Partial> = None;
+        let checksum_known = expected.sha256.is_some() || expected.md5.is_some();
         loop {
             tracing::debug!(url = %redact_url(url), retry, "fetching");
             let result = match url.scheme() {
                 "http" | "https" => self
-                    .http_once(url, temp_dir, previous, on_bytes, &mut partial)
+                    .http_once(
+                        url,
+                        temp_dir,
+                        previous,
+                        checksum_known,
+                        on_bytes,
+                        &mut partial,
+                    )
                     .await
                     .and_then(|done| match done {
                         HttpOutcome::NotModified(info) => Ok(Conditional::NotModified(info)),
@@ -749,6 +780,7 @@ impl Fetcher {
         url: &Url,
         temp_dir: &Path,
         previous: Option<&HttpCacheInfo>,
+        checksum_known: bool,
         on_bytes: &(dyn Fn(u64) + Send + Sync),
         partial: &mut Option<Partial>,
     ) -> Result<HttpOutcome, FetchError> {
@@ -779,7 +811,7 @@ impl Fetcher {
         }
         let resume_from = partial
             .as_ref()
-            .filter(|_| previous.is_none())
+            .filter(|p| previous.is_none() && p.resumable)
             .map(|p| p.sink.size)
             .filter(|&n| n > 0);
         if let Some(from) = resume_from {
@@ -807,6 +839,15 @@ impl Fetcher {
         }
         if status == reqwest::StatusCode::NOT_FOUND {
             return Err(FetchError::NotFound { url: redacted });
+        }
+        if status == reqwest::StatusCode::RANGE_NOT_SATISFIABLE && resume_from.is_some() {
+            // The rest cannot be had as a range: start over next time.
+            *partial = None;
+            return Err(FetchError::Transport {
+                url: redacted,
+                kind: TransportKind::Other,
+                message: String::from("the server refused the range asked for; starting over"),
+            });
         }
         let resumed = match (status, resume_from) {
             (reqwest::StatusCode::PARTIAL_CONTENT, Some(from)) => {
@@ -854,7 +895,12 @@ impl Fetcher {
                     .clone()
                     .filter(|e| !e.starts_with("W/"))
                     .or_else(|| info.last_modified.clone()),
+                resumable: false,
             });
+            if let Some(p) = partial.as_mut() {
+                p.resumable = (p.validator.is_some() || checksum_known)
+                    && header(reqwest::header::CONTENT_ENCODING).is_none();
+            }
         }
         let Some(current) = partial.as_mut() else {
             return Err(FetchError::Transport {
@@ -893,6 +939,10 @@ enum HttpOutcome {
 struct Partial {
     sink: VerifyingSink,
     validator: Option<String>,
+    /// Whether the rest may be asked for with `Range`: the file is known
+    /// (a validator for `If-Range`, or the checksums it must have) and it
+    /// came without a `Content-Encoding` (ranges would count encoded bytes).
+    resumable: bool,
 }
 
 /// Copies a local file like a download. Async (reads through `tokio::fs`), so

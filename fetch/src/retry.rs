@@ -12,7 +12,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How a [`crate::Fetcher`] talks to servers.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct NetworkSettings {
     /// How many times a transient failure is retried (conda's
     /// `remote_max_retries`).
@@ -54,6 +54,25 @@ impl Default for NetworkSettings {
             ssl_verify: true,
             ca_bundle: None,
         }
+    }
+}
+
+impl std::fmt::Debug for NetworkSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let proxy = |p: &Option<String>| {
+            p.as_deref()
+                .map(|p| crate::redact_urls_in_text(p, crate::redact_url))
+        };
+        f.debug_struct("NetworkSettings")
+            .field("max_retries", &self.max_retries)
+            .field("backoff_factor", &self.backoff_factor)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("read_timeout", &self.read_timeout)
+            .field("proxy_http", &proxy(&self.proxy_http))
+            .field("proxy_https", &proxy(&self.proxy_https))
+            .field("ssl_verify", &self.ssl_verify)
+            .field("ca_bundle", &self.ca_bundle)
+            .finish()
     }
 }
 
@@ -117,11 +136,37 @@ impl TransportKind {
 
     /// The kind of a `reqwest` error, from its flags and its cause chain
     /// (DNS and TLS failures are connect errors to reqwest; their causes
-    /// say which).
+    /// say which). The chain is read without the URL (a package named
+    /// `ca-certificates` or `gnutls` must not look like a TLS failure), and
+    /// only connect errors are searched for DNS/TLS words: a connection
+    /// dropped mid-body ("peer closed connection without sending TLS
+    /// close_notify") is a body error, retried and resumed.
     pub fn of(error: &reqwest::Error) -> Self {
-        let chain = crate::error_chain(error).to_ascii_lowercase();
         if error.is_redirect() {
-            Self::Redirect
+            return Self::Redirect;
+        }
+        if error.is_timeout() {
+            return Self::Timeout;
+        }
+        if error.is_body() || error.is_decode() {
+            return Self::Body;
+        }
+        if !error.is_connect() {
+            return Self::Other;
+        }
+        let mut chain = crate::error_chain(error);
+        if let Some(url) = error.url() {
+            chain = chain.replace(url.as_str(), "");
+        }
+        Self::of_connect_message(&chain)
+    }
+
+    /// The kind of a connect error from its (URL-less) message chain.
+    pub fn of_connect_message(chain: &str) -> Self {
+        let chain = chain.to_ascii_lowercase();
+        if chain.contains("temporary failure in name resolution") || chain.contains("try again") {
+            // The resolver could not answer now: worth another try.
+            Self::Connect
         } else if chain.contains("dns error")
             || chain.contains("failed to lookup address")
             || chain.contains("name or service not known")
@@ -129,21 +174,15 @@ impl TransportKind {
         {
             Self::Dns
         } else if chain.contains("certificate")
-            || chain.contains("tls")
-            || chain.contains("handshake")
             || chain.contains("invalid peer")
+            || chain.contains("handshake")
+            || chain.contains("tls")
             || chain.contains("corrupt message")
             || chain.contains("invalidcontenttype")
         {
             Self::Tls
-        } else if error.is_timeout() {
-            Self::Timeout
-        } else if error.is_connect() {
-            Self::Connect
-        } else if error.is_body() || error.is_decode() {
-            Self::Body
         } else {
-            Self::Other
+            Self::Connect
         }
     }
 }
@@ -207,6 +246,25 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn connect_messages_are_classified_without_guessing_from_names() {
+        use TransportKind::*;
+        let cases = [
+            ("client error (Connect): dns error: failed to lookup address information: Name or service not known", Dns),
+            ("client error (Connect): dns error: failed to lookup address information: Temporary failure in name resolution", Connect),
+            ("client error (Connect): invalid peer certificate: UnknownIssuer", Tls),
+            ("client error (Connect): received corrupt message of type InvalidContentType", Tls),
+            ("client error (Connect): tcp connect error: Connection refused (os error 111)", Connect),
+        ];
+        for (message, kind) in cases {
+            assert_eq!(
+                TransportKind::of_connect_message(message),
+                kind,
+                "{message}"
+            );
+        }
     }
 
     #[test]

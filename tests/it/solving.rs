@@ -465,6 +465,21 @@ fn pins_freeze_installed_and_update_deps() {
         "app",
     ]));
     assert!(err.contains("data"), "{err}");
+    std::fs::remove_file(config.join("config.yaml")).unwrap();
+    // --freeze-installed freezes what the request does not name.
+    let frozen = world.env("frozen");
+    let f = frozen.to_str().unwrap();
+    assert_ok(&world.run(&["create", "-p", f, "-c", &ch, "libbase=0.9", "data"]));
+    assert_ok(&world.run(&[
+        "install",
+        "-p",
+        f,
+        "-c",
+        &ch,
+        "--freeze-installed",
+        "libbase=1.0",
+    ]));
+    assert_eq!(installed(&world, &frozen)["libbase"], "1.0");
 }
 
 #[test]
