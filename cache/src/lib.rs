@@ -461,6 +461,7 @@ impl PackageCache {
                 source,
             })?;
         }
+        share_with_group(&root);
         write_cachedir_tag(&root)?;
         check_lock_scope(&root)?;
         // Best effort: a sweep that fails (another user's files) must not stop us.
@@ -1667,6 +1668,43 @@ fn extract_entry(
     Ok(())
 }
 
+/// A cache root that is group-writable (`chmod 2775`, a group of users
+/// sharing it): the directories pkgr makes in it get the same group write
+/// and setgid bits, so that every member can add entries, lock files,
+/// repodata and temp dirs (the files themselves stay writable by their
+/// owner only: they are hardlinked into environments). Best effort: a
+/// directory another member made is theirs to change.
+fn share_with_group(root: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = fs_err::metadata(root) else {
+            return;
+        };
+        if meta.permissions().mode() & 0o020 == 0 {
+            return;
+        }
+        for dir in [
+            root.join("pkgs"),
+            root.join("pkgs").join(".locks"),
+            root.join("repodata"),
+            root.join("repodata").join("shards"),
+            root.join("tmp"),
+        ] {
+            let _ = fs_err::create_dir_all(&dir);
+            if let Ok(meta) = fs_err::metadata(&dir) {
+                let mode = meta.permissions().mode() & 0o7777;
+                if mode & 0o2070 != 0o2070 {
+                    let _ = fs_err::set_permissions(
+                        &dir,
+                        std::fs::Permissions::from_mode(mode | 0o2070),
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Refuses a cache on a filesystem whose locks only this host sees (see
 /// [`filesystem`]), unless `PKGR_CACHE_LOCKS=local` says only this host
 /// uses the cache.
@@ -1695,6 +1733,14 @@ pub fn write_atomically(path: &Path, tmp: &Path, bytes: &[u8]) -> Result<(), Cac
         })?;
     std::io::Write::write_all(&mut file, bytes)
         .map_err(io_error(format!("writing {}", file.path().display())))?;
+    // Readable by every user of a shared cache (a temp file is 0600).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = file
+            .as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644));
+    }
     file.persist(path)
         .map_err(|e| io_error(format!("writing {}", path.display()))(e.error))?;
     Ok(())

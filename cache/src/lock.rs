@@ -95,6 +95,25 @@ pub enum LockError {
     },
 }
 
+/// Makes a lock file we own group-writable when its directory is.
+#[cfg(unix)]
+fn share_with_group(file: &std::fs::File, path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir_shared = path
+        .parent()
+        .and_then(|d| std::fs::metadata(d).ok())
+        .is_some_and(|m| m.permissions().mode() & 0o020 != 0);
+    if !dir_shared {
+        return;
+    }
+    if let Ok(meta) = file.metadata() {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o060 != 0o060 {
+            let _ = file.set_permissions(std::fs::Permissions::from_mode(mode | 0o060));
+        }
+    }
+}
+
 /// `ENOLCK`, `ENOSYS` and `EOPNOTSUPP`/`ENOTSUP` on Linux: "no locks here".
 const NO_LOCKS_ERRNOS: [i32; 3] = [37, 38, 95];
 
@@ -136,14 +155,29 @@ impl FileLock {
         self.mode
     }
 
+    /// Opens (creating) the lock file. Another user's lock file in a
+    /// shared cache may not be writable by us: `flock` works on a file
+    /// opened read-only too, so that is the fallback (only the holder pid
+    /// then goes unwritten). A new lock file in a group-writable directory
+    /// is made group-writable, for the next member.
     fn open(path: &Path) -> Result<std::fs::File, LockError> {
-        std::fs::OpenOptions::new()
+        let created = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .open(path)
-            .map_err(|source| LockError::io(path, source))
+            .open(path);
+        match created {
+            Ok(file) => {
+                #[cfg(unix)]
+                share_with_group(&file, path);
+                Ok(file)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                std::fs::File::open(path).map_err(|source| LockError::io(path, source))
+            }
+            Err(source) => Err(LockError::io(path, source)),
+        }
     }
 
     /// Takes the lock if it is free right now; `Ok(None)` if someone holds it.

@@ -1059,6 +1059,15 @@ impl VerifyingSink {
             }
         }
         let file = self.file;
+        // Readable by everyone who shares the cache (a temp file is 0600);
+        // writable by nobody but its owner.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = file
+                .as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644));
+        }
         file.as_file().sync_all().map_err(|e| FetchError::Io {
             context: format!("could not flush {}", file.path().display()),
             source: e,

@@ -20,4 +20,5 @@ mod python_paths;
 mod real_data;
 mod real_solves;
 mod repodata;
+mod sharing;
 mod solving;
