@@ -108,7 +108,10 @@
 //! A task waiting for a lock holds no `--jobs` permit (see
 //! [`PackageCache::with_jobs`]): a permit is held only around a non-blocking
 //! try-lock and the download and extraction that follow it, and given back
-//! before waiting on anything else.
+//! before waiting on anything else. A download waiting to retry (backoff,
+//! `Retry-After`) gives its permit back too and takes one again before the
+//! next attempt (`pkgr_fetch::Slot`); the extraction gets it back from the
+//! download, still before the exclusive lock is released.
 //!
 //! **Crash safety.** Everything is written under a temp name and renamed into
 //! place only when complete and verified. A process killed at any step leaves
@@ -850,6 +853,9 @@ impl PackageCache {
                 .await
                 .map_err(join_error)?
         };
+        // The permit is lent to the download, which gives it back while it
+        // waits to retry; we get it back for the extraction.
+        let mut slot = pkgr_fetch::Slot::new(self.jobs.clone(), permit);
         let (archive_file, bytes) = match existing {
             Some(file) => (file, 0),
             None if self.repodata_policy.offline && record.url.scheme() != "file" => {
@@ -861,12 +867,13 @@ impl PackageCache {
                 let downloaded = abort
                     .unless_set(async {
                         self.fetcher
-                            .download_with_progress(
+                            .download_in_slot(
                                 &record.url,
                                 &archive,
                                 &tmp,
                                 &expected,
                                 &progress,
+                                &mut slot,
                             )
                             .await
                             .map_err(|source| CacheError::Fetch {
@@ -899,6 +906,12 @@ impl PackageCache {
         let dest = self.root.join("pkgs").join(key);
         let session = self.session.clone();
         let display2 = display.clone();
+        let Some(permit) = slot.into_permit() else {
+            return Err(CacheError::Io {
+                context: String::from("the jobs semaphore was closed"),
+                source: std::io::Error::other("no permit after a retry"),
+            });
+        };
         tokio::task::spawn_blocking(move || {
             let result = extract_entry(&archive, session.dir(), &dest, marker, &display2);
             // Released in this order, only once the work above is over.
@@ -1165,12 +1178,15 @@ impl PackageCache {
             .map(RepodataInfo::http_cache_info);
         let download = tmp.join(format!("shards-{}.msgpack.zst", paths.name));
         let result = {
-            let _permit = self.jobs.acquire().await.map_err(|e| CacheError::Io {
-                context: String::from("the jobs semaphore was closed"),
-                source: std::io::Error::other(e),
-            })?;
+            let mut slot =
+                pkgr_fetch::Slot::acquire(self.jobs.clone())
+                    .await
+                    .map_err(|source| CacheError::Fetch {
+                        package: redacted.clone(),
+                        source,
+                    })?;
             self.fetcher
-                .download_if_changed(&url, &download, &tmp, previous.as_ref())
+                .download_if_changed_in_slot(&url, &download, &tmp, previous.as_ref(), &mut slot)
                 .await
         };
         let now = unix_now();
@@ -1239,12 +1255,15 @@ impl PackageCache {
             if zst { "json.zst" } else { "json" }
         ));
         let result = {
-            let _permit = self.jobs.acquire().await.map_err(|e| CacheError::Io {
-                context: String::from("the jobs semaphore was closed"),
-                source: std::io::Error::other(e),
-            })?;
+            let mut slot =
+                pkgr_fetch::Slot::acquire(self.jobs.clone())
+                    .await
+                    .map_err(|source| CacheError::Fetch {
+                        package: pkgr_fetch::redact_url(url),
+                        source,
+                    })?;
             self.fetcher
-                .download_if_changed(url, &download, &tmp, previous)
+                .download_if_changed_in_slot(url, &download, &tmp, previous, &mut slot)
                 .await
                 .map_err(|source| CacheError::Fetch {
                     package: pkgr_fetch::redact_url(url),

@@ -213,6 +213,69 @@ fn worth_another_mirror(error: &FetchError) -> bool {
     }
 }
 
+/// The bounded slot (a `--jobs` permit) a download works in. It is given
+/// back while the download waits to retry (backoff, `Retry-After`) and
+/// taken again before the next attempt, so a waiting download never keeps
+/// other work from running (the design's rule: hold a bounded resource only
+/// for the work itself).
+#[derive(Debug)]
+pub struct Slot {
+    semaphore: Arc<tokio::sync::Semaphore>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Slot {
+    /// A slot of `semaphore`, holding `permit` (taken from it).
+    pub fn new(
+        semaphore: Arc<tokio::sync::Semaphore>,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> Self {
+        Self {
+            semaphore,
+            permit: Some(permit),
+        }
+    }
+
+    /// Takes a permit of `semaphore` (waiting for one, holding nothing).
+    pub async fn acquire(semaphore: Arc<tokio::sync::Semaphore>) -> Result<Self, FetchError> {
+        let permit = semaphore
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| FetchError::Io {
+                context: String::from("the jobs semaphore was closed"),
+                source: std::io::Error::other(e),
+            })?;
+        Ok(Self::new(semaphore, permit))
+    }
+
+    /// The permit, to go on working with it (`None` only if a retry could
+    /// not take one again, which the download reported as its error).
+    pub fn into_permit(self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.permit
+    }
+
+    fn release(&mut self) {
+        self.permit = None;
+    }
+
+    async fn reacquire(&mut self) -> Result<(), FetchError> {
+        if self.permit.is_none() {
+            let permit =
+                self.semaphore
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| FetchError::Io {
+                        context: String::from("the jobs semaphore was closed"),
+                        source: std::io::Error::other(e),
+                    })?;
+            self.permit = Some(permit);
+        }
+        Ok(())
+    }
+}
+
 /// Called when a mirror failed and the next is tried.
 pub type MirrorObserver = Arc<dyn Fn(&str, &FetchError) + Send + Sync>;
 
@@ -592,7 +655,7 @@ impl Fetcher {
         on_bytes: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<Downloaded, FetchError> {
         match self
-            .download_inner(url, dest, temp_dir, expected, None, on_bytes)
+            .download_inner(url, dest, temp_dir, expected, None, on_bytes, None)
             .await?
         {
             Conditional::Downloaded(d, _) => Ok(d),
@@ -613,13 +676,67 @@ impl Fetcher {
         temp_dir: &Path,
         previous: Option<&HttpCacheInfo>,
     ) -> Result<Conditional, FetchError> {
-        self.download_inner(url, dest, temp_dir, &Expected::default(), previous, &|_| {})
-            .await
+        self.download_inner(
+            url,
+            dest,
+            temp_dir,
+            &Expected::default(),
+            previous,
+            &|_| {},
+            None,
+        )
+        .await
     }
 
     /// Tries `url`'s mirrors in order (itself if it has none): the next one
     /// when one fails after its retries, or answers 404 or 5xx; the last
     /// mirror's error is returned, naming every mirror tried.
+    /// [`Fetcher::download_with_progress`] working in `slot`: the slot is
+    /// given back while a retry waits and taken again before it.
+    pub async fn download_in_slot(
+        &self,
+        url: &Url,
+        dest: &Path,
+        temp_dir: &Path,
+        expected: &Expected,
+        on_bytes: &(dyn Fn(u64) + Send + Sync),
+        slot: &mut Slot,
+    ) -> Result<Downloaded, FetchError> {
+        match self
+            .download_inner(url, dest, temp_dir, expected, None, on_bytes, Some(slot))
+            .await?
+        {
+            Conditional::Downloaded(d, _) => Ok(d),
+            Conditional::NotModified(_) => Err(FetchError::Status {
+                url: redact_url(url),
+                status: 304,
+            }),
+        }
+    }
+
+    /// [`Fetcher::download_if_changed`] working in `slot` (see
+    /// [`Fetcher::download_in_slot`]).
+    pub async fn download_if_changed_in_slot(
+        &self,
+        url: &Url,
+        dest: &Path,
+        temp_dir: &Path,
+        previous: Option<&HttpCacheInfo>,
+        slot: &mut Slot,
+    ) -> Result<Conditional, FetchError> {
+        self.download_inner(
+            url,
+            dest,
+            temp_dir,
+            &Expected::default(),
+            previous,
+            &|_| {},
+            Some(slot),
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn download_inner(
         &self,
         url: &Url,
@@ -628,17 +745,26 @@ impl Fetcher {
         expected: &Expected,
         previous: Option<&HttpCacheInfo>,
         on_bytes: &(dyn Fn(u64) + Send + Sync),
+        mut slot: Option<&mut Slot>,
     ) -> Result<Conditional, FetchError> {
         let candidates = self.mirrors_of(url);
         let Some((last, earlier)) = candidates.split_last() else {
             return self
-                .download_one(url, dest, temp_dir, expected, previous, on_bytes)
+                .download_one(url, dest, temp_dir, expected, previous, on_bytes, slot)
                 .await;
         };
         let mut failed: Vec<String> = Vec::new();
         for mirror in earlier {
             match self
-                .download_one(mirror, dest, temp_dir, expected, previous, on_bytes)
+                .download_one(
+                    mirror,
+                    dest,
+                    temp_dir,
+                    expected,
+                    previous,
+                    on_bytes,
+                    slot.as_deref_mut(),
+                )
                 .await
             {
                 Ok(done) => return Ok(done),
@@ -652,7 +778,7 @@ impl Fetcher {
                 Err(error) => return Err(error),
             }
         }
-        self.download_one(last, dest, temp_dir, expected, previous, on_bytes)
+        self.download_one(last, dest, temp_dir, expected, previous, on_bytes, slot)
             .await
             .map_err(|error| {
                 if failed.is_empty() {
@@ -687,6 +813,7 @@ impl Fetcher {
             .collect()
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn download_one(
         &self,
         url: &Url,
@@ -695,6 +822,7 @@ impl Fetcher {
         expected: &Expected,
         previous: Option<&HttpCacheInfo>,
         on_bytes: &(dyn Fn(u64) + Send + Sync),
+        mut slot: Option<&mut Slot>,
     ) -> Result<Conditional, FetchError> {
         let started = Instant::now();
         let mut retry = 0;
@@ -765,7 +893,14 @@ impl Fetcher {
                     read_timeout: self.settings.read_timeout,
                 });
             }
+            // The slot goes back while we only wait.
+            if let Some(slot) = slot.as_deref_mut() {
+                slot.release();
+            }
             tokio::time::sleep(wait).await;
+            if let Some(slot) = slot.as_deref_mut() {
+                slot.reacquire().await?;
+            }
         }
     }
 

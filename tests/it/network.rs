@@ -518,3 +518,52 @@ fn tls_certificates_a_ca_bundle_ssl_verify_and_a_connect_proxy() {
         proxy.forwarded()
     );
 }
+
+/// A download waiting to retry gives its `--jobs` slot back: with one job,
+/// another package is fetched while the first waits out its Retry-After.
+#[test]
+fn a_download_waiting_to_retry_holds_no_job_slot() {
+    let world = World::new();
+    let mut channel = LocalChannel::new(&world.path().join("channel"));
+    channel.add(
+        &Package::new("first", "1.0").file("share/first.txt", "1\n"),
+        Format::Conda,
+    );
+    channel.add(
+        &Package::new("second", "1.0")
+            .depends("first")
+            .file("share/second.txt", "2\n"),
+        Format::Conda,
+    );
+    channel.write_repodata();
+    let server = ChannelServer::serve(channel.root());
+    let first = format!("/{}/first-1.0-0.conda", current_subdir());
+    let second = format!("/{}/second-1.0-0.conda", current_subdir());
+    server.fault(
+        &first,
+        Fault::TooManyRequests {
+            retry_after_secs: 2,
+        },
+    );
+    let mut cmd = pkgr_fast(&world, 2, "10");
+    cmd.args([
+        "create",
+        "--jobs",
+        "1",
+        "-p",
+        world.env("j").to_str().unwrap(),
+        "-c",
+        server.url(),
+        "second",
+    ]);
+    assert_ok(&run_with_timeout(cmd, TIMEOUT));
+    let (a, b) = (server.request_times(&first), server.request_times(&second));
+    assert_eq!((a.len(), b.len()), (2, 1), "{a:?} {b:?}");
+    // `second` was asked for while `first` waited (or before it started).
+    assert!(
+        b[0] < a[1],
+        "second at {:?}, first retried at {:?}",
+        b[0] - a[0],
+        a[1] - a[0]
+    );
+}
