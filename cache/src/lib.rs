@@ -453,18 +453,62 @@ impl PackageCache {
     pub fn open(root: impl Into<PathBuf>, fetcher: Fetcher) -> Result<Self, CacheError> {
         process_start();
         let root = root.into();
-        for dir in [
-            root.clone(),
-            root.join("pkgs").join(".locks"),
-            root.join("repodata"),
-            root.join("tmp"),
-        ] {
-            fs_err::create_dir_all(&dir).map_err(|source| CacheError::NotWritable {
-                path: dir.clone(),
-                source,
-            })?;
+        fs_err::create_dir_all(&root).map_err(|source| CacheError::NotWritable {
+            path: root.clone(),
+            source,
+        })?;
+        // In a group-shared cache another member may have just made one of
+        // these directories and not yet given it the group's write bit (a
+        // mkdir and its chmod are two steps): a refusal then is retried for
+        // a moment, not reported.
+        let shared = is_group_shared(&root);
+        let mut attempt = 0;
+        loop {
+            let made = [
+                root.join("pkgs").join(".locks"),
+                root.join("repodata"),
+                root.join("tmp"),
+            ]
+            .into_iter()
+            .try_for_each(|dir| {
+                fs_err::create_dir_all(&dir).map_err(|source| CacheError::NotWritable {
+                    path: dir.clone(),
+                    source,
+                })
+            });
+            share_with_group(&root);
+            // Made by another member who has not given them the group's
+            // write bit yet: wait for it, as for a refusal.
+            let made = made.and_then(|()| {
+                let unshared = [
+                    root.join("pkgs"),
+                    root.join("pkgs").join(".locks"),
+                    root.join("repodata"),
+                    root.join("tmp"),
+                ]
+                .into_iter()
+                .find(|dir| shared && !is_group_shared(dir));
+                match unshared {
+                    None => Ok(()),
+                    Some(dir) => Err(CacheError::NotWritable {
+                        path: dir,
+                        source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+                    }),
+                }
+            });
+            match made {
+                Ok(()) => break,
+                Err(CacheError::NotWritable { source, .. })
+                    if shared
+                        && source.kind() == std::io::ErrorKind::PermissionDenied
+                        && attempt < 200 =>
+                {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => return Err(e),
+            }
         }
-        share_with_group(&root);
         write_cachedir_tag(&root)?;
         check_lock_scope(&root)?;
         // Best effort: a sweep that fails (another user's files) must not stop us.
@@ -1687,6 +1731,20 @@ fn extract_entry(
     Ok(())
 }
 
+/// Whether the cache root is group-writable (shared by a group of users).
+fn is_group_shared(root: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs_err::metadata(root).is_ok_and(|m| m.permissions().mode() & 0o020 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = root;
+        false
+    }
+}
+
 /// A cache root that is group-writable (`chmod 2775`, a group of users
 /// sharing it): the directories pkgr makes in it get the same group write
 /// and setgid bits, so that every member can add entries, lock files,
@@ -1697,10 +1755,7 @@ fn share_with_group(root: &Path) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let Ok(meta) = fs_err::metadata(root) else {
-            return;
-        };
-        if meta.permissions().mode() & 0o020 == 0 {
+        if !is_group_shared(root) {
             return;
         }
         for dir in [

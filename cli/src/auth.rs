@@ -91,6 +91,13 @@ fn normalized_host(given: &str) -> anyhow::Result<String> {
     if host.is_empty() || host.contains(['/', ' ', '@']) {
         unreachable_host(given)?;
     }
+    // A URL never carries its scheme's default port (https://h:443/ is
+    // https://h/), so neither does the key it is looked up by.
+    let host = host
+        .strip_suffix(":443")
+        .or_else(|| host.strip_suffix(":80"))
+        .unwrap_or(&host)
+        .to_owned();
     Ok(host.to_ascii_lowercase())
 }
 
@@ -134,4 +141,22 @@ fn credential_of(args: &AuthLoginArgs) -> anyhow::Result<Credential> {
         });
     }
     bail!("give --token, --bearer or --username")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalized_host;
+
+    #[test]
+    fn hosts_are_keyed_as_urls_look_them_up() {
+        let host = |h: &str| normalized_host(h).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(host("Conda.Example.COM"), "conda.example.com");
+        assert_eq!(host("conda.example.com:443"), "conda.example.com");
+        assert_eq!(
+            host("https://conda.example.com/conda-forge"),
+            "conda.example.com"
+        );
+        assert_eq!(host("127.0.0.1:8080"), "127.0.0.1:8080");
+        assert!(normalized_host("user@host").is_err());
+    }
 }

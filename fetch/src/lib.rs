@@ -209,6 +209,9 @@ fn worth_another_mirror(error: &FetchError) -> bool {
         FetchError::NotFound { .. } => true,
         FetchError::Status { status, .. } => is_transient_status(*status),
         FetchError::Transport { .. } | FetchError::RetryAfter { .. } => true,
+        // A mirror serving other bytes than the index promises: another
+        // one may have the right file.
+        FetchError::Mismatch { .. } => true,
         _ => false,
     }
 }
