@@ -527,13 +527,23 @@ fn expand_path(text: &str) -> anyhow::Result<PathBuf> {
             rest = tail;
         }
     }
+    out.push_str(&expand_env_vars(rest).map_err(|e| anyhow::anyhow!("`{text}`: {e}"))?);
+    absolute(Path::new(&out))
+}
+
+/// `$VAR` and `${VAR}` replaced by their values, as conda expands them in
+/// settings and environment files; an unset variable is an error naming it
+/// (never an empty string); a `$` not followed by a name stays.
+pub fn expand_env_vars(text: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = text;
     while let Some(at) = rest.find('$') {
         out.push_str(&rest[..at]);
         let after = &rest[at + 1..];
         let (name, len) = if let Some(braced) = after.strip_prefix('{') {
             let end = braced
                 .find('}')
-                .with_context(|| format!("unclosed `${{` in `{text}`"))?;
+                .ok_or_else(|| String::from("an unclosed `${`"))?;
             (&braced[..end], end + 2)
         } else {
             let end = after
@@ -541,13 +551,17 @@ fn expand_path(text: &str) -> anyhow::Result<PathBuf> {
                 .unwrap_or(after.len());
             (&after[..end], end)
         };
-        let value =
-            env_var(name).with_context(|| format!("`{text}` uses ${name}, which is not set"))?;
+        if name.is_empty() {
+            out.push('$');
+            rest = after;
+            continue;
+        }
+        let value = env_var(name).ok_or_else(|| format!("${name} is not set"))?;
         out.push_str(&value);
         rest = &after[len..];
     }
     out.push_str(rest);
-    absolute(Path::new(&out))
+    Ok(out)
 }
 
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {

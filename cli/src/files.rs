@@ -121,38 +121,8 @@ pub fn read(
 /// `${VAR}` / `$VAR` in a channel of an environment file, as conda expands
 /// them (an unset variable is an error naming it, not an empty string).
 fn expand_variables(text: &str, file: &Path) -> anyhow::Result<String> {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        let (name, len) = if let Some(braced) = after.strip_prefix('{') {
-            let end = braced
-                .find('}')
-                .with_context(|| format!("{}: unclosed `${{` in `{text}`", file.display()))?;
-            (&braced[..end], end + 2)
-        } else {
-            let end = after
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(after.len());
-            (&after[..end], end)
-        };
-        if name.is_empty() {
-            out.push('$');
-            rest = after;
-            continue;
-        }
-        let value = std::env::var(name).with_context(|| {
-            format!(
-                "{}: the channel `{text}` uses ${name}, which is not set",
-                file.display()
-            )
-        })?;
-        out.push_str(&value);
-        rest = &after[len..];
-    }
-    out.push_str(rest);
-    Ok(out)
+    crate::config::expand_env_vars(text)
+        .map_err(|e| anyhow::anyhow!("{}: the channel `{text}`: {e}", file.display()))
 }
 
 #[cfg(test)]

@@ -4,12 +4,11 @@
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use indicatif::HumanBytes;
 use rattler_conda_types::{MatchSpec, ParseMatchSpecOptions};
 
 use crate::cli::{GlobalArgs, SearchArgs};
 use crate::output::{print_stdout, table, Progress};
-use crate::transact::{channel_label, print_json, Workspace};
+use crate::transact::{print_json, record_row, Workspace};
 
 /// `pkgr search`.
 pub async fn run(global: &GlobalArgs, args: &SearchArgs) -> anyhow::Result<()> {
@@ -68,21 +67,8 @@ pub async fn run(global: &GlobalArgs, args: &SearchArgs) -> anyhow::Result<()> {
             args.spec
         );
     }
-    let rows: Vec<Vec<String>> = records
-        .iter()
-        .map(|r| {
-            let p = &r.package_record;
-            vec![
-                p.name.as_normalized().to_owned(),
-                p.version.to_string(),
-                p.build.to_string(),
-                channel_label(r),
-                p.size
-                    .map(|s| HumanBytes(s).to_string())
-                    .unwrap_or_default(),
-            ]
-        })
-        .collect();
+    // In the solver's order (newest first), not sorted by name.
+    let rows: Vec<Vec<String>> = records.iter().map(record_row).collect();
     print_stdout(&table(
         &["Name", "Version", "Build", "Channel", "Size"],
         &rows,

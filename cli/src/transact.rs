@@ -438,25 +438,25 @@ pub fn record_history(
     Ok(())
 }
 
-/// A table of records: name, version, build, channel, size.
+/// A table of records: name, version, build, channel, size, sorted by name.
 pub fn records_table(records: &[RepoDataRecord]) -> String {
-    let mut rows: Vec<Vec<String>> = records
-        .iter()
-        .map(|r| {
-            let p = &r.package_record;
-            vec![
-                p.name.as_normalized().to_owned(),
-                p.version.to_string(),
-                p.build.to_string(),
-                channel_label(r),
-                p.size
-                    .map(|s| HumanBytes(s).to_string())
-                    .unwrap_or_default(),
-            ]
-        })
-        .collect();
+    let mut rows: Vec<Vec<String>> = records.iter().map(record_row).collect();
     rows.sort();
     table(&["Package", "Version", "Build", "Channel", "Size"], &rows)
+}
+
+/// One record as a table row: name, version, build, channel, size.
+pub fn record_row(r: &RepoDataRecord) -> Vec<String> {
+    let p = &r.package_record;
+    vec![
+        p.name.as_normalized().to_owned(),
+        p.version.to_string(),
+        p.build.to_string(),
+        channel_label(r),
+        p.size
+            .map(|s| HumanBytes(s).to_string())
+            .unwrap_or_default(),
+    ]
 }
 
 /// The channel of a record as pkgr shows and writes it: without credentials

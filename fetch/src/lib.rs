@@ -657,16 +657,10 @@ impl Fetcher {
         expected: &Expected,
         on_bytes: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<Downloaded, FetchError> {
-        match self
+        let done = self
             .download_inner(url, dest, temp_dir, expected, None, on_bytes, None)
-            .await?
-        {
-            Conditional::Downloaded(d, _) => Ok(d),
-            Conditional::NotModified(_) => Err(FetchError::Status {
-                url: redact_url(url),
-                status: 304,
-            }),
-        }
+            .await?;
+        unconditional(url, done)
     }
 
     /// Like [`Fetcher::download`], but sends `If-None-Match` / `If-Modified-Since`
@@ -691,9 +685,6 @@ impl Fetcher {
         .await
     }
 
-    /// Tries `url`'s mirrors in order (itself if it has none): the next one
-    /// when one fails after its retries, or answers 404 or 5xx; the last
-    /// mirror's error is returned, naming every mirror tried.
     /// [`Fetcher::download_with_progress`] working in `slot`: the slot is
     /// given back while a retry waits and taken again before it.
     pub async fn download_in_slot(
@@ -705,16 +696,10 @@ impl Fetcher {
         on_bytes: &(dyn Fn(u64) + Send + Sync),
         slot: &mut Slot,
     ) -> Result<Downloaded, FetchError> {
-        match self
+        let done = self
             .download_inner(url, dest, temp_dir, expected, None, on_bytes, Some(slot))
-            .await?
-        {
-            Conditional::Downloaded(d, _) => Ok(d),
-            Conditional::NotModified(_) => Err(FetchError::Status {
-                url: redact_url(url),
-                status: 304,
-            }),
-        }
+            .await?;
+        unconditional(url, done)
     }
 
     /// [`Fetcher::download_if_changed`] working in `slot` (see
@@ -739,6 +724,9 @@ impl Fetcher {
         .await
     }
 
+    /// Tries `url`'s mirrors in order (itself if it has none): the next one
+    /// when one fails after its retries, or answers 404 or 5xx; the last
+    /// mirror's error is returned, naming every mirror tried.
     #[allow(clippy::too_many_arguments)]
     async fn download_inner(
         &self,
@@ -1061,6 +1049,18 @@ impl Fetcher {
             });
         };
         Ok(HttpOutcome::Complete(Box::new(done.sink), info))
+    }
+}
+
+/// The download of an unconditional request (a 304 can only answer a
+/// conditional one: here it is an error).
+fn unconditional(url: &Url, done: Conditional) -> Result<Downloaded, FetchError> {
+    match done {
+        Conditional::Downloaded(d, _) => Ok(d),
+        Conditional::NotModified(_) => Err(FetchError::Status {
+            url: redact_url(url),
+            status: 304,
+        }),
     }
 }
 
