@@ -387,7 +387,9 @@ pub struct CacheEntry {
     dir: PathBuf,
     archive: PathBuf,
     downloaded: Option<u64>,
-    _lock: FileLock,
+    /// `None` for an entry of a read-only layer: it never changes, so it
+    /// needs no lock (see [`PackageCache::with_read_only_layers`]).
+    _lock: Option<FileLock>,
 }
 
 impl CacheEntry {
@@ -441,6 +443,7 @@ pub struct PackageCache {
     lock_timeout: Duration,
     swept: SweepReport,
     repodata_policy: RepodataPolicy,
+    read_only_layers: Vec<PathBuf>,
 }
 
 impl PackageCache {
@@ -523,7 +526,21 @@ impl PackageCache {
             lock_timeout: lock::default_timeout(),
             swept,
             repodata_policy: RepodataPolicy::default(),
+            read_only_layers: Vec::new(),
         })
+    }
+
+    /// Read-only caches searched before this one (`pkgs_dirs` that cannot be
+    /// written: a cache baked into a container image, a read-only mount): a
+    /// complete entry there (its marker names the record's checksum, every
+    /// file of its paths.json is there with its size) is used as it is,
+    /// without a lock (nothing changes a read-only layer) and without
+    /// writing anything there; whatever no layer has is filled in this
+    /// (writable) cache as usual.
+    #[must_use]
+    pub fn with_read_only_layers(mut self, layers: Vec<PathBuf>) -> Self {
+        self.read_only_layers = layers;
+        self
     }
 
     /// How cached repodata is used: time to live, `--refresh`, `--offline`
@@ -678,6 +695,10 @@ impl PackageCache {
     ) -> Result<CacheEntry, CacheError> {
         let key = Self::entry_key(record);
         let display = record.identifier.to_string();
+        if let Some(entry) = self.entry_in_read_only_layers(&key, record).await? {
+            reporter.cached(&display);
+            return Ok(entry);
+        }
         let lock_path = self.lock_path(&key);
         let dir = self.root.join("pkgs").join(&key);
         let mut downloaded = 0;
@@ -699,7 +720,7 @@ impl PackageCache {
                             dir,
                             key,
                             downloaded: (downloaded > 0).then_some(downloaded),
-                            _lock: shared,
+                            _lock: Some(shared),
                         });
                     }
                     Err(problem) => {
@@ -849,21 +870,46 @@ impl PackageCache {
             .join(format!("{key}{}", format.extension()))
     }
 
+    /// The complete, intact entry of `record` in the first read-only layer
+    /// that has one (see [`Self::with_read_only_layers`]), used without a
+    /// lock. A layer's damaged entry is passed over (nothing may repair a
+    /// read-only layer): the writable cache fills its own.
+    async fn entry_in_read_only_layers(
+        &self,
+        key: &str,
+        record: &RepoDataRecord,
+    ) -> Result<Option<CacheEntry>, CacheError> {
+        for layer in &self.read_only_layers {
+            let dir = layer.join("pkgs").join(key);
+            let Some(marker) = marker_matching(&dir, record) else {
+                continue;
+            };
+            match self.check_entry_files(&dir, marker).await? {
+                Ok(()) => {
+                    let format = ArchiveFormat::from_file_name(&record.identifier.to_string())
+                        .unwrap_or(ArchiveFormat::TarBz2);
+                    return Ok(Some(CacheEntry {
+                        archive: layer
+                            .join("pkgs")
+                            .join(format!("{key}{}", format.extension())),
+                        dir,
+                        key: key.to_owned(),
+                        downloaded: None,
+                        _lock: None,
+                    }));
+                }
+                Err(problem) => {
+                    tracing::warn!(layer = %layer.display(), entry = key, %problem, "a read-only cache layer's entry is damaged; not used");
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// The marker of the entry for `record` if the entry is complete: the
     /// marker exists and names the expected digest.
     fn complete_marker(&self, key: &str, record: &RepoDataRecord) -> Option<EntryMarker> {
-        let marker = self.root.join("pkgs").join(key).join(ENTRY_MARKER);
-        let text = fs_err::read_to_string(&marker).ok()?;
-        let marker = serde_json::from_str::<EntryMarker>(&text).ok()?;
-        let p = &record.package_record;
-        let matches = if let Some(sha) = &p.sha256 {
-            marker.sha256 == hex::encode(sha)
-        } else if let Some(md5) = &p.md5 {
-            marker.md5 == hex::encode(md5)
-        } else {
-            true
-        };
-        matches.then_some(marker)
+        marker_matching(&self.root.join("pkgs").join(key), record)
     }
 
     /// Fills an entry. The caller hands over the entry's exclusive lock and
@@ -1777,6 +1823,22 @@ fn share_with_group(root: &Path) {
             }
         }
     }
+}
+
+/// The marker of the entry in `dir` if it is complete and of `record`'s
+/// archive (its sha256, else md5).
+fn marker_matching(dir: &Path, record: &RepoDataRecord) -> Option<EntryMarker> {
+    let text = fs_err::read_to_string(dir.join(ENTRY_MARKER)).ok()?;
+    let marker = serde_json::from_str::<EntryMarker>(&text).ok()?;
+    let p = &record.package_record;
+    let matches = if let Some(sha) = &p.sha256 {
+        marker.sha256 == hex::encode(sha)
+    } else if let Some(md5) = &p.md5 {
+        marker.md5 == hex::encode(md5)
+    } else {
+        true
+    };
+    matches.then_some(marker)
 }
 
 /// Refuses a cache on a filesystem whose locks only this host sees (see

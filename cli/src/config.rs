@@ -77,6 +77,9 @@ pub struct Config {
     pub channel_priority: Setting<pkgr_solver::ChannelPriority>,
     /// Specs every solve must respect (conda's `pinned_packages`).
     pub pinned_packages: Setting<Vec<String>>,
+    /// Read-only caches searched first (`pkgs_dirs` entries that cannot be
+    /// written, and `$PKGR_READONLY_CACHES`, `:`-separated).
+    pub read_only_caches: Setting<Vec<PathBuf>>,
     /// Where `ssl_verify` / the CA bundle came from.
     pub ssl_origin: Origin,
     /// Channel (name or URL) → mirror URLs tried in order (mamba's
@@ -104,6 +107,7 @@ impl Default for Config {
             network: Setting::default(pkgr_fetch::NetworkSettings::default()),
             mirrored_channels: Setting::default(Vec::new()),
             ssl_origin: Origin::Default,
+            read_only_caches: Setting::default(Vec::new()),
             files_read: Vec::new(),
             warnings: Vec::new(),
         }
@@ -191,6 +195,15 @@ impl Config {
                 config.network.origin = Origin::Env(env_var_of(key));
             }
         }
+        if let Some(layers) = env_var("PKGR_READONLY_CACHES") {
+            config.read_only_caches = Setting {
+                value: std::env::split_paths(&layers)
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .map(|p| absolute(&p))
+                    .collect::<anyhow::Result<_>>()?,
+                origin: Origin::Env("PKGR_READONLY_CACHES"),
+            };
+        }
         // A CA bundle, as requests (and so conda) and OpenSSL read them.
         for var in ["REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"] {
             if let Some(path) = env_var(var) {
@@ -246,13 +259,25 @@ impl Config {
                     // The first one pkgr can write to, as conda takes the
                     // first writable package cache (a read-only shared one
                     // listed first is skipped).
+                    // Those before it that exist are read-only layers,
+                    // searched first.
                     let mut chosen = None;
+                    let mut layers = Vec::new();
                     for dir in &dirs {
                         let dir = expand_path(dir)?;
                         if is_writable_dir(&dir) {
                             chosen = Some(dir);
                             break;
                         }
+                        if dir.is_dir() {
+                            layers.push(dir);
+                        }
+                    }
+                    if !layers.is_empty() {
+                        self.read_only_caches = Setting {
+                            value: layers,
+                            origin: origin.clone(),
+                        };
                     }
                     if let Some(dir) = chosen {
                         self.cache_dir = Setting {
@@ -470,6 +495,17 @@ impl Config {
                     (None, true) => String::from("true"),
                 },
                 self.ssl_origin.to_string(),
+            ),
+            (
+                "read_only_caches",
+                list(
+                    self.read_only_caches
+                        .value
+                        .iter()
+                        .map(|d| d.display().to_string())
+                        .collect(),
+                ),
+                self.read_only_caches.origin.to_string(),
             ),
             (
                 "envs_dirs",

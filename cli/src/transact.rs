@@ -64,6 +64,7 @@ impl Workspace {
             },
         ));
         let cache = PackageCache::open(&paths::cache_root(global)?, fetcher)?
+            .with_read_only_layers(global.config.read_only_caches.value.clone())
             .with_jobs(jobs.clone())
             .with_repodata_policy(global.repodata_policy());
         Ok(Self { cache, jobs })

@@ -193,3 +193,120 @@ fn two_users_share_one_group_cache() {
         }
     }
 }
+
+/// A pre-filled cache on a read-only mount (as baked into a container image)
+/// is used as a layer: what it has is linked from it without a download,
+/// without a lock and without a write; the rest is fetched into the
+/// writable cache.
+#[test]
+fn a_read_only_cache_layer_is_used_and_never_written() {
+    if !is_root() {
+        eprintln!("skipped: needs root for a read-only bind mount");
+        return;
+    }
+    let world = World::new();
+    let mut channel = LocalChannel::new(&world.path().join("channel"));
+    channel.add(
+        &Package::new("base", "1.0").file("share/base.txt", "b\n"),
+        Format::Conda,
+    );
+    channel.add(
+        &Package::new("extra", "1.0").file("share/extra.txt", "e\n"),
+        Format::TarBz2,
+    );
+    channel.write_repodata();
+    let server = ChannelServer::serve(channel.root());
+    // Fill a cache with `base`, then mount it read-only elsewhere.
+    let filled = world.path().join("filled");
+    let mut cmd = world.pkgr();
+    cmd.env("PKGR_CACHE_DIR", &filled).args([
+        "create",
+        "-p",
+        world.env("seed").to_str().unwrap(),
+        "-c",
+        server.url(),
+        "base",
+    ]);
+    assert!(crate::common::run_with_timeout(cmd, crate::common::TIMEOUT)
+        .status
+        .success());
+    let layer = world.path().join("layer");
+    std::fs::create_dir_all(&layer).unwrap();
+    let mounted = Command::new("mount")
+        .arg("--bind")
+        .arg(&filled)
+        .arg(&layer)
+        .status()
+        .is_ok_and(|s| s.success())
+        && Command::new("mount")
+            .args(["-o", "remount,bind,ro"])
+            .arg(&layer)
+            .status()
+            .is_ok_and(|s| s.success());
+    if !mounted {
+        let _ = Command::new("umount").arg(&layer).status();
+        eprintln!("skipped: could not make a read-only bind mount");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(layer.clone());
+    assert!(
+        std::fs::write(layer.join("probe"), "x").is_err(),
+        "the layer is writable"
+    );
+    let before = list_files_of(&layer);
+    let served_base = server.count(&format!(
+        "/{}/base-1.0-0.conda",
+        pkgr_test_support::current_subdir()
+    ));
+    // The layer from pkgr's config (pkgs_dirs: the read-only one first).
+    let home = world.path().join("home/.config/pkgr");
+    std::fs::create_dir_all(&home).unwrap();
+    let writable = world.path().join("writable");
+    std::fs::write(
+        home.join("config.yaml"),
+        format!(
+            "pkgs_dirs:\n  - {}\n  - {}\n",
+            layer.display(),
+            writable.display()
+        ),
+    )
+    .unwrap();
+    let prefix = world.env("from-layer");
+    let mut cmd = world.pkgr();
+    cmd.env_remove("PKGR_CACHE_DIR").args([
+        "create",
+        "-p",
+        prefix.to_str().unwrap(),
+        "-c",
+        server.url(),
+        "base",
+        "extra",
+    ]);
+    let out = crate::common::run_with_timeout(cmd, crate::common::TIMEOUT);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(prefix.join("share/base.txt").is_file() && prefix.join("share/extra.txt").is_file());
+    // base came from the layer: not downloaded again; extra was fetched
+    // into the writable cache; the layer is exactly as it was.
+    assert_eq!(
+        server.count(&format!(
+            "/{}/base-1.0-0.conda",
+            pkgr_test_support::current_subdir()
+        )),
+        served_base
+    );
+    assert!(
+        crate::common::complete_entries(&writable) == 1,
+        "only extra is in the writable cache"
+    );
+    assert_eq!(list_files_of(&layer), before);
+}
+
+fn list_files_of(dir: &Path) -> Vec<String> {
+    crate::common::list_files(dir)
+}
