@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use rattler_conda_types::{PrefixRecord, RepoDataRecord};
+use rattler_conda_types::PrefixRecord;
 
 use crate::cli::{EnvCommand, EnvExportArgs, EnvRemoveArgs, GlobalArgs};
 use crate::output::{print_stdout, Progress};
 use crate::paths;
-use crate::transact::{print_json, record_channel};
+use crate::transact::print_json;
 
 /// `pkgr env ...`.
 pub async fn run(global: &GlobalArgs, command: EnvCommand) -> anyhow::Result<()> {
@@ -173,33 +173,13 @@ fn spec_name(spec: &str) -> Option<String> {
         .and_then(|s| s.name.as_exact().map(|n| n.as_normalized().to_owned()))
 }
 
-/// A channel as an environment file names it: the name for channels under
-/// the default alias, else the URL (without credentials).
-fn channel_name(record: &RepoDataRecord) -> Option<String> {
-    let channel = record_channel(record)?;
-    let channel = channel.trim_end_matches('/');
-    Some(
-        channel
-            .strip_prefix(crate::config::DEFAULT_CHANNEL_ALIAS)
-            .unwrap_or(channel)
-            .to_owned(),
-    )
-}
-
-/// The channels of the installed records, most used first.
+/// The channels of the installed records as an environment file names them
+/// (as `conda list` does: the name under the default alias, else the URL
+/// without credentials), most used first.
 fn channels_of(records: &[PrefixRecord]) -> Vec<String> {
-    let mut counts: Vec<(String, usize)> = Vec::new();
-    for record in records {
-        let Some(channel) = channel_name(&record.repodata_record) else {
-            continue;
-        };
-        match counts.iter_mut().find(|(c, _)| *c == channel) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((channel, 1)),
-        }
-    }
-    counts.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
-    counts.into_iter().map(|(c, _)| c).collect()
+    crate::transact::channels_by_use(records, |r| {
+        Some(crate::list::channel_name(r)).filter(|c| !c.is_empty())
+    })
 }
 
 /// `name` in YAML: quoted when it would not read back as the same string.

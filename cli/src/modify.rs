@@ -153,14 +153,15 @@ pub async fn install(global: &GlobalArgs, args: InstallArgs, update: bool) -> an
         options.update_dependencies_of = named.iter().cloned().collect();
     }
 
+    let workspace = Workspace::open(global, &progress)?;
     let from_records = args.channels.is_empty() && !installed.is_empty();
     let channels = if from_records {
-        channels_of(global, &installed)?
+        // The credentials the fetcher has (read once per command).
+        channels_of(global, &installed, workspace.cache.fetcher().credentials())?
     } else {
         parse_channels(global, &args.channels, args.override_channels)?
     };
     let platform = platform_of(&installed)?;
-    let workspace = Workspace::open(global, &progress)?;
     let solution = solve(
         &workspace, &channels, platform, specs, locked, options, &progress,
     )
@@ -404,25 +405,18 @@ fn needs_credentials(channel: &str) -> String {
 /// used first. A channel whose records hold `/t/<TOKEN>/` (its token was not
 /// written) takes the token stored for its host (`pkgr auth login`); without
 /// one it cannot be used: that is an error saying so.
-fn channels_of(global: &GlobalArgs, installed: &[PrefixRecord]) -> anyhow::Result<Vec<Channel>> {
-    let mut counts: Vec<(String, usize)> = Vec::new();
-    for record in installed {
-        // In the form pkgr writes it (records written elsewhere, or by an
-        // older pkgr, may hold `user:********@` or `/t/********/`).
-        let Some(channel) = crate::transact::record_channel(&record.repodata_record) else {
-            continue;
-        };
-        match counts.iter_mut().find(|(c, _)| *c == channel) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((channel, 1)),
-        }
-    }
-    counts.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+fn channels_of(
+    global: &GlobalArgs,
+    installed: &[PrefixRecord],
+    credentials: &pkgr_fetch::Credentials,
+) -> anyhow::Result<Vec<Channel>> {
+    // In the form pkgr writes it (records written elsewhere, or by an older
+    // pkgr, may hold `user:********@` or `/t/********/`).
+    let channels = crate::transact::channels_by_use(installed, crate::transact::record_channel);
     let config = crate::create::channel_config(global)?;
-    let credentials = paths::credentials()?;
-    counts
+    channels
         .iter()
-        .map(|(c, _)| {
+        .map(|c| {
             let channel = Channel::from_str(c, &config)
                 .with_context(|| format!("the environment names an invalid channel `{c}`"))?;
             if pkgr_fetch::url_has_token_placeholder(channel.base_url.url()) {

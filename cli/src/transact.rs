@@ -460,6 +460,26 @@ pub fn record_row(r: &RepoDataRecord) -> Vec<String> {
     ]
 }
 
+/// The channels of `installed` as `name` gives them, most used first (ties
+/// in the order first seen).
+pub fn channels_by_use(
+    installed: &[PrefixRecord],
+    name: impl Fn(&RepoDataRecord) -> Option<String>,
+) -> Vec<String> {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for record in installed {
+        let Some(channel) = name(&record.repodata_record) else {
+            continue;
+        };
+        match counts.iter_mut().find(|(c, _)| *c == channel) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((channel, 1)),
+        }
+    }
+    counts.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    counts.into_iter().map(|(c, _)| c).collect()
+}
+
 /// The channel of a record as pkgr shows and writes it: without credentials
 /// (records written by pkgr have none; this also covers other writers').
 pub fn record_channel(record: &RepoDataRecord) -> Option<String> {

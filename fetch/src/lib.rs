@@ -491,42 +491,43 @@ impl Fetcher {
             .user_agent(concat!("pkgr/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(settings.connect_timeout)
             .read_timeout(settings.read_timeout);
-        // A configured proxy replaces the ones from the environment;
-        // $NO_PROXY still applies to it.
-        for (proxy, https) in [(&settings.proxy_http, false), (&settings.proxy_https, true)] {
-            if let Some(url) = proxy {
-                let proxy = if https {
-                    reqwest::Proxy::https(url.as_str())
-                } else {
-                    reqwest::Proxy::http(url.as_str())
-                }
-                .map_err(|e| setup("invalid proxy", &e.without_url()))?
-                .no_proxy(reqwest::NoProxy::from_env());
-                builder = builder.proxy(proxy);
-            }
-        }
-        // reqwest reads no environment proxy once one is configured: the
-        // scheme without a configured proxy keeps the environment's.
-        if settings.proxy_http.is_some() != settings.proxy_https.is_some() {
-            let https = settings.proxy_http.is_some();
-            let names: &[&str] = if https {
-                &["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
-            } else {
-                &["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
+        // A configured proxy replaces the ones from the environment, and
+        // reqwest then reads none of them: a scheme without a configured
+        // proxy keeps the environment's. $NO_PROXY applies to both.
+        let configured = settings.proxy_http.is_some() || settings.proxy_https.is_some();
+        for (given, https, names) in [
+            (
+                &settings.proxy_http,
+                false,
+                ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"],
+            ),
+            (
+                &settings.proxy_https,
+                true,
+                ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"],
+            ),
+        ] {
+            let from_env = || {
+                names
+                    .iter()
+                    .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
             };
-            if let Some(url) = names
-                .iter()
-                .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
-            {
-                let proxy = if https {
-                    reqwest::Proxy::https(url.as_str())
-                } else {
-                    reqwest::Proxy::http(url.as_str())
-                }
-                .map_err(|e| setup("invalid proxy in the environment", &e.without_url()))?
-                .no_proxy(reqwest::NoProxy::from_env());
-                builder = builder.proxy(proxy);
+            let url = match given {
+                Some(url) => url.clone(),
+                None if configured => match from_env() {
+                    Some(url) => url,
+                    None => continue,
+                },
+                None => continue,
+            };
+            let proxy = if https {
+                reqwest::Proxy::https(url.as_str())
+            } else {
+                reqwest::Proxy::http(url.as_str())
             }
+            .map_err(|e| setup("invalid proxy", &e.without_url()))?
+            .no_proxy(reqwest::NoProxy::from_env());
+            builder = builder.proxy(proxy);
         }
         if let Some(bundle) = &settings.ca_bundle {
             let pem = fs_err::read(bundle).map_err(|source| FetchError::Io {
