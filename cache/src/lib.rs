@@ -142,7 +142,7 @@ mod session;
 pub mod shards;
 mod validate;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -387,6 +387,7 @@ pub struct CacheEntry {
     dir: PathBuf,
     archive: PathBuf,
     downloaded: Option<u64>,
+    symlinks: BTreeSet<PathBuf>,
     /// `None` for an entry of a read-only layer: it never changes, so it
     /// needs no lock (see [`PackageCache::with_read_only_layers`]).
     _lock: Option<FileLock>,
@@ -404,6 +405,12 @@ impl CacheEntry {
     /// The verified archive.
     pub fn archive(&self) -> &Path {
         &self.archive
+    }
+    /// The package's paths (as in its paths.json) that are symlinks in the
+    /// entry, as found by the check made when it was handed out (which saw
+    /// every path there, with its size).
+    pub fn symlinks(&self) -> &BTreeSet<PathBuf> {
+        &self.symlinks
     }
     /// Bytes this process downloaded to fill the entry (`None` if it was cached).
     pub fn downloaded_bytes(&self) -> Option<u64> {
@@ -710,7 +717,7 @@ impl PackageCache {
                 .await?;
             if let Some(marker) = self.complete_marker(&key, record) {
                 match self.check_entry_files(&dir, marker).await? {
-                    Ok(()) => {
+                    Ok(symlinks) => {
                         tracing::debug!(entry = %key, "complete entry, shared lock held");
                         if downloaded == 0 {
                             reporter.cached(&display);
@@ -720,6 +727,7 @@ impl PackageCache {
                             dir,
                             key,
                             downloaded: (downloaded > 0).then_some(downloaded),
+                            symlinks,
                             _lock: Some(shared),
                         });
                     }
@@ -756,7 +764,7 @@ impl PackageCache {
         &self,
         dir: &Path,
         marker: EntryMarker,
-    ) -> Result<Result<(), String>, CacheError> {
+    ) -> Result<Result<BTreeSet<PathBuf>, String>, CacheError> {
         let dir = dir.to_path_buf();
         tokio::task::spawn_blocking(move || {
             validate::check_entry(&dir, validate::Depth::Sizes, &marker.links_as_files)
@@ -885,7 +893,7 @@ impl PackageCache {
                 continue;
             };
             match self.check_entry_files(&dir, marker).await? {
-                Ok(()) => {
+                Ok(symlinks) => {
                     let format = ArchiveFormat::from_file_name(&record.identifier.to_string())
                         .unwrap_or(ArchiveFormat::TarBz2);
                     return Ok(Some(CacheEntry {
@@ -895,6 +903,7 @@ impl PackageCache {
                         dir,
                         key: key.to_owned(),
                         downloaded: None,
+                        symlinks,
                         _lock: None,
                     }));
                 }
@@ -1746,13 +1755,14 @@ fn extract_entry(
     }
     // Published only if complete: the check belongs to the publishing step,
     // not to a later reader.
-    marker.links_as_files =
-        validate::check_files(staging.path(), validate::Depth::Sizes).map_err(|problem| {
+    marker.links_as_files = validate::check_files(staging.path(), validate::Depth::Sizes)
+        .map_err(|problem| {
             archive_error(ArchiveError::Incomplete {
                 path: archive.to_path_buf(),
                 problem,
             })
-        })?;
+        })?
+        .links_as_files;
     let marker_path = staging.path().join(ENTRY_MARKER);
     let text = serde_json::to_vec_pretty(&marker).unwrap_or_default();
     let mut file = fs_err::File::create(&marker_path).map_err(io_error("writing the marker"))?;

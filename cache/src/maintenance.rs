@@ -248,6 +248,7 @@ impl PackageCache {
             Err(e) => Err(format!("unreadable marker: {e}")),
             Ok(marker) => self.check_archive(key, &marker).and_then(|()| {
                 validate::check_entry(&dir, validate::Depth::Hashes, &marker.links_as_files)
+                    .map(drop)
             }),
         })
     }

@@ -10,8 +10,8 @@
 //!   left by a power loss) is repaired instead of failing every install.
 //! - **By `pkgr cache verify`** (sizes and sha256 of every file).
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
 use rattler_conda_types::package::{PathType, PathsJson};
 
@@ -24,17 +24,28 @@ pub(crate) enum Depth {
     Hashes,
 }
 
-/// Checks the extracted package at `dir`. Returns the `softlink` paths that
-/// the package holds as regular files, with their sizes (a `.tar.bz2` that
-/// stores a link as a file, or a symlink with an empty target, which cannot
-/// exist on disk and is kept as an empty file): the entry's marker records
-/// them, so a later check can tell them from a link that was replaced.
+/// What [`check_files`] found besides "complete".
+#[derive(Debug, Default)]
+pub(crate) struct Found {
+    /// The `softlink` paths that the package holds as regular files, with
+    /// their sizes (a `.tar.bz2` that stores a link as a file, or a symlink
+    /// with an empty target, which cannot exist on disk and is kept as an
+    /// empty file): the entry's marker records them, so a later check can
+    /// tell them from a link that was replaced.
+    pub(crate) links_as_files: BTreeMap<String, u64>,
+    /// The paths that are symlinks on disk (so that linking the package
+    /// need not look at every file again).
+    pub(crate) symlinks: BTreeSet<PathBuf>,
+}
+
+/// Checks the extracted package at `dir` (one `lstat` per path).
 ///
 /// The error says what is wrong, naming the path.
-pub(crate) fn check_files(dir: &Path, depth: Depth) -> Result<BTreeMap<String, u64>, String> {
+pub(crate) fn check_files(dir: &Path, depth: Depth) -> Result<Found, String> {
     let paths = PathsJson::from_package_directory_with_deprecated_fallback(dir)
         .map_err(|e| format!("its info/paths.json (or info/files) is unreadable: {e}"))?;
     let mut links_as_files = BTreeMap::new();
+    let mut symlinks = BTreeSet::new();
     for entry in &paths.paths {
         let path = dir.join(&entry.relative_path);
         let shown = entry.relative_path.display();
@@ -48,7 +59,10 @@ pub(crate) fn check_files(dir: &Path, depth: Depth) -> Result<BTreeMap<String, u
                 }
                 continue;
             }
-            _ if meta.file_type().is_symlink() => continue,
+            _ if meta.file_type().is_symlink() => {
+                symlinks.insert(entry.relative_path.clone());
+                continue;
+            }
             _ if !meta.is_file() => return Err(format!("`{shown}` is not a file")),
             PathType::SoftLink => {
                 links_as_files.insert(
@@ -76,23 +90,31 @@ pub(crate) fn check_files(dir: &Path, depth: Depth) -> Result<BTreeMap<String, u
             }
         }
     }
-    Ok(links_as_files)
+    Ok(Found {
+        links_as_files,
+        symlinks,
+    })
 }
 
 /// [`check_files`], then compares the links held as files with what the
-/// marker recorded when the entry was published.
+/// marker recorded when the entry was published. Returns the paths that are
+/// symlinks.
 pub(crate) fn check_entry(
     dir: &Path,
     depth: Depth,
     recorded: &BTreeMap<String, u64>,
-) -> Result<(), String> {
+) -> Result<BTreeSet<PathBuf>, String> {
     let found = check_files(dir, depth)?;
-    if let Some((path, size)) = found.iter().find(|(p, s)| recorded.get(*p) != Some(s)) {
+    if let Some((path, size)) = found
+        .links_as_files
+        .iter()
+        .find(|(p, s)| recorded.get(*p) != Some(s))
+    {
         return Err(format!(
             "`{path}` is a regular file of {size} bytes where the package has a symlink"
         ));
     }
-    Ok(())
+    Ok(found.symlinks)
 }
 
 #[cfg(test)]
@@ -129,7 +151,9 @@ mod tests {
         std::fs::write(d.join("bin/tool"), b"hellO").unwrap();
         std::fs::create_dir_all(d.join("lib")).unwrap();
         std::os::unix::fs::symlink("../bin/tool", d.join("lib/link")).unwrap();
-        assert!(check_files(d, Depth::Sizes).unwrap().is_empty());
+        let found = check_files(d, Depth::Sizes).unwrap();
+        assert!(found.links_as_files.is_empty());
+        assert_eq!(found.symlinks, BTreeSet::from([PathBuf::from("lib/link")]));
         assert_eq!(
             check_files(d, Depth::Hashes).unwrap_err(),
             "`bin/tool` has the wrong sha256"
@@ -140,9 +164,9 @@ mod tests {
         // A link held as a file is fine if the marker says so, and only then.
         std::fs::remove_file(d.join("lib/link")).unwrap();
         std::fs::write(d.join("lib/link"), b"").unwrap();
-        let found = check_files(d, Depth::Sizes).unwrap();
+        let found = check_files(d, Depth::Sizes).unwrap().links_as_files;
         assert_eq!(found.get("lib/link"), Some(&0));
-        assert!(check_entry(d, Depth::Sizes, &found).is_ok());
+        assert!(check_entry(d, Depth::Sizes, &found).unwrap().is_empty());
         assert!(check_entry(d, Depth::Sizes, &BTreeMap::new())
             .unwrap_err()
             .contains("`lib/link` is a regular file"));

@@ -25,18 +25,19 @@ pub struct Workspace {
     pub cache: PackageCache,
     /// Bounds downloads, extractions and linking.
     pub jobs: Arc<Semaphore>,
+    /// How many permits `jobs` has.
+    pub job_count: usize,
 }
 
 impl Workspace {
     /// Opens the cache named by the global options, with a fetcher that uses
     /// the configured network settings and says on `progress` what it retries.
     pub fn open(global: &GlobalArgs, progress: &Arc<Progress>) -> anyhow::Result<Self> {
-        let jobs = Arc::new(Semaphore::new(
-            global
-                .jobs
-                .filter(|&j| j > 0)
-                .unwrap_or_else(pkgr_cache::default_jobs),
-        ));
+        let job_count = global
+            .jobs
+            .filter(|&j| j > 0)
+            .unwrap_or_else(pkgr_cache::default_jobs);
+        let jobs = Arc::new(Semaphore::new(job_count));
         let observer_progress = progress.clone();
         let fetcher = Fetcher::with_settings(global.config.network.value.clone())?
             .with_credentials(paths::credentials()?)
@@ -67,7 +68,11 @@ impl Workspace {
             .with_read_only_layers(global.config.read_only_caches.value.clone())
             .with_jobs(jobs.clone())
             .with_repodata_policy(global.repodata_policy());
-        Ok(Self { cache, jobs })
+        Ok(Self {
+            cache,
+            jobs,
+            job_count,
+        })
     }
 }
 
@@ -287,6 +292,7 @@ pub async fn apply(
                 record: record.clone(),
                 package_dir: entry.dir().to_path_buf(),
                 requested_spec,
+                symlinks: Some(entry.symlinks().clone()),
             }
         })
         .collect();
@@ -295,11 +301,14 @@ pub async fn apply(
         link,
         python: python_of(solution.iter()),
         mode,
+        jobs: workspace.job_count,
     };
+    // Linking runs `job_count` packages at once: it holds as many permits
+    // (all of them, as nothing else of this process runs by now).
     let permit = workspace
         .jobs
         .clone()
-        .acquire_owned()
+        .acquire_many_owned(u32::try_from(workspace.job_count).unwrap_or(u32::MAX))
         .await
         .context("the jobs semaphore was closed")?;
     let prefix_owned = prefix.to_path_buf();

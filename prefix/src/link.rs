@@ -1,7 +1,9 @@
 //! Linking one extracted package into a prefix: checked in full first
 //! ([`PackagePlan::new`]), then written ([`PackagePlan::link`]).
 
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use pkgr_cache::archive::{check_link_target, check_relative_path};
 use rattler_conda_types::package::{
@@ -34,6 +36,8 @@ pub enum LinkMode {
 struct PlannedFile {
     entry: PathsEntry,
     target: PathBuf,
+    /// The link's target when the package holds this path as a symlink.
+    symlink: Option<PathBuf>,
 }
 
 /// A package checked and ready to be linked: every path is known to stay
@@ -68,6 +72,30 @@ impl PackagePlan {
         record: &RepoDataRecord,
         requested_spec: Option<String>,
         python: Option<&PythonInfo>,
+    ) -> Result<Self, PrefixError> {
+        Self::plan(package_dir, record, requested_spec, python, None)
+    }
+
+    /// As [`Self::new`], for a package whose files were just checked (the
+    /// cache's hand-out check: every path there, with its size): `symlinks`
+    /// are its paths that are symlinks on disk, so no file is looked at again
+    /// here except those links.
+    pub fn checked(
+        package_dir: &Path,
+        record: &RepoDataRecord,
+        requested_spec: Option<String>,
+        python: Option<&PythonInfo>,
+        symlinks: &BTreeSet<PathBuf>,
+    ) -> Result<Self, PrefixError> {
+        Self::plan(package_dir, record, requested_spec, python, Some(symlinks))
+    }
+
+    fn plan(
+        package_dir: &Path,
+        record: &RepoDataRecord,
+        requested_spec: Option<String>,
+        python: Option<&PythonInfo>,
+        known_symlinks: Option<&BTreeSet<PathBuf>>,
     ) -> Result<Self, PrefixError> {
         let package = record.identifier.to_string();
         let paths = PathsJson::from_package_directory_with_deprecated_fallback(package_dir)
@@ -110,20 +138,34 @@ impl PackagePlan {
             };
             check_relative_path(&target).map_err(|why| unsafe_path(&target, why))?;
             let src = package_dir.join(&entry.relative_path);
-            if entry.path_type != PathType::Directory && std::fs::symlink_metadata(&src).is_err() {
-                return Err(PrefixError::Incomplete {
-                    package: package.clone(),
-                    dir: package_dir.to_path_buf(),
-                    path: entry.relative_path.display().to_string(),
-                });
-            }
-            if is_symlink(&src) {
+            let is_link = match known_symlinks {
+                Some(known) => known.contains(&entry.relative_path),
+                None if entry.path_type == PathType::Directory => false,
+                None => match std::fs::symlink_metadata(&src) {
+                    Ok(meta) => meta.file_type().is_symlink(),
+                    Err(_) => {
+                        return Err(PrefixError::Incomplete {
+                            package: package.clone(),
+                            dir: package_dir.to_path_buf(),
+                            path: entry.relative_path.display().to_string(),
+                        })
+                    }
+                },
+            };
+            let symlink = if is_link && entry.path_type != PathType::Directory {
                 let link =
                     fs_err::read_link(&src).map_err(io("reading a symlink of the package"))?;
                 // Checked where it lands: relocation changes the depth.
                 check_link_target(&target, &link).map_err(|why| unsafe_path(&link, why))?;
-            }
-            files.push(PlannedFile { entry, target });
+                Some(link)
+            } else {
+                None
+            };
+            files.push(PlannedFile {
+                entry,
+                target,
+                symlink,
+            });
         }
         for entry_point in &entry_points {
             let target = python::entry_point_path(entry_point);
@@ -162,38 +204,55 @@ impl PackagePlan {
     }
 
     /// Writes the package into `prefix` and returns its record (for the
-    /// caller to write once everything else about the package is done).
+    /// caller to write once everything else about the package is done):
+    /// [`Self::link_files`], then [`Self::finish`].
     pub fn link(&self, prefix: &Path, mode: LinkMode) -> Result<LinkedPackage, PrefixError> {
+        fs_err::create_dir_all(prefix).map_err(io("creating the environment"))?;
+        let files =
+            self.link_files(prefix, mode, &mut KnownDirs::new(prefix), &Hardlinks::new())?;
+        Ok(self.finish(prefix, files))
+    }
+
+    /// Writes the package's files and entry points into `prefix`; may run
+    /// beside other packages' `link_files` (their paths must not overlap).
+    /// `dirs` remembers the directories known to exist, so each is made once
+    /// and never looked at; `hardlinks` remembers whether hardlinks into the
+    /// prefix work at all, so a failed attempt is not repeated per file.
+    pub fn link_files(
+        &self,
+        prefix: &Path,
+        mode: LinkMode,
+        dirs: &mut KnownDirs,
+        hardlinks: &Hardlinks,
+    ) -> Result<LinkedFiles, PrefixError> {
         let prefix_text = prefix.to_string_lossy().replace('\\', "/");
         let mut entries = Vec::with_capacity(self.files.len() + self.entry_points.len());
-        let mut warnings = Vec::new();
         let mut all_hardlinked = true;
-        for PlannedFile { entry, target } in &self.files {
+        for PlannedFile {
+            entry,
+            target,
+            symlink,
+        } in &self.files
+        {
             let src = self.package_dir.join(&entry.relative_path);
             let dest = prefix.join(target);
             if let Some(parent) = dest.parent() {
-                fs_err::create_dir_all(parent)
-                    .map_err(io("creating a directory in the environment"))?;
+                dirs.ensure(parent)?;
             }
             let mut sha256_in_prefix = entry.sha256;
             let mut size = entry.size_in_bytes;
-            let path_type = match entry.path_type {
-                PathType::Directory => {
-                    fs_err::create_dir_all(&dest)
-                        .map_err(io("creating a directory in the environment"))?;
+            let path_type = match (entry.path_type, symlink) {
+                (PathType::Directory, _) => {
+                    dirs.ensure(&dest)?;
                     PrefixPathType::Directory
                 }
-                PathType::SoftLink | PathType::HardLink if is_symlink(&src) => {
-                    let link =
-                        fs_err::read_link(&src).map_err(io("reading a symlink of the package"))?;
-                    remove_existing(&dest)?;
-                    make_symlink(&link, &dest)?;
+                (PathType::SoftLink | PathType::HardLink, Some(link)) => {
+                    replacing(&dest, || make_symlink(link, &dest))?;
                     PrefixPathType::SoftLink
                 }
                 // A `softlink` that the archive holds as a plain file is
                 // linked as a file, like any other.
-                PathType::SoftLink | PathType::HardLink => {
-                    remove_existing(&dest)?;
+                (PathType::SoftLink | PathType::HardLink, None) => {
                     if let Some(placeholder) = &entry.prefix_placeholder {
                         let bytes = fs_err::read(&src).map_err(io("reading a package file"))?;
                         let replaced =
@@ -214,11 +273,11 @@ impl PackagePlan {
                                     source,
                                 })?,
                             };
-                        write_with_permissions_of(&src, &dest, &replaced)?;
+                        replacing(&dest, || write_new_like(&src, &dest, &replaced))?;
                         sha256_in_prefix = Some(Sha256::digest(&replaced));
                         size = size.or(Some(bytes.len() as u64));
                     } else {
-                        let placed = place_file(&src, &dest, mode, entry.no_link)?;
+                        let placed = place_file(&src, &dest, mode, entry.no_link, hardlinks)?;
                         all_hardlinked &= placed == LinkType::HardLink;
                         if entry.path_type == PathType::SoftLink {
                             // paths.json describes the link's target; record
@@ -264,14 +323,30 @@ impl PackagePlan {
                 let target = python::entry_point_path(entry_point);
                 let dest = prefix.join(&target);
                 if let Some(parent) = dest.parent() {
-                    fs_err::create_dir_all(parent)
-                        .map_err(io("creating a directory in the environment"))?;
+                    dirs.ensure(parent)?;
                 }
-                remove_existing(&dest)?;
                 let script = python::entry_point_script(entry_point, &interpreter);
-                write_executable(&dest, script.as_bytes())?;
+                replacing(&dest, || write_new_executable(&dest, script.as_bytes()))?;
                 entries.push(bare_entry(target, PrefixPathType::UnixPythonEntryPoint));
             }
+        }
+        Ok(LinkedFiles {
+            entries,
+            all_hardlinked,
+        })
+    }
+
+    /// What is left once every package's files are in place (python's
+    /// interpreter among them): byte-compiling a noarch python package's
+    /// modules; returns the package's record (not yet written).
+    pub fn finish(&self, prefix: &Path, files: LinkedFiles) -> LinkedPackage {
+        let LinkedFiles {
+            mut entries,
+            all_hardlinked,
+        } = files;
+        let mut warnings = Vec::new();
+        if let Some(python) = &self.python {
+            let interpreter = prefix.join(&python.executable);
             let modules: Vec<PathBuf> = self
                 .files
                 .iter()
@@ -328,7 +403,7 @@ impl PackagePlan {
             record.requested_spec.clone_from(&self.requested_spec);
         }
         record.requested_specs = self.requested_spec.iter().cloned().collect();
-        Ok(LinkedPackage { record, warnings })
+        LinkedPackage { record, warnings }
     }
 }
 
@@ -392,23 +467,169 @@ fn read_entry_points(package_dir: &Path, package: &str) -> Result<Vec<EntryPoint
     })
 }
 
+/// The files and entry points of a package, written by
+/// [`PackagePlan::link_files`]; its record is made by [`PackagePlan::finish`].
+#[derive(Debug)]
+pub struct LinkedFiles {
+    entries: Vec<PrefixPathsEntry>,
+    all_hardlinked: bool,
+}
+
+/// The directories of a prefix known to exist, so that linking makes each
+/// one once (one `mkdir`, never a `stat`) instead of once per file in it.
+#[derive(Debug)]
+pub struct KnownDirs {
+    known: HashSet<PathBuf>,
+}
+
+impl KnownDirs {
+    /// Nothing known yet but `prefix` itself (which must exist).
+    pub fn new(prefix: &Path) -> Self {
+        Self {
+            known: HashSet::from([prefix.to_path_buf()]),
+        }
+    }
+
+    /// Makes `dir` and whatever of its parents is not known to exist,
+    /// outermost first. One that exists already (made by another package,
+    /// another thread, or before) is fine: if it is not a directory, the
+    /// file linked into it fails with that error.
+    pub fn ensure(&mut self, dir: &Path) -> Result<(), PrefixError> {
+        if self.known.contains(dir) {
+            return Ok(());
+        }
+        let missing: Vec<&Path> = dir
+            .ancestors()
+            .take_while(|d| !d.as_os_str().is_empty() && !self.known.contains(*d))
+            .collect();
+        for d in missing.into_iter().rev() {
+            match std::fs::create_dir(d) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    return Err(PrefixError::Io {
+                        context: format!("creating the directory {}", d.display()),
+                        source: e,
+                    })
+                }
+            }
+            self.known.insert(d.to_path_buf());
+        }
+        Ok(())
+    }
+}
+
+/// Whether hardlinks from the cache into the prefix work: after the first
+/// that fails for a reason other than an existing file (another file system,
+/// a file system without hardlinks), no other is tried.
+#[derive(Debug)]
+pub struct Hardlinks {
+    unavailable: AtomicBool,
+}
+
+impl Hardlinks {
+    /// Not known to fail yet.
+    pub fn new() -> Self {
+        Self {
+            unavailable: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Default for Hardlinks {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Runs `create` (which makes `dest` and fails if it exists); where `dest`
+/// exists (a file of another package, of an older version), removes it and
+/// runs `create` again. A file in the prefix may be a hardlink into the
+/// cache, so it is never written through, always replaced.
+fn replacing(dest: &Path, create: impl Fn() -> std::io::Result<()>) -> Result<(), PrefixError> {
+    let fail = |e: std::io::Error| PrefixError::Io {
+        context: format!("creating {} in the environment", dest.display()),
+        source: e,
+    };
+    match create() {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            match std::fs::symlink_metadata(dest) {
+                // A directory is not replaced by a file: say so.
+                Ok(meta) if meta.is_dir() => return Err(fail(e)),
+                _ => {}
+            }
+            fs_err::remove_file(dest).map_err(io("replacing a file in the environment"))?;
+            create().map_err(fail)
+        }
+        Err(e) => Err(fail(e)),
+    }
+}
+
 /// Puts one file without placeholder into the prefix; says how.
 fn place_file(
     src: &Path,
     dest: &Path,
     mode: LinkMode,
     no_link: bool,
+    hardlinks: &Hardlinks,
 ) -> Result<LinkType, PrefixError> {
-    if mode == LinkMode::Auto && !no_link && fs_err::hard_link(src, dest).is_ok() {
-        return Ok(LinkType::HardLink);
+    if mode == LinkMode::Auto && !no_link && !hardlinks.unavailable.load(Ordering::Relaxed) {
+        let linked = replacing(dest, || std::fs::hard_link(src, dest));
+        match linked {
+            Ok(()) => return Ok(LinkType::HardLink),
+            Err(PrefixError::Io { source, .. }) => match source.kind() {
+                // Another file system, or one without hardlinks: copy
+                // instead, from now on without trying.
+                std::io::ErrorKind::CrossesDevices | std::io::ErrorKind::Unsupported => {
+                    hardlinks.unavailable.store(true, Ordering::Relaxed);
+                }
+                // Nothing a copy could do better (the file is gone, the
+                // directory not writable).
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::AlreadyExists => {
+                    return Err(PrefixError::Io {
+                        context: format!("linking {} to {}", src.display(), dest.display()),
+                        source,
+                    })
+                }
+                // EPERM for another user's file (fs.protected_hardlinks, a
+                // shared cache), EMLINK (too many links): copy this one.
+                _ => {}
+            },
+            Err(err) => return Err(err),
+        }
     }
     // A reflink shares blocks copy-on-write; where the file system has none
     // this is a plain copy. Either way the prefix file is independent.
-    reflink_copy::reflink_or_copy(src, dest).map_err(|e| PrefixError::Io {
-        context: format!("copying {} to {}", src.display(), dest.display()),
-        source: e,
+    replacing(dest, || match reflink_copy::reflink(src, dest) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e),
+        Err(_) => copy_new(src, dest),
+    })
+    .map_err(|e| match e {
+        PrefixError::Io { source, .. } => PrefixError::Io {
+            context: format!("copying {} to {}", src.display(), dest.display()),
+            source,
+        },
+        other => other,
     })?;
     Ok(LinkType::Copy)
+}
+
+/// Copies `src` to a new file `dest` (which must not exist) with `src`'s
+/// permissions.
+fn copy_new(src: &Path, dest: &Path) -> std::io::Result<()> {
+    let mut from = std::fs::File::open(src)?;
+    let permissions = from.metadata()?.permissions();
+    let mut to = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dest)?;
+    let copied = std::io::copy(&mut from, &mut to).and_then(|_| to.set_permissions(permissions));
+    if copied.is_err() {
+        let _ = std::fs::remove_file(dest);
+    }
+    copied
 }
 
 /// For a legacy package (`info/files`, no paths.json): the first listed file
@@ -426,46 +647,53 @@ fn first_missing_legacy_file(package_dir: &Path) -> Option<String> {
         .map(ToOwned::to_owned)
 }
 
-pub(crate) fn is_symlink(path: &Path) -> bool {
-    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
-}
-
-fn remove_existing(dest: &Path) -> Result<(), PrefixError> {
-    match std::fs::symlink_metadata(dest) {
-        Ok(meta) if meta.is_dir() => Ok(()),
-        Ok(_) => fs_err::remove_file(dest).map_err(io("replacing a file in the environment")),
-        Err(_) => Ok(()),
-    }
-}
-
 #[cfg(unix)]
-fn make_symlink(target: &Path, dest: &Path) -> Result<(), PrefixError> {
-    fs_err::os::unix::fs::symlink(target, dest).map_err(io("creating a symlink in the environment"))
+fn make_symlink(target: &Path, dest: &Path) -> std::io::Result<()> {
+    std::os::unix::fs::symlink(target, dest)
 }
 
 #[cfg(windows)]
-fn make_symlink(target: &Path, dest: &Path) -> Result<(), PrefixError> {
-    fs_err::os::windows::fs::symlink_file(target, dest)
-        .map_err(io("creating a symlink in the environment"))
+fn make_symlink(target: &Path, dest: &Path) -> std::io::Result<()> {
+    std::os::windows::fs::symlink_file(target, dest)
 }
 
-fn write_with_permissions_of(src: &Path, dest: &Path, bytes: &[u8]) -> Result<(), PrefixError> {
-    let permissions = fs_err::metadata(src)
-        .map_err(io("reading a package file"))?
-        .permissions();
-    fs_err::write(dest, bytes).map_err(io("writing a file into the environment"))?;
-    fs_err::set_permissions(dest, permissions).map_err(io("setting file permissions"))
+/// Writes `bytes` to a new file `dest` (which must not exist) with the
+/// permissions of `src`.
+fn write_new_like(src: &Path, dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let permissions = std::fs::metadata(src)?.permissions();
+    write_new(dest, bytes, Some(permissions))
 }
 
-fn write_executable(dest: &Path, bytes: &[u8]) -> Result<(), PrefixError> {
-    fs_err::write(dest, bytes).map_err(io("writing an entry point"))?;
+/// Writes an entry point script to a new file `dest`, executable.
+fn write_new_executable(dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
     #[cfg(unix)]
-    {
+    let permissions = {
         use std::os::unix::fs::PermissionsExt;
-        fs_err::set_permissions(dest, std::fs::Permissions::from_mode(0o755))
-            .map_err(io("setting file permissions"))?;
+        Some(std::fs::Permissions::from_mode(0o755))
+    };
+    #[cfg(not(unix))]
+    let permissions = None;
+    write_new(dest, bytes, permissions)
+}
+
+fn write_new(
+    dest: &Path,
+    bytes: &[u8],
+    permissions: Option<std::fs::Permissions>,
+) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dest)?;
+    let written = file.write_all(bytes).and_then(|()| match permissions {
+        Some(permissions) => file.set_permissions(permissions),
+        None => Ok(()),
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_file(dest);
     }
-    Ok(())
+    written
 }
 
 #[cfg(test)]

@@ -5,25 +5,33 @@
 //! `conda-meta/<name>-<version>-<build>.pkgr-partial` (conda reads only
 //! `*.json` there), listing every path the change may touch:
 //!
-//! - linking: journal, files, post-link script, record, journal removed;
-//! - unlinking: pre-unlink script, journal, record removed, files, journal
-//!   removed.
+//! - unlinking, one package after the other (dependents first): pre-unlink
+//!   script, journal, record removed, files, journal removed;
+//! - linking: the journals of all packages; then the files of all packages,
+//!   several packages at once (`jobs`; packages that share a path one after
+//!   the other, in order, so the later one's file is what stays); then, one
+//!   package after the other (dependencies first, as conda does, once
+//!   everything is in place): byte-compiling, post-link script, record,
+//!   journal removed.
 //!
 //! So a `*.json` record exists exactly for packages whose files are all in
 //! place. A journal left behind (a kill) is rolled forward by [`recover`]
 //! before the next change: the paths it lists that no record claims are
-//! removed. A package that failed (a post-link script, a full disk) is rolled
-//! back the same way at once; packages already changed by the transaction
-//! stay changed, and their records say so.
+//! removed. A failure (a damaged file, a full disk, a post-link script) rolls
+//! back at once every package of the transaction not recorded yet, after the
+//! packages being linked beside it have finished; packages already unlinked
+//! or recorded stay so, and the records say what is there.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use rattler_conda_types::{PackageRecord, PrefixRecord, RepoDataRecord};
 use serde::{Deserialize, Serialize};
 
-use crate::link::{LinkMode, PackagePlan};
+use crate::link::{Hardlinks, KnownDirs, LinkMode, LinkedFiles, PackagePlan};
 use crate::python::PythonInfo;
 use crate::scripts::{run_link_script, ScriptKind};
 use crate::unlink::{record_paths, remove_paths};
@@ -41,6 +49,9 @@ pub struct LinkRequest {
     pub package_dir: PathBuf,
     /// The user's spec naming it, recorded as `requested_spec`.
     pub requested_spec: Option<String>,
+    /// Its paths that are symlinks on disk, when its files were just checked
+    /// (the cache's hand-out check); `None`: every file is looked at.
+    pub symlinks: Option<BTreeSet<PathBuf>>,
 }
 
 /// What happened, as it happens.
@@ -82,6 +93,8 @@ pub struct Transaction {
     pub python: Option<PythonInfo>,
     /// How files get from the cache into the prefix.
     pub mode: LinkMode,
+    /// How many packages' files are linked at once (0 counts as 1).
+    pub jobs: usize,
 }
 
 /// A journal entry: the paths a package change may have touched.
@@ -112,13 +125,20 @@ impl Transaction {
         let plans = self
             .link
             .iter()
-            .map(|r| {
-                PackagePlan::new(
+            .map(|r| match &r.symlinks {
+                Some(symlinks) => PackagePlan::checked(
                     &r.package_dir,
                     &r.record,
                     r.requested_spec.clone(),
                     self.python.as_ref(),
-                )
+                    symlinks,
+                ),
+                None => PackagePlan::new(
+                    &r.package_dir,
+                    &r.record,
+                    r.requested_spec.clone(),
+                    self.python.as_ref(),
+                ),
             })
             .collect::<Result<Vec<_>, _>>()?;
         let plans = sort_dependencies_first(plans, |p| &p.record().package_record);
@@ -173,27 +193,57 @@ impl Transaction {
             on_event(TransactionEvent::Unlinked(&record.repodata_record));
         }
 
-        for plan in plans {
+        // Every package's files first, several packages at once (their
+        // journals written before any of their files), then, dependencies
+        // first as conda does, what needs the whole environment in place:
+        // byte-compiling, post-link scripts, and the records.
+        let journals = plans
+            .iter()
+            .map(|plan| {
+                let paths = plan.target_paths();
+                write_journal(prefix, plan.record(), &paths).map(|journal| (journal, paths))
+            })
+            .collect::<Result<Vec<_>, _>>();
+        let journals = match journals {
+            Ok(journals) => journals,
+            Err(err) => {
+                for plan in &plans {
+                    let _ = fs_err::remove_file(journal_path(prefix, plan.record()));
+                }
+                return Err(err);
+            }
+        };
+        let linked = link_files_concurrently(prefix, &plans, &journals, self.mode, self.jobs);
+        let mut linked: Vec<Option<LinkedFiles>> = match linked {
+            Ok(linked) => linked.into_iter().map(Some).collect(),
+            Err(err) => {
+                // Nothing of this transaction's links is recorded: roll them
+                // all back; keep what others own.
+                self.roll_back(prefix, &journals, 0, &owners)?;
+                return Err(err);
+            }
+        };
+        for (index, plan) in plans.iter().enumerate() {
             let record = plan.record();
             let name = record.package_record.name.as_normalized().to_owned();
-            let paths = plan.target_paths();
-            let journal = write_journal(prefix, record, &paths)?;
-            let linked = plan.link(prefix, self.mode).and_then(|linked| {
-                let message =
-                    run_link_script(prefix, &record.package_record, ScriptKind::PostLink)?;
-                write_prefix_record(prefix, &linked.record)?;
-                Ok((linked, message))
-            });
-            let (linked, message) = match linked {
-                Ok(done) => done,
+            let Some(files) = linked[index].take() else {
+                continue;
+            };
+            let linked = plan.finish(prefix, files);
+            let recorded = run_link_script(prefix, &record.package_record, ScriptKind::PostLink)
+                .and_then(|message| {
+                    write_prefix_record(prefix, &linked.record)?;
+                    Ok(message)
+                });
+            let message = match recorded {
+                Ok(message) => message,
                 Err(err) => {
-                    // Roll this package back; keep what others own.
-                    remove_paths(prefix, &paths, |p| owners.contains_key(p))?;
-                    remove_journal(&journal)?;
+                    // Roll this package back and the ones not recorded yet.
+                    self.roll_back(prefix, &journals, index, &owners)?;
                     return Err(err);
                 }
             };
-            remove_journal(&journal)?;
+            remove_journal(&journals[index].0)?;
             for path in &linked.record.files {
                 if let Some(previous) = owners.insert(path.clone(), name.clone()) {
                     if previous != name {
@@ -218,6 +268,126 @@ impl Transaction {
         }
         Ok(())
     }
+
+    /// Removes the paths of the packages from `from` on (in link order) that
+    /// no record claims, and their journals.
+    fn roll_back(
+        &self,
+        prefix: &Path,
+        journals: &[(PathBuf, Vec<PathBuf>)],
+        from: usize,
+        owners: &HashMap<PathBuf, String>,
+    ) -> Result<(), PrefixError> {
+        for (journal, paths) in &journals[from..] {
+            remove_paths(prefix, paths, |p| owners.contains_key(p))?;
+            remove_journal(journal)?;
+        }
+        Ok(())
+    }
+}
+
+/// Links the files of every plan into `prefix`, `jobs` packages at once.
+/// Packages that share a path are linked one after the other in their
+/// order (the later one's file ends up in place, as when all are linked in
+/// order); the others in any order. On the first failure no further package
+/// is started; those running finish; the error is returned.
+fn link_files_concurrently(
+    prefix: &Path,
+    plans: &[PackagePlan],
+    journals: &[(PathBuf, Vec<PathBuf>)],
+    mode: LinkMode,
+    jobs: usize,
+) -> Result<Vec<LinkedFiles>, PrefixError> {
+    let groups = overlapping_groups(journals.iter().map(|(_, paths)| paths.as_slice()));
+    let hardlinks = Hardlinks::new();
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let results: Mutex<Vec<Option<Result<LinkedFiles, PrefixError>>>> =
+        Mutex::new((0..plans.len()).map(|_| None).collect());
+    let work = || {
+        let mut dirs = KnownDirs::new(prefix);
+        while !failed.load(Ordering::Relaxed) {
+            let Some(group) = groups.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                break;
+            };
+            for &index in group {
+                let linked = plans[index].link_files(prefix, mode, &mut dirs, &hardlinks);
+                let ok = linked.is_ok();
+                if let Ok(mut results) = results.lock() {
+                    results[index] = Some(linked);
+                }
+                if !ok {
+                    failed.store(true, Ordering::Relaxed);
+                    break;
+                }
+            }
+        }
+    };
+    let threads = jobs.clamp(1, groups.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(work);
+        }
+        work();
+    });
+    let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut linked = Vec::with_capacity(results.len());
+    let mut first_error = None;
+    for result in results {
+        match result {
+            Some(Ok(files)) => linked.push(files),
+            Some(Err(err)) => {
+                first_error.get_or_insert(err);
+            }
+            None => {}
+        }
+    }
+    match first_error {
+        Some(err) => Err(err),
+        None if linked.len() == plans.len() => Ok(linked),
+        // A worker thread panicked before linking its package.
+        None => Err(PrefixError::Io {
+            context: String::from("linking packages"),
+            source: std::io::Error::other("a linking thread stopped early"),
+        }),
+    }
+}
+
+/// The indices of the packages, grouped so that packages sharing a path
+/// (given per package, in link order) are in one group, in their order;
+/// biggest groups first, so that the longest work starts first.
+fn overlapping_groups<'a>(paths: impl Iterator<Item = &'a [PathBuf]>) -> Vec<Vec<usize>> {
+    let paths: Vec<&[PathBuf]> = paths.collect();
+    let mut parent: Vec<usize> = (0..paths.len()).collect();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let mut first_owner: HashMap<&Path, usize> = HashMap::new();
+    for (index, package_paths) in paths.iter().enumerate() {
+        for path in *package_paths {
+            if let Some(&other) = first_owner.get(path.as_path()) {
+                let (a, b) = (root(&mut parent, other), root(&mut parent, index));
+                parent[a.max(b)] = a.min(b);
+            } else {
+                first_owner.insert(path, index);
+            }
+        }
+    }
+    let mut groups: HashMap<usize, Vec<usize>> = HashMap::new();
+    for index in 0..paths.len() {
+        groups
+            .entry(root(&mut parent, index))
+            .or_default()
+            .push(index);
+    }
+    let mut groups: Vec<Vec<usize>> = groups.into_values().collect();
+    let size = |g: &Vec<usize>| g.iter().map(|&i| paths[i].len()).sum::<usize>();
+    groups.sort_by_key(|g| (std::cmp::Reverse(size(g)), g[0]));
+    groups
 }
 
 /// `name-version-build` plus where it came from: two records are the same
@@ -482,6 +652,7 @@ mod tests {
                 record: repodata_record("foo"),
                 package_dir,
                 requested_spec: Some("foo".to_owned()),
+                symlinks: None,
             }],
             ..Transaction::default()
         };
@@ -528,6 +699,7 @@ mod tests {
                 record: repodata_record("foo"),
                 package_dir,
                 requested_spec: None,
+                symlinks: None,
             }],
             ..Transaction::default()
         };
@@ -562,6 +734,7 @@ mod tests {
                 record: repodata_record("foo"),
                 package_dir,
                 requested_spec: None,
+                symlinks: None,
             }],
             ..Transaction::default()
         };
@@ -587,5 +760,134 @@ mod tests {
         );
         assert!(!prefix.join("bin").exists(), "removed anyway");
         assert!(read_prefix_records(&prefix).unwrap().is_empty());
+    }
+
+    /// `count` packages `pkg0..` with a few files each, one `share/same`
+    /// shipped by all of them (with different contents).
+    fn many_packages(root: &Path, count: usize) -> Vec<LinkRequest> {
+        (0..count)
+            .map(|i| {
+                let name = format!("pkg{i}");
+                let dir = root.join(format!("pkgs/{name}-1.0-0"));
+                let own: Vec<(String, String)> = (0..20)
+                    .map(|f| {
+                        (
+                            format!("lib/{name}/sub{}/f{f}", f % 3),
+                            format!("{name} {f}"),
+                        )
+                    })
+                    .chain([(String::from("share/same"), name.clone())])
+                    .collect();
+                let files: Vec<(&str, &str)> =
+                    own.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+                extracted_package(&dir, &name, &files);
+                LinkRequest {
+                    record: repodata_record(&name),
+                    package_dir: dir,
+                    requested_spec: None,
+                    symlinks: Some(BTreeSet::new()),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn packages_link_concurrently_and_a_shared_path_goes_to_the_last() {
+        let root = tempfile::tempdir().unwrap();
+        let prefix = root.path().join("env");
+        fs_err::create_dir_all(prefix.join("conda-meta")).unwrap();
+        let install = Transaction {
+            link: many_packages(root.path(), 8),
+            jobs: 3,
+            ..Transaction::default()
+        };
+        let linked = std::cell::RefCell::new(Vec::new());
+        let clobbered = std::cell::RefCell::new(Vec::new());
+        install
+            .execute(&prefix, &[], &|event| match event {
+                TransactionEvent::Linked(r) => linked
+                    .borrow_mut()
+                    .push(r.package_record.name.as_normalized().to_owned()),
+                TransactionEvent::Clobbered { winner, .. } => {
+                    clobbered.borrow_mut().push(winner.to_owned());
+                }
+                _ => {}
+            })
+            .unwrap();
+        let linked = linked.into_inner();
+        assert_eq!(linked.len(), 8);
+        for i in 0..8 {
+            for f in 0..20 {
+                let path = prefix.join(format!("lib/pkg{i}/sub{}/f{f}", f % 3));
+                assert_eq!(fs_err::read_to_string(path).unwrap(), format!("pkg{i} {f}"));
+            }
+        }
+        // The last linked wins, and each later one was said to win.
+        let last = linked.last().unwrap();
+        assert_eq!(
+            &fs_err::read_to_string(prefix.join("share/same")).unwrap(),
+            last
+        );
+        assert_eq!(clobbered.into_inner(), linked[1..].to_vec());
+        assert_eq!(read_prefix_records(&prefix).unwrap().len(), 8);
+        assert!(journals(&prefix).is_empty());
+    }
+
+    #[test]
+    fn a_package_failing_beside_others_rolls_every_unrecorded_one_back() {
+        let root = tempfile::tempdir().unwrap();
+        let prefix = root.path().join("env");
+        fs_err::create_dir_all(prefix.join("conda-meta")).unwrap();
+        let mut link = many_packages(root.path(), 8);
+        // pkg5 is damaged after it was checked: a file is gone.
+        fs_err::remove_file(link[5].package_dir.join("lib/pkg5/sub1/f7")).unwrap();
+        // Distinct paths for all, so they link in parallel.
+        for request in &mut link {
+            let paths = request.package_dir.join("info/paths.json");
+            let text = fs_err::read_to_string(&paths).unwrap();
+            let name = request
+                .record
+                .package_record
+                .name
+                .as_normalized()
+                .to_owned();
+            fs_err::write(&paths, text.replace("share/same", &format!("share/{name}"))).unwrap();
+            fs_err::rename(
+                request.package_dir.join("share/same"),
+                request.package_dir.join(format!("share/{name}")),
+            )
+            .unwrap();
+        }
+        let install = Transaction {
+            link,
+            jobs: 3,
+            ..Transaction::default()
+        };
+        let err = install.execute(&prefix, &[], &|_| {}).unwrap_err();
+        assert!(err.to_string().contains("f7"), "{err}");
+        assert!(read_prefix_records(&prefix).unwrap().is_empty());
+        assert!(journals(&prefix).is_empty());
+        let left: Vec<_> = walk(&prefix)
+            .into_iter()
+            .filter(|p| !p.starts_with("conda-meta"))
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+
+    /// Every file below `root`, relative.
+    fn walk(root: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in fs_err::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    out.push(path.strip_prefix(root).unwrap().to_path_buf());
+                }
+            }
+        }
+        out
     }
 }
