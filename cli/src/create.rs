@@ -127,11 +127,11 @@ pub fn parse_channels(
         .map(|name| {
             let channel = Channel::from_str(name, &config)
                 .with_context(|| format!("invalid channel `{name}`"))?;
-            if pkgr_fetch::url_has_token_placeholder(channel.base_url.url()) {
+            if pkgr_redact::url_has_token_placeholder(channel.base_url.url()) {
                 bail!(
                     "channel {} holds `{}` where its token goes (as conda-meta records keep it): pass the channel URL with the real token",
-                    pkgr_fetch::url_for_record(channel.base_url.url()).trim_end_matches('/'),
-                    pkgr_fetch::TOKEN_PLACEHOLDER
+                    pkgr_redact::url_for_record(channel.base_url.url()).trim_end_matches('/'),
+                    pkgr_redact::TOKEN_PLACEHOLDER
                 );
             }
             Ok(channel)
@@ -429,7 +429,7 @@ pub async fn solve(
 pub async fn lock_prefix(
     prefix: &Path,
     progress: &Arc<Progress>,
-) -> anyhow::Result<pkgr_cache::lock::FileLock> {
+) -> anyhow::Result<pkgr_fs::FileLock> {
     let lock_progress = progress.clone();
     Ok(pkgr_prefix::lock_prefix(prefix, move |pid| {
         let who = pid.map_or_else(

@@ -25,7 +25,7 @@ async fn open_environment(
     global: &GlobalArgs,
     prefix: &Path,
     progress: &Arc<Progress>,
-) -> anyhow::Result<(pkgr_cache::lock::FileLock, Vec<PrefixRecord>)> {
+) -> anyhow::Result<(pkgr_fs::FileLock, Vec<PrefixRecord>)> {
     paths::require_environment(global, prefix)?;
     let lock = lock_prefix(prefix, progress).await?;
     // Checked again under the lock: a concurrent `env remove` may have taken
@@ -419,7 +419,7 @@ fn channels_of(
         .map(|c| {
             let channel = Channel::from_str(c, &config)
                 .with_context(|| format!("the environment names an invalid channel `{c}`"))?;
-            if pkgr_fetch::url_has_token_placeholder(channel.base_url.url()) {
+            if pkgr_redact::url_has_token_placeholder(channel.base_url.url()) {
                 let Some(filled) = credentials.fill_token_placeholder(channel.base_url.url())
                 else {
                     bail!(needs_credentials(c));

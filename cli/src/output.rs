@@ -14,7 +14,7 @@ use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, Prog
 /// defence for everything pkgr prints (an error of the HTTP client, say, may
 /// quote the URL it was given).
 fn redacted(text: &str) -> String {
-    pkgr_fetch::redact_urls_in_text(text, pkgr_fetch::redact_url)
+    pkgr_redact::redact_urls_in_text(text, pkgr_redact::redact_url)
 }
 
 /// Turns on `tracing` logs on stderr: `-v` info, `-vv` debug, `-vvv` trace

@@ -115,7 +115,7 @@ impl Plan {
             |record: &RepoDataRecord| python_moved && record.package_record.noarch.is_python();
         // Compared in the form records keep: conda-meta holds URLs without
         // credentials, the channels' records hold them with.
-        let key = |url: &Url| pkgr_fetch::url_for_record(url);
+        let key = |url: &Url| pkgr_redact::url_for_record(url);
         let kept: HashSet<String> = solution.iter().map(|r| key(&r.url)).collect();
         let had: HashSet<String> = installed
             .iter()
@@ -351,7 +351,7 @@ fn record_from_archive(
     {
         bail!(
             "{} holds the package {}-{}-{}, not what its file name says",
-            pkgr_fetch::redact_url(&record.url),
+            pkgr_redact::redact_url(&record.url),
             package_record.name.as_normalized(),
             package_record.version,
             package_record.build
@@ -486,7 +486,7 @@ pub fn record_channel(record: &RepoDataRecord) -> Option<String> {
     record
         .channel
         .as_deref()
-        .map(|c| pkgr_fetch::redact_urls_in_text(c, pkgr_fetch::url_for_record))
+        .map(|c| pkgr_redact::redact_urls_in_text(c, pkgr_redact::url_for_record))
 }
 
 /// The channel a record came from, as a user would name it.
@@ -525,7 +525,7 @@ fn record_json(r: &RepoDataRecord) -> serde_json::Value {
         "platform": p.subdir,
         "version": p.version.to_string(),
         "subdir": p.subdir,
-        "url": pkgr_fetch::url_for_record(&r.url),
+        "url": pkgr_redact::url_for_record(&r.url),
         "fn": r.identifier.to_string(),
         "size": p.size,
         "md5": p.md5.as_ref().map(hex::encode),
