@@ -100,6 +100,12 @@
 //!   just filled;
 //! - an exclusive holder (a filler) waits for no lock, only for the network.
 //!
+//! For installs this order is kept by types, in `pkgr_install`: linking
+//! needs its `LockedPrefix` guard (which only its lock functions make), the
+//! entry locks are the `CacheEntry`s its `Installer::install` fetches after
+//! that and releases before it returns, and its solve releases the repodata
+//! locks before it returns.
+//!
 //! The one wait behind readers is repairing a *damaged* entry others still
 //! read; two processes that each read an entry the other needs repaired would
 //! wait for each other, so that wait polls a try-lock and ends at the lock

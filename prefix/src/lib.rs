@@ -14,7 +14,9 @@
 //!
 //! A transaction on a prefix holds the prefix's exclusive lock
 //! ([`lock_prefix`]) for its whole length; it is the first lock in pkgr's lock
-//! order (see the `pkgr_cache` crate docs).
+//! order (see the `pkgr_cache` crate docs). Front-ends take it through
+//! `pkgr_install`, whose `LockedPrefix` guard is what its installer needs to
+//! link.
 //!
 //! It depends on the conda data model and on the two leaf helpers
 //! `pkgr-fs` (the file lock, path checks, file hashing) and `pkgr-redact`
