@@ -9,6 +9,7 @@
 use std::io::{BufReader, Read};
 use std::path::{Component, Path, PathBuf};
 
+use pkgr_fs::paths::{check_link_target, check_relative_path};
 use rattler_conda_types::package::{IndexJson, PackageFile};
 
 /// The two conda archive formats.
@@ -145,46 +146,6 @@ fn unreadable(path: &Path, e: impl std::fmt::Display) -> ArchiveError {
         path: path.to_path_buf(),
         message: e.to_string(),
     }
-}
-
-/// Checks that `relative` stays inside the directory it is relative to: not
-/// absolute, no `..`, no prefix. Returns the reason when it does not.
-pub fn check_relative_path(relative: &Path) -> Result<(), &'static str> {
-    if relative.as_os_str().is_empty() {
-        return Err("empty path");
-    }
-    for component in relative.components() {
-        match component {
-            Component::Normal(_) | Component::CurDir => {}
-            Component::ParentDir => return Err("`..` component"),
-            Component::RootDir | Component::Prefix(_) => return Err("absolute path"),
-        }
-    }
-    Ok(())
-}
-
-/// Checks that a symlink at `link` (relative to the root) pointing at `target`
-/// resolves to somewhere inside the root.
-pub fn check_link_target(link: &Path, target: &Path) -> Result<(), &'static str> {
-    if target.is_absolute() {
-        return Err("absolute link target");
-    }
-    // Depth of the directory holding the link, then walk the target.
-    let mut depth: i64 = link.components().count() as i64 - 1;
-    for component in target.components() {
-        match component {
-            Component::Normal(_) => depth += 1,
-            Component::CurDir => {}
-            Component::ParentDir => {
-                depth -= 1;
-                if depth < 0 {
-                    return Err("link target outside the package");
-                }
-            }
-            Component::RootDir | Component::Prefix(_) => return Err("absolute link target"),
-        }
-    }
-    Ok(())
 }
 
 /// Extracts `archive` into `dest` (which should be an empty directory) within
@@ -410,23 +371,6 @@ fn unpack_tar(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn relative_paths() {
-        assert!(check_relative_path(Path::new("bin/x")).is_ok());
-        assert!(check_relative_path(Path::new("./bin/x")).is_ok());
-        assert!(check_relative_path(Path::new("../x")).is_err());
-        assert!(check_relative_path(Path::new("a/../../x")).is_err());
-        assert!(check_relative_path(Path::new("/etc/passwd")).is_err());
-    }
-
-    #[test]
-    fn link_targets() {
-        assert!(check_link_target(Path::new("lib/libz.so"), Path::new("libz.so.1")).is_ok());
-        assert!(check_link_target(Path::new("bin/x"), Path::new("../lib/x")).is_ok());
-        assert!(check_link_target(Path::new("bin/x"), Path::new("../../etc")).is_err());
-        assert!(check_link_target(Path::new("x"), Path::new("/etc/passwd")).is_err());
-    }
 
     #[test]
     fn archive_bombs_stop_before_writing() {

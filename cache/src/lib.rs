@@ -23,7 +23,7 @@
 //! # The lock protocol (the one place it is written down)
 //!
 //! Every entry is guarded by an OS file lock on `pkgs/.locks/<key>.lock`
-//! ([`lock::FileLock`], fs4). The kernel releases it when its holder exits or is
+//! ([`pkgr_fs::lock::FileLock`], fs4). The kernel releases it when its holder exits or is
 //! killed, so there are no stale locks and no pid files to clean up.
 //!
 //! To use an entry ([`PackageCache::get_all`], [`PackageCache::get_or_fetch`]):
@@ -71,11 +71,11 @@
 //! linking from an entry is never disturbed: removing an entry (clean, repair)
 //! takes the exclusive lock with a try-lock and skips entries in use.
 //!
-//! **Waiting.** A process waiting more than [`lock::WAIT_NOTICE_AFTER`] for a
+//! **Waiting.** A process waiting more than [`pkgr_fs::lock::WAIT_NOTICE_AFTER`] for a
 //! lock tells the user whom it waits for ([`Reporter::waiting`]). No wait is
-//! unbounded: after the lock timeout ([`lock::default_timeout`]: 5 minutes, or
+//! unbounded: after the lock timeout ([`pkgr_fs::lock::default_timeout`]: 5 minutes, or
 //! `PKGR_LOCK_TIMEOUT` seconds; [`PackageCache::with_lock_timeout`]) it fails
-//! with [`LockError::Timeout`], naming the holder's pid. A thread left blocked
+//! with [`pkgr_fs::LockError::Timeout`], naming the holder's pid. A thread left blocked
 //! in a given-up wait holds nothing; when it gets the lock it drops it at once.
 //!
 //! Repodata files follow the same pattern with an exclusive lock on
@@ -99,6 +99,12 @@
 //!   usable, so it never waits behind the readers of an entry someone else has
 //!   just filled;
 //! - an exclusive holder (a filler) waits for no lock, only for the network.
+//!
+//! For installs this order is kept by types, in `pkgr_install`: linking
+//! needs its `LockedPrefix` guard (which only its lock functions make), the
+//! entry locks are the `CacheEntry`s its `Installer::install` fetches after
+//! that and releases before it returns, and its solve releases the repodata
+//! locks before it returns.
 //!
 //! The one wait behind readers is repairing a *damaged* entry others still
 //! read; two processes that each read an entry the other needs repaired would
@@ -135,7 +141,6 @@
 
 pub mod archive;
 pub mod filesystem;
-pub mod lock;
 mod maintenance;
 pub mod repodata_index;
 mod session;
@@ -150,6 +155,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use pkgr_fetch::{Conditional, Expected, FetchError, Fetcher, HttpCacheInfo};
+use pkgr_fs::lock::{self, FileLock, LockError, LockMode};
 use rattler_conda_types::RepoDataRecord;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -157,7 +163,6 @@ use tokio::sync::Semaphore;
 use url::Url;
 
 pub use archive::{ArchiveError, ArchiveFormat};
-pub use lock::{FileLock, LockError, LockMode};
 pub use maintenance::{CleanReport, CorruptEntry, VerifyReport};
 pub use repodata_index::RepodataIndex;
 pub use session::SweepReport;
@@ -559,7 +564,7 @@ impl PackageCache {
     }
 
     /// How long to wait for any one lock before failing with a message that
-    /// names its holder (default: [`lock::default_timeout`]).
+    /// names its holder (default: [`pkgr_fs::lock::default_timeout`]).
     #[must_use]
     pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
         self.lock_timeout = timeout;
@@ -998,7 +1003,7 @@ impl PackageCache {
             sha256: hex::encode(archive_file.sha256),
             md5: hex::encode(archive_file.md5),
             size: archive_file.size,
-            url: pkgr_fetch::redact_url(&record.url),
+            url: pkgr_redact::redact_url(&record.url),
             file_name: display.clone(),
             links_as_files: BTreeMap::new(),
         };
@@ -1038,7 +1043,7 @@ impl PackageCache {
         reporter: &dyn Reporter,
     ) -> Result<Option<RepodataFile>, CacheError> {
         let url = join_url(subdir_url, "repodata.json");
-        let redacted = pkgr_fetch::redact_url(&url);
+        let redacted = pkgr_redact::redact_url(&url);
         if url.scheme() == "file" {
             let path = url.to_file_path().map_err(|()| CacheError::Io {
                 context: format!("{redacted} is not a local path"),
@@ -1229,7 +1234,7 @@ impl PackageCache {
         reporter: &dyn Reporter,
     ) -> Result<Option<ShardIndex>, CacheError> {
         let url = join_url(subdir_url, "repodata_shards.msgpack.zst");
-        let redacted = pkgr_fetch::redact_url(&url);
+        let redacted = pkgr_redact::redact_url(&url);
         let parse = |bytes: &[u8]| {
             shards::decode_msgpack_zst(bytes)
                 .and_then(|value| ShardIndex::parse(&value, subdir_url))
@@ -1358,21 +1363,21 @@ impl PackageCache {
                 pkgr_fetch::Slot::acquire(self.jobs.clone())
                     .await
                     .map_err(|source| CacheError::Fetch {
-                        package: pkgr_fetch::redact_url(url),
+                        package: pkgr_redact::redact_url(url),
                         source,
                     })?;
             self.fetcher
                 .download_if_changed_in_slot(url, &download, &tmp, previous, &mut slot)
                 .await
                 .map_err(|source| CacheError::Fetch {
-                    package: pkgr_fetch::redact_url(url),
+                    package: pkgr_redact::redact_url(url),
                     source,
                 })?
         };
         if let Conditional::Downloaded(..) = &result {
             let (json, index, downloaded) =
                 (paths.json.clone(), paths.index.clone(), download.clone());
-            let redacted = pkgr_fetch::redact_url(url);
+            let redacted = pkgr_redact::redact_url(url);
             tokio::task::spawn_blocking(move || {
                 let placed = place_repodata(&downloaded, zst, &json, &index, &tmp);
                 let _ = fs_err::remove_file(&downloaded);
@@ -1440,7 +1445,7 @@ impl PackageCache {
         if url.scheme() == "file" {
             return Ok(());
         }
-        let redacted = pkgr_fetch::redact_url(&url);
+        let redacted = pkgr_redact::redact_url(&url);
         let (paths, _lock) = self.lock_repodata(&url, &redacted, reporter).await?;
         for path in [&paths.info, &paths.json, &paths.index] {
             match fs_err::remove_file(path) {
@@ -1718,9 +1723,15 @@ pub fn expected_of(record: &RepoDataRecord) -> Expected {
 
 /// Hashes `path` if it exists; returns its digests if they match `expected`.
 fn verify_file(path: &Path, expected: &Expected) -> Option<pkgr_fetch::Downloaded> {
-    pkgr_fetch::hash_file(path)
+    let digests = pkgr_fs::hash_file(path)
         .ok()
-        .filter(|file| expected.matches(file))
+        .filter(|file| expected.matches(file))?;
+    Some(pkgr_fetch::Downloaded {
+        path: path.to_path_buf(),
+        size: digests.size,
+        sha256: digests.sha256,
+        md5: digests.md5,
+    })
 }
 
 /// Extracts `archive` into a staging directory in `tmp`, checks it complete

@@ -10,10 +10,10 @@
 
 use std::path::PathBuf;
 
-use pkgr_fetch::hash_file;
+use pkgr_fs::hash_file;
 
-use crate::lock::{FileLock, LockMode};
 use crate::{session, validate, CacheError, EntryMarker, PackageCache, ENTRY_MARKER};
+use pkgr_fs::lock::{FileLock, LockMode};
 
 /// What `clean` did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

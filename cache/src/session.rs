@@ -7,8 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::lock::{FileLock, LockMode};
 use crate::CacheError;
+use pkgr_fs::lock::{FileLock, LockMode};
 
 /// This process's temp directory in the cache, and the lock that says it is alive.
 #[derive(Debug)]
@@ -31,7 +31,7 @@ impl Session {
             let lock = match FileLock::try_acquire(&lock_path, LockMode::Exclusive) {
                 Ok(Some(lock)) => lock,
                 Ok(None) => continue,
-                Err(crate::LockError::Io { source, .. }) => return Err(not_writable(source)),
+                Err(pkgr_fs::LockError::Io { source, .. }) => return Err(not_writable(source)),
                 Err(e) => return Err(e.into()),
             };
             // A sweeper may have deleted the file between our open and our lock.

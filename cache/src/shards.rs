@@ -199,10 +199,10 @@ impl PackageCache {
             .shards_base
             .join(&file_name)
             .map_err(|e| CacheError::BrokenRepodata {
-                url: pkgr_fetch::redact_url(&index.shards_base),
+                url: pkgr_redact::redact_url(&index.shards_base),
                 problem: e.to_string(),
             })?;
-        let redacted = pkgr_fetch::redact_url(&url);
+        let redacted = pkgr_redact::redact_url(&url);
         let broken = |problem| CacheError::BrokenRepodata {
             url: redacted.clone(),
             problem,

@@ -83,7 +83,7 @@ pub(crate) fn check_files(dir: &Path, depth: Depth) -> Result<Found, String> {
         }
         if depth == Depth::Hashes {
             if let Some(expected) = entry.sha256 {
-                let actual = pkgr_fetch::hash_file(&path).map_err(|e| format!("`{shown}`: {e}"))?;
+                let actual = pkgr_fs::hash_file(&path).map_err(|e| format!("`{shown}`: {e}"))?;
                 if actual.sha256.as_slice() != expected.as_slice() {
                     return Err(format!("`{shown}` has the wrong sha256"));
                 }

@@ -258,7 +258,7 @@ async fn a_panicking_task_does_not_break_another_extraction() {
         .join("pkgs/.locks")
         .join(format!("{}.lock", PackageCache::entry_key(&big)));
     let started = std::time::Instant::now();
-    while pkgr_cache::FileLock::try_acquire(&lock, pkgr_cache::LockMode::Exclusive)
+    while pkgr_fs::FileLock::try_acquire(&lock, pkgr_fs::LockMode::Exclusive)
         .unwrap()
         .is_none()
     {

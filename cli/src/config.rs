@@ -478,11 +478,11 @@ impl Config {
                     "{{http: {}, https: {}}}",
                     self.network.value.proxy_http.as_deref().map_or_else(
                         || "(from $HTTP_PROXY)".to_owned(),
-                        |p| pkgr_fetch::redact_urls_in_text(p, pkgr_fetch::redact_url)
+                        |p| pkgr_redact::redact_urls_in_text(p, pkgr_redact::redact_url)
                     ),
                     self.network.value.proxy_https.as_deref().map_or_else(
                         || "(from $HTTPS_PROXY)".to_owned(),
-                        |p| pkgr_fetch::redact_urls_in_text(p, pkgr_fetch::redact_url)
+                        |p| pkgr_redact::redact_urls_in_text(p, pkgr_redact::redact_url)
                     ),
                 ),
                 self.network.origin.to_string(),

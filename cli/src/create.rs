@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use indicatif::HumanBytes;
-use pkgr_prefix::LinkMode;
+use pkgr_install::{Change, Installer, LinkMode, LockedPrefix, NewEnvironment, Plan, SpecsKind};
 use rattler_conda_types::{
     Channel, ChannelConfig, MatchSpec, ParseStrictness, RepoDataRecord, Subdir,
 };
@@ -17,7 +17,7 @@ use url::Url;
 use crate::cli::{CreateArgs, GlobalArgs, SolveArgs};
 use crate::output::{print_stdout, Progress};
 use crate::paths;
-use crate::transact::{apply, print_json, record_history, Change, Plan, Workspace};
+use crate::transact::{describe, plan_json, print_json, record_history, Workspace};
 
 /// Parses the user's specs, pointing at the first bad one.
 ///
@@ -32,39 +32,6 @@ pub fn parse_specs(specs: &[String]) -> anyhow::Result<Vec<MatchSpec>> {
             MatchSpec::from_str(s, options).with_context(|| format!("invalid package spec `{s}`"))
         })
         .collect()
-}
-
-/// Specs whose name is a glob (`*[md5=...]`) with the glob replaced by the
-/// one name whose records they match (an error when none or several do).
-async fn resolve_name_globs(
-    workspace: &Workspace,
-    indexes: &[pkgr_solver::SubdirIndex],
-    specs: Vec<MatchSpec>,
-) -> anyhow::Result<Vec<MatchSpec>> {
-    let mut resolved = Vec::with_capacity(specs.len());
-    for mut spec in specs {
-        if spec.name.as_exact().is_none() {
-            let records = pkgr_solver::search(&workspace.cache, indexes, &spec).await?;
-            let mut names: Vec<&str> = records
-                .iter()
-                .map(|r| r.package_record.name.as_normalized())
-                .collect();
-            names.dedup();
-            match names.as_slice() {
-                [] => bail!("no package in the channels matches `{spec}`"),
-                [one] => {
-                    let name = rattler_conda_types::PackageName::new_unchecked(*one);
-                    spec.name = name.into();
-                }
-                several => bail!(
-                    "`{spec}` matches packages of several names ({}): name the one you mean",
-                    several.join(", ")
-                ),
-            }
-        }
-        resolved.push(spec);
-    }
-    Ok(resolved)
 }
 
 /// How channel names resolve: against the configured channel alias
@@ -127,11 +94,11 @@ pub fn parse_channels(
         .map(|name| {
             let channel = Channel::from_str(name, &config)
                 .with_context(|| format!("invalid channel `{name}`"))?;
-            if pkgr_fetch::url_has_token_placeholder(channel.base_url.url()) {
+            if pkgr_redact::url_has_token_placeholder(channel.base_url.url()) {
                 bail!(
                     "channel {} holds `{}` where its token goes (as conda-meta records keep it): pass the channel URL with the real token",
-                    pkgr_fetch::url_for_record(channel.base_url.url()).trim_end_matches('/'),
-                    pkgr_fetch::TOKEN_PLACEHOLDER
+                    pkgr_redact::url_for_record(channel.base_url.url()).trim_end_matches('/'),
+                    pkgr_redact::TOKEN_PLACEHOLDER
                 );
             }
             Ok(channel)
@@ -242,13 +209,13 @@ pub async fn run(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
     };
     if global.json {
         if args.dry_run {
-            return print_json(&plan.to_json(&prefix, true));
+            return print_json(&plan_json(&plan, &prefix, true));
         }
     } else if !global.quiet {
         print_stdout(&format!(
             "Environment: {}\n\n{}",
             prefix.display(),
-            plan.describe()
+            describe(&plan)
         ));
     }
     if args.dry_run {
@@ -258,12 +225,10 @@ pub async fn run(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let dir_existed = prefix.exists();
-    let prefix_lock = lock_prefix(&prefix, &progress).await?;
+    let environment = NewEnvironment::lock(&prefix, progress.as_ref()).await?;
     // The check before solving was only a quick answer: another process may
     // have created the environment while we solved or waited for the lock.
-    let had_content = pkgr_prefix::is_non_empty_environment(&prefix);
-    if had_content && !args.yes {
+    if environment.had_content() && !args.yes {
         bail!(
             "an environment already exists at {} (another process created it meanwhile; use -y/--force to replace it)",
             prefix.display()
@@ -271,47 +236,42 @@ pub async fn run(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
     }
     let result = async {
         if args.yes {
-            pkgr_prefix::check_replaceable(&prefix)?;
-            pkgr_prefix::clear_prefix(&prefix)
-                .with_context(|| format!("could not clear {}", prefix.display()))?;
+            environment.clear()?;
         }
-        let downloaded = apply(
-            &workspace,
-            &prefix,
-            Change {
-                installed: &[],
-                solution: &plan.link,
-                plan: &plan,
-                requested: &requested,
-                mode: link_mode(args.copy),
-                metadata_from_archives,
-            },
-            progress.clone(),
-        )
-        .await?;
-        record_history(&prefix, &plan, "update", &requested)?;
+        let report = workspace
+            .installer(link_mode(args.copy))
+            .install(
+                environment.prefix(),
+                Change {
+                    installed: &[],
+                    solution: &plan.link,
+                    plan: &plan,
+                    requested: &requested,
+                    metadata_from_archives,
+                },
+                progress.clone(),
+            )
+            .await?;
+        record_history(environment.prefix(), &plan, SpecsKind::Update, &requested)?;
         if !from_files.variables.is_empty() {
             crate::activate::write_state_variables(&prefix, &from_files.variables)?;
         }
-        anyhow::Ok(downloaded)
+        anyhow::Ok(report.downloaded_bytes)
     }
     .await;
     let downloaded = match result {
         Ok(downloaded) => downloaded,
         Err(err) => {
-            if !had_content {
-                // Leave nothing that looks like an environment behind (only
-                // what this process put there: the prefix held nothing else).
-                undo_create(&prefix, dir_existed);
-            }
-            drop(prefix_lock);
+            // Leave nothing that looks like an environment behind (only what
+            // this process put there, when the prefix held nothing else).
+            environment.abandon();
             return Err(err);
         }
     };
-    drop(prefix_lock);
+    environment.finish();
 
     if global.json {
-        print_json(&plan.to_json(&prefix, false))?;
+        print_json(&plan_json(&plan, &prefix, false))?;
     } else if !global.quiet {
         print_stdout(&format!(
             "Created {} with {} packages ({} downloaded) in {:.1}s\n",
@@ -410,15 +370,16 @@ pub async fn solve(
     progress: &Arc<Progress>,
 ) -> anyhow::Result<Vec<RepoDataRecord>> {
     let spinner = progress.spinner("loading channels and solving");
-    let indexes =
-        pkgr_solver::load_channels(&workspace.cache, channels, platform, progress.as_ref()).await?;
-    let specs = resolve_name_globs(workspace, &indexes, specs).await?;
-    pkgr_solver::prefetch_shards(&workspace.cache, &indexes, &specs, &locked).await?;
-    let records = tokio::task::spawn_blocking(move || {
-        let virtual_packages = pkgr_solver::detect_virtual_packages(platform)?;
-        pkgr_solver::solve(&indexes, &specs, &locked, virtual_packages, &options)
-    })
-    .await??;
+    let records = Installer::new(&workspace.cache)
+        .solve(
+            channels,
+            platform,
+            specs,
+            locked,
+            options,
+            progress.as_ref(),
+        )
+        .await?;
     if let Some(spinner) = spinner {
         spinner.finish_and_clear();
     }
@@ -426,29 +387,6 @@ pub async fn solve(
 }
 
 /// Takes the environment's lock, saying whom it waits for.
-pub async fn lock_prefix(
-    prefix: &Path,
-    progress: &Arc<Progress>,
-) -> anyhow::Result<pkgr_cache::lock::FileLock> {
-    let lock_progress = progress.clone();
-    Ok(pkgr_prefix::lock_prefix(prefix, move |pid| {
-        let who = pid.map_or_else(
-            || String::from("another pkgr process"),
-            |p| format!("pkgr pid {p}"),
-        );
-        lock_progress.line(&format!("waiting for the environment lock (held by {who})"));
-    })
-    .await?)
-}
-
-/// Removes what a failed create put into `prefix`, which held no environment
-/// before (best effort: the error that got us here is what the user sees).
-/// Waiters on the removed prefix lock notice and lock the new file.
-fn undo_create(prefix: &Path, dir_existed: bool) {
-    if dir_existed {
-        let _ = pkgr_prefix::clear_prefix(prefix);
-        let _ = fs_err::remove_dir_all(prefix.join("conda-meta"));
-    } else {
-        let _ = fs_err::remove_dir_all(prefix);
-    }
+pub async fn lock_prefix(prefix: &Path, progress: &Arc<Progress>) -> anyhow::Result<LockedPrefix> {
+    Ok(pkgr_install::lock_prefix(prefix, progress.as_ref()).await?)
 }

@@ -299,7 +299,7 @@ pub fn explicit(records: &[PrefixRecord], hash: ExplicitHash) -> anyhow::Result<
     out.push_str("@EXPLICIT\n");
     for record in records {
         let r = &record.repodata_record;
-        let url = pkgr_fetch::url_for_record(&r.url);
+        let url = pkgr_redact::url_for_record(&r.url);
         let p = &r.package_record;
         let digest = match hash {
             ExplicitHash::None => {
@@ -360,7 +360,7 @@ fn write_or_print(file: Option<&Path>, text: &str) -> anyhow::Result<()> {
 }
 
 fn redacted(text: &str) -> String {
-    pkgr_fetch::redact_urls_in_text(text, pkgr_fetch::url_for_record)
+    pkgr_redact::redact_urls_in_text(text, pkgr_redact::url_for_record)
 }
 
 #[cfg(test)]

@@ -281,8 +281,8 @@ fn record_of(path: &Path) -> anyhow::Result<Indexed> {
         .with_context(|| format!("{} has an invalid info/index.json", path.display()))?;
     let index = IndexJson::from_str(&text)
         .with_context(|| format!("{} has an invalid info/index.json", path.display()))?;
-    let file = pkgr_fetch::hash_file(path)
-        .with_context(|| format!("could not read {}", path.display()))?;
+    let file =
+        pkgr_fs::hash_file(path).with_context(|| format!("could not read {}", path.display()))?;
     // Checked the way pkgr's solver will read it (and for the subdir).
     let parsed = PackageRecord::from_index_json(index, Some(file.size), None, None)
         .with_context(|| format!("{} has an invalid info/index.json", path.display()))?;

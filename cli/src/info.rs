@@ -18,7 +18,7 @@ pub fn info(global: &GlobalArgs) -> anyhow::Result<()> {
             pkgr_solver::subdirs_for(platform)
                 .into_iter()
                 .map(move |s| {
-                    pkgr_fetch::url_for_record(c.base_url.url())
+                    pkgr_redact::url_for_record(c.base_url.url())
                         .trim_end_matches('/')
                         .to_owned()
                         + "/"

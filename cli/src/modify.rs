@@ -12,12 +12,11 @@ use rattler_conda_types::{
 };
 
 use crate::cli::{GlobalArgs, InstallArgs, RemoveArgs};
-use crate::create::{link_mode, lock_prefix, parse_channels, parse_specs, solve};
+use crate::create::{link_mode, parse_channels, parse_specs, solve};
 use crate::output::{print_stdout, Progress};
 use crate::paths;
-use crate::transact::{
-    apply, print_json, record_history, requested_spec_of, Change, Plan, Workspace,
-};
+use crate::transact::{describe, plan_json, print_json, record_history, Workspace};
+use pkgr_install::{requested_spec_of, Change, InstallError, LockedPrefix, Plan, SpecsKind};
 
 /// Takes the lock of an existing environment, finishes an interrupted
 /// transaction, and reads what is installed.
@@ -25,32 +24,9 @@ async fn open_environment(
     global: &GlobalArgs,
     prefix: &Path,
     progress: &Arc<Progress>,
-) -> anyhow::Result<(pkgr_cache::lock::FileLock, Vec<PrefixRecord>)> {
+) -> anyhow::Result<(LockedPrefix, Vec<PrefixRecord>)> {
     paths::require_environment(global, prefix)?;
-    let lock = lock_prefix(prefix, progress).await?;
-    // Checked again under the lock: a concurrent `env remove` may have taken
-    // the environment away while we waited (taking the lock then made a bare
-    // conda-meta/ with only the lock file, which is removed again: it must
-    // not look like an environment).
-    if !pkgr_prefix::is_non_empty_environment(prefix) {
-        let meta = prefix.join("conda-meta");
-        let _ = fs_err::remove_file(meta.join(pkgr_prefix::PREFIX_LOCK));
-        let _ = fs_err::remove_dir(&meta);
-        let _ = fs_err::remove_dir(prefix);
-        drop(lock);
-        bail!(
-            "the environment at {} was removed while this command waited for its lock",
-            prefix.display()
-        );
-    }
-    for package in pkgr_prefix::recover(prefix)? {
-        progress.warn(&format!(
-            "an earlier transaction was interrupted while changing {package}; removed its leftover files"
-        ));
-    }
-    let installed = pkgr_prefix::read_prefix_records(prefix)
-        .with_context(|| format!("could not read the environment at {}", prefix.display()))?;
-    Ok((lock, installed))
+    Ok(pkgr_install::open_environment(prefix, progress.as_ref()).await?)
 }
 
 fn name_of(record: &PrefixRecord) -> &str {
@@ -167,10 +143,11 @@ pub async fn install(global: &GlobalArgs, args: InstallArgs, update: bool) -> an
     )
     .await
     .map_err(|err| {
-        let refused = match err.downcast_ref::<pkgr_solver::SolverError>() {
-            Some(pkgr_solver::SolverError::NeedsCredentials { channel, .. }) if from_records => {
-                Some(needs_credentials(channel))
-            }
+        let refused = match err.downcast_ref::<InstallError>() {
+            Some(InstallError::Solve(pkgr_solver::SolverError::NeedsCredentials {
+                channel,
+                ..
+            })) if from_records => Some(needs_credentials(channel)),
             _ => None,
         };
         match refused {
@@ -183,30 +160,28 @@ pub async fn install(global: &GlobalArgs, args: InstallArgs, update: bool) -> an
         if plan.is_empty() && !args.dry_run && !args.specs.is_empty() {
             // Nothing to change, but the user asked for these: record it, so
             // that `remove` never prunes them and `--from-history` names them.
-            record_history(&prefix, &plan, "update", &args.specs)?;
+            record_history(&prefix_lock, &plan, SpecsKind::Update, &args.specs)?;
         }
         return Ok(());
     }
-    let downloaded = apply(
-        &workspace,
-        &prefix,
-        Change {
-            installed: &installed,
-            solution: &solution,
-            plan: &plan,
-            requested: &args.specs,
-            mode: link_mode(args.copy),
-            metadata_from_archives: false,
-        },
-        progress.clone(),
-    )
-    .await?;
+    let downloaded = workspace
+        .installer(link_mode(args.copy))
+        .install(
+            &prefix_lock,
+            Change {
+                requested: &args.specs,
+                ..Change::new(&installed, &solution, &plan)
+            },
+            progress.clone(),
+        )
+        .await?
+        .downloaded_bytes;
     let history_specs: Vec<String> = if args.specs.is_empty() {
         named.into_iter().collect()
     } else {
         args.specs.clone()
     };
-    record_history(&prefix, &plan, "update", &history_specs)?;
+    record_history(&prefix_lock, &plan, SpecsKind::Update, &history_specs)?;
     drop(prefix_lock);
     report_done(global, &prefix, &plan, Some(downloaded), started)
 }
@@ -270,21 +245,15 @@ pub async fn remove(global: &GlobalArgs, args: RemoveArgs) -> anyhow::Result<()>
     let staying_records: Vec<RepoDataRecord> =
         staying.iter().map(|r| r.repodata_record.clone()).collect();
     let workspace = Workspace::open(global, &progress)?;
-    apply(
-        &workspace,
-        &prefix,
-        Change {
-            installed: &installed,
-            solution: &staying_records,
-            plan: &plan,
-            requested: &[],
-            mode: link_mode(false),
-            metadata_from_archives: false,
-        },
-        progress.clone(),
-    )
-    .await?;
-    record_history(&prefix, &plan, "remove", &args.packages)?;
+    workspace
+        .installer(link_mode(false))
+        .install(
+            &prefix_lock,
+            Change::new(&installed, &staying_records, &plan),
+            progress.clone(),
+        )
+        .await?;
+    record_history(&prefix_lock, &plan, SpecsKind::Remove, &args.packages)?;
     drop(prefix_lock);
     report_done(global, &prefix, &plan, None, started)
 }
@@ -298,13 +267,13 @@ fn finish_planning(
 ) -> anyhow::Result<bool> {
     if global.json {
         if dry_run || plan.is_empty() {
-            print_json(&plan.to_json(prefix, true))?;
+            print_json(&plan_json(plan, prefix, true))?;
         }
     } else if !global.quiet {
         print_stdout(&format!(
             "Environment: {}\n\n{}",
             prefix.display(),
-            plan.describe()
+            describe(plan)
         ));
         if dry_run && !plan.is_empty() {
             print_stdout("Dry run: nothing was changed.\n");
@@ -321,7 +290,7 @@ fn report_done(
     started: Instant,
 ) -> anyhow::Result<()> {
     if global.json {
-        return print_json(&plan.to_json(prefix, false));
+        return print_json(&plan_json(plan, prefix, false));
     }
     if !global.quiet {
         let fetched = downloaded
@@ -419,7 +388,7 @@ fn channels_of(
         .map(|c| {
             let channel = Channel::from_str(c, &config)
                 .with_context(|| format!("the environment names an invalid channel `{c}`"))?;
-            if pkgr_fetch::url_has_token_placeholder(channel.base_url.url()) {
+            if pkgr_redact::url_has_token_placeholder(channel.base_url.url()) {
                 let Some(filled) = credentials.fill_token_placeholder(channel.base_url.url())
                 else {
                     bail!(needs_credentials(c));

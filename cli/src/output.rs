@@ -14,7 +14,7 @@ use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, Prog
 /// defence for everything pkgr prints (an error of the HTTP client, say, may
 /// quote the URL it was given).
 fn redacted(text: &str) -> String {
-    pkgr_fetch::redact_urls_in_text(text, pkgr_fetch::redact_url)
+    pkgr_redact::redact_urls_in_text(text, pkgr_redact::redact_url)
 }
 
 /// Turns on `tracing` logs on stderr: `-v` info, `-vv` debug, `-vvv` trace
@@ -40,6 +40,7 @@ pub fn init_logging(verbose: u8) {
                 "pkgr_fetch",
                 "pkgr_solver",
                 "pkgr_prefix",
+                "pkgr_install",
             ]
             .iter()
             .map(|c| format!("{c}={level}"))
@@ -155,14 +156,14 @@ impl Progress {
 
     /// A bar counting the packages that are in the cache (downloaded and
     /// extracted, or found there) out of `total`, on a terminal.
-    pub fn start_fetching(&self, total: usize) {
+    fn start_fetching(&self, total: usize) {
         let bar = self.counting_bar("fetching", total);
         self.with_phases(|p| p.fetching = bar);
     }
 
     /// A bar counting the packages linked or unlinked out of `total`, on a
     /// terminal (the fetching bar is done by then).
-    pub fn start_linking(&self, total: usize) {
+    fn start_linking(&self, total: usize) {
         let bar = self.counting_bar("linking", total);
         self.with_phases(|p| {
             if let Some(done) = p.fetching.take() {
@@ -173,7 +174,7 @@ impl Progress {
     }
 
     /// One package linked or unlinked.
-    pub fn package_linked(&self) {
+    fn package_linked(&self) {
         self.with_phases(|p| {
             if let Some(bar) = &p.linking {
                 bar.inc(1);
@@ -182,7 +183,7 @@ impl Progress {
     }
 
     /// Clears the counting bars.
-    pub fn finish_phases(&self) {
+    fn finish_phases(&self) {
         self.with_phases(|p| {
             for bar in [p.fetching.take(), p.linking.take()].into_iter().flatten() {
                 bar.finish_and_clear();
@@ -297,6 +298,60 @@ impl pkgr_cache::Reporter for Progress {
         self.warn(&format!(
             "the cached copy of {what} is damaged ({problem}); fetching it again"
         ));
+    }
+}
+
+impl pkgr_install::Reporter for Progress {
+    fn waiting_for_prefix(&self, _prefix: &std::path::Path, holder_pid: Option<u32>) {
+        let who = holder_pid.map_or_else(
+            || String::from("another pkgr process"),
+            |p| format!("pkgr pid {p}"),
+        );
+        self.line(&format!("waiting for the environment lock (held by {who})"));
+    }
+
+    fn recovered(&self, package: &str) {
+        self.warn(&format!(
+            "an earlier transaction was interrupted while changing {package}; removed its leftover files"
+        ));
+    }
+
+    fn fetching_started(&self, packages: usize) {
+        self.start_fetching(packages);
+    }
+
+    fn linking_started(&self, changes: usize) {
+        self.start_linking(changes);
+    }
+
+    fn transaction_event(&self, event: &pkgr_prefix::TransactionEvent<'_>) {
+        use pkgr_prefix::TransactionEvent;
+        match event {
+            TransactionEvent::Unlinked(record) => {
+                self.package_linked();
+                self.line(&format!("removed {}", record.identifier));
+            }
+            TransactionEvent::Linked(record) => {
+                self.package_linked();
+                self.line(&format!("linked {}", record.identifier));
+            }
+            TransactionEvent::Clobbered {
+                path,
+                loser,
+                winner,
+            } => self.warn(&format!(
+                "{loser} and {winner} both ship `{}`: {winner}'s file (linked later) is in place; removing either package leaves it",
+                path.display()
+            )),
+            TransactionEvent::Message { package, text } => {
+                self.line(&format!("message from {package}:\n{}", text.trim_end()));
+            }
+            TransactionEvent::Warning(text) => self.warn(text),
+        }
+    }
+
+    fn finished(&self) {
+        self.finish_phases();
     }
 }
 

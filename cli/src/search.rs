@@ -39,7 +39,7 @@ pub async fn run(global: &GlobalArgs, args: &SearchArgs) -> anyhow::Result<()> {
             };
             value.insert(
                 "url".to_owned(),
-                pkgr_fetch::url_for_record(&record.url).into(),
+                pkgr_redact::url_for_record(&record.url).into(),
             );
             value.insert(
                 "channel".to_owned(),

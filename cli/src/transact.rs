@@ -1,17 +1,18 @@
-//! What `create`, `install`, `update` and `remove` share: the difference
-//! between what is installed and what the solver chose, fetching what it
-//! links into the shared cache, applying it to the prefix, and `history`.
+//! What `create`, `install`, `update` and `remove` share on the front-end
+//! side: opening the cache from the configuration ([`Workspace`]), the
+//! command line for `history`, and how plans and records are shown (tables,
+//! conda's `--json` shape). The steps themselves (plan, solve, fetch, link,
+//! history, the prefix lock) are `pkgr_install`'s.
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use indicatif::HumanBytes;
-use pkgr_cache::{CacheEntry, PackageCache, Reporter};
+use pkgr_cache::PackageCache;
 use pkgr_fetch::Fetcher;
-use pkgr_prefix::{LinkMode, LinkRequest, PythonInfo, Transaction, TransactionEvent};
-use rattler_conda_types::{MatchSpec, ParseStrictness, PrefixRecord, RepoDataRecord};
+use pkgr_install::{Installer, LinkMode, LockedPrefix, Plan, SpecsKind};
+use rattler_conda_types::{PrefixRecord, RepoDataRecord};
 use tokio::sync::Semaphore;
 use url::Url;
 
@@ -25,19 +26,18 @@ pub struct Workspace {
     pub cache: PackageCache,
     /// Bounds downloads, extractions and linking.
     pub jobs: Arc<Semaphore>,
-    /// How many permits `jobs` has.
-    pub job_count: usize,
 }
 
 impl Workspace {
     /// Opens the cache named by the global options, with a fetcher that uses
     /// the configured network settings and says on `progress` what it retries.
     pub fn open(global: &GlobalArgs, progress: &Arc<Progress>) -> anyhow::Result<Self> {
-        let job_count = global
-            .jobs
-            .filter(|&j| j > 0)
-            .unwrap_or_else(pkgr_cache::default_jobs);
-        let jobs = Arc::new(Semaphore::new(job_count));
+        let jobs = Arc::new(Semaphore::new(
+            global
+                .jobs
+                .filter(|&j| j > 0)
+                .unwrap_or_else(pkgr_cache::default_jobs),
+        ));
         let observer_progress = progress.clone();
         let fetcher = Fetcher::with_settings(global.config.network.value.clone())?
             .with_credentials(paths::credentials()?)
@@ -68,11 +68,14 @@ impl Workspace {
             .with_read_only_layers(global.config.read_only_caches.value.clone())
             .with_jobs(jobs.clone())
             .with_repodata_policy(global.repodata_policy());
-        Ok(Self {
-            cache,
-            jobs,
-            job_count,
-        })
+        Ok(Self { cache, jobs })
+    }
+
+    /// An installer on this cache and its jobs permits, linking with `mode`.
+    pub fn installer(&self, mode: LinkMode) -> Installer<'_> {
+        Installer::new(&self.cache)
+            .with_jobs(self.jobs.clone())
+            .with_link_mode(mode)
     }
 }
 
@@ -97,101 +100,50 @@ fn retry_message(notice: &pkgr_fetch::RetryNotice<'_>) -> String {
     )
 }
 
-/// What a change does to an environment.
-#[derive(Debug, Default)]
-pub struct Plan {
-    /// Installed packages that go.
-    pub unlink: Vec<PrefixRecord>,
-    /// Packages that come.
-    pub link: Vec<RepoDataRecord>,
-}
-
-impl Plan {
-    /// The change from `installed` to `solution`. `noarch: python` packages
-    /// that stay are relinked when python's minor version changes (their
-    /// files live in `lib/pythonX.Y`).
-    pub fn between(installed: &[PrefixRecord], solution: &[RepoDataRecord]) -> Self {
-        let old_python = python_of(installed.iter().map(|r| &r.repodata_record));
-        let new_python = python_of(solution.iter());
-        let python_moved = old_python.is_some()
-            && new_python.is_some()
-            && old_python.map(|p| p.version) != new_python.map(|p| p.version);
-        let relink =
-            |record: &RepoDataRecord| python_moved && record.package_record.noarch.is_python();
-        // Compared in the form records keep: conda-meta holds URLs without
-        // credentials, the channels' records hold them with.
-        let key = |url: &Url| pkgr_fetch::url_for_record(url);
-        let kept: HashSet<String> = solution.iter().map(|r| key(&r.url)).collect();
-        let had: HashSet<String> = installed
-            .iter()
-            .map(|r| key(&r.repodata_record.url))
-            .collect();
-        Self {
-            unlink: installed
-                .iter()
-                .filter(|r| {
-                    !kept.contains(&key(&r.repodata_record.url)) || relink(&r.repodata_record)
-                })
-                .cloned()
-                .collect(),
-            link: solution
-                .iter()
-                .filter(|r| !had.contains(&key(&r.url)) || relink(r))
-                .cloned()
-                .collect(),
-        }
-    }
-
-    /// Whether the environment stays as it is.
-    pub fn is_empty(&self) -> bool {
-        self.unlink.is_empty() && self.link.is_empty()
-    }
-
-    /// The plan as tables for the user.
-    pub fn describe(&self) -> String {
-        let mut out = String::new();
-        if !self.unlink.is_empty() {
-            let records: Vec<RepoDataRecord> = self
-                .unlink
-                .iter()
-                .map(|r| r.repodata_record.clone())
-                .collect();
-            out.push_str(&format!(
-                "Remove:\n{}\n  {}\n\n",
-                records_table(&records),
-                count(records.len(), "package")
-            ));
-        }
-        if !self.link.is_empty() {
-            let total: u64 = self.link.iter().filter_map(|r| r.package_record.size).sum();
-            out.push_str(&format!(
-                "Install:\n{}\n  {}, {} to fetch at most\n\n",
-                records_table(&self.link),
-                count(self.link.len(), "package"),
-                HumanBytes(total)
-            ));
-        }
-        if out.is_empty() {
-            out.push_str("Nothing to change: the environment already satisfies the request.\n\n");
-        }
-        out
-    }
-
-    /// conda's `--json` shape of a plan.
-    pub fn to_json(&self, prefix: &Path, dry_run: bool) -> serde_json::Value {
-        let unlink: Vec<serde_json::Value> = self
+/// The plan as tables for the user.
+pub fn describe(plan: &Plan) -> String {
+    let mut out = String::new();
+    if !plan.unlink.is_empty() {
+        let records: Vec<RepoDataRecord> = plan
             .unlink
             .iter()
-            .map(|r| record_json(&r.repodata_record))
+            .map(|r| r.repodata_record.clone())
             .collect();
-        let link: Vec<serde_json::Value> = self.link.iter().map(record_json).collect();
-        serde_json::json!({
-            "success": true,
-            "dry_run": dry_run,
-            "prefix": prefix,
-            "actions": { "LINK": link, "UNLINK": unlink, "PREFIX": prefix },
-        })
+        out.push_str(&format!(
+            "Remove:\n{}\n  {}\n\n",
+            records_table(&records),
+            count(records.len(), "package")
+        ));
     }
+    if !plan.link.is_empty() {
+        let total: u64 = plan.link.iter().filter_map(|r| r.package_record.size).sum();
+        out.push_str(&format!(
+            "Install:\n{}\n  {}, {} to fetch at most\n\n",
+            records_table(&plan.link),
+            count(plan.link.len(), "package"),
+            HumanBytes(total)
+        ));
+    }
+    if out.is_empty() {
+        out.push_str("Nothing to change: the environment already satisfies the request.\n\n");
+    }
+    out
+}
+
+/// conda's `--json` shape of a plan.
+pub fn plan_json(plan: &Plan, prefix: &Path, dry_run: bool) -> serde_json::Value {
+    let unlink: Vec<serde_json::Value> = plan
+        .unlink
+        .iter()
+        .map(|r| record_json(&r.repodata_record))
+        .collect();
+    let link: Vec<serde_json::Value> = plan.link.iter().map(record_json).collect();
+    serde_json::json!({
+        "success": true,
+        "dry_run": dry_run,
+        "prefix": prefix,
+        "actions": { "LINK": link, "UNLINK": unlink, "PREFIX": prefix },
+    })
 }
 
 /// `1 package`, `2 packages`.
@@ -203,248 +155,16 @@ fn count(n: usize, noun: &str) -> String {
     }
 }
 
-/// The python of a set of records, if it has one.
-pub fn python_of<'a>(records: impl Iterator<Item = &'a RepoDataRecord>) -> Option<PythonInfo> {
-    records
-        .map(|r| &r.package_record)
-        .find(|p| p.name.as_normalized() == "python")
-        .and_then(PythonInfo::from_record)
-}
-
-/// One change to an environment, as [`apply`] carries it out.
-pub struct Change<'a> {
-    /// What the environment holds now.
-    pub installed: &'a [PrefixRecord],
-    /// Every package the environment holds afterwards.
-    pub solution: &'a [RepoDataRecord],
-    /// What to remove and what to link.
-    pub plan: &'a Plan,
-    /// The user's specs this time (recorded as `requested_spec` of the
-    /// packages they name; a package that replaces an installed one keeps the
-    /// old one's otherwise).
-    pub requested: &'a [String],
-    /// How files are linked.
-    pub mode: LinkMode,
-    /// The records to link know only their file name and checksum (an
-    /// `@EXPLICIT` list): their metadata (depends, license, ...) is read from
-    /// each archive's `info/index.json` once it is in the cache, as conda does.
-    pub metadata_from_archives: bool,
-}
-
-/// Fetches what the change links into the cache and applies it to `prefix`
-/// (whose lock the caller holds). Returns the bytes downloaded.
-pub async fn apply(
-    workspace: &Workspace,
-    prefix: &Path,
-    change: Change<'_>,
-    progress: Arc<Progress>,
-) -> anyhow::Result<u64> {
-    let Change {
-        installed,
-        solution,
-        plan,
-        requested,
-        mode,
-        metadata_from_archives,
-    } = change;
-    // Fetch concurrently; the cache bounds the real work with the jobs
-    // permits and hands back every entry with its shared lock held.
-    let reporter: &dyn Reporter = progress.as_ref();
-    progress.start_fetching(plan.link.len());
-    let entries = workspace.cache.get_all(&plan.link, reporter).await;
-    let entries: Vec<CacheEntry> = match entries {
-        Ok(entries) => entries,
-        Err(err) => {
-            progress.finish_phases();
-            return Err(err.into());
-        }
-    };
-    progress.start_linking(plan.link.len() + plan.unlink.len());
-    let downloaded = entries
-        .iter()
-        .filter_map(CacheEntry::downloaded_bytes)
-        .sum();
-    let completed: Vec<RepoDataRecord> = if metadata_from_archives {
-        plan.link
-            .iter()
-            .zip(&entries)
-            .map(|(record, entry)| record_from_archive(record, entry))
-            .collect::<anyhow::Result<_>>()?
-    } else {
-        plan.link.clone()
-    };
-    let link = completed
-        .iter()
-        .zip(&entries)
-        .map(|(record, entry)| {
-            let name = record.package_record.name.as_normalized();
-            let requested_spec = requested
-                .iter()
-                .find(|s| spec_names(s, name))
-                .cloned()
-                .or_else(|| {
-                    installed
-                        .iter()
-                        .find(|r| r.repodata_record.package_record.name.as_normalized() == name)
-                        .and_then(requested_spec_of)
-                });
-            LinkRequest {
-                record: record.clone(),
-                package_dir: entry.dir().to_path_buf(),
-                requested_spec,
-                symlinks: Some(entry.symlinks().clone()),
-            }
-        })
-        .collect();
-    let transaction = Transaction {
-        unlink: plan.unlink.clone(),
-        link,
-        python: python_of(solution.iter()),
-        mode,
-        jobs: workspace.job_count,
-    };
-    // Linking runs `job_count` packages at once: it holds as many permits
-    // (all of them, as nothing else of this process runs by now).
-    let permit = workspace
-        .jobs
-        .clone()
-        .acquire_many_owned(u32::try_from(workspace.job_count).unwrap_or(u32::MAX))
-        .await
-        .context("the jobs semaphore was closed")?;
-    let prefix_owned = prefix.to_path_buf();
-    let installed = installed.to_vec();
-    let events = progress.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        transaction.execute(&prefix_owned, &installed, &|event| report(&events, &event))
-    })
-    .await?;
-    progress.finish_phases();
-    result.with_context(|| format!("could not change the environment at {}", prefix.display()))?;
-    drop(permit);
-    drop(entries);
-    Ok(downloaded)
-}
-
-/// `record` (an `@EXPLICIT` line: file name, URL, checksum) completed from
-/// the `info/index.json` of its cache entry, with the checksums and size of
-/// the verified archive. The name, version and build must be those the file
-/// name promised.
-fn record_from_archive(
-    record: &RepoDataRecord,
-    entry: &CacheEntry,
-) -> anyhow::Result<RepoDataRecord> {
-    use rattler_conda_types::package::{IndexJson, PackageFile};
-    let index = IndexJson::from_package_directory(entry.dir()).with_context(|| {
-        format!(
-            "could not read info/index.json of {} (in {})",
-            record.identifier,
-            entry.dir().display()
-        )
-    })?;
-    let marker = entry.marker()?;
-    let sha256 = hex::decode(&marker.sha256)
-        .ok()
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .map(Into::into);
-    let md5 = hex::decode(&marker.md5)
-        .ok()
-        .and_then(|b| <[u8; 16]>::try_from(b).ok())
-        .map(Into::into);
-    let mut package_record =
-        rattler_conda_types::PackageRecord::from_index_json(index, Some(marker.size), sha256, md5)
-            .with_context(|| format!("info/index.json of {} is not usable", record.identifier))?;
-    let wanted = &record.package_record;
-    if package_record.name != wanted.name
-        || package_record.version != wanted.version
-        || package_record.build != wanted.build
-    {
-        bail!(
-            "{} holds the package {}-{}-{}, not what its file name says",
-            pkgr_fetch::redact_url(&record.url),
-            package_record.name.as_normalized(),
-            package_record.version,
-            package_record.build
-        );
-    }
-    if package_record.subdir.is_empty() {
-        package_record.subdir.clone_from(&wanted.subdir);
-    }
-    Ok(RepoDataRecord {
-        package_record,
-        identifier: record.identifier.clone(),
-        url: record.url.clone(),
-        channel: record.channel.clone(),
-    })
-}
-
-fn report(progress: &Progress, event: &TransactionEvent<'_>) {
-    match event {
-        TransactionEvent::Unlinked(record) => {
-            progress.package_linked();
-            progress.line(&format!("removed {}", record.identifier));
-        }
-        TransactionEvent::Linked(record) => {
-            progress.package_linked();
-            progress.line(&format!("linked {}", record.identifier));
-        }
-        TransactionEvent::Clobbered {
-            path,
-            loser,
-            winner,
-        } => progress.warn(&format!(
-            "{loser} and {winner} both ship `{}`: {winner}'s file (linked later) is in place; removing either package leaves it",
-            path.display()
-        )),
-        TransactionEvent::Message { package, text } => {
-            progress.line(&format!("message from {package}:\n{}", text.trim_end()));
-        }
-        TransactionEvent::Warning(text) => progress.warn(text),
-    }
-}
-
-/// The spec an installed package was asked for with, if any (conda writes
-/// the string `None` for dependencies).
-pub fn requested_spec_of(record: &PrefixRecord) -> Option<String> {
-    #[allow(deprecated)]
-    let single = record.requested_spec.clone();
-    single
-        .into_iter()
-        .chain(record.requested_specs.iter().cloned())
-        .find(|s| !s.is_empty() && s != "None")
-}
-
-/// Whether the user's spec text names package `name`.
-pub fn spec_names(spec: &str, name: &str) -> bool {
-    MatchSpec::from_str(spec, ParseStrictness::Lenient)
-        .ok()
-        .and_then(|s| s.name.as_exact().map(|n| n.as_normalized() == name))
-        .unwrap_or(false)
-}
-
-/// Appends the change to `conda-meta/history`; `specs_kind` is `update` or
-/// `remove`, as conda writes it.
+/// Appends the change to `conda-meta/history` with this process's command
+/// line; `kind` is what conda writes (`update` or `remove` specs).
 pub fn record_history(
-    prefix: &Path,
+    prefix: &LockedPrefix,
     plan: &Plan,
-    specs_kind: &str,
+    kind: SpecsKind,
     specs: &[String],
 ) -> anyhow::Result<()> {
     let command: Vec<String> = std::env::args().collect();
-    let timestamp = jiff::Zoned::now().strftime("%Y-%m-%d %H:%M:%S").to_string();
-    let unlinked: Vec<RepoDataRecord> = plan
-        .unlink
-        .iter()
-        .map(|r| r.repodata_record.clone())
-        .collect();
-    pkgr_prefix::append_history(
-        prefix,
-        &command.join(" "),
-        &plan.link,
-        &unlinked,
-        specs_kind,
-        specs,
-        &timestamp,
-    )?;
+    prefix.record_history(plan, kind, specs, &command.join(" "))?;
     Ok(())
 }
 
@@ -495,7 +215,7 @@ pub fn record_channel(record: &RepoDataRecord) -> Option<String> {
     record
         .channel
         .as_deref()
-        .map(|c| pkgr_fetch::redact_urls_in_text(c, pkgr_fetch::url_for_record))
+        .map(|c| pkgr_redact::redact_urls_in_text(c, pkgr_redact::url_for_record))
 }
 
 /// The channel a record came from, as a user would name it.
@@ -534,7 +254,7 @@ fn record_json(r: &RepoDataRecord) -> serde_json::Value {
         "platform": p.subdir,
         "version": p.version.to_string(),
         "subdir": p.subdir,
-        "url": pkgr_fetch::url_for_record(&r.url),
+        "url": pkgr_redact::url_for_record(&r.url),
         "fn": r.identifier.to_string(),
         "size": p.size,
         "md5": p.md5.as_ref().map(hex::encode),

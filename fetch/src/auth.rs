@@ -15,7 +15,7 @@
 //! How a credential is sent: a conda token goes into the URL's path as
 //! `/t/<token>/` right after the host (anaconda.org's form), basic auth and
 //! bearer tokens as an `Authorization` header. Nothing here is ever logged;
-//! messages use [`crate::redact_url`] of the URL without the credential.
+//! messages use [`pkgr_redact::redact_url`] of the URL without the credential.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -289,14 +289,14 @@ impl Credentials {
     /// `url` with a stored conda token in place of `/t/<TOKEN>/` (the form
     /// records keep), if there is one for its host; else `None`.
     pub fn fill_token_placeholder(&self, url: &Url) -> Option<Url> {
-        if !crate::url_has_token_placeholder(url) {
+        if !pkgr_redact::url_has_token_placeholder(url) {
             return None;
         }
         let Some(Credential::Token(token)) = self.for_url(url) else {
             return None;
         };
-        let text = crate::url_for_record(url).replacen(
-            &format!("/t/{}/", crate::TOKEN_PLACEHOLDER),
+        let text = pkgr_redact::url_for_record(url).replacen(
+            &format!("/t/{}/", pkgr_redact::TOKEN_PLACEHOLDER),
             &format!("/t/{token}/"),
             1,
         );
@@ -310,11 +310,11 @@ impl Credentials {
         // `/t/<TOKEN>/` (what records and exported lists keep): the stored
         // token goes in its place; without one the request goes as it is
         // and its 401 says credentials are needed.
-        if crate::url_has_token_placeholder(url) {
+        if pkgr_redact::url_has_token_placeholder(url) {
             let filled = self.fill_token_placeholder(url);
             return (filled.unwrap_or_else(|| url.clone()), None);
         }
-        if crate::url_has_credentials(url) {
+        if pkgr_redact::url_has_credentials(url) {
             if !url.username().is_empty() {
                 let mut bare = url.clone();
                 let (user, password) = (

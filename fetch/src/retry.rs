@@ -61,7 +61,7 @@ impl std::fmt::Debug for NetworkSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let proxy = |p: &Option<String>| {
             p.as_deref()
-                .map(|p| crate::redact_urls_in_text(p, crate::redact_url))
+                .map(|p| pkgr_redact::redact_urls_in_text(p, pkgr_redact::redact_url))
         };
         f.debug_struct("NetworkSettings")
             .field("max_retries", &self.max_retries)

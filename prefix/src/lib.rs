@@ -14,7 +14,15 @@
 //!
 //! A transaction on a prefix holds the prefix's exclusive lock
 //! ([`lock_prefix`]) for its whole length; it is the first lock in pkgr's lock
-//! order (see the `pkgr_cache` crate docs).
+//! order (see the `pkgr_cache` crate docs). Front-ends take it through
+//! `pkgr_install`, whose `LockedPrefix` guard is what its installer needs to
+//! link.
+//!
+//! It depends on the conda data model and on the two leaf helpers
+//! `pkgr-fs` (the file lock, path checks, file hashing) and `pkgr-redact`
+//! (URLs written without credentials). **It must not depend on** the
+//! downloader (`pkgr-fetch`, and so an HTTP client), the cache or the
+//! solver: it links from directories it is given.
 
 mod link;
 mod placeholder;
@@ -26,7 +34,7 @@ mod unlink;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use pkgr_cache::lock::{self, FileLock, LockMode};
+use pkgr_fs::lock::{self, FileLock, LockMode};
 use rattler_conda_types::{PrefixRecord, RepoDataRecord};
 
 pub use link::{LinkMode, LinkedPackage, PackagePlan};
@@ -111,7 +119,7 @@ pub enum PrefixError {
     },
     /// The prefix lock could not be taken.
     #[error(transparent)]
-    Lock(#[from] pkgr_cache::LockError),
+    Lock(#[from] pkgr_fs::LockError),
     /// The target exists and is not an environment.
     #[error("{} exists and is not a conda environment (no conda-meta/); refusing to replace it", path.display())]
     NotAnEnvironment {
@@ -253,7 +261,7 @@ pub fn write_prefix_record(prefix: &Path, record: &PrefixRecord) -> Result<(), P
         // (a requested spec such as `https://user:pw@host/chan::pkg`).
         object.insert(
             String::from("url"),
-            serde_json::Value::String(pkgr_fetch::url_for_record(&record.repodata_record.url)),
+            serde_json::Value::String(pkgr_redact::url_for_record(&record.repodata_record.url)),
         );
         strip_credentials(&mut value);
     }
@@ -267,7 +275,7 @@ pub fn write_prefix_record(prefix: &Path, record: &PrefixRecord) -> Result<(), P
 }
 
 /// Rewrites every string in `value` that holds a URL with credentials into
-/// the form records keep ([`pkgr_fetch::url_for_record`]).
+/// the form records keep ([`pkgr_redact::url_for_record`]).
 fn strip_credentials(value: &mut serde_json::Value) {
     match value {
         serde_json::Value::String(text) if text.contains("://") => {
@@ -281,7 +289,7 @@ fn strip_credentials(value: &mut serde_json::Value) {
 
 /// `text` with every URL that carries credentials in the form records keep.
 fn for_record(text: &str) -> String {
-    pkgr_fetch::redact_urls_in_text(text, pkgr_fetch::url_for_record)
+    pkgr_redact::redact_urls_in_text(text, pkgr_redact::url_for_record)
 }
 
 /// Reads every installed-package record of `prefix`, sorted by name.
@@ -417,7 +425,7 @@ mod tests {
         // It reads back, with the placeholder where the token was.
         let back = read_prefix_records(dir.path()).unwrap();
         assert_eq!(back.len(), 1);
-        assert!(pkgr_fetch::url_has_token_placeholder(
+        assert!(pkgr_redact::url_has_token_placeholder(
             &back[0].repodata_record.url
         ));
 

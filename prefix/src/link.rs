@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use pkgr_cache::archive::{check_link_target, check_relative_path};
+use pkgr_fs::paths::{check_link_target, check_relative_path};
 use rattler_conda_types::package::{
     EntryPoint, FileMode, LinkJson, NoArchLinks, PackageFile, PathType, PathsEntry, PathsJson,
 };
@@ -283,14 +283,14 @@ impl PackagePlan {
                             // paths.json describes the link's target; record
                             // the file that is really there (an empty file for
                             // a link with an empty target).
-                            let hashed = pkgr_fetch::hash_file(&dest)
-                                .map_err(io("reading a linked file"))?;
+                            let hashed =
+                                pkgr_fs::hash_file(&dest).map_err(io("reading a linked file"))?;
                             sha256_in_prefix = Some(hashed.sha256.into());
                             size = Some(hashed.size);
                         } else if sha256_in_prefix.is_none() {
                             // Legacy packages list no hashes: take them here.
-                            let hashed = pkgr_fetch::hash_file(&dest)
-                                .map_err(io("reading a linked file"))?;
+                            let hashed =
+                                pkgr_fs::hash_file(&dest).map_err(io("reading a linked file"))?;
                             sha256_in_prefix = Some(hashed.sha256.into());
                             size = size.or(Some(hashed.size));
                         }

@@ -38,7 +38,7 @@ pub fn remove_paths<'a>(
     let mut removed = 0;
     let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
     for path in paths {
-        if keep(path) || pkgr_cache::archive::check_relative_path(path).is_err() {
+        if keep(path) || pkgr_fs::check_relative_path(path).is_err() {
             // Never follow a record (or journal) out of the prefix.
             continue;
         }

@@ -154,7 +154,7 @@ impl SubdirIndex {
         SolverError::BrokenRepodata {
             url: format!(
                 "{}repodata.json",
-                pkgr_fetch::redact_url(&with_slash(subdir_url))
+                pkgr_redact::redact_url(&with_slash(subdir_url))
             ),
             message,
         }
@@ -197,7 +197,7 @@ impl SubdirIndex {
     pub fn missing(channel: Channel, subdir_url: Url) -> Self {
         let repodata = format!(
             "{}repodata.json",
-            pkgr_fetch::redact_url(&with_slash(&subdir_url))
+            pkgr_redact::redact_url(&with_slash(&subdir_url))
         );
         let how = match subdir_url.scheme() {
             "http" | "https" => format!("{repodata} answered 404 Not Found"),
@@ -470,10 +470,10 @@ fn candidate_order(records: &mut [RepoDataRecord]) {
 
 /// The channel as records keep it (`RepoDataRecord::channel`, written to
 /// conda-meta): its base URL without credentials, a token as `<TOKEN>`
-/// ([`pkgr_fetch::url_for_record`]). Without credentials this is rattler's
+/// ([`pkgr_redact::url_for_record`]). Without credentials this is rattler's
 /// canonical name.
 pub fn record_channel(channel: &Channel) -> String {
-    pkgr_fetch::url_for_record(channel.base_url.url())
+    pkgr_redact::url_for_record(channel.base_url.url())
 }
 
 /// Where package files of a subdir live: the subdir URL, or `info.base_url`
@@ -527,7 +527,7 @@ pub async fn load_channels(
     for channel in channels {
         for subdir in subdirs_for(platform) {
             let url = channel.platform_url(subdir);
-            tracing::debug!(url = %pkgr_fetch::redact_url(&url), "loading repodata");
+            tracing::debug!(url = %pkgr_redact::redact_url(&url), "loading repodata");
             jobs.push(async move {
                 // Sharded (CEP-16) when the channel serves it, else the
                 // monolithic repodata.json(.zst).
@@ -553,7 +553,7 @@ pub async fn load_channels(
         let name = channel.canonical_name();
         tried.entry(name.clone()).or_default().push(format!(
             "{}repodata.json",
-            pkgr_fetch::redact_url(&with_slash(&url))
+            pkgr_redact::redact_url(&with_slash(&url))
         ));
         let found_any = found.entry(name.clone()).or_insert(false);
         match path {
@@ -582,7 +582,7 @@ pub async fn load_channels(
                 }
                 if let Some((url, status)) = refused(&source) {
                     return Err(SolverError::NeedsCredentials {
-                        channel: pkgr_fetch::redact_url(channel.base_url.url())
+                        channel: pkgr_redact::redact_url(channel.base_url.url())
                             .trim_end_matches('/')
                             .to_owned(),
                         url: url.to_owned(),
@@ -794,7 +794,7 @@ async fn reread_broken_cache(
         .map_err(unreachable)?
     else {
         return Err(SolverError::BrokenRepodata {
-            url: pkgr_fetch::redact_url(url),
+            url: pkgr_redact::redact_url(url),
             message: String::from("the cached copy was broken and the channel no longer has it"),
         });
     };
@@ -824,8 +824,8 @@ fn refused<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<(&'a str,
 /// credentials is shown as its redacted URL (its name may hold the token).
 pub fn display_channel(channel: &Channel) -> String {
     match channel.base_url.url().scheme() {
-        "http" | "https" if pkgr_fetch::url_has_credentials(channel.base_url.url()) => {
-            pkgr_fetch::redact_url(channel.base_url.url())
+        "http" | "https" if pkgr_redact::url_has_credentials(channel.base_url.url()) => {
+            pkgr_redact::redact_url(channel.base_url.url())
                 .trim_end_matches('/')
                 .to_owned()
         }
@@ -981,7 +981,7 @@ pub fn solve(
         }
     }
     // Installed records keep their URL without credentials (conda-meta; see
-    // `pkgr_fetch::url_for_record`). Where a channel of this request has the
+    // `pkgr_redact::url_for_record`). Where a channel of this request has the
     // same package, take its URL, which can be fetched (a package relinked
     // when python moves may need fetching again).
     let fetchable: HashMap<String, (&Url, Option<_>)> = per_index
@@ -989,7 +989,7 @@ pub fn solve(
         .flatten()
         .map(|r| {
             (
-                pkgr_fetch::url_for_record(&r.url),
+                pkgr_redact::url_for_record(&r.url),
                 (&r.url, r.package_record.sha256),
             )
         })
@@ -998,7 +998,7 @@ pub fn solve(
         .iter()
         .cloned()
         .map(|mut record| {
-            if let Some((url, sha256)) = fetchable.get(&pkgr_fetch::url_for_record(&record.url)) {
+            if let Some((url, sha256)) = fetchable.get(&pkgr_redact::url_for_record(&record.url)) {
                 if record.package_record.sha256.is_none() || *sha256 == record.package_record.sha256
                 {
                     record.url = (*url).clone();
@@ -1024,7 +1024,7 @@ pub fn solve(
             .flatten()
             .chain(locked.iter())
             .filter(|r| r.package_record.name.as_normalized() == name)
-            .filter(|r| seen_urls.insert(pkgr_fetch::url_for_record(&r.url)))
+            .filter(|r| seen_urls.insert(pkgr_redact::url_for_record(&r.url)))
             .collect();
         if !candidates.is_empty() && !candidates.iter().any(|r| spec.matches(*r)) {
             let mut versions: Vec<&rattler_conda_types::Version> = candidates
@@ -1065,7 +1065,7 @@ pub fn solve(
             options
                 .frozen
                 .iter()
-                .any(|f| pkgr_fetch::url_for_record(&f.url) == pkgr_fetch::url_for_record(&r.url))
+                .any(|f| pkgr_redact::url_for_record(&f.url) == pkgr_redact::url_for_record(&r.url))
         })
         .collect();
     let task = SolverTask {
@@ -1403,7 +1403,7 @@ mod tests {
         )
         .unwrap();
         let mut installed = idx.records("a").unwrap().remove(0);
-        installed.url = Url::parse(&pkgr_fetch::url_for_record(&installed.url)).unwrap();
+        installed.url = Url::parse(&pkgr_redact::url_for_record(&installed.url)).unwrap();
         let specs =
             vec![MatchSpec::from_str("a", rattler_conda_types::ParseStrictness::Lenient).unwrap()];
         let solved = solve(

@@ -1,11 +1,15 @@
-//! OS file locks on cache entries (fs4: `flock` on Unix, `LockFileEx` on
-//! Windows). The protocol they implement is written down once, in the crate docs
-//! ([`crate`]); this module only knows how to take and release one lock.
+//! OS file locks (fs4: `flock` on Unix, `LockFileEx` on Windows), as the
+//! cache entries, the repodata files and the prefixes use them. The protocol
+//! they implement (which lock, in what order, held for how long) is written
+//! down once, in the crate docs of `pkgr_cache`; this module only knows how to
+//! take and release one lock.
 //!
-//! A lock file is never deleted while pkgr runs. The kernel drops a lock when
-//! its holder dies, so a `kill -9` never leaves a stale lock behind. An
-//! exclusive holder writes its pid into the file so that a waiting process can
-//! say whom it is waiting for.
+//! The kernel drops a lock when its holder dies, so a `kill -9` never leaves a
+//! stale lock behind. An exclusive holder writes its pid into the file so that
+//! a waiting process can say whom it is waiting for. A cache lock file is
+//! never deleted while pkgr runs; a prefix's may be (a failed `create`
+//! removes the environment), which is what [`FileLock::is_still_at_path`] is
+//! for.
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,360 @@
+//! [`Installer`]: solving against the channels, and carrying out a change
+//! on a locked prefix (fetch every package into the cache, then one
+//! transaction).
+
+use std::sync::Arc;
+
+use pkgr_cache::{CacheEntry, PackageCache};
+use pkgr_prefix::{LinkMode, LinkRequest, Transaction};
+use rattler_conda_types::{Channel, MatchSpec, PrefixRecord, RepoDataRecord, Subdir};
+use tokio::sync::Semaphore;
+
+use crate::plan::{python_of, requested_spec_of, spec_names};
+use crate::{InstallError, LockedPrefix, Plan, Reporter};
+
+/// Installs into environments from one shared cache.
+///
+/// ```no_run
+/// # async fn f(cache: &pkgr_cache::PackageCache, prefix: &std::path::Path,
+/// #            solution: Vec<rattler_conda_types::RepoDataRecord>,
+/// #            reporter: std::sync::Arc<dyn pkgr_install::Reporter>)
+/// #            -> Result<(), pkgr_install::InstallError> {
+/// use pkgr_install::{Change, Installer, LinkMode, Plan, SpecsKind};
+/// let installer = Installer::new(cache).with_link_mode(LinkMode::Auto);
+/// let (locked, installed) = pkgr_install::open_environment(prefix, reporter.as_ref()).await?;
+/// let plan = Plan::between(&installed, &solution);
+/// let change = Change::new(&installed, &solution, &plan);
+/// installer.install(&locked, change, reporter.clone()).await?;
+/// locked.record_history(&plan, SpecsKind::Update, &[], "my-tool install")?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Installer<'a> {
+    cache: &'a PackageCache,
+    jobs: Arc<Semaphore>,
+    link_mode: LinkMode,
+}
+
+/// One change to an environment, as [`Installer::install`] carries it out.
+#[derive(Debug, Clone, Copy)]
+pub struct Change<'a> {
+    /// What the environment holds now.
+    pub installed: &'a [PrefixRecord],
+    /// Every package the environment holds afterwards (its python decides
+    /// where `noarch: python` packages go).
+    pub solution: &'a [RepoDataRecord],
+    /// What to remove and what to link.
+    pub plan: &'a Plan,
+    /// The user's specs this time (recorded as `requested_spec` of the
+    /// packages they name; a package that replaces an installed one keeps the
+    /// old one's otherwise).
+    pub requested: &'a [String],
+    /// The records to link know only their file name and checksum (an
+    /// `@EXPLICIT` list): their metadata (depends, license, ...) is read from
+    /// each archive's `info/index.json` once it is in the cache, as conda does.
+    pub metadata_from_archives: bool,
+}
+
+impl<'a> Change<'a> {
+    /// A change with no requested specs and complete records.
+    pub fn new(
+        installed: &'a [PrefixRecord],
+        solution: &'a [RepoDataRecord],
+        plan: &'a Plan,
+    ) -> Self {
+        Self {
+            installed,
+            solution,
+            plan,
+            requested: &[],
+            metadata_from_archives: false,
+        }
+    }
+}
+
+/// What [`Installer::install`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstallReport {
+    /// Bytes downloaded into the cache for this change (0 when every
+    /// package was there).
+    pub downloaded_bytes: u64,
+    /// The records linked, completed from their archives where the change
+    /// asked for it ([`Change::metadata_from_archives`]).
+    pub linked: Vec<RepoDataRecord>,
+}
+
+impl<'a> Installer<'a> {
+    /// An installer on `cache`, sharing the cache's `--jobs` permits
+    /// ([`PackageCache::jobs`]), linking with [`LinkMode::Auto`].
+    pub fn new(cache: &'a PackageCache) -> Self {
+        Self {
+            cache,
+            jobs: cache.jobs().clone(),
+            link_mode: LinkMode::Auto,
+        }
+    }
+
+    /// The permits that bound the link step. Give it the cache's (the
+    /// default) so that downloads, extractions and linking share one bound.
+    pub fn with_jobs(mut self, jobs: Arc<Semaphore>) -> Self {
+        self.jobs = jobs;
+        self
+    }
+
+    /// How files are linked ([`LinkMode::Copy`] for `--copy`).
+    pub fn with_link_mode(mut self, mode: LinkMode) -> Self {
+        self.link_mode = mode;
+        self
+    }
+
+    /// The cache this installer uses.
+    pub fn cache(&self) -> &'a PackageCache {
+        self.cache
+    }
+
+    /// Loads the channels' repodata for `platform` (and `noarch`) through the
+    /// cache and solves `specs`, keeping `locked` (the installed records)
+    /// where the request allows. A spec whose name is a glob
+    /// (`*[md5=...]`, `py*[build=...]`) is first resolved to the one package
+    /// name whose records it matches.
+    ///
+    /// Repodata locks are taken and released inside; the result holds no
+    /// lock, so this may run before or after the prefix is locked.
+    pub async fn solve(
+        &self,
+        channels: &[Channel],
+        platform: Subdir,
+        specs: Vec<MatchSpec>,
+        locked: Vec<RepoDataRecord>,
+        options: pkgr_solver::SolveOptions,
+        reporter: &dyn Reporter,
+    ) -> Result<Vec<RepoDataRecord>, InstallError> {
+        let indexes = pkgr_solver::load_channels(self.cache, channels, platform, reporter).await?;
+        let specs = self.resolve_name_globs(&indexes, specs).await?;
+        pkgr_solver::prefetch_shards(self.cache, &indexes, &specs, &locked).await?;
+        let records = tokio::task::spawn_blocking(move || {
+            let virtual_packages = pkgr_solver::detect_virtual_packages(platform)?;
+            pkgr_solver::solve(&indexes, &specs, &locked, virtual_packages, &options)
+        })
+        .await??;
+        Ok(records)
+    }
+
+    /// Specs whose name is a glob (`*[md5=...]`) with the glob replaced by the
+    /// one name whose records they match (an error when none or several do).
+    async fn resolve_name_globs(
+        &self,
+        indexes: &[pkgr_solver::SubdirIndex],
+        specs: Vec<MatchSpec>,
+    ) -> Result<Vec<MatchSpec>, InstallError> {
+        let mut resolved = Vec::with_capacity(specs.len());
+        for mut spec in specs {
+            if spec.name.as_exact().is_none() {
+                let records = pkgr_solver::search(self.cache, indexes, &spec).await?;
+                let mut names: Vec<&str> = records
+                    .iter()
+                    .map(|r| r.package_record.name.as_normalized())
+                    .collect();
+                names.dedup();
+                match names.as_slice() {
+                    [] => {
+                        return Err(InstallError::NoMatchingName {
+                            spec: spec.to_string(),
+                        })
+                    }
+                    [one] => {
+                        let name = rattler_conda_types::PackageName::new_unchecked(*one);
+                        spec.name = name.into();
+                    }
+                    several => {
+                        return Err(InstallError::SeveralNames {
+                            spec: spec.to_string(),
+                            names: several.iter().map(|n| (*n).to_owned()).collect(),
+                        })
+                    }
+                }
+            }
+            resolved.push(spec);
+        }
+        Ok(resolved)
+    }
+
+    /// Carries out `change` on `prefix`: fetches every package it links into
+    /// the cache (concurrently; the cache bounds the work with the jobs
+    /// permits and hands back each entry with its shared lock held), then
+    /// runs the prefix [`Transaction`] (unlinks, links, conda-meta records)
+    /// on blocking threads, as many packages at once as jobs permits are free
+    /// (at least one), holding those permits. The entries' locks are held
+    /// until the transaction is over, and released before this returns.
+    ///
+    /// A failed transaction rolls back every package it has not recorded
+    /// yet (the ones linking beside the failing one finish first); packages
+    /// unlinked or recorded before stay so. Writing `history` is the caller's
+    /// next step ([`LockedPrefix::record_history`]).
+    pub async fn install(
+        &self,
+        prefix: &LockedPrefix,
+        change: Change<'_>,
+        reporter: Arc<dyn Reporter>,
+    ) -> Result<InstallReport, InstallError> {
+        let result = self.fetch_and_link(prefix, change, &reporter).await;
+        reporter.finished();
+        result
+    }
+
+    async fn fetch_and_link(
+        &self,
+        prefix: &LockedPrefix,
+        change: Change<'_>,
+        reporter: &Arc<dyn Reporter>,
+    ) -> Result<InstallReport, InstallError> {
+        let Change {
+            installed,
+            solution,
+            plan,
+            requested,
+            metadata_from_archives,
+        } = change;
+        reporter.fetching_started(plan.link.len());
+        let entries: Vec<CacheEntry> = self
+            .cache
+            .get_all(&plan.link, reporter.as_ref() as &dyn pkgr_cache::Reporter)
+            .await?;
+        reporter.linking_started(plan.link.len() + plan.unlink.len());
+        let downloaded_bytes = entries
+            .iter()
+            .filter_map(CacheEntry::downloaded_bytes)
+            .sum();
+        let linked: Vec<RepoDataRecord> = if metadata_from_archives {
+            plan.link
+                .iter()
+                .zip(&entries)
+                .map(|(record, entry)| record_from_archive(record, entry))
+                .collect::<Result<_, _>>()?
+        } else {
+            plan.link.clone()
+        };
+        let link = linked
+            .iter()
+            .zip(&entries)
+            .map(|(record, entry)| LinkRequest {
+                record: record.clone(),
+                package_dir: entry.dir().to_path_buf(),
+                requested_spec: requested_spec(record, requested, installed),
+                // Checked as the cache handed it out: linking need not look
+                // at each file again.
+                symlinks: Some(entry.symlinks().clone()),
+            })
+            .collect();
+        let threads = self.jobs.available_permits().max(1);
+        let permit = self
+            .jobs
+            .clone()
+            .acquire_many_owned(u32::try_from(threads).unwrap_or(u32::MAX))
+            .await
+            .map_err(InstallError::JobsClosed)?;
+        let transaction = Transaction {
+            unlink: plan.unlink.clone(),
+            link,
+            python: python_of(solution.iter()),
+            mode: self.link_mode,
+            jobs: threads,
+        };
+        let path = prefix.path().to_path_buf();
+        let installed = installed.to_vec();
+        let events = reporter.clone();
+        tokio::task::spawn_blocking(move || {
+            transaction.execute(&path, &installed, &|event| events.transaction_event(&event))
+        })
+        .await?
+        .map_err(|source| InstallError::Transaction {
+            prefix: prefix.path().to_path_buf(),
+            source,
+        })?;
+        drop(permit);
+        drop(entries);
+        Ok(InstallReport {
+            downloaded_bytes,
+            linked,
+        })
+    }
+}
+
+/// The `requested_spec` a linked package gets: the first of this change's
+/// specs that names it, else what the installed package of its name was
+/// asked for with.
+fn requested_spec(
+    record: &RepoDataRecord,
+    requested: &[String],
+    installed: &[PrefixRecord],
+) -> Option<String> {
+    let name = record.package_record.name.as_normalized();
+    requested
+        .iter()
+        .find(|s| spec_names(s, name))
+        .cloned()
+        .or_else(|| {
+            installed
+                .iter()
+                .find(|r| r.repodata_record.package_record.name.as_normalized() == name)
+                .and_then(requested_spec_of)
+        })
+}
+
+/// `record` (an `@EXPLICIT` line: file name, URL, checksum) completed from
+/// the `info/index.json` of its cache entry, with the checksums and size of
+/// the verified archive. The name, version and build must be those the file
+/// name promised.
+fn record_from_archive(
+    record: &RepoDataRecord,
+    entry: &CacheEntry,
+) -> Result<RepoDataRecord, InstallError> {
+    use rattler_conda_types::package::{IndexJson, PackageFile};
+    let index = IndexJson::from_package_directory(entry.dir()).map_err(|source| {
+        InstallError::ArchiveIndex {
+            package: record.identifier.to_string(),
+            dir: entry.dir().to_path_buf(),
+            source,
+        }
+    })?;
+    let marker = entry.marker()?;
+    let sha256 = hex::decode(&marker.sha256)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .map(Into::into);
+    let md5 = hex::decode(&marker.md5)
+        .ok()
+        .and_then(|b| <[u8; 16]>::try_from(b).ok())
+        .map(Into::into);
+    let mut package_record =
+        rattler_conda_types::PackageRecord::from_index_json(index, Some(marker.size), sha256, md5)
+            .map_err(|source| InstallError::UnusableIndex {
+                package: record.identifier.to_string(),
+                source,
+            })?;
+    let wanted = &record.package_record;
+    if package_record.name != wanted.name
+        || package_record.version != wanted.version
+        || package_record.build != wanted.build
+    {
+        return Err(InstallError::NotWhatItsNameSays {
+            url: pkgr_redact::redact_url(&record.url),
+            found: format!(
+                "{}-{}-{}",
+                package_record.name.as_normalized(),
+                package_record.version,
+                package_record.build
+            ),
+        });
+    }
+    if package_record.subdir.is_empty() {
+        package_record.subdir.clone_from(&wanted.subdir);
+    }
+    Ok(RepoDataRecord {
+        package_record,
+        identifier: record.identifier.clone(),
+        url: record.url.clone(),
+        channel: record.channel.clone(),
+    })
+}
