@@ -128,6 +128,11 @@
 //! size check of step 1 (an empty file whose recorded size is not zero, a
 //! missing path) and repaired, and `pkgr cache verify` checks every byte.
 //!
+//! **A read-only cache** (on a read-only filesystem: [`PackageCache::open`])
+//! takes no locks and writes nothing: nothing can change it, so, like a
+//! read-only layer's, its complete and intact entries are used without a
+//! lock, and whatever would need a write is [`CacheError::ReadOnly`].
+//!
 //! **Removal** (`clean --all`, `verify --repair`) takes an entry's exclusive
 //! lock with a try-lock, so entries in use are skipped and reported; `verify
 //! --repair` checks the entry again under that lock (another process may have
@@ -182,6 +187,17 @@ pub enum CacheError {
         mount_point: PathBuf,
         /// What makes its locks local.
         why: String,
+    },
+    /// The cache is on a read-only filesystem, and this needs a write.
+    #[error(
+        "the cache {} is on a read-only filesystem, so pkgr cannot {action}; for that, use a writable cache (--cache-dir or PKGR_CACHE_DIR) and keep this one as a read-only layer searched first (PKGR_READONLY_CACHES, or list it before the writable one in pkgs_dirs)",
+        path.display()
+    )]
+    ReadOnly {
+        /// The cache root.
+        path: PathBuf,
+        /// What could not be done (`fetch x-1.0-0.conda into it`).
+        action: String,
     },
     /// The cache directory cannot be created or written.
     #[error("the cache directory {} is not writable (set --cache-dir or PKGR_CACHE_DIR to a writable place)", path.display())]
@@ -439,7 +455,8 @@ pub struct PackageCache {
     root: PathBuf,
     fetcher: Fetcher,
     jobs: Arc<Semaphore>,
-    session: Arc<session::Session>,
+    /// `None` for a cache on a read-only filesystem (see [`Self::open`]).
+    session: Option<Arc<session::Session>>,
     lock_timeout: Duration,
     swept: SweepReport,
     repodata_policy: RepodataPolicy,
@@ -453,18 +470,63 @@ impl PackageCache {
     /// Opening sweeps the temp directories of processes that are gone (killed
     /// CI jobs leave partial downloads behind); a live process's are never
     /// touched (see [`session`]).
+    ///
+    /// **A cache on a read-only filesystem** (`statvfs` says so, or a
+    /// directory cannot be made there: `EROFS`) opens read-only: nothing is
+    /// created, swept or locked there, its complete, intact entries are used
+    /// without a lock like a read-only layer's
+    /// ([`Self::with_read_only_layers`]), its repodata as long as it is
+    /// fresh (or `--offline`), and whatever would have to be written (a
+    /// package or repodata it lacks, `clean`, a repair) is
+    /// [`CacheError::ReadOnly`], which names the cache and what to
+    /// configure. So commands that fetch nothing (`remove`, installing what
+    /// the cache has) work when the only cache is read-only.
     pub fn open(root: impl Into<PathBuf>, fetcher: Fetcher) -> Result<Self, CacheError> {
         process_start();
         let root = root.into();
-        fs_err::create_dir_all(&root).map_err(|source| CacheError::NotWritable {
-            path: root.clone(),
+        if filesystem::is_read_only(&root) {
+            return Ok(Self::new(root, fetcher, None));
+        }
+        match Self::open_writable(&root) {
+            Ok((swept, session)) => {
+                let mut cache = Self::new(root, fetcher, Some(Arc::new(session)));
+                cache.swept = swept;
+                Ok(cache)
+            }
+            Err(CacheError::NotWritable { source, .. })
+                if source.kind() == std::io::ErrorKind::ReadOnlyFilesystem =>
+            {
+                Ok(Self::new(root, fetcher, None))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn new(root: PathBuf, fetcher: Fetcher, session: Option<Arc<session::Session>>) -> Self {
+        Self {
+            root,
+            fetcher,
+            jobs: Arc::new(Semaphore::new(default_jobs())),
+            session,
+            lock_timeout: lock::default_timeout(),
+            swept: SweepReport::default(),
+            repodata_policy: RepodataPolicy::default(),
+            read_only_layers: Vec::new(),
+        }
+    }
+
+    /// Makes the cache's directories (tolerantly), checks its locks, sweeps
+    /// dead processes' temp files and starts this process's session.
+    fn open_writable(root: &Path) -> Result<(SweepReport, session::Session), CacheError> {
+        fs_err::create_dir_all(root).map_err(|source| CacheError::NotWritable {
+            path: root.to_path_buf(),
             source,
         })?;
         // In a group-shared cache another member may have just made one of
         // these directories and not yet given it the group's write bit (a
         // mkdir and its chmod are two steps): a refusal then is retried for
         // a moment, not reported.
-        let shared = is_group_shared(&root);
+        let shared = is_group_shared(root);
         let mut attempt = 0;
         loop {
             let made = [
@@ -479,7 +541,7 @@ impl PackageCache {
                     source,
                 })
             });
-            share_with_group(&root);
+            share_with_group(root);
             // Made by another member who has not given them the group's
             // write bit yet: wait for it, as for a refusal.
             let made = made.and_then(|()| {
@@ -512,22 +574,32 @@ impl PackageCache {
                 Err(e) => return Err(e),
             }
         }
-        write_cachedir_tag(&root)?;
-        check_lock_scope(&root)?;
+        write_cachedir_tag(root)?;
+        check_lock_scope(root)?;
         // Best effort: a sweep that fails (another user's files) must not stop us.
         let swept = session::sweep(&root.join("tmp")).unwrap_or_default();
-        let session = Arc::new(session::Session::start(&root.join("tmp"))?);
-        let jobs = Arc::new(Semaphore::new(default_jobs()));
-        Ok(Self {
-            root,
-            fetcher,
-            jobs,
-            session,
-            lock_timeout: lock::default_timeout(),
-            swept,
-            repodata_policy: RepodataPolicy::default(),
-            read_only_layers: Vec::new(),
-        })
+        let session = session::Session::start(&root.join("tmp"))?;
+        Ok((swept, session))
+    }
+
+    /// Whether the cache is on a read-only filesystem and only read (see
+    /// [`Self::open`]).
+    pub fn is_read_only(&self) -> bool {
+        self.session.is_none()
+    }
+
+    /// The error for `action` in a read-only cache.
+    fn read_only(&self, action: impl Into<String>) -> CacheError {
+        CacheError::ReadOnly {
+            path: self.root.clone(),
+            action: action.into(),
+        }
+    }
+
+    /// This process's session (its temp directory), which a read-only cache
+    /// does not have: then the error for `action`.
+    fn session(&self, action: impl Into<String>) -> Result<&Arc<session::Session>, CacheError> {
+        self.session.as_ref().ok_or_else(|| self.read_only(action))
     }
 
     /// Read-only caches searched before this one (`pkgs_dirs` that cannot be
@@ -583,9 +655,13 @@ impl PackageCache {
     }
 
     /// This process's directory for temp files (same filesystem as the
-    /// entries; swept by `clean` once this process is gone).
+    /// entries; swept by `clean` once this process is gone). A read-only
+    /// cache has none: then the cache's `tmp/`, where nothing can be written.
     pub fn tmp_dir(&self) -> PathBuf {
-        self.session.dir().to_path_buf()
+        self.session.as_ref().map_or_else(
+            || self.root.join("tmp"),
+            |session| session.dir().to_path_buf(),
+        )
     }
 
     /// The fetcher this cache downloads with.
@@ -698,6 +774,9 @@ impl PackageCache {
         if let Some(entry) = self.entry_in_read_only_layers(&key, record).await? {
             reporter.cached(&display);
             return Ok(entry);
+        }
+        if self.is_read_only() {
+            return Err(self.read_only(format!("fetch {display} into it")));
         }
         let lock_path = self.lock_path(&key);
         let dir = self.root.join("pkgs").join(&key);
@@ -871,15 +950,17 @@ impl PackageCache {
     }
 
     /// The complete, intact entry of `record` in the first read-only layer
-    /// that has one (see [`Self::with_read_only_layers`]), used without a
-    /// lock. A layer's damaged entry is passed over (nothing may repair a
-    /// read-only layer): the writable cache fills its own.
+    /// that has one (see [`Self::with_read_only_layers`]; a read-only cache
+    /// is its own last layer), used without a lock. A layer's damaged entry
+    /// is passed over (nothing may repair a read-only layer): the writable
+    /// cache fills its own.
     async fn entry_in_read_only_layers(
         &self,
         key: &str,
         record: &RepoDataRecord,
     ) -> Result<Option<CacheEntry>, CacheError> {
-        for layer in &self.read_only_layers {
+        let itself = self.is_read_only().then_some(&self.root);
+        for layer in self.read_only_layers.iter().chain(itself) {
             let dir = layer.join("pkgs").join(key);
             let Some(marker) = marker_matching(&dir, record) else {
                 continue;
@@ -994,7 +1075,7 @@ impl PackageCache {
             links_as_files: BTreeMap::new(),
         };
         let dest = self.root.join("pkgs").join(key);
-        let session = self.session.clone();
+        let session = self.session(format!("fetch {display} into it"))?.clone();
         let display2 = display.clone();
         let Some(permit) = slot.into_permit() else {
             return Err(CacheError::Io {
@@ -1036,6 +1117,9 @@ impl PackageCache {
                 source: std::io::Error::other("bad file URL"),
             })?;
             return self.open_local_indexed(path, &url, redacted).await;
+        }
+        if self.is_read_only() {
+            return self.read_only_repodata(&url, &redacted).await;
         }
         let (paths, _lock) = self.lock_repodata(&url, &redacted, reporter).await?;
         let info: Option<RepodataInfo> = fs_err::read_to_string(&paths.info)
@@ -1163,6 +1247,39 @@ impl PackageCache {
         self.open_indexed(&paths, &redacted).await.map(Some)
     }
 
+    /// [`Self::fetch_repodata`] in a read-only cache (no lock: nothing
+    /// writes it): the cached copy when it may be used as it is (fresh, or
+    /// `--offline`), a subdir the channel was found not to have as missing;
+    /// anything else needs a download, which cannot be stored.
+    async fn read_only_repodata(
+        &self,
+        url: &Url,
+        redacted: &str,
+    ) -> Result<Option<RepodataFile>, CacheError> {
+        let paths = self.repodata_paths(url);
+        let info: Option<RepodataInfo> = fs_err::read_to_string(&paths.info)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        let policy = self.repodata_policy;
+        let have_copy = paths.json.is_file();
+        match info {
+            Some(info) if info.not_found => Ok(None),
+            Some(info)
+                if have_copy
+                    && (policy.offline || (!policy.refresh && info.is_fresh(policy.ttl))) =>
+            {
+                self.open_indexed(&paths, redacted).await.map(Some)
+            }
+            _ if policy.offline => Err(CacheError::Offline {
+                what: redacted.to_owned(),
+            }),
+            _ if have_copy => Err(self.read_only(format!(
+                "download {redacted} into it (its copy is out of date; --offline uses it as it is)"
+            ))),
+            _ => Err(self.read_only(format!("download {redacted} into it"))),
+        }
+    }
+
     /// A local channel's repodata.json, read in place through an index kept
     /// in the cache (keyed by the file's URL, size and modification time, so
     /// a changed file is indexed again): a solve reads only what it needs,
@@ -1179,6 +1296,7 @@ impl PackageCache {
         };
         let index_path = self.repodata_paths(url).index;
         let tmp = self.tmp_dir();
+        let writable = !self.is_read_only();
         tokio::task::spawn_blocking(move || {
             let meta = file
                 .file
@@ -1201,7 +1319,9 @@ impl PackageCache {
                     url: redacted,
                     problem,
                 })?;
-            write_index(&index, meta.len(), Some(modified_ns), &index_path, &tmp)?;
+            if writable {
+                write_index(&index, meta.len(), Some(modified_ns), &index_path, &tmp)?;
+            }
             file.index = Some(index);
             Ok(Some(file))
         })
@@ -1238,6 +1358,24 @@ impl PackageCache {
                 Ok(bytes) => parse(&bytes).map(Some),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(io_error("reading a shard index")(e)),
+            };
+        }
+        if self.is_read_only() {
+            // What is cached and may be used as it is; else none, and the
+            // channel's repodata.json serves (as offline).
+            let paths = self.repodata_paths(&url);
+            let stored = paths.json.with_extension("msgpack.zst");
+            let info: Option<RepodataInfo> = fs_err::read_to_string(&paths.info)
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok());
+            let policy = self.repodata_policy;
+            let usable = info.filter(|info| {
+                !info.not_found
+                    && (policy.offline || (!policy.refresh && info.is_fresh(policy.ttl)))
+            });
+            return match (usable, fs_err::read(&stored)) {
+                (Some(_), Ok(bytes)) => parse(&bytes).map(Some),
+                _ => Ok(None),
             };
         }
         let (paths, _lock) = self.lock_repodata(&url, &redacted, reporter).await?;
@@ -1388,6 +1526,7 @@ impl PackageCache {
     ) -> Result<RepodataFile, CacheError> {
         let (json, index_path, tmp) = (paths.json.clone(), paths.index.clone(), self.tmp_dir());
         let redacted = redacted.to_owned();
+        let writable = !self.is_read_only();
         tokio::task::spawn_blocking(move || {
             let file = fs_err::File::open(&json).map_err(io_error("opening cached repodata"))?;
             let size = file
@@ -1404,7 +1543,9 @@ impl PackageCache {
                             problem,
                         }
                     })?;
-                    write_index(&index, bytes.len() as u64, None, &index_path, &tmp)?;
+                    if writable {
+                        write_index(&index, bytes.len() as u64, None, &index_path, &tmp)?;
+                    }
                     index
                 }
             };
@@ -1432,6 +1573,9 @@ impl PackageCache {
             return Ok(());
         }
         let redacted = pkgr_fetch::redact_url(&url);
+        if self.is_read_only() {
+            return Err(self.read_only(format!("replace its broken copy of {redacted}")));
+        }
         let (paths, _lock) = self.lock_repodata(&url, &redacted, reporter).await?;
         for path in [&paths.info, &paths.json, &paths.index] {
             match fs_err::remove_file(path) {

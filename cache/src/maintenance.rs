@@ -114,6 +114,9 @@ impl PackageCache {
     /// Sweeps the temp files of dead processes; with `all`, also removes every
     /// entry and cached repodata file that no process is using.
     pub fn clean(&self, all: bool) -> Result<CleanReport, CacheError> {
+        if self.is_read_only() {
+            return Err(self.read_only("clean it"));
+        }
         let sweep = session::sweep(&self.root().join("tmp"))?;
         let mut report = CleanReport {
             // What opening the cache swept a moment ago counts too.
@@ -163,6 +166,9 @@ impl PackageCache {
     /// is used as before. Only the self-repair of a damaged entry needs the
     /// archive again, and then downloads it.
     pub fn clean_tarballs(&self, report: &mut CleanReport) -> Result<(), CacheError> {
+        if self.is_read_only() {
+            return Err(self.read_only("remove archives from it"));
+        }
         for key in self.entry_keys()? {
             let dir = self.pkgs().join(&key);
             let archives: Vec<PathBuf> = [".conda", ".tar.bz2"]
@@ -198,14 +204,23 @@ impl PackageCache {
     /// every cached repodata.json (whole, valid JSON). With `repair`, corrupt
     /// entries and repodata are removed (under their exclusive lock, checked
     /// again under it: another process may have repaired the entry in between)
-    /// so the next install fetches them again.
+    /// so the next install fetches them again. A read-only cache is checked
+    /// without locks (nothing changes it) and cannot be repaired.
     pub fn verify(&self, repair: bool) -> Result<VerifyReport, CacheError> {
+        if repair && self.is_read_only() {
+            return Err(self.read_only("repair it"));
+        }
         let mut report = VerifyReport::default();
         for key in self.entry_keys()? {
             let lock_path = self.lock_path(&key);
-            let Some(shared) = FileLock::try_acquire(&lock_path, LockMode::Shared)? else {
-                report.busy.push(key);
-                continue;
+            let shared = if self.is_read_only() {
+                None
+            } else {
+                let Some(shared) = FileLock::try_acquire(&lock_path, LockMode::Shared)? else {
+                    report.busy.push(key);
+                    continue;
+                };
+                Some(shared)
             };
             let Some(problem) = self.entry_problem(&key) else {
                 continue;
@@ -302,11 +317,16 @@ impl PackageCache {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let json = base.with_extension("json");
-            let Some(lock) =
-                FileLock::try_acquire(&base.with_extension("lock"), LockMode::Exclusive)?
-            else {
-                report.busy.push(format!("repodata/{hash}.json"));
-                continue;
+            let lock = if self.is_read_only() {
+                None
+            } else {
+                let Some(lock) =
+                    FileLock::try_acquire(&base.with_extension("lock"), LockMode::Exclusive)?
+                else {
+                    report.busy.push(format!("repodata/{hash}.json"));
+                    continue;
+                };
+                Some(lock)
             };
             if !json.is_file() {
                 continue;

@@ -231,30 +231,10 @@ fn a_read_only_cache_layer_is_used_and_never_written() {
         .status
         .success());
     let layer = world.path().join("layer");
-    std::fs::create_dir_all(&layer).unwrap();
-    let mounted = Command::new("mount")
-        .arg("--bind")
-        .arg(&filled)
-        .arg(&layer)
-        .status()
-        .is_ok_and(|s| s.success())
-        && Command::new("mount")
-            .args(["-o", "remount,bind,ro"])
-            .arg(&layer)
-            .status()
-            .is_ok_and(|s| s.success());
-    if !mounted {
-        let _ = Command::new("umount").arg(&layer).status();
+    let Some(_unmount) = read_only_bind_mount(&filled, &layer) else {
         eprintln!("skipped: could not make a read-only bind mount");
         return;
-    }
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(layer.clone());
+    };
     assert!(
         std::fs::write(layer.join("probe"), "x").is_err(),
         "the layer is writable"
@@ -309,4 +289,132 @@ fn a_read_only_cache_layer_is_used_and_never_written() {
 
 fn list_files_of(dir: &Path) -> Vec<String> {
     crate::common::list_files(dir)
+}
+
+/// Unmounts a bind mount when dropped.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// `source` mounted read-only at `target` (a bind mount, then a read-only
+/// remount of it); `None` if that is not possible here.
+fn read_only_bind_mount(source: &Path, target: &Path) -> Option<Unmount> {
+    std::fs::create_dir_all(target).unwrap();
+    let mounted = Command::new("mount")
+        .arg("--bind")
+        .arg(source)
+        .arg(target)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        return None;
+    }
+    let unmount = Unmount(target.to_path_buf());
+    let read_only = Command::new("mount")
+        .args(["-o", "remount,bind,ro"])
+        .arg(target)
+        .status()
+        .is_ok_and(|s| s.success());
+    (read_only && std::fs::write(target.join("probe"), "x").is_err()).then_some(unmount)
+}
+
+/// The only cache is on a read-only mount (a pre-filled cache in a
+/// container image, with no writable one configured): commands that fetch
+/// nothing work from it (`remove`, `list`, installing what it already
+/// has), its entries are used without locks and nothing is written there;
+/// fetching something it lacks fails with one clear message that names the
+/// cache and says what to configure.
+#[test]
+fn commands_that_fetch_nothing_work_on_a_read_only_cache() {
+    if !is_root() {
+        eprintln!("skipped: needs root for a read-only bind mount");
+        return;
+    }
+    let world = World::new();
+    let mut channel = LocalChannel::new(&world.path().join("channel"));
+    for (name, format) in [
+        ("base", Format::Conda),
+        ("extra", Format::TarBz2),
+        ("later", Format::Conda),
+        ("missing", Format::Conda),
+    ] {
+        channel.add(
+            &Package::new(name, "1.0").file(&format!("share/{name}.txt"), name),
+            format,
+        );
+    }
+    channel.write_repodata();
+    let server = ChannelServer::serve(channel.root());
+    // A writable cache gets base, extra and later (later in another env).
+    let filled = world.path().join("filled");
+    let prefix = world.env("app");
+    for (env, specs) in [
+        (&prefix, &["base", "extra"][..]),
+        (&world.env("seed"), &["later"][..]),
+    ] {
+        let mut cmd = world.pkgr();
+        cmd.env("PKGR_CACHE_DIR", &filled)
+            .args(["create", "-p", env.to_str().unwrap(), "-c", server.url()])
+            .args(specs);
+        crate::common::assert_ok(&crate::common::run_with_timeout(
+            cmd,
+            crate::common::TIMEOUT,
+        ));
+    }
+    // ...and is then the only cache, read-only.
+    let cache = world.path().join("ro-cache");
+    let Some(_unmount) = read_only_bind_mount(&filled, &cache) else {
+        eprintln!("skipped: could not make a read-only bind mount");
+        return;
+    };
+    let before = list_files_of(&cache);
+    let served = server.counts();
+    let run = |args: &[&str]| {
+        let mut cmd = world.pkgr();
+        cmd.env("PKGR_CACHE_DIR", &cache).args(args);
+        crate::common::run_with_timeout(cmd, crate::common::TIMEOUT)
+    };
+    let p = prefix.to_str().unwrap();
+
+    let out = run(&["remove", "-y", "-p", p, "extra"]);
+    crate::common::assert_ok(&out);
+    assert!(!prefix.join("share/extra.txt").exists());
+    crate::common::assert_ok(&run(&["list", "-p", p]));
+    crate::common::assert_ok(&run(&["env", "list"]));
+    // A package the read-only cache has is linked from it (the repodata
+    // fetched a moment ago is fresh: no request needs a write either).
+    let out = run(&["install", "-y", "-p", p, "-c", server.url(), "later"]);
+    crate::common::assert_ok(&out);
+    assert!(prefix.join("share/later.txt").is_file());
+    // One it lacks cannot be fetched: one clear error, nothing changed.
+    let out = run(&["install", "-y", "-p", p, "-c", server.url(), "missing"]);
+    let err = crate::common::assert_fails(&out).replace(server.url(), "[SERVER]");
+    snapshot!(&world, "read_only_cache_cannot_fetch", err);
+    assert!(!prefix.join("share/missing.txt").exists());
+    assert!(prefix.join("share/base.txt").is_file());
+    // Checking it is reading too; cleaning it is not, and says so.
+    crate::common::assert_ok(&run(&["cache", "verify"]));
+    let err = crate::common::assert_fails(&run(&["clean", "--all"]));
+    assert!(
+        err.contains("read-only filesystem, so pkgr cannot clean it"),
+        "{err}"
+    );
+
+    assert_eq!(list_files_of(&cache), before, "the read-only cache changed");
+    let archives_served = |counts: &std::collections::HashMap<String, usize>| {
+        counts
+            .iter()
+            .filter(|(path, _)| path.ends_with(".conda") || path.ends_with(".tar.bz2"))
+            .map(|(_, n)| n)
+            .sum::<usize>()
+    };
+    assert_eq!(
+        archives_served(&server.counts()),
+        archives_served(&served),
+        "no archive was downloaded"
+    );
 }
