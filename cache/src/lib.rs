@@ -51,9 +51,13 @@
 //! **Self-healing.** An entry that is complete but damaged (a file deleted or
 //! truncated since it was published, an empty file after a power loss) is not
 //! an error for ever: step 1 finds it, says so once ([`Reporter::repairing`]),
-//! and fills it again under the exclusive lock (step 3 moves the bad one
-//! aside). If other processes still read it, the repair waits (polling the
-//! try-lock, within the lock timeout) until they are done.
+//! and fills it again under the exclusive lock (step 3 first moves the bad
+//! one aside: one rename within `pkgs/`, which in a group-shared cache any
+//! member may do to another member's entry, unless `pkgs/` is sticky; then
+//! the repair fails at once, before any download, with
+//! [`CacheError::NotYours`], naming the entry and its owner, and leaves it
+//! as it was). If other processes still read it, the repair waits (polling
+//! the try-lock, within the lock timeout) until they are done.
 //!
 //! **Who owns what** (no lock, permit or temp directory ends before the work
 //! done under it): the download runs in the filling task's future, which owns
@@ -115,10 +119,11 @@
 //!
 //! **Crash safety.** Everything is written under a temp name and renamed into
 //! place only when complete and verified. A process killed at any step leaves
-//! only temp files in its `tmp/proc-*` directory and never an entry that looks
-//! complete but is not. Opening the cache sweeps the temp directories whose
-//! lock is free (their process is gone), and so does `clean`; never those of a
-//! live process.
+//! only temp files in its `tmp/proc-*` directory (or an entry it was setting
+//! aside, in `pkgs/.old-*`) and never an entry that looks complete but is
+//! not. Opening the cache sweeps the temp directories whose lock is free
+//! (their process is gone), and so does `clean`, which also removes what is
+//! in `pkgs/.old-*`; never the temp directories of a live process.
 //!
 //! **Durability: what survives is a process's death, not the machine's.** The
 //! downloaded archive and the marker are fsynced; the extracted files and the
@@ -136,7 +141,8 @@
 //! **Removal** (`clean --all`, `verify --repair`) takes an entry's exclusive
 //! lock with a try-lock, so entries in use are skipped and reported; `verify
 //! --repair` checks the entry again under that lock (another process may have
-//! repaired it since), deletes the marker first and only then the files.
+//! repaired it since), and sets the entry aside in one rename before it
+//! deletes its files.
 
 pub mod archive;
 pub mod filesystem;
@@ -256,6 +262,27 @@ pub enum CacheError {
         dir: PathBuf,
         /// What is wrong.
         problem: String,
+    },
+    /// A damaged (or incomplete) entry must be filled again, but this
+    /// account may not move it aside: another user published it, and the
+    /// cache does not let members replace each other's entries.
+    #[error(
+        "the cache entry {} ({package}) is {problem} and must be fetched again, but it belongs to {owner} and this account may not move it aside; ask {owner} to run `pkgr cache verify --repair`, or let the members of the cache's group replace each other's entries (chmod g+w,-t {})",
+        dir.display(),
+        dir.parent().unwrap_or(dir).display()
+    )]
+    NotYours {
+        /// The package.
+        package: String,
+        /// The entry's directory.
+        dir: PathBuf,
+        /// What is wrong with it (`damaged (...)`, `incomplete`).
+        problem: String,
+        /// Who owns it (a user name, else `uid N`).
+        owner: String,
+        /// What the rename said.
+        #[source]
+        source: std::io::Error,
     },
     /// A downloaded repodata.json is not whole, valid JSON (it was not stored).
     #[error("the repodata at {url} is broken: {problem}; it was not stored, retry later or check the channel")]
@@ -818,7 +845,7 @@ impl PackageCache {
             drop(shared);
             tracing::debug!(entry = %key, "not complete: claiming it");
             let filled = self
-                .claim_and_fill(record, &key, reporter, abort, damage.is_some())
+                .claim_and_fill(record, &key, reporter, abort, damage.as_deref())
                 .await?;
             if let Some(bytes) = filled {
                 downloaded += bytes;
@@ -845,7 +872,7 @@ impl PackageCache {
     }
 
     /// Claims the entry of `record` and fills it, unless it is (or becomes)
-    /// usable meanwhile: complete, and with `damaged` also intact. Holds no
+    /// usable meanwhile: complete, and with `damage` also intact. Holds no
     /// lock when it returns; `Some(bytes downloaded)` if this call filled it.
     ///
     /// A jobs permit is taken first (waiting for one holds nothing), then the
@@ -863,8 +890,9 @@ impl PackageCache {
         key: &str,
         reporter: &dyn Reporter,
         abort: &Abort,
-        damaged: bool,
+        damage: Option<&str>,
     ) -> Result<Option<u64>, CacheError> {
+        let damaged = damage.is_some();
         let display = record.identifier.to_string();
         let lock_path = self.lock_path(key);
         let dir = self.root.join("pkgs").join(key);
@@ -886,7 +914,7 @@ impl PackageCache {
                     }
                 }
                 let bytes = self
-                    .fill(key, record, reporter, permit, exclusive, abort)
+                    .fill(key, record, reporter, (permit, exclusive), abort, damage)
                     .await?;
                 return Ok(Some(bytes));
             }
@@ -993,8 +1021,14 @@ impl PackageCache {
         marker_matching(&self.root.join("pkgs").join(key), record)
     }
 
-    /// Fills an entry. The caller hands over the entry's exclusive lock and
-    /// the jobs permit to do it with. Returns the bytes downloaded.
+    /// Fills an entry. The caller hands over the jobs permit and the entry's
+    /// exclusive lock to do it with. Returns the bytes downloaded.
+    ///
+    /// Whatever is at `pkgs/<key>` (a `damage`d entry, an incomplete
+    /// leftover) is moved aside first ([`set_aside`]): one who may not
+    /// replace it (another user's entry in a cache that does not allow
+    /// that) hears so at once ([`CacheError::NotYours`]), before anything
+    /// is downloaded, and the entry is left as it was.
     ///
     /// The download runs in this future (dropping it, or an abort, deletes the
     /// partial file; the lock goes only after that). The extraction runs on a
@@ -1008,14 +1042,42 @@ impl PackageCache {
         key: &str,
         record: &RepoDataRecord,
         reporter: &dyn Reporter,
-        permit: tokio::sync::OwnedSemaphorePermit,
-        exclusive: FileLock,
+        (permit, exclusive): (tokio::sync::OwnedSemaphorePermit, FileLock),
         abort: &Abort,
+        damage: Option<&str>,
     ) -> Result<u64, CacheError> {
         let display = record.identifier.to_string();
         let archive = self.archive_path(key, record);
         let expected = expected_of(record);
         let tmp = self.tmp_dir();
+        let dest = self.root.join("pkgs").join(key);
+
+        // Set aside on a thread that owns the lock (and gives it back).
+        let (exclusive, aside) = {
+            let dest = dest.clone();
+            tokio::task::spawn_blocking(move || {
+                let aside = set_aside(&dest);
+                (exclusive, aside)
+            })
+            .await
+            .map_err(join_error)?
+        };
+        aside.map_err(|source| {
+            if source.kind() == std::io::ErrorKind::PermissionDenied {
+                CacheError::NotYours {
+                    package: display.clone(),
+                    problem: damage.map_or_else(
+                        || String::from("incomplete"),
+                        |problem| format!("damaged ({problem})"),
+                    ),
+                    owner: owner_of(&dest),
+                    dir: dest.clone(),
+                    source,
+                }
+            } else {
+                io_error(format!("moving {} aside", dest.display()))(source)
+            }
+        })?;
 
         // Reuse an archive left by a process that stopped before extracting.
         let existing = {
@@ -1074,7 +1136,6 @@ impl PackageCache {
             file_name: display.clone(),
             links_as_files: BTreeMap::new(),
         };
-        let dest = self.root.join("pkgs").join(key);
         let session = self.session(format!("fetch {display} into it"))?.clone();
         let display2 = display.clone();
         let Some(permit) = slot.into_permit() else {
@@ -1860,10 +1921,9 @@ fn verify_file(path: &Path, expected: &Expected) -> Option<pkgr_fetch::Downloade
 
 /// Extracts `archive` into a staging directory in `tmp`, checks it complete
 /// against its own paths.json, writes the marker last and renames the
-/// directory to `dest`. The caller holds the entry's exclusive lock, so
-/// whatever is at `dest` is an incomplete leftover or a damaged entry being
-/// repaired that nobody uses: it is moved aside into `tmp` first (one atomic
-/// rename, so a crash leaves either it or nothing at `dest`, never a mix).
+/// directory to `dest`. The caller holds the entry's exclusive lock (and
+/// has set aside what was at `dest`; whatever is there still, nobody uses:
+/// it is set aside too).
 fn extract_entry(
     archive: &Path,
     tmp: &Path,
@@ -1904,21 +1964,107 @@ fn extract_entry(
         .map_err(io_error(format!("writing {}", marker_path.display())))?;
     file.sync_all()
         .map_err(io_error(format!("flushing {}", marker_path.display())))?;
-    if fs_err::symlink_metadata(dest).is_ok() {
-        let aside = tempfile::Builder::new()
-            .prefix("old-")
-            .tempdir_in(tmp)
-            .map_err(|source| CacheError::NotWritable {
-                path: tmp.to_path_buf(),
-                source,
-            })?;
-        fs_err::rename(dest, aside.path().join("entry"))
-            .map_err(io_error("moving an incomplete or damaged entry aside"))?;
-        // Removed when `aside` drops; what a crash leaves, a sweep removes.
-    }
+    set_aside(dest).map_err(io_error(format!("moving {} aside", dest.display())))?;
     let staging = staging.keep();
     fs_err::rename(&staging, dest).map_err(io_error("publishing an extracted entry"))?;
     Ok(())
+}
+
+/// The prefix of the names entries are set aside under in `pkgs/`.
+pub(crate) const SET_ASIDE_PREFIX: &str = ".old-";
+
+/// Moves whatever is at the entry directory `dest` (`pkgs/<key>`: a damaged
+/// entry being repaired, an incomplete leftover; the caller holds the
+/// entry's exclusive lock, so nobody uses it) out of the way in one atomic
+/// rename, to a new `pkgs/.old-*` name (a crash leaves either it or nothing
+/// at `dest`, never a mix), then deletes it as far as this account may.
+///
+/// The rename stays inside `pkgs/` because a directory renamed within one
+/// directory needs write permission on that directory only, not on itself:
+/// so a member of a group-shared cache can set aside an entry another
+/// member published (a sticky `pkgs/` forbids it: `PermissionDenied`).
+/// That member's files, which only they may delete, stay in `.old-*` until
+/// they (or root) run `pkgr clean`. Nothing at `dest`: nothing to do.
+pub(crate) fn set_aside(dest: &Path) -> std::io::Result<()> {
+    use std::sync::atomic::AtomicU64;
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let meta = match std::fs::symlink_metadata(dest) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let aside = dest.with_file_name(format!(
+        "{SET_ASIDE_PREFIX}{name}-{}-{}-{nanos:08x}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::rename(dest, &aside)?;
+    let _ = if meta.is_dir() {
+        std::fs::remove_dir_all(&aside)
+    } else {
+        std::fs::remove_file(&aside)
+    };
+    Ok(())
+}
+
+/// Removes what [`set_aside`] left in `pkgs` (another account's files, or a
+/// crash between the rename and the deletion), as far as this account may.
+/// Nobody uses a set-aside entry. Returns how many went.
+pub(crate) fn sweep_set_aside(pkgs: &Path) -> usize {
+    let Ok(entries) = fs_err::read_dir(pkgs) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.filter_map(Result::ok) {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(SET_ASIDE_PREFIX)
+        {
+            continue;
+        }
+        let path = entry.path();
+        let gone = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed += usize::from(gone.is_ok());
+    }
+    removed
+}
+
+/// Who owns `path`: the user's name from `/etc/passwd`, else `uid N`.
+fn owner_of(path: &Path) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(uid) = std::fs::symlink_metadata(path).map(|m| m.uid()) else {
+            return String::from("another user");
+        };
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        passwd
+            .lines()
+            .find_map(|line| {
+                let mut fields = line.split(':');
+                let name = fields.next()?;
+                let id = fields.nth(1)?;
+                (id.parse::<u32>().ok()? == uid).then(|| name.to_owned())
+            })
+            .unwrap_or_else(|| format!("uid {uid}"))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        String::from("another user")
+    }
 }
 
 /// Whether the cache root is group-writable (shared by a group of users).

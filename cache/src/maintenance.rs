@@ -4,9 +4,10 @@
 //! Both take an entry's exclusive lock with a *try-lock* before removing it, so
 //! an entry someone links from (shared lock) or fills (exclusive lock) is
 //! skipped and reported as busy, never waited for and never deleted under them.
-//! An entry is removed by deleting its marker first, so a removal interrupted
-//! at any point leaves an entry that looks incomplete, never a partial entry
-//! that looks complete.
+//! An entry is removed by setting it aside first (one rename to `pkgs/.old-*`,
+//! [`crate::set_aside`]), so a removal interrupted at any point leaves the
+//! whole entry or none of it, never a partial entry that looks complete; and
+//! in a group-shared cache a member can remove an entry another published.
 
 use std::path::PathBuf;
 
@@ -24,7 +25,8 @@ pub struct CleanReport {
     pub busy: Vec<String>,
     /// Cached repodata files removed.
     pub repodata_removed: usize,
-    /// Temp directories of dead processes removed.
+    /// Temp directories of dead processes (and set-aside entries,
+    /// `pkgs/.old-*`) removed.
     pub temp_removed: usize,
     /// Temp directories of live processes left alone.
     pub temp_live: usize,
@@ -86,21 +88,11 @@ impl PackageCache {
         Ok(keys.into_iter().collect())
     }
 
-    /// Removes an entry whose exclusive lock the caller holds: marker first,
-    /// then the directory (moved into our temp dir, then deleted), then archives.
+    /// Removes an entry whose exclusive lock the caller holds: the directory
+    /// (set aside in one rename, then deleted), then its archives.
     fn remove_entry_locked(&self, key: &str) -> Result<(), CacheError> {
         let dir = self.pkgs().join(key);
-        let marker = dir.join(ENTRY_MARKER);
-        match fs_err::remove_file(&marker) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io("removing an entry's marker")(e)),
-        }
-        if dir.exists() {
-            let doomed = self.tmp_dir().join(format!("rm-{key}"));
-            fs_err::rename(&dir, &doomed).map_err(io("removing an entry"))?;
-            fs_err::remove_dir_all(&doomed).map_err(io("removing an entry"))?;
-        }
+        crate::set_aside(&dir).map_err(io(format!("removing the entry {}", dir.display())))?;
         for ext in [".conda", ".tar.bz2"] {
             match fs_err::remove_file(self.pkgs().join(format!("{key}{ext}"))) {
                 Ok(()) => {}
@@ -118,9 +110,10 @@ impl PackageCache {
             return Err(self.read_only("clean it"));
         }
         let sweep = session::sweep(&self.root().join("tmp"))?;
+        let set_aside = crate::sweep_set_aside(&self.pkgs());
         let mut report = CleanReport {
             // What opening the cache swept a moment ago counts too.
-            temp_removed: sweep.removed + self.swept().removed,
+            temp_removed: sweep.removed + self.swept().removed + set_aside,
             temp_live: sweep.live,
             ..CleanReport::default()
         };
