@@ -957,7 +957,8 @@ impl PackageCache {
         reporter: &dyn Reporter,
         abort: &Abort,
     ) -> Result<FileLock, CacheError> {
-        abort
+        let started = std::time::Instant::now();
+        let lock = abort
             .unless_set(async {
                 Ok(
                     lock::acquire(lock_path, mode, display, self.lock_timeout, |pid| {
@@ -966,7 +967,9 @@ impl PackageCache {
                     .await?,
                 )
             })
-            .await
+            .await?;
+        log_wait(display, started);
+        Ok(lock)
     }
 
     fn archive_path(&self, key: &str, record: &RepoDataRecord) -> PathBuf {
@@ -1656,6 +1659,7 @@ impl PackageCache {
         reporter: &dyn Reporter,
     ) -> Result<(RepodataPaths, FileLock), CacheError> {
         let paths = self.repodata_paths(url);
+        let started = std::time::Instant::now();
         let lock = lock::acquire(
             &paths.lock,
             LockMode::Exclusive,
@@ -1664,6 +1668,7 @@ impl PackageCache {
             |pid| reporter.waiting(redacted, pid),
         )
         .await?;
+        log_wait(redacted, started);
         Ok((paths, lock))
     }
 
@@ -1968,6 +1973,21 @@ fn extract_entry(
     let staging = staging.keep();
     fs_err::rename(&staging, dest).map_err(io_error("publishing an extracted entry"))?;
     Ok(())
+}
+
+/// Logs (debug, target `pkgr_cache::wait`) how long a lock took since
+/// `started` when that was more than a moment: another process held it.
+/// `pkgr-fleet` sums these up.
+fn log_wait(what: &str, started: std::time::Instant) {
+    let waited = started.elapsed();
+    if waited >= Duration::from_millis(2) {
+        tracing::debug!(
+            target: "pkgr_cache::wait",
+            what,
+            waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+            "waited for a lock"
+        );
+    }
 }
 
 /// The prefix of the names entries are set aside under in `pkgs/`.
