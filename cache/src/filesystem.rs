@@ -164,6 +164,25 @@ pub fn lock_scope_of(path: &Path) -> Option<(Mount, LockScope)> {
     Some((mount, scope))
 }
 
+/// Whether `path` is on a read-only filesystem (`statvfs` reports
+/// `ST_RDONLY`: a filesystem or a bind mount mounted `ro`, a CVMFS or
+/// squashfs image). A path that does not exist yet is judged by the nearest
+/// directory above it that does. `false` where that cannot be told.
+pub fn is_read_only(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        path.ancestors()
+            .find(|dir| dir.exists())
+            .and_then(|dir| rustix::fs::statvfs(dir).ok())
+            .is_some_and(|stats| stats.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +225,13 @@ mod tests {
         assert!(matches!(scope("/lus/c"), LockScope::ThisHostOnly(_)));
         assert!(matches!(scope("/home/u/sshfs/c"), LockScope::Unknown(_)));
         assert_eq!(scope("/my dir/c"), LockScope::Local);
+    }
+
+    #[test]
+    fn a_writable_temp_dir_is_not_read_only() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        assert!(!is_read_only(dir.path()));
+        assert!(!is_read_only(&dir.path().join("not/yet/made")));
     }
 
     #[test]

@@ -51,9 +51,13 @@
 //! **Self-healing.** An entry that is complete but damaged (a file deleted or
 //! truncated since it was published, an empty file after a power loss) is not
 //! an error for ever: step 1 finds it, says so once ([`Reporter::repairing`]),
-//! and fills it again under the exclusive lock (step 3 moves the bad one
-//! aside). If other processes still read it, the repair waits (polling the
-//! try-lock, within the lock timeout) until they are done.
+//! and fills it again under the exclusive lock (step 3 first moves the bad
+//! one aside: one rename within `pkgs/`, which in a group-shared cache any
+//! member may do to another member's entry, unless `pkgs/` is sticky; then
+//! the repair fails at once, before any download, with
+//! [`CacheError::NotYours`], naming the entry and its owner, and leaves it
+//! as it was). If other processes still read it, the repair waits (polling
+//! the try-lock, within the lock timeout) until they are done.
 //!
 //! **Who owns what** (no lock, permit or temp directory ends before the work
 //! done under it): the download runs in the filling task's future, which owns
@@ -121,10 +125,11 @@
 //!
 //! **Crash safety.** Everything is written under a temp name and renamed into
 //! place only when complete and verified. A process killed at any step leaves
-//! only temp files in its `tmp/proc-*` directory and never an entry that looks
-//! complete but is not. Opening the cache sweeps the temp directories whose
-//! lock is free (their process is gone), and so does `clean`; never those of a
-//! live process.
+//! only temp files in its `tmp/proc-*` directory (or an entry it was setting
+//! aside, in `pkgs/.old-*`) and never an entry that looks complete but is
+//! not. Opening the cache sweeps the temp directories whose lock is free
+//! (their process is gone), and so does `clean`, which also removes what is
+//! in `pkgs/.old-*`; never the temp directories of a live process.
 //!
 //! **Durability: what survives is a process's death, not the machine's.** The
 //! downloaded archive and the marker are fsynced; the extracted files and the
@@ -134,10 +139,16 @@
 //! size check of step 1 (an empty file whose recorded size is not zero, a
 //! missing path) and repaired, and `pkgr cache verify` checks every byte.
 //!
+//! **A read-only cache** (on a read-only filesystem: [`PackageCache::open`])
+//! takes no locks and writes nothing: nothing can change it, so, like a
+//! read-only layer's, its complete and intact entries are used without a
+//! lock, and whatever would need a write is [`CacheError::ReadOnly`].
+//!
 //! **Removal** (`clean --all`, `verify --repair`) takes an entry's exclusive
 //! lock with a try-lock, so entries in use are skipped and reported; `verify
 //! --repair` checks the entry again under that lock (another process may have
-//! repaired it since), deletes the marker first and only then the files.
+//! repaired it since), and sets the entry aside in one rename before it
+//! deletes its files.
 
 pub mod archive;
 pub mod filesystem;
@@ -187,6 +198,17 @@ pub enum CacheError {
         mount_point: PathBuf,
         /// What makes its locks local.
         why: String,
+    },
+    /// The cache is on a read-only filesystem, and this needs a write.
+    #[error(
+        "the cache {} is on a read-only filesystem, so pkgr cannot {action}; for that, use a writable cache (--cache-dir or PKGR_CACHE_DIR) and keep this one as a read-only layer searched first (PKGR_READONLY_CACHES, or list it before the writable one in pkgs_dirs)",
+        path.display()
+    )]
+    ReadOnly {
+        /// The cache root.
+        path: PathBuf,
+        /// What could not be done (`fetch x-1.0-0.conda into it`).
+        action: String,
     },
     /// The cache directory cannot be created or written.
     #[error("the cache directory {} is not writable (set --cache-dir or PKGR_CACHE_DIR to a writable place)", path.display())]
@@ -245,6 +267,27 @@ pub enum CacheError {
         dir: PathBuf,
         /// What is wrong.
         problem: String,
+    },
+    /// A damaged (or incomplete) entry must be filled again, but this
+    /// account may not move it aside: another user published it, and the
+    /// cache does not let members replace each other's entries.
+    #[error(
+        "the cache entry {} ({package}) is {problem} and must be fetched again, but it belongs to {owner} and this account may not move it aside; ask {owner} to run `pkgr cache verify --repair`, or let the members of the cache's group replace each other's entries (chmod g+w,-t {})",
+        dir.display(),
+        dir.parent().unwrap_or(dir).display()
+    )]
+    NotYours {
+        /// The package.
+        package: String,
+        /// The entry's directory.
+        dir: PathBuf,
+        /// What is wrong with it (`damaged (...)`, `incomplete`).
+        problem: String,
+        /// Who owns it (a user name, else `uid N`).
+        owner: String,
+        /// What the rename said.
+        #[source]
+        source: std::io::Error,
     },
     /// A downloaded repodata.json is not whole, valid JSON (it was not stored).
     #[error("the repodata at {url} is broken: {problem}; it was not stored, retry later or check the channel")]
@@ -451,7 +494,8 @@ pub struct PackageCache {
     root: PathBuf,
     fetcher: Fetcher,
     jobs: Arc<Semaphore>,
-    session: Arc<session::Session>,
+    /// `None` for a cache on a read-only filesystem (see [`Self::open`]).
+    session: Option<Arc<session::Session>>,
     lock_timeout: Duration,
     swept: SweepReport,
     repodata_policy: RepodataPolicy,
@@ -465,18 +509,63 @@ impl PackageCache {
     /// Opening sweeps the temp directories of processes that are gone (killed
     /// CI jobs leave partial downloads behind); a live process's are never
     /// touched (see [`session`]).
+    ///
+    /// **A cache on a read-only filesystem** (`statvfs` says so, or a
+    /// directory cannot be made there: `EROFS`) opens read-only: nothing is
+    /// created, swept or locked there, its complete, intact entries are used
+    /// without a lock like a read-only layer's
+    /// ([`Self::with_read_only_layers`]), its repodata as long as it is
+    /// fresh (or `--offline`), and whatever would have to be written (a
+    /// package or repodata it lacks, `clean`, a repair) is
+    /// [`CacheError::ReadOnly`], which names the cache and what to
+    /// configure. So commands that fetch nothing (`remove`, installing what
+    /// the cache has) work when the only cache is read-only.
     pub fn open(root: impl Into<PathBuf>, fetcher: Fetcher) -> Result<Self, CacheError> {
         process_start();
         let root = root.into();
-        fs_err::create_dir_all(&root).map_err(|source| CacheError::NotWritable {
-            path: root.clone(),
+        if filesystem::is_read_only(&root) {
+            return Ok(Self::new(root, fetcher, None));
+        }
+        match Self::open_writable(&root) {
+            Ok((swept, session)) => {
+                let mut cache = Self::new(root, fetcher, Some(Arc::new(session)));
+                cache.swept = swept;
+                Ok(cache)
+            }
+            Err(CacheError::NotWritable { source, .. })
+                if source.kind() == std::io::ErrorKind::ReadOnlyFilesystem =>
+            {
+                Ok(Self::new(root, fetcher, None))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn new(root: PathBuf, fetcher: Fetcher, session: Option<Arc<session::Session>>) -> Self {
+        Self {
+            root,
+            fetcher,
+            jobs: Arc::new(Semaphore::new(default_jobs())),
+            session,
+            lock_timeout: lock::default_timeout(),
+            swept: SweepReport::default(),
+            repodata_policy: RepodataPolicy::default(),
+            read_only_layers: Vec::new(),
+        }
+    }
+
+    /// Makes the cache's directories (tolerantly), checks its locks, sweeps
+    /// dead processes' temp files and starts this process's session.
+    fn open_writable(root: &Path) -> Result<(SweepReport, session::Session), CacheError> {
+        fs_err::create_dir_all(root).map_err(|source| CacheError::NotWritable {
+            path: root.to_path_buf(),
             source,
         })?;
         // In a group-shared cache another member may have just made one of
         // these directories and not yet given it the group's write bit (a
         // mkdir and its chmod are two steps): a refusal then is retried for
         // a moment, not reported.
-        let shared = is_group_shared(&root);
+        let shared = is_group_shared(root);
         let mut attempt = 0;
         loop {
             let made = [
@@ -491,7 +580,7 @@ impl PackageCache {
                     source,
                 })
             });
-            share_with_group(&root);
+            share_with_group(root);
             // Made by another member who has not given them the group's
             // write bit yet: wait for it, as for a refusal.
             let made = made.and_then(|()| {
@@ -524,22 +613,32 @@ impl PackageCache {
                 Err(e) => return Err(e),
             }
         }
-        write_cachedir_tag(&root)?;
-        check_lock_scope(&root)?;
+        write_cachedir_tag(root)?;
+        check_lock_scope(root)?;
         // Best effort: a sweep that fails (another user's files) must not stop us.
         let swept = session::sweep(&root.join("tmp")).unwrap_or_default();
-        let session = Arc::new(session::Session::start(&root.join("tmp"))?);
-        let jobs = Arc::new(Semaphore::new(default_jobs()));
-        Ok(Self {
-            root,
-            fetcher,
-            jobs,
-            session,
-            lock_timeout: lock::default_timeout(),
-            swept,
-            repodata_policy: RepodataPolicy::default(),
-            read_only_layers: Vec::new(),
-        })
+        let session = session::Session::start(&root.join("tmp"))?;
+        Ok((swept, session))
+    }
+
+    /// Whether the cache is on a read-only filesystem and only read (see
+    /// [`Self::open`]).
+    pub fn is_read_only(&self) -> bool {
+        self.session.is_none()
+    }
+
+    /// The error for `action` in a read-only cache.
+    fn read_only(&self, action: impl Into<String>) -> CacheError {
+        CacheError::ReadOnly {
+            path: self.root.clone(),
+            action: action.into(),
+        }
+    }
+
+    /// This process's session (its temp directory), which a read-only cache
+    /// does not have: then the error for `action`.
+    fn session(&self, action: impl Into<String>) -> Result<&Arc<session::Session>, CacheError> {
+        self.session.as_ref().ok_or_else(|| self.read_only(action))
     }
 
     /// Read-only caches searched before this one (`pkgs_dirs` that cannot be
@@ -595,9 +694,13 @@ impl PackageCache {
     }
 
     /// This process's directory for temp files (same filesystem as the
-    /// entries; swept by `clean` once this process is gone).
+    /// entries; swept by `clean` once this process is gone). A read-only
+    /// cache has none: then the cache's `tmp/`, where nothing can be written.
     pub fn tmp_dir(&self) -> PathBuf {
-        self.session.dir().to_path_buf()
+        self.session.as_ref().map_or_else(
+            || self.root.join("tmp"),
+            |session| session.dir().to_path_buf(),
+        )
     }
 
     /// The fetcher this cache downloads with.
@@ -711,6 +814,9 @@ impl PackageCache {
             reporter.cached(&display);
             return Ok(entry);
         }
+        if self.is_read_only() {
+            return Err(self.read_only(format!("fetch {display} into it")));
+        }
         let lock_path = self.lock_path(&key);
         let dir = self.root.join("pkgs").join(&key);
         let mut downloaded = 0;
@@ -752,7 +858,7 @@ impl PackageCache {
             drop(shared);
             tracing::debug!(entry = %key, "not complete: claiming it");
             let filled = self
-                .claim_and_fill(record, &key, reporter, abort, damage.is_some())
+                .claim_and_fill(record, &key, reporter, abort, damage.as_deref())
                 .await?;
             if let Some(bytes) = filled {
                 downloaded += bytes;
@@ -779,7 +885,7 @@ impl PackageCache {
     }
 
     /// Claims the entry of `record` and fills it, unless it is (or becomes)
-    /// usable meanwhile: complete, and with `damaged` also intact. Holds no
+    /// usable meanwhile: complete, and with `damage` also intact. Holds no
     /// lock when it returns; `Some(bytes downloaded)` if this call filled it.
     ///
     /// A jobs permit is taken first (waiting for one holds nothing), then the
@@ -797,8 +903,9 @@ impl PackageCache {
         key: &str,
         reporter: &dyn Reporter,
         abort: &Abort,
-        damaged: bool,
+        damage: Option<&str>,
     ) -> Result<Option<u64>, CacheError> {
+        let damaged = damage.is_some();
         let display = record.identifier.to_string();
         let lock_path = self.lock_path(key);
         let dir = self.root.join("pkgs").join(key);
@@ -820,7 +927,7 @@ impl PackageCache {
                     }
                 }
                 let bytes = self
-                    .fill(key, record, reporter, permit, exclusive, abort)
+                    .fill(key, record, reporter, (permit, exclusive), abort, damage)
                     .await?;
                 return Ok(Some(bytes));
             }
@@ -863,7 +970,8 @@ impl PackageCache {
         reporter: &dyn Reporter,
         abort: &Abort,
     ) -> Result<FileLock, CacheError> {
-        abort
+        let started = std::time::Instant::now();
+        let lock = abort
             .unless_set(async {
                 Ok(
                     lock::acquire(lock_path, mode, display, self.lock_timeout, |pid| {
@@ -872,7 +980,9 @@ impl PackageCache {
                     .await?,
                 )
             })
-            .await
+            .await?;
+        log_wait(display, started);
+        Ok(lock)
     }
 
     fn archive_path(&self, key: &str, record: &RepoDataRecord) -> PathBuf {
@@ -884,15 +994,17 @@ impl PackageCache {
     }
 
     /// The complete, intact entry of `record` in the first read-only layer
-    /// that has one (see [`Self::with_read_only_layers`]), used without a
-    /// lock. A layer's damaged entry is passed over (nothing may repair a
-    /// read-only layer): the writable cache fills its own.
+    /// that has one (see [`Self::with_read_only_layers`]; a read-only cache
+    /// is its own last layer), used without a lock. A layer's damaged entry
+    /// is passed over (nothing may repair a read-only layer): the writable
+    /// cache fills its own.
     async fn entry_in_read_only_layers(
         &self,
         key: &str,
         record: &RepoDataRecord,
     ) -> Result<Option<CacheEntry>, CacheError> {
-        for layer in &self.read_only_layers {
+        let itself = self.is_read_only().then_some(&self.root);
+        for layer in self.read_only_layers.iter().chain(itself) {
             let dir = layer.join("pkgs").join(key);
             let Some(marker) = marker_matching(&dir, record) else {
                 continue;
@@ -926,8 +1038,14 @@ impl PackageCache {
         marker_matching(&self.root.join("pkgs").join(key), record)
     }
 
-    /// Fills an entry. The caller hands over the entry's exclusive lock and
-    /// the jobs permit to do it with. Returns the bytes downloaded.
+    /// Fills an entry. The caller hands over the jobs permit and the entry's
+    /// exclusive lock to do it with. Returns the bytes downloaded.
+    ///
+    /// Whatever is at `pkgs/<key>` (a `damage`d entry, an incomplete
+    /// leftover) is moved aside first ([`set_aside`]): one who may not
+    /// replace it (another user's entry in a cache that does not allow
+    /// that) hears so at once ([`CacheError::NotYours`]), before anything
+    /// is downloaded, and the entry is left as it was.
     ///
     /// The download runs in this future (dropping it, or an abort, deletes the
     /// partial file; the lock goes only after that). The extraction runs on a
@@ -941,14 +1059,42 @@ impl PackageCache {
         key: &str,
         record: &RepoDataRecord,
         reporter: &dyn Reporter,
-        permit: tokio::sync::OwnedSemaphorePermit,
-        exclusive: FileLock,
+        (permit, exclusive): (tokio::sync::OwnedSemaphorePermit, FileLock),
         abort: &Abort,
+        damage: Option<&str>,
     ) -> Result<u64, CacheError> {
         let display = record.identifier.to_string();
         let archive = self.archive_path(key, record);
         let expected = expected_of(record);
         let tmp = self.tmp_dir();
+        let dest = self.root.join("pkgs").join(key);
+
+        // Set aside on a thread that owns the lock (and gives it back).
+        let (exclusive, aside) = {
+            let dest = dest.clone();
+            tokio::task::spawn_blocking(move || {
+                let aside = set_aside(&dest);
+                (exclusive, aside)
+            })
+            .await
+            .map_err(join_error)?
+        };
+        aside.map_err(|source| {
+            if source.kind() == std::io::ErrorKind::PermissionDenied {
+                CacheError::NotYours {
+                    package: display.clone(),
+                    problem: damage.map_or_else(
+                        || String::from("incomplete"),
+                        |problem| format!("damaged ({problem})"),
+                    ),
+                    owner: owner_of(&dest),
+                    dir: dest.clone(),
+                    source,
+                }
+            } else {
+                io_error(format!("moving {} aside", dest.display()))(source)
+            }
+        })?;
 
         // Reuse an archive left by a process that stopped before extracting.
         let existing = {
@@ -1007,8 +1153,7 @@ impl PackageCache {
             file_name: display.clone(),
             links_as_files: BTreeMap::new(),
         };
-        let dest = self.root.join("pkgs").join(key);
-        let session = self.session.clone();
+        let session = self.session(format!("fetch {display} into it"))?.clone();
         let display2 = display.clone();
         let Some(permit) = slot.into_permit() else {
             return Err(CacheError::Io {
@@ -1050,6 +1195,9 @@ impl PackageCache {
                 source: std::io::Error::other("bad file URL"),
             })?;
             return self.open_local_indexed(path, &url, redacted).await;
+        }
+        if self.is_read_only() {
+            return self.read_only_repodata(&url, &redacted).await;
         }
         let (paths, _lock) = self.lock_repodata(&url, &redacted, reporter).await?;
         let info: Option<RepodataInfo> = fs_err::read_to_string(&paths.info)
@@ -1177,6 +1325,39 @@ impl PackageCache {
         self.open_indexed(&paths, &redacted).await.map(Some)
     }
 
+    /// [`Self::fetch_repodata`] in a read-only cache (no lock: nothing
+    /// writes it): the cached copy when it may be used as it is (fresh, or
+    /// `--offline`), a subdir the channel was found not to have as missing;
+    /// anything else needs a download, which cannot be stored.
+    async fn read_only_repodata(
+        &self,
+        url: &Url,
+        redacted: &str,
+    ) -> Result<Option<RepodataFile>, CacheError> {
+        let paths = self.repodata_paths(url);
+        let info: Option<RepodataInfo> = fs_err::read_to_string(&paths.info)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        let policy = self.repodata_policy;
+        let have_copy = paths.json.is_file();
+        match info {
+            Some(info) if info.not_found => Ok(None),
+            Some(info)
+                if have_copy
+                    && (policy.offline || (!policy.refresh && info.is_fresh(policy.ttl))) =>
+            {
+                self.open_indexed(&paths, redacted).await.map(Some)
+            }
+            _ if policy.offline => Err(CacheError::Offline {
+                what: redacted.to_owned(),
+            }),
+            _ if have_copy => Err(self.read_only(format!(
+                "download {redacted} into it (its copy is out of date; --offline uses it as it is)"
+            ))),
+            _ => Err(self.read_only(format!("download {redacted} into it"))),
+        }
+    }
+
     /// A local channel's repodata.json, read in place through an index kept
     /// in the cache (keyed by the file's URL, size and modification time, so
     /// a changed file is indexed again): a solve reads only what it needs,
@@ -1193,6 +1374,7 @@ impl PackageCache {
         };
         let index_path = self.repodata_paths(url).index;
         let tmp = self.tmp_dir();
+        let writable = !self.is_read_only();
         tokio::task::spawn_blocking(move || {
             let meta = file
                 .file
@@ -1215,7 +1397,9 @@ impl PackageCache {
                     url: redacted,
                     problem,
                 })?;
-            write_index(&index, meta.len(), Some(modified_ns), &index_path, &tmp)?;
+            if writable {
+                write_index(&index, meta.len(), Some(modified_ns), &index_path, &tmp)?;
+            }
             file.index = Some(index);
             Ok(Some(file))
         })
@@ -1252,6 +1436,24 @@ impl PackageCache {
                 Ok(bytes) => parse(&bytes).map(Some),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(io_error("reading a shard index")(e)),
+            };
+        }
+        if self.is_read_only() {
+            // What is cached and may be used as it is; else none, and the
+            // channel's repodata.json serves (as offline).
+            let paths = self.repodata_paths(&url);
+            let stored = paths.json.with_extension("msgpack.zst");
+            let info: Option<RepodataInfo> = fs_err::read_to_string(&paths.info)
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok());
+            let policy = self.repodata_policy;
+            let usable = info.filter(|info| {
+                !info.not_found
+                    && (policy.offline || (!policy.refresh && info.is_fresh(policy.ttl)))
+            });
+            return match (usable, fs_err::read(&stored)) {
+                (Some(_), Ok(bytes)) => parse(&bytes).map(Some),
+                _ => Ok(None),
             };
         }
         let (paths, _lock) = self.lock_repodata(&url, &redacted, reporter).await?;
@@ -1402,6 +1604,7 @@ impl PackageCache {
     ) -> Result<RepodataFile, CacheError> {
         let (json, index_path, tmp) = (paths.json.clone(), paths.index.clone(), self.tmp_dir());
         let redacted = redacted.to_owned();
+        let writable = !self.is_read_only();
         tokio::task::spawn_blocking(move || {
             let file = fs_err::File::open(&json).map_err(io_error("opening cached repodata"))?;
             let size = file
@@ -1418,7 +1621,9 @@ impl PackageCache {
                             problem,
                         }
                     })?;
-                    write_index(&index, bytes.len() as u64, None, &index_path, &tmp)?;
+                    if writable {
+                        write_index(&index, bytes.len() as u64, None, &index_path, &tmp)?;
+                    }
                     index
                 }
             };
@@ -1446,6 +1651,9 @@ impl PackageCache {
             return Ok(());
         }
         let redacted = pkgr_redact::redact_url(&url);
+        if self.is_read_only() {
+            return Err(self.read_only(format!("replace its broken copy of {redacted}")));
+        }
         let (paths, _lock) = self.lock_repodata(&url, &redacted, reporter).await?;
         for path in [&paths.info, &paths.json, &paths.index] {
             match fs_err::remove_file(path) {
@@ -1465,6 +1673,7 @@ impl PackageCache {
         reporter: &dyn Reporter,
     ) -> Result<(RepodataPaths, FileLock), CacheError> {
         let paths = self.repodata_paths(url);
+        let started = std::time::Instant::now();
         let lock = lock::acquire(
             &paths.lock,
             LockMode::Exclusive,
@@ -1473,6 +1682,7 @@ impl PackageCache {
             |pid| reporter.waiting(redacted, pid),
         )
         .await?;
+        log_wait(redacted, started);
         Ok((paths, lock))
     }
 
@@ -1736,10 +1946,9 @@ fn verify_file(path: &Path, expected: &Expected) -> Option<pkgr_fetch::Downloade
 
 /// Extracts `archive` into a staging directory in `tmp`, checks it complete
 /// against its own paths.json, writes the marker last and renames the
-/// directory to `dest`. The caller holds the entry's exclusive lock, so
-/// whatever is at `dest` is an incomplete leftover or a damaged entry being
-/// repaired that nobody uses: it is moved aside into `tmp` first (one atomic
-/// rename, so a crash leaves either it or nothing at `dest`, never a mix).
+/// directory to `dest`. The caller holds the entry's exclusive lock (and
+/// has set aside what was at `dest`; whatever is there still, nobody uses:
+/// it is set aside too).
 fn extract_entry(
     archive: &Path,
     tmp: &Path,
@@ -1781,21 +1990,122 @@ fn extract_entry(
         .map_err(io_error(format!("writing {}", marker_path.display())))?;
     file.sync_all()
         .map_err(io_error(format!("flushing {}", marker_path.display())))?;
-    if fs_err::symlink_metadata(dest).is_ok() {
-        let aside = tempfile::Builder::new()
-            .prefix("old-")
-            .tempdir_in(tmp)
-            .map_err(|source| CacheError::NotWritable {
-                path: tmp.to_path_buf(),
-                source,
-            })?;
-        fs_err::rename(dest, aside.path().join("entry"))
-            .map_err(io_error("moving an incomplete or damaged entry aside"))?;
-        // Removed when `aside` drops; what a crash leaves, a sweep removes.
-    }
+    set_aside(dest).map_err(io_error(format!("moving {} aside", dest.display())))?;
     let staging = staging.keep();
     fs_err::rename(&staging, dest).map_err(io_error("publishing an extracted entry"))?;
     Ok(())
+}
+
+/// Logs (debug, target `pkgr_cache::wait`) how long a lock took since
+/// `started` when that was more than a moment: another process held it.
+/// `pkgr-fleet` sums these up.
+fn log_wait(what: &str, started: std::time::Instant) {
+    let waited = started.elapsed();
+    if waited >= Duration::from_millis(2) {
+        tracing::debug!(
+            target: "pkgr_cache::wait",
+            what,
+            waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+            "waited for a lock"
+        );
+    }
+}
+
+/// The prefix of the names entries are set aside under in `pkgs/`.
+pub(crate) const SET_ASIDE_PREFIX: &str = ".old-";
+
+/// Moves whatever is at the entry directory `dest` (`pkgs/<key>`: a damaged
+/// entry being repaired, an incomplete leftover; the caller holds the
+/// entry's exclusive lock, so nobody uses it) out of the way in one atomic
+/// rename, to a new `pkgs/.old-*` name (a crash leaves either it or nothing
+/// at `dest`, never a mix), then deletes it as far as this account may.
+///
+/// The rename stays inside `pkgs/` because a directory renamed within one
+/// directory needs write permission on that directory only, not on itself:
+/// so a member of a group-shared cache can set aside an entry another
+/// member published (a sticky `pkgs/` forbids it: `PermissionDenied`).
+/// That member's files, which only they may delete, stay in `.old-*` until
+/// they (or root) run `pkgr clean`. Nothing at `dest`: nothing to do.
+pub(crate) fn set_aside(dest: &Path) -> std::io::Result<()> {
+    use std::sync::atomic::AtomicU64;
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let meta = match std::fs::symlink_metadata(dest) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let aside = dest.with_file_name(format!(
+        "{SET_ASIDE_PREFIX}{name}-{}-{}-{nanos:08x}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::rename(dest, &aside)?;
+    let _ = if meta.is_dir() {
+        std::fs::remove_dir_all(&aside)
+    } else {
+        std::fs::remove_file(&aside)
+    };
+    Ok(())
+}
+
+/// Removes what [`set_aside`] left in `pkgs` (another account's files, or a
+/// crash between the rename and the deletion), as far as this account may.
+/// Nobody uses a set-aside entry. Returns how many went.
+pub(crate) fn sweep_set_aside(pkgs: &Path) -> usize {
+    let Ok(entries) = fs_err::read_dir(pkgs) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.filter_map(Result::ok) {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(SET_ASIDE_PREFIX)
+        {
+            continue;
+        }
+        let path = entry.path();
+        let gone = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed += usize::from(gone.is_ok());
+    }
+    removed
+}
+
+/// Who owns `path`: the user's name from `/etc/passwd`, else `uid N`.
+fn owner_of(path: &Path) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(uid) = std::fs::symlink_metadata(path).map(|m| m.uid()) else {
+            return String::from("another user");
+        };
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        passwd
+            .lines()
+            .find_map(|line| {
+                let mut fields = line.split(':');
+                let name = fields.next()?;
+                let id = fields.nth(1)?;
+                (id.parse::<u32>().ok()? == uid).then(|| name.to_owned())
+            })
+            .unwrap_or_else(|| format!("uid {uid}"))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        String::from("another user")
+    }
 }
 
 /// Whether the cache root is group-writable (shared by a group of users).

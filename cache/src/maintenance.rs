@@ -4,9 +4,10 @@
 //! Both take an entry's exclusive lock with a *try-lock* before removing it, so
 //! an entry someone links from (shared lock) or fills (exclusive lock) is
 //! skipped and reported as busy, never waited for and never deleted under them.
-//! An entry is removed by deleting its marker first, so a removal interrupted
-//! at any point leaves an entry that looks incomplete, never a partial entry
-//! that looks complete.
+//! An entry is removed by setting it aside first (one rename to `pkgs/.old-*`,
+//! [`crate::set_aside`]), so a removal interrupted at any point leaves the
+//! whole entry or none of it, never a partial entry that looks complete; and
+//! in a group-shared cache a member can remove an entry another published.
 
 use std::path::PathBuf;
 
@@ -24,7 +25,8 @@ pub struct CleanReport {
     pub busy: Vec<String>,
     /// Cached repodata files removed.
     pub repodata_removed: usize,
-    /// Temp directories of dead processes removed.
+    /// Temp directories of dead processes (and set-aside entries,
+    /// `pkgs/.old-*`) removed.
     pub temp_removed: usize,
     /// Temp directories of live processes left alone.
     pub temp_live: usize,
@@ -86,21 +88,11 @@ impl PackageCache {
         Ok(keys.into_iter().collect())
     }
 
-    /// Removes an entry whose exclusive lock the caller holds: marker first,
-    /// then the directory (moved into our temp dir, then deleted), then archives.
+    /// Removes an entry whose exclusive lock the caller holds: the directory
+    /// (set aside in one rename, then deleted), then its archives.
     fn remove_entry_locked(&self, key: &str) -> Result<(), CacheError> {
         let dir = self.pkgs().join(key);
-        let marker = dir.join(ENTRY_MARKER);
-        match fs_err::remove_file(&marker) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io("removing an entry's marker")(e)),
-        }
-        if dir.exists() {
-            let doomed = self.tmp_dir().join(format!("rm-{key}"));
-            fs_err::rename(&dir, &doomed).map_err(io("removing an entry"))?;
-            fs_err::remove_dir_all(&doomed).map_err(io("removing an entry"))?;
-        }
+        crate::set_aside(&dir).map_err(io(format!("removing the entry {}", dir.display())))?;
         for ext in [".conda", ".tar.bz2"] {
             match fs_err::remove_file(self.pkgs().join(format!("{key}{ext}"))) {
                 Ok(()) => {}
@@ -114,10 +106,14 @@ impl PackageCache {
     /// Sweeps the temp files of dead processes; with `all`, also removes every
     /// entry and cached repodata file that no process is using.
     pub fn clean(&self, all: bool) -> Result<CleanReport, CacheError> {
+        if self.is_read_only() {
+            return Err(self.read_only("clean it"));
+        }
         let sweep = session::sweep(&self.root().join("tmp"))?;
+        let set_aside = crate::sweep_set_aside(&self.pkgs());
         let mut report = CleanReport {
             // What opening the cache swept a moment ago counts too.
-            temp_removed: sweep.removed + self.swept().removed,
+            temp_removed: sweep.removed + self.swept().removed + set_aside,
             temp_live: sweep.live,
             ..CleanReport::default()
         };
@@ -163,6 +159,9 @@ impl PackageCache {
     /// is used as before. Only the self-repair of a damaged entry needs the
     /// archive again, and then downloads it.
     pub fn clean_tarballs(&self, report: &mut CleanReport) -> Result<(), CacheError> {
+        if self.is_read_only() {
+            return Err(self.read_only("remove archives from it"));
+        }
         for key in self.entry_keys()? {
             let dir = self.pkgs().join(&key);
             let archives: Vec<PathBuf> = [".conda", ".tar.bz2"]
@@ -198,14 +197,23 @@ impl PackageCache {
     /// every cached repodata.json (whole, valid JSON). With `repair`, corrupt
     /// entries and repodata are removed (under their exclusive lock, checked
     /// again under it: another process may have repaired the entry in between)
-    /// so the next install fetches them again.
+    /// so the next install fetches them again. A read-only cache is checked
+    /// without locks (nothing changes it) and cannot be repaired.
     pub fn verify(&self, repair: bool) -> Result<VerifyReport, CacheError> {
+        if repair && self.is_read_only() {
+            return Err(self.read_only("repair it"));
+        }
         let mut report = VerifyReport::default();
         for key in self.entry_keys()? {
             let lock_path = self.lock_path(&key);
-            let Some(shared) = FileLock::try_acquire(&lock_path, LockMode::Shared)? else {
-                report.busy.push(key);
-                continue;
+            let shared = if self.is_read_only() {
+                None
+            } else {
+                let Some(shared) = FileLock::try_acquire(&lock_path, LockMode::Shared)? else {
+                    report.busy.push(key);
+                    continue;
+                };
+                Some(shared)
             };
             let Some(problem) = self.entry_problem(&key) else {
                 continue;
@@ -303,11 +311,16 @@ impl PackageCache {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let json = base.with_extension("json");
-            let Some(lock) =
-                FileLock::try_acquire(&base.with_extension("lock"), LockMode::Exclusive)?
-            else {
-                report.busy.push(format!("repodata/{hash}.json"));
-                continue;
+            let lock = if self.is_read_only() {
+                None
+            } else {
+                let Some(lock) =
+                    FileLock::try_acquire(&base.with_extension("lock"), LockMode::Exclusive)?
+                else {
+                    report.busy.push(format!("repodata/{hash}.json"));
+                    continue;
+                };
+                Some(lock)
             };
             if !json.is_file() {
                 continue;

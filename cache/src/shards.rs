@@ -216,6 +216,9 @@ impl PackageCache {
         if self.repodata_policy.offline && url.scheme() != "file" {
             return Err(CacheError::Offline { what: redacted });
         }
+        if self.is_read_only() {
+            return Err(self.read_only(format!("download {redacted} into it")));
+        }
         let dir = path.parent().map(ToOwned::to_owned).unwrap_or_default();
         fs_err::create_dir_all(&dir).map_err(|source| CacheError::NotWritable {
             path: dir.clone(),
