@@ -765,24 +765,60 @@ impl PackageCache {
         records: &[RepoDataRecord],
         reporter: &dyn Reporter,
     ) -> Result<Vec<CacheEntry>, CacheError> {
-        let abort = Abort::default();
-        let results = futures::future::join_all(records.iter().map(|record| {
-            let abort = &abort;
-            async move {
-                let result = self.get_one(record, reporter, abort).await;
-                if result.is_err() {
-                    abort.trigger();
+        let entries: std::sync::Mutex<Vec<Option<CacheEntry>>> =
+            std::sync::Mutex::new((0..records.len()).map(|_| None).collect());
+        let result = self
+            .get_all_as_ready(records, reporter, &|index, entry| {
+                if let Ok(mut entries) = entries.lock() {
+                    entries[index] = Some(entry);
                 }
-                result
-            }
-        }))
-        .await;
-        let mut entries = Vec::with_capacity(records.len());
+            })
+            .await;
+        let entries = entries.into_inner().unwrap_or_else(|e| e.into_inner());
+        result?;
+        let entries: Vec<CacheEntry> = entries.into_iter().flatten().collect();
+        if entries.len() == records.len() {
+            Ok(entries)
+        } else {
+            Err(CacheError::Cancelled)
+        }
+    }
+
+    /// As [`Self::get_all`], but hands each entry (with its shared lock) to
+    /// `ready` as soon as it is there, with the index of its record, so that
+    /// the caller can start using it while the others are fetched. The
+    /// caller owns the entries from then on: it keeps them (their locks)
+    /// until its work with them is done, also when this returns an error.
+    pub async fn get_all_as_ready(
+        &self,
+        records: &[RepoDataRecord],
+        reporter: &dyn Reporter,
+        ready: &(dyn Fn(usize, CacheEntry) + Sync),
+    ) -> Result<(), CacheError> {
+        let abort = Abort::default();
+        let results =
+            futures::future::join_all(records.iter().enumerate().map(|(index, record)| {
+                let abort = &abort;
+                async move {
+                    match self.get_one(record, reporter, abort).await {
+                        Ok(entry) => {
+                            ready(index, entry);
+                            Ok(())
+                        }
+                        Err(err) => {
+                            abort.trigger();
+                            Err(err)
+                        }
+                    }
+                }
+            }))
+            .await;
         let mut first_error = None;
+        let mut cancelled = false;
         for result in results {
             match result {
-                Ok(entry) => entries.push(entry),
-                Err(CacheError::Cancelled) => {}
+                Ok(()) => {}
+                Err(CacheError::Cancelled) => cancelled = true,
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
@@ -790,8 +826,8 @@ impl PackageCache {
         }
         match first_error {
             Some(e) => Err(e),
-            None if entries.len() == records.len() => Ok(entries),
-            None => Err(CacheError::Cancelled),
+            None if cancelled => Err(CacheError::Cancelled),
+            None => Ok(()),
         }
     }
 

@@ -216,6 +216,11 @@ impl<'a> Installer<'a> {
             requested,
             metadata_from_archives,
         } = change;
+        if plan.unlink.is_empty() && !metadata_from_archives {
+            return self
+                .fetch_and_link_as_fetched(prefix, installed, solution, plan, requested, reporter)
+                .await;
+        }
         reporter.fetching_started(plan.link.len());
         let entries: Vec<CacheEntry> = self
             .cache
@@ -277,6 +282,103 @@ impl<'a> Installer<'a> {
         Ok(InstallReport {
             downloaded_bytes,
             linked,
+        })
+    }
+
+    /// [`Self::fetch_and_link`] for a change that only adds packages (a new
+    /// environment, an install that replaces nothing): each package's files
+    /// are linked as soon as its entry is in the cache, while the others are
+    /// still downloading or extracting; the records are written once all
+    /// are there. If a fetch fails, what was linked is rolled back, so the
+    /// environment is as it was. The entries (their shared locks) are kept
+    /// here until the linking threads are done with them.
+    async fn fetch_and_link_as_fetched(
+        &self,
+        prefix: &LockedPrefix,
+        installed: &[PrefixRecord],
+        solution: &[RepoDataRecord],
+        plan: &Plan,
+        requested: &[String],
+        reporter: &Arc<dyn Reporter>,
+    ) -> Result<InstallReport, InstallError> {
+        reporter.fetching_started(plan.link.len());
+        let threads = self.jobs.available_permits().max(1);
+        let transaction = Transaction {
+            python: python_of(solution.iter()),
+            mode: self.link_mode,
+            jobs: threads,
+            ..Transaction::default()
+        };
+        let (arrivals, receiver) = std::sync::mpsc::channel::<LinkRequest>();
+        let held: std::sync::Mutex<Vec<CacheEntry>> = std::sync::Mutex::new(Vec::new());
+        let path = prefix.path().to_path_buf();
+        let jobs = self.jobs.clone();
+        let runtime = tokio::runtime::Handle::current();
+        let linking = tokio::task::spawn_blocking(move || {
+            // A permit for each package's linking, taken once it is planned
+            // and journaled (waiting for it holds nothing but the journal).
+            let permit = move || -> Box<dyn std::any::Any> {
+                Box::new(runtime.block_on(jobs.clone().acquire_owned()).ok())
+            };
+            let staged =
+                transaction.link_as_fetched(&path, &std::sync::Mutex::new(receiver), &permit);
+            (transaction, staged)
+        });
+        let fetched = self
+            .cache
+            .get_all_as_ready(
+                &plan.link,
+                reporter.as_ref() as &dyn pkgr_cache::Reporter,
+                &|index, entry| {
+                    let record = &plan.link[index];
+                    let _ = arrivals.send(LinkRequest {
+                        record: record.clone(),
+                        package_dir: entry.dir().to_path_buf(),
+                        requested_spec: requested_spec(record, requested, installed),
+                        symlinks: Some(entry.symlinks().clone()),
+                    });
+                    if let Ok(mut held) = held.lock() {
+                        held.push(entry);
+                    }
+                },
+            )
+            .await;
+        // No more arrivals: the linking threads finish what they have.
+        drop(arrivals);
+        let joined = linking.await;
+        let held = held.into_inner().unwrap_or_else(|e| e.into_inner());
+        let (_, staged) = joined?;
+        let staged = staged.map_err(|source| InstallError::Transaction {
+            prefix: prefix.path().to_path_buf(),
+            source,
+        })?;
+        let downloaded_bytes = held.iter().filter_map(CacheEntry::downloaded_bytes).sum();
+        let path = prefix.path().to_path_buf();
+        let installed = installed.to_vec();
+        if let Err(err) = fetched {
+            tokio::task::spawn_blocking(move || staged.roll_back(&installed))
+                .await?
+                .map_err(|source| InstallError::Transaction {
+                    prefix: path,
+                    source,
+                })?;
+            drop(held);
+            return Err(err.into());
+        }
+        reporter.linking_started(plan.link.len());
+        let events = reporter.clone();
+        tokio::task::spawn_blocking(move || {
+            staged.record(&installed, &|event| events.transaction_event(&event))
+        })
+        .await?
+        .map_err(|source| InstallError::Transaction {
+            prefix: prefix.path().to_path_buf(),
+            source,
+        })?;
+        drop(held);
+        Ok(InstallReport {
+            downloaded_bytes,
+            linked: plan.link.clone(),
         })
     }
 }

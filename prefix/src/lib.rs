@@ -41,7 +41,7 @@ pub use link::{LinkMode, LinkedPackage, PackagePlan};
 pub use placeholder::{replace_binary, replace_text, shorten_long_shebang, PlaceholderError};
 pub use python::PythonInfo;
 pub use scripts::{run_link_script, script_path, ScriptKind};
-pub use transaction::{recover, LinkRequest, Transaction, TransactionEvent};
+pub use transaction::{recover, LinkRequest, StagedLinks, Transaction, TransactionEvent};
 pub use unlink::{record_paths, remove_paths};
 
 /// The prefix lock file, inside `conda-meta/` (conda ignores non-`.json` files there).

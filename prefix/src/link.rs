@@ -210,7 +210,7 @@ impl PackagePlan {
         fs_err::create_dir_all(prefix).map_err(io("creating the environment"))?;
         let files =
             self.link_files(prefix, mode, &mut KnownDirs::new(prefix), &Hardlinks::new())?;
-        Ok(self.finish(prefix, files))
+        Ok(self.finish(prefix, files, None))
     }
 
     /// Writes the package's files and entry points into `prefix`; may run
@@ -228,94 +228,11 @@ impl PackagePlan {
         let prefix_text = prefix.to_string_lossy().replace('\\', "/");
         let mut entries = Vec::with_capacity(self.files.len() + self.entry_points.len());
         let mut all_hardlinked = true;
-        for PlannedFile {
-            entry,
-            target,
-            symlink,
-        } in &self.files
-        {
-            let src = self.package_dir.join(&entry.relative_path);
-            let dest = prefix.join(target);
-            if let Some(parent) = dest.parent() {
-                dirs.ensure(parent)?;
-            }
-            let mut sha256_in_prefix = entry.sha256;
-            let mut size = entry.size_in_bytes;
-            let path_type = match (entry.path_type, symlink) {
-                (PathType::Directory, _) => {
-                    dirs.ensure(&dest)?;
-                    PrefixPathType::Directory
-                }
-                (PathType::SoftLink | PathType::HardLink, Some(link)) => {
-                    replacing(&dest, || make_symlink(link, &dest))?;
-                    PrefixPathType::SoftLink
-                }
-                // A `softlink` that the archive holds as a plain file is
-                // linked as a file, like any other.
-                (PathType::SoftLink | PathType::HardLink, None) => {
-                    if let Some(placeholder) = &entry.prefix_placeholder {
-                        let bytes = fs_err::read(&src).map_err(io("reading a package file"))?;
-                        let replaced =
-                            match placeholder.file_mode {
-                                FileMode::Text => shorten_long_shebang(replace_text(
-                                    &bytes,
-                                    placeholder.placeholder.as_bytes(),
-                                    prefix_text.as_bytes(),
-                                )),
-                                FileMode::Binary => replace_binary(
-                                    &bytes,
-                                    placeholder.placeholder.as_bytes(),
-                                    prefix_text.as_bytes(),
-                                )
-                                .map_err(|source| PrefixError::Placeholder {
-                                    package: self.package.clone(),
-                                    path: entry.relative_path.display().to_string(),
-                                    source,
-                                })?,
-                            };
-                        replacing(&dest, || write_new_like(&src, &dest, &replaced))?;
-                        sha256_in_prefix = Some(Sha256::digest(&replaced));
-                        size = size.or(Some(bytes.len() as u64));
-                    } else {
-                        let placed = place_file(&src, &dest, mode, entry.no_link, hardlinks)?;
-                        all_hardlinked &= placed == LinkType::HardLink;
-                        if entry.path_type == PathType::SoftLink {
-                            // paths.json describes the link's target; record
-                            // the file that is really there (an empty file for
-                            // a link with an empty target).
-                            let hashed =
-                                pkgr_fs::hash_file(&dest).map_err(io("reading a linked file"))?;
-                            sha256_in_prefix = Some(hashed.sha256.into());
-                            size = Some(hashed.size);
-                        } else if sha256_in_prefix.is_none() {
-                            // Legacy packages list no hashes: take them here.
-                            let hashed =
-                                pkgr_fs::hash_file(&dest).map_err(io("reading a linked file"))?;
-                            sha256_in_prefix = Some(hashed.sha256.into());
-                            size = size.or(Some(hashed.size));
-                        }
-                    }
-                    PrefixPathType::HardLink
-                }
-            };
-            entries.push(PrefixPathsEntry {
-                relative_path: target.clone(),
-                original_path: None,
-                path_type,
-                no_link: entry.no_link,
-                sha256: entry.sha256.or(sha256_in_prefix),
-                sha256_in_prefix: if path_type == PrefixPathType::HardLink {
-                    sha256_in_prefix
-                } else {
-                    None
-                },
-                size_in_bytes: size,
-                file_mode: entry.prefix_placeholder.as_ref().map(|p| p.file_mode),
-                prefix_placeholder: entry
-                    .prefix_placeholder
-                    .as_ref()
-                    .map(|p| p.placeholder.clone()),
-            });
+        for file in &self.files {
+            let (entry, hardlinked) =
+                self.link_file(file, prefix, &prefix_text, mode, dirs, hardlinks)?;
+            all_hardlinked &= hardlinked;
+            entries.push(entry);
         }
         if let Some(python) = &self.python {
             let interpreter = prefix.join(&python.executable);
@@ -336,10 +253,157 @@ impl PackagePlan {
         })
     }
 
+    /// Puts one file of the package at its place in `prefix`; returns what
+    /// its record says of it and whether it is a hardlink into the cache.
+    fn link_file(
+        &self,
+        file: &PlannedFile,
+        prefix: &Path,
+        prefix_text: &str,
+        mode: LinkMode,
+        dirs: &mut KnownDirs,
+        hardlinks: &Hardlinks,
+    ) -> Result<(PrefixPathsEntry, bool), PrefixError> {
+        let PlannedFile {
+            entry,
+            target,
+            symlink,
+        } = file;
+        let mut hardlinked = true;
+        let src = self.package_dir.join(&entry.relative_path);
+        let dest = prefix.join(target);
+        if let Some(parent) = dest.parent() {
+            dirs.ensure(parent)?;
+        }
+        let mut sha256_in_prefix = entry.sha256;
+        let mut size = entry.size_in_bytes;
+        let path_type = match (entry.path_type, symlink) {
+            (PathType::Directory, _) => {
+                dirs.ensure(&dest)?;
+                PrefixPathType::Directory
+            }
+            (PathType::SoftLink | PathType::HardLink, Some(link)) => {
+                replacing(&dest, || make_symlink(link, &dest))?;
+                PrefixPathType::SoftLink
+            }
+            // A `softlink` that the archive holds as a plain file is
+            // linked as a file, like any other.
+            (PathType::SoftLink | PathType::HardLink, None) => {
+                if let Some(placeholder) = &entry.prefix_placeholder {
+                    let bytes = fs_err::read(&src).map_err(io("reading a package file"))?;
+                    let replaced = match placeholder.file_mode {
+                        FileMode::Text => shorten_long_shebang(replace_text(
+                            &bytes,
+                            placeholder.placeholder.as_bytes(),
+                            prefix_text.as_bytes(),
+                        )),
+                        FileMode::Binary => replace_binary(
+                            &bytes,
+                            placeholder.placeholder.as_bytes(),
+                            prefix_text.as_bytes(),
+                        )
+                        .map_err(|source| PrefixError::Placeholder {
+                            package: self.package.clone(),
+                            path: entry.relative_path.display().to_string(),
+                            source,
+                        })?,
+                    };
+                    replacing(&dest, || write_new_like(&src, &dest, &replaced))?;
+                    sha256_in_prefix = Some(Sha256::digest(&replaced));
+                    size = size.or(Some(bytes.len() as u64));
+                } else {
+                    let placed = place_file(&src, &dest, mode, entry.no_link, hardlinks)?;
+                    hardlinked = placed == LinkType::HardLink;
+                    if entry.path_type == PathType::SoftLink {
+                        // paths.json describes the link's target; record
+                        // the file that is really there (an empty file for
+                        // a link with an empty target).
+                        let hashed =
+                            pkgr_fs::hash_file(&dest).map_err(io("reading a linked file"))?;
+                        sha256_in_prefix = Some(hashed.sha256.into());
+                        size = Some(hashed.size);
+                    } else if sha256_in_prefix.is_none() {
+                        // Legacy packages list no hashes: take them here.
+                        let hashed =
+                            pkgr_fs::hash_file(&dest).map_err(io("reading a linked file"))?;
+                        sha256_in_prefix = Some(hashed.sha256.into());
+                        size = size.or(Some(hashed.size));
+                    }
+                }
+                PrefixPathType::HardLink
+            }
+        };
+        let recorded = PrefixPathsEntry {
+            relative_path: target.clone(),
+            original_path: None,
+            path_type,
+            no_link: entry.no_link,
+            sha256: entry.sha256.or(sha256_in_prefix),
+            sha256_in_prefix: if path_type == PrefixPathType::HardLink {
+                sha256_in_prefix
+            } else {
+                None
+            },
+            size_in_bytes: size,
+            file_mode: entry.prefix_placeholder.as_ref().map(|p| p.file_mode),
+            prefix_placeholder: entry
+                .prefix_placeholder
+                .as_ref()
+                .map(|p| p.placeholder.clone()),
+        };
+        Ok((recorded, hardlinked))
+    }
+
+    /// Puts this package's file for `target` (a path relative to the prefix)
+    /// in place again, replacing what another package put there; nothing
+    /// when the package has no such file.
+    pub fn relink(
+        &self,
+        target: &Path,
+        prefix: &Path,
+        mode: LinkMode,
+        dirs: &mut KnownDirs,
+        hardlinks: &Hardlinks,
+    ) -> Result<(), PrefixError> {
+        let prefix_text = prefix.to_string_lossy().replace('\\', "/");
+        match self.files.iter().find(|f| f.target == target) {
+            Some(file) => self
+                .link_file(file, prefix, &prefix_text, mode, dirs, hardlinks)
+                .map(drop),
+            None => Ok(()),
+        }
+    }
+
+    /// The python this `noarch: python` package is linked for (`None` for
+    /// other packages).
+    pub fn python(&self) -> Option<&PythonInfo> {
+        self.python.as_ref()
+    }
+
+    /// The modules (`.py` files, relative to the prefix) a `noarch: python`
+    /// package has byte-compiled; none for other packages.
+    pub fn modules(&self) -> Vec<PathBuf> {
+        if self.python.is_none() {
+            return Vec::new();
+        }
+        self.files
+            .iter()
+            .filter(|f| f.target.extension().is_some_and(|e| e == "py"))
+            .map(|f| f.target.clone())
+            .collect()
+    }
+
     /// What is left once every package's files are in place (python's
     /// interpreter among them): byte-compiling a noarch python package's
-    /// modules; returns the package's record (not yet written).
-    pub fn finish(&self, prefix: &Path, files: LinkedFiles) -> LinkedPackage {
+    /// modules (done already when `compiled` is given: the batch that
+    /// compiled every package's modules at once); returns the package's
+    /// record (not yet written).
+    pub fn finish(
+        &self,
+        prefix: &Path,
+        files: LinkedFiles,
+        compiled: Option<&python::CompiledBatch>,
+    ) -> LinkedPackage {
         let LinkedFiles {
             mut entries,
             all_hardlinked,
@@ -347,30 +411,39 @@ impl PackagePlan {
         let mut warnings = Vec::new();
         if let Some(python) = &self.python {
             let interpreter = prefix.join(&python.executable);
-            let modules: Vec<PathBuf> = self
-                .files
-                .iter()
-                .filter(|f| f.target.extension().is_some_and(|e| e == "py"))
-                .map(|f| f.target.clone())
-                .collect();
+            let modules = self.modules();
             // `exists` follows symlinks: a dangling bin/pythonX.Y is missing too.
             if interpreter.exists() {
-                match python::compile_pyc(prefix, python, &modules) {
-                    Ok(compiled) => {
-                        if compiled.pycs.is_empty() && compiled.status.is_some_and(|s| !s.success())
-                        {
-                            warnings.push(format!(
-                                "{}: {} byte-compiled none of its .py files ({}); they still \
-                                 work, only their first import is slower",
-                                self.package,
-                                interpreter.display(),
-                                compiled.status.map_or_else(String::new, |s| s.to_string()),
-                            ));
+                let outcome = match compiled {
+                    Some(batch) => match &batch.error {
+                        Some(e) => Err(e.clone()),
+                        None => Ok((
+                            modules
+                                .iter()
+                                .filter_map(|m| python.pyc_path(m))
+                                .filter(|pyc| batch.pycs.contains(pyc))
+                                .collect::<Vec<_>>(),
+                            batch.failed,
+                        )),
+                    },
+                    None => python::compile_pyc(prefix, python, &modules)
+                        .map(|c| (c.pycs, c.status.filter(|s| !s.success())))
+                        .map_err(|e| e.to_string()),
+                };
+                match outcome {
+                    Ok((pycs, failed)) => {
+                        if pycs.is_empty() && !modules.is_empty() {
+                            if let Some(status) = failed {
+                                warnings.push(format!(
+                                    "{}: {} byte-compiled none of its .py files ({status}); \
+                                     they still work, only their first import is slower",
+                                    self.package,
+                                    interpreter.display(),
+                                ));
+                            }
                         }
                         entries.extend(
-                            compiled
-                                .pycs
-                                .into_iter()
+                            pycs.into_iter()
                                 .map(|p| bare_entry(p, PrefixPathType::PycFile)),
                         );
                     }
@@ -551,18 +624,28 @@ fn replacing(dest: &Path, create: impl Fn() -> std::io::Result<()>) -> Result<()
         context: format!("creating {} in the environment", dest.display()),
         source: e,
     };
-    match create() {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            match std::fs::symlink_metadata(dest) {
-                // A directory is not replaced by a file: say so.
-                Ok(meta) if meta.is_dir() => return Err(fail(e)),
-                _ => {}
+    // Another package linked beside this one may put the same path there
+    // between our remove and our create: a few rounds settle it (which file
+    // stays is settled after all packages are linked).
+    let mut rounds = 0;
+    loop {
+        match create() {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && rounds < 3 => {
+                rounds += 1;
+                match std::fs::symlink_metadata(dest) {
+                    // A directory is not replaced by a file: say so.
+                    Ok(meta) if meta.is_dir() => return Err(fail(e)),
+                    _ => {}
+                }
+                match std::fs::remove_file(dest) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io(format!("replacing {}", dest.display()))(e)),
+                }
             }
-            fs_err::remove_file(dest).map_err(io("replacing a file in the environment"))?;
-            create().map_err(fail)
+            Err(e) => return Err(fail(e)),
         }
-        Err(e) => Err(fail(e)),
     }
 }
 

@@ -1,6 +1,7 @@
 //! `noarch: python` packages: where their files go, their entry points, and
 //! byte-compiling their modules with the environment's python.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -199,6 +200,61 @@ pub fn compile_pyc(
             .collect(),
         status: Some(status),
     })
+}
+
+/// What byte-compiling the modules of many packages at once
+/// ([`compile_pyc_batch`]) gave.
+#[derive(Debug, Default)]
+pub struct CompiledBatch {
+    /// The `.pyc` files that exist afterwards (relative to the prefix).
+    pub pycs: HashSet<PathBuf>,
+    /// A python process that did not exit successfully (a module that does
+    /// not compile), if any.
+    pub failed: Option<ExitStatus>,
+    /// Why python could not be run, if it could not.
+    pub error: Option<String>,
+}
+
+/// Byte-compiles `modules` as [`compile_pyc`] does, split over up to
+/// `processes` python processes running at once (one python per package
+/// would start a process, and import `compileall`, for each).
+pub fn compile_pyc_batch(
+    prefix: &Path,
+    python: &PythonInfo,
+    modules: &[PathBuf],
+    processes: usize,
+) -> CompiledBatch {
+    let processes = processes.clamp(1, modules.len().max(1));
+    let chunk = modules.len().div_ceil(processes).max(1);
+    let results: Vec<std::io::Result<Compiled>> = std::thread::scope(|scope| {
+        let running: Vec<_> = modules
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || compile_pyc(prefix, python, part)))
+            .collect();
+        running
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("a compiling thread panicked")))
+            })
+            .collect()
+    });
+    let mut batch = CompiledBatch::default();
+    for result in results {
+        match result {
+            Ok(compiled) => {
+                batch.pycs.extend(compiled.pycs);
+                if let Some(status) = compiled.status.filter(|s| !s.success()) {
+                    batch.failed.get_or_insert(status);
+                }
+            }
+            Err(e) => {
+                batch.error.get_or_insert(e.to_string());
+            }
+        }
+    }
+    batch
 }
 
 #[cfg(test)]

@@ -22,10 +22,12 @@
 //! packages being linked beside it have finished; packages already unlinked
 //! or recorded stay so, and the records say what is there.
 
+use std::any::Any;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
 use std::sync::Mutex;
 
 use rattler_conda_types::{PackageRecord, PrefixRecord, RepoDataRecord};
@@ -125,37 +127,11 @@ impl Transaction {
         let plans = self
             .link
             .iter()
-            .map(|r| match &r.symlinks {
-                Some(symlinks) => PackagePlan::checked(
-                    &r.package_dir,
-                    &r.record,
-                    r.requested_spec.clone(),
-                    self.python.as_ref(),
-                    symlinks,
-                ),
-                None => PackagePlan::new(
-                    &r.package_dir,
-                    &r.record,
-                    r.requested_spec.clone(),
-                    self.python.as_ref(),
-                ),
-            })
+            .map(|r| self.plan(r))
             .collect::<Result<Vec<_>, _>>()?;
-        let plans = sort_dependencies_first(plans, |p| &p.record().package_record);
 
         let leaving: HashSet<String> = self.unlink.iter().map(package_id).collect();
-        // Who owns each path of the environment, for clobber warnings and so
-        // that removing a package keeps paths another one still ships.
-        let mut owners: HashMap<PathBuf, String> = HashMap::new();
-        for record in installed
-            .iter()
-            .filter(|r| !leaving.contains(&package_id(r)))
-        {
-            let name = record.repodata_record.package_record.name.as_normalized();
-            for path in record_paths(record) {
-                owners.insert(path, name.to_owned());
-            }
-        }
+        let owners = owners_of(installed, &leaving);
 
         let mut unlink: Vec<&PrefixRecord> = self.unlink.iter().collect();
         unlink = sort_dependencies_first(unlink, |r| &r.repodata_record.package_record);
@@ -193,43 +169,273 @@ impl Transaction {
             on_event(TransactionEvent::Unlinked(&record.repodata_record));
         }
 
-        // Every package's files first, several packages at once (their
-        // journals written before any of their files), then, dependencies
-        // first as conda does, what needs the whole environment in place:
-        // byte-compiling, post-link scripts, and the records.
-        let journals = plans
-            .iter()
-            .map(|plan| {
-                let paths = plan.target_paths();
-                write_journal(prefix, plan.record(), &paths).map(|journal| (journal, paths))
-            })
-            .collect::<Result<Vec<_>, _>>();
-        let journals = match journals {
-            Ok(journals) => journals,
-            Err(err) => {
-                for plan in &plans {
-                    let _ = fs_err::remove_file(journal_path(prefix, plan.record()));
+        // Every package's files first, several packages at once, then,
+        // dependencies first as conda does, what needs the whole environment
+        // in place: byte-compiling, post-link scripts, and the records.
+        let (arrivals, receiver) = std::sync::mpsc::channel();
+        for plan in plans {
+            let _ = arrivals.send(Arrival::Planned(Box::new(plan)));
+        }
+        drop(arrivals);
+        let staged = self.stage(prefix, &Mutex::new(receiver), &|| Box::new(()));
+        staged.record_with(owners, on_event)
+    }
+
+    /// The link half of [`Self::execute`] for packages that are still being
+    /// fetched: links the files of each package as it arrives on `arrivals`
+    /// (until every sender is gone), `self.jobs` packages at once, each
+    /// under its journal and under a permit from `permit` (taken only for
+    /// the work itself, never while waiting for the next package). Nothing
+    /// is recorded yet: the caller ends with [`StagedLinks::record`] once
+    /// everything arrived, or [`StagedLinks::roll_back`] if fetching failed.
+    ///
+    /// The transaction must unlink nothing (a failed fetch must leave the
+    /// environment as it was, and unlinking could not be undone); `self.link`
+    /// is not used, the packages are the ones that arrive.
+    pub fn link_as_fetched(
+        &self,
+        prefix: &Path,
+        arrivals: &Mutex<Receiver<LinkRequest>>,
+        permit: &(dyn Fn() -> Box<dyn Any> + Sync),
+    ) -> Result<StagedLinks, PrefixError> {
+        if !self.unlink.is_empty() {
+            return Err(PrefixError::Io {
+                context: String::from("linking packages as they are fetched"),
+                source: std::io::Error::other("the transaction also unlinks packages"),
+            });
+        }
+        let (planned, receiver) = std::sync::mpsc::channel();
+        let staged = std::thread::scope(|scope| {
+            // Plans each arrival here, hands it to the linking threads.
+            let feeder = scope.spawn(move || {
+                let mut failed = None;
+                loop {
+                    let next = arrivals.lock().map(|r| r.recv());
+                    let Ok(Ok(request)) = next else {
+                        break;
+                    };
+                    let arrival = match self.plan(&request) {
+                        Ok(plan) => Arrival::Planned(Box::new(plan)),
+                        Err(err) => {
+                            failed.get_or_insert(err);
+                            continue;
+                        }
+                    };
+                    if planned.send(arrival).is_err() {
+                        break;
+                    }
                 }
-                return Err(err);
+                if let Some(err) = failed {
+                    let _ = planned.send(Arrival::Failed(err));
+                }
+            });
+            let staged = self.stage(prefix, &Mutex::new(receiver), permit);
+            let _ = feeder.join();
+            staged
+        });
+        Ok(staged)
+    }
+
+    fn plan(&self, r: &LinkRequest) -> Result<PackagePlan, PrefixError> {
+        match &r.symlinks {
+            Some(symlinks) => PackagePlan::checked(
+                &r.package_dir,
+                &r.record,
+                r.requested_spec.clone(),
+                self.python.as_ref(),
+                symlinks,
+            ),
+            None => PackagePlan::new(
+                &r.package_dir,
+                &r.record,
+                r.requested_spec.clone(),
+                self.python.as_ref(),
+            ),
+        }
+    }
+
+    /// Links the files of every package arriving on `arrivals`, `self.jobs`
+    /// at once. After the first failure nothing more is linked (the rest
+    /// is drained); those running finish.
+    fn stage(
+        &self,
+        prefix: &Path,
+        arrivals: &Mutex<Receiver<Arrival>>,
+        permit: &(dyn Fn() -> Box<dyn Any> + Sync),
+    ) -> StagedLinks {
+        let hardlinks = Hardlinks::new();
+        let failed = AtomicBool::new(false);
+        let staged: Mutex<Vec<Staged>> = Mutex::new(Vec::new());
+        let first_error: Mutex<Option<PrefixError>> = Mutex::new(None);
+        let fail = |err: PrefixError| {
+            failed.store(true, Ordering::Relaxed);
+            if let Ok(mut first) = first_error.lock() {
+                first.get_or_insert(err);
             }
         };
-        let linked = link_files_concurrently(prefix, &plans, &journals, self.mode, self.jobs);
-        let mut linked: Vec<Option<LinkedFiles>> = match linked {
-            Ok(linked) => linked.into_iter().map(Some).collect(),
-            Err(err) => {
-                // Nothing of this transaction's links is recorded: roll them
-                // all back; keep what others own.
-                self.roll_back(prefix, &journals, 0, &owners)?;
-                return Err(err);
+        let work = || {
+            let mut dirs = KnownDirs::new(prefix);
+            loop {
+                let next = arrivals.lock().map(|r| r.recv());
+                let plan = match next {
+                    Ok(Ok(Arrival::Planned(plan))) => *plan,
+                    Ok(Ok(Arrival::Failed(err))) => {
+                        fail(err);
+                        continue;
+                    }
+                    _ => break,
+                };
+                if failed.load(Ordering::Relaxed) {
+                    continue;
+                }
+                let paths = plan.target_paths();
+                let journal = match write_journal(prefix, plan.record(), &paths) {
+                    Ok(journal) => journal,
+                    Err(err) => {
+                        fail(err);
+                        continue;
+                    }
+                };
+                let guard = permit();
+                let linked = plan.link_files(prefix, self.mode, &mut dirs, &hardlinks);
+                drop(guard);
+                let (files, error) = match linked {
+                    Ok(files) => (Some(files), None),
+                    Err(err) => (None, Some(err)),
+                };
+                if let Ok(mut staged) = staged.lock() {
+                    staged.push(Staged {
+                        plan,
+                        journal,
+                        paths,
+                        files,
+                    });
+                }
+                if let Some(err) = error {
+                    fail(err);
+                }
             }
         };
-        for (index, plan) in plans.iter().enumerate() {
-            let record = plan.record();
-            let name = record.package_record.name.as_normalized().to_owned();
-            let Some(files) = linked[index].take() else {
+        std::thread::scope(|scope| {
+            for _ in 1..self.jobs.max(1) {
+                scope.spawn(work);
+            }
+            work();
+        });
+        StagedLinks {
+            prefix: prefix.to_path_buf(),
+            mode: self.mode,
+            jobs: self.jobs.max(1),
+            staged: staged.into_inner().unwrap_or_else(|e| e.into_inner()),
+            error: first_error.into_inner().unwrap_or_else(|e| e.into_inner()),
+        }
+    }
+}
+
+/// What the packages' linking threads are handed.
+enum Arrival {
+    Planned(Box<PackagePlan>),
+    Failed(PrefixError),
+}
+
+/// One package whose files are (being) linked, under its journal.
+struct Staged {
+    plan: PackagePlan,
+    journal: PathBuf,
+    paths: Vec<PathBuf>,
+    /// `None`: linking its files failed.
+    files: Option<LinkedFiles>,
+}
+
+/// Packages whose files are linked but not recorded yet
+/// ([`Transaction::link_as_fetched`]): each has its journal, so a kill now
+/// is rolled back by the next [`recover`].
+#[must_use = "record or roll back the linked packages"]
+pub struct StagedLinks {
+    prefix: PathBuf,
+    mode: LinkMode,
+    jobs: usize,
+    staged: Vec<Staged>,
+    error: Option<PrefixError>,
+}
+
+impl std::fmt::Debug for StagedLinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StagedLinks")
+            .field("prefix", &self.prefix)
+            .field("packages", &self.staged.len())
+            .field("error", &self.error)
+            .finish()
+    }
+}
+
+impl StagedLinks {
+    /// Removes every staged package's files (keeping those that an installed
+    /// package of `installed` claims) and journals. For a fetch that failed.
+    pub fn roll_back(self, installed: &[PrefixRecord]) -> Result<(), PrefixError> {
+        let owners = owners_of(installed, &HashSet::new());
+        roll_back(&self.prefix, self.staged.iter(), &owners)
+    }
+
+    /// Finishes the transaction: where packages ship the same path, the
+    /// file of the one linked last in dependency order is put in place;
+    /// then, in that order, byte-compiling, post-link scripts and records.
+    /// A failure (of a package's files before, or now) rolls back every
+    /// package not recorded yet.
+    /// `installed` is what conda-meta listed before (the transaction
+    /// unlinked nothing).
+    pub fn record(
+        self,
+        installed: &[PrefixRecord],
+        on_event: &dyn Fn(TransactionEvent<'_>),
+    ) -> Result<(), PrefixError> {
+        let owners = owners_of(installed, &HashSet::new());
+        self.record_with(owners, on_event)
+    }
+
+    /// [`Self::record`] with who owns each path of the environment now.
+    fn record_with(
+        self,
+        owners: HashMap<PathBuf, String>,
+        on_event: &dyn Fn(TransactionEvent<'_>),
+    ) -> Result<(), PrefixError> {
+        let StagedLinks {
+            prefix,
+            mode,
+            jobs,
+            staged,
+            error,
+        } = self;
+        let prefix = prefix.as_path();
+        let mut owners = owners;
+        let mut staged = sort_dependencies_first(staged, |s| &s.plan.record().package_record);
+        if let Some(err) = error {
+            roll_back(prefix, staged.iter(), &owners)?;
+            return Err(err);
+        }
+        if let Err(err) = settle_shared_paths(prefix, &staged, mode) {
+            roll_back(prefix, staged.iter(), &owners)?;
+            return Err(err);
+        }
+        // Every noarch python package's modules at once, over `jobs`
+        // python processes, once the interpreter is in place.
+        let compiled = staged
+            .iter()
+            .find_map(|s| s.plan.python())
+            .and_then(|python| {
+                let modules: Vec<PathBuf> = staged.iter().flat_map(|s| s.plan.modules()).collect();
+                let interpreter = prefix.join(&python.executable);
+                (!modules.is_empty() && interpreter.exists())
+                    .then(|| crate::python::compile_pyc_batch(prefix, python, &modules, jobs))
+            });
+        for index in 0..staged.len() {
+            let Some(files) = staged[index].files.take() else {
                 continue;
             };
-            let linked = plan.finish(prefix, files);
+            let plan = &staged[index].plan;
+            let record = plan.record();
+            let name = record.package_record.name.as_normalized().to_owned();
+            let linked = plan.finish(prefix, files, compiled.as_ref());
             let recorded = run_link_script(prefix, &record.package_record, ScriptKind::PostLink)
                 .and_then(|message| {
                     write_prefix_record(prefix, &linked.record)?;
@@ -239,11 +445,11 @@ impl Transaction {
                 Ok(message) => message,
                 Err(err) => {
                     // Roll this package back and the ones not recorded yet.
-                    self.roll_back(prefix, &journals, index, &owners)?;
+                    roll_back(prefix, staged[index..].iter(), &owners)?;
                     return Err(err);
                 }
             };
-            remove_journal(&journals[index].0)?;
+            remove_journal(&staged[index].journal)?;
             for path in &linked.record.files {
                 if let Some(previous) = owners.insert(path.clone(), name.clone()) {
                     if previous != name {
@@ -268,126 +474,68 @@ impl Transaction {
         }
         Ok(())
     }
-
-    /// Removes the paths of the packages from `from` on (in link order) that
-    /// no record claims, and their journals.
-    fn roll_back(
-        &self,
-        prefix: &Path,
-        journals: &[(PathBuf, Vec<PathBuf>)],
-        from: usize,
-        owners: &HashMap<PathBuf, String>,
-    ) -> Result<(), PrefixError> {
-        for (journal, paths) in &journals[from..] {
-            remove_paths(prefix, paths, |p| owners.contains_key(p))?;
-            remove_journal(journal)?;
-        }
-        Ok(())
-    }
 }
 
-/// Links the files of every plan into `prefix`, `jobs` packages at once.
-/// Packages that share a path are linked one after the other in their
-/// order (the later one's file ends up in place, as when all are linked in
-/// order); the others in any order. On the first failure no further package
-/// is started; those running finish; the error is returned.
-fn link_files_concurrently(
+/// Who owns each path of the environment once the packages `leaving` are
+/// gone (for clobber warnings, and so that removing a package keeps paths
+/// another one still ships).
+fn owners_of(installed: &[PrefixRecord], leaving: &HashSet<String>) -> HashMap<PathBuf, String> {
+    let mut owners: HashMap<PathBuf, String> = HashMap::new();
+    for record in installed
+        .iter()
+        .filter(|r| !leaving.contains(&package_id(r)))
+    {
+        let name = record.repodata_record.package_record.name.as_normalized();
+        for path in record_paths(record) {
+            owners.insert(path, name.to_owned());
+        }
+    }
+    owners
+}
+
+/// Removes the paths of `staged` packages that no record claims, and their
+/// journals.
+fn roll_back<'a>(
     prefix: &Path,
-    plans: &[PackagePlan],
-    journals: &[(PathBuf, Vec<PathBuf>)],
-    mode: LinkMode,
-    jobs: usize,
-) -> Result<Vec<LinkedFiles>, PrefixError> {
-    let groups = overlapping_groups(journals.iter().map(|(_, paths)| paths.as_slice()));
-    let hardlinks = Hardlinks::new();
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    let results: Mutex<Vec<Option<Result<LinkedFiles, PrefixError>>>> =
-        Mutex::new((0..plans.len()).map(|_| None).collect());
-    let work = || {
-        let mut dirs = KnownDirs::new(prefix);
-        while !failed.load(Ordering::Relaxed) {
-            let Some(group) = groups.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                break;
-            };
-            for &index in group {
-                let linked = plans[index].link_files(prefix, mode, &mut dirs, &hardlinks);
-                let ok = linked.is_ok();
-                if let Ok(mut results) = results.lock() {
-                    results[index] = Some(linked);
-                }
-                if !ok {
-                    failed.store(true, Ordering::Relaxed);
-                    break;
-                }
-            }
-        }
-    };
-    let threads = jobs.clamp(1, groups.len().max(1));
-    std::thread::scope(|scope| {
-        for _ in 1..threads {
-            scope.spawn(work);
-        }
-        work();
-    });
-    let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
-    let mut linked = Vec::with_capacity(results.len());
-    let mut first_error = None;
-    for result in results {
-        match result {
-            Some(Ok(files)) => linked.push(files),
-            Some(Err(err)) => {
-                first_error.get_or_insert(err);
-            }
-            None => {}
-        }
+    staged: impl Iterator<Item = &'a Staged>,
+    owners: &HashMap<PathBuf, String>,
+) -> Result<(), PrefixError> {
+    for package in staged {
+        remove_paths(prefix, &package.paths, |p| owners.contains_key(p))?;
+        remove_journal(&package.journal)?;
     }
-    match first_error {
-        Some(err) => Err(err),
-        None if linked.len() == plans.len() => Ok(linked),
-        // A worker thread panicked before linking its package.
-        None => Err(PrefixError::Io {
-            context: String::from("linking packages"),
-            source: std::io::Error::other("a linking thread stopped early"),
-        }),
-    }
+    Ok(())
 }
 
-/// The indices of the packages, grouped so that packages sharing a path
-/// (given per package, in link order) are in one group, in their order;
-/// biggest groups first, so that the longest work starts first.
-fn overlapping_groups<'a>(paths: impl Iterator<Item = &'a [PathBuf]>) -> Vec<Vec<usize>> {
-    let paths: Vec<&[PathBuf]> = paths.collect();
-    let mut parent: Vec<usize> = (0..paths.len()).collect();
-    fn root(parent: &mut [usize], mut i: usize) -> usize {
-        while parent[i] != i {
-            parent[i] = parent[parent[i]];
-            i = parent[i];
-        }
-        i
-    }
-    let mut first_owner: HashMap<&Path, usize> = HashMap::new();
-    for (index, package_paths) in paths.iter().enumerate() {
-        for path in *package_paths {
-            if let Some(&other) = first_owner.get(path.as_path()) {
-                let (a, b) = (root(&mut parent, other), root(&mut parent, index));
-                parent[a.max(b)] = a.min(b);
-            } else {
-                first_owner.insert(path, index);
+/// Packages linked at the same time may have put a shared path in place in
+/// any order: puts the file of the last of them (in `staged`'s order,
+/// dependencies first) there, as linking one after the other would have.
+fn settle_shared_paths(
+    prefix: &Path,
+    staged: &[Staged],
+    mode: LinkMode,
+) -> Result<(), PrefixError> {
+    let mut last: HashMap<&Path, usize> = HashMap::new();
+    let mut shared: Vec<&Path> = Vec::new();
+    for (index, package) in staged.iter().enumerate() {
+        for path in &package.paths {
+            if last.insert(path.as_path(), index).is_some() {
+                shared.push(path.as_path());
             }
         }
     }
-    let mut groups: HashMap<usize, Vec<usize>> = HashMap::new();
-    for index in 0..paths.len() {
-        groups
-            .entry(root(&mut parent, index))
-            .or_default()
-            .push(index);
+    let mut dirs = KnownDirs::new(prefix);
+    let hardlinks = Hardlinks::new();
+    shared.sort_unstable();
+    shared.dedup();
+    for path in shared {
+        if let Some(&winner) = last.get(path) {
+            staged[winner]
+                .plan
+                .relink(path, prefix, mode, &mut dirs, &hardlinks)?;
+        }
     }
-    let mut groups: Vec<Vec<usize>> = groups.into_values().collect();
-    let size = |g: &Vec<usize>| g.iter().map(|&i| paths[i].len()).sum::<usize>();
-    groups.sort_by_key(|g| (std::cmp::Reverse(size(g)), g[0]));
-    groups
+    Ok(())
 }
 
 /// `name-version-build` plus where it came from: two records are the same
@@ -489,6 +637,7 @@ pub fn recover(prefix: &Path) -> Result<Vec<String>, PrefixError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
 
     fn repodata_record(name: &str) -> RepoDataRecord {
         crate::test_record(name)
@@ -872,6 +1021,79 @@ mod tests {
             .filter(|p| !p.starts_with("conda-meta"))
             .collect();
         assert!(left.is_empty(), "left behind: {left:?}");
+    }
+
+    #[test]
+    fn packages_link_as_they_arrive_under_permits_and_roll_back_or_record() {
+        for roll_back in [false, true] {
+            let root = tempfile::tempdir().unwrap();
+            let prefix = root.path().join("env");
+            fs_err::create_dir_all(prefix.join("conda-meta")).unwrap();
+            let requests = many_packages(root.path(), 6);
+            let transaction = Transaction {
+                jobs: 2,
+                ..Transaction::default()
+            };
+            let (arrivals, receiver) = std::sync::mpsc::channel();
+            let feeder = std::thread::spawn(move || {
+                for request in requests {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    arrivals.send(request).unwrap();
+                }
+            });
+            let holding = std::sync::Arc::new(AtomicUsize::new(0));
+            let most = std::sync::Arc::new(AtomicUsize::new(0));
+            struct Held(std::sync::Arc<AtomicUsize>);
+            impl Drop for Held {
+                fn drop(&mut self) {
+                    self.0.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+            let permit = || -> Box<dyn Any> {
+                let now = holding.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                Box::new(Held(holding.clone()))
+            };
+            let staged = transaction
+                .link_as_fetched(&prefix, &Mutex::new(receiver), &permit)
+                .unwrap();
+            feeder.join().unwrap();
+            assert!(most.load(Ordering::SeqCst) <= 2);
+            assert_eq!(holding.load(Ordering::SeqCst), 0, "every permit given back");
+            // Linked, not recorded, under journals.
+            assert!(prefix.join("lib/pkg3/sub0/f0").is_file());
+            assert!(read_prefix_records(&prefix).unwrap().is_empty());
+            assert_eq!(journals(&prefix).len(), 6);
+            if roll_back {
+                staged.roll_back(&[]).unwrap();
+                assert!(journals(&prefix).is_empty());
+                let left: Vec<_> = walk(&prefix)
+                    .into_iter()
+                    .filter(|p| !p.starts_with("conda-meta"))
+                    .collect();
+                assert!(left.is_empty(), "left behind: {left:?}");
+            } else {
+                let linked = std::cell::RefCell::new(Vec::new());
+                staged
+                    .record(&[], &|event| {
+                        if let TransactionEvent::Linked(r) = event {
+                            linked
+                                .borrow_mut()
+                                .push(r.package_record.name.as_normalized().to_owned());
+                        }
+                    })
+                    .unwrap();
+                let linked = linked.into_inner();
+                assert_eq!(read_prefix_records(&prefix).unwrap().len(), 6);
+                assert!(journals(&prefix).is_empty());
+                // Whatever order they arrived and linked in, the shared path
+                // holds the file of the last one in link order.
+                assert_eq!(
+                    &fs_err::read_to_string(prefix.join("share/same")).unwrap(),
+                    linked.last().unwrap()
+                );
+            }
+        }
     }
 
     /// Every file below `root`, relative.
