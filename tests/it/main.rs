@@ -6,6 +6,7 @@
 #[macro_use]
 mod common;
 mod auth;
+mod bench;
 mod cli;
 mod concurrency;
 mod create;

@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use md5::Md5;
 use serde_json::json;
+
+pub mod bench;
 use sha2::{Digest, Sha256};
 
 /// The placeholder conda-build writes into text files.
@@ -589,6 +591,31 @@ impl LocalChannel {
             .entry(package.subdir.clone())
             .or_default()
             .push((package.file_name(format), record));
+        path
+    }
+
+    /// Copies an existing archive (a real package) into its subdir (read from
+    /// its `info/index.json`) and records it for the repodata.
+    pub fn add_archive(&mut self, archive: &Path) -> PathBuf {
+        let file_name = archive.file_name().unwrap().to_string_lossy().into_owned();
+        let mut record = match archive_entries(archive).remove("info/index.json") {
+            Some(ArchiveEntry::File(bytes)) => serde_json::from_slice::<serde_json::Value>(&bytes)
+                .unwrap_or_else(|e| panic!("{}: info/index.json: {e}", archive.display())),
+            _ => panic!("{}: no info/index.json", archive.display()),
+        };
+        let subdir = record["subdir"].as_str().unwrap_or("noarch").to_owned();
+        let bytes = fs_err::read(archive).unwrap();
+        record["sha256"] = json!(hex::encode(Sha256::digest(&bytes)));
+        record["md5"] = json!(hex::encode(Md5::digest(&bytes)));
+        record["size"] = json!(bytes.len());
+        let dir = self.root.join(&subdir);
+        fs_err::create_dir_all(&dir).unwrap();
+        let path = dir.join(&file_name);
+        fs_err::write(&path, &bytes).unwrap();
+        self.records
+            .entry(subdir)
+            .or_default()
+            .push((file_name, record));
         path
     }
 

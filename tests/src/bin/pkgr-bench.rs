@@ -18,6 +18,49 @@
 //! Usage: `cargo build --release -p pkgr-cli -p pkgr-test-support &&
 //! target/release/pkgr-bench [--pkgr PATH] [--procs N] [--rattler]`, or
 //! `pkgr-bench --write-channel DIR` to only write the channel (for profiling).
+//!
+//! # `pkgr-bench install`: the install-speed benchmark
+//!
+//! ```text
+//! target/release/pkgr-bench install [--smoke] [--runs N] [--pkgr PATH]
+//!     [--datasets DIR] [--work-dir DIR] [--no-rattler] [--no-xfs] [--no-strace] [--no-datasets]
+//! ```
+//!
+//! Builds a channel shaped like a scientific python environment (~70
+//! packages, ~15k files, ~300 MB unpacked: python with its stdlib and `.pyc`
+//! files, numpy/scipy/pandas/matplotlib-like packages with large `.so`
+//! files, many small C libraries, terminfo/zoneinfo/tcl data, 13 `noarch:
+//! python` packages with entry points; mostly `.conda`, 9 `.tar.bz2`; text
+//! and binary prefix placeholders; contents that compress like code and
+//! binaries), serves it on 127.0.0.1 and measures in one run, `--runs` times
+//! each (default 3, medians):
+//!
+//! - warm create (warm package cache, fresh repodata cache) against `cp -al`
+//!   of the finished environment;
+//! - cold create (empty cache) against one `curl` fetching repodata and all
+//!   archives + decompressing them on 2 cores (`unzip -p | zstd -d | tar x`,
+//!   `tar xjf`) + one `cp -al` of the payloads;
+//! - pkgr's peak RSS (`/usr/bin/time`, else `VmHWM` polling);
+//! - syscalls per linked file of a warm create (`strace -ff`; pkgr's own
+//!   threads, apart from the python it starts to byte-compile);
+//! - py-rattler (`rattler.solve` + `rattler.install`) warm and cold, when
+//!   `python3 -c "import rattler"` works (`pip install py-rattler`);
+//! - as root with `mkfs.xfs` (`apt-get install xfsprogs`): warm and cold
+//!   `create --copy` with cache and prefix on a loop-mounted XFS image with
+//!   `reflink=1`, against `cp -a --reflink=always`, checking with `filefrag`
+//!   and `df` that the copies share extents (the image is unmounted and
+//!   deleted afterwards, also after a failure).
+//!
+//! With `$PKGR_DATASETS` (or `--datasets`) it repeats the measurements with
+//! the real packages of `$PKGR_DATASETS/packages` for this platform and
+//! noarch, adding one-file stub packages for the dependencies the data set
+//! lacks, and leaving out (with the reason printed) packages pkgr cannot
+//! install. It ends with one table: scenario, pkgr's median, the limit or
+//! peer and its median, the ratio, pkgr's peak RSS, syscalls per file.
+//!
+//! `--smoke`: a 7-package, ~330-file channel, 2 runs, no py-rattler, no XFS;
+//! the `it` test `bench::the_install_benchmark_smoke_run_prints_its_table`
+//! runs it. The code is `pkgr_test_support::bench::install`.
 
 #![allow(
     clippy::print_stdout,
@@ -30,23 +73,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use pkgr_test_support::bench::{children_cpu, random_bytes, secs};
 use pkgr_test_support::{ChannelServer, Format, LocalChannel, Package};
 
 const LIBS: usize = 24;
 const FILES_PER_LIB: usize = 150;
 const FILE_SIZE: usize = 10_000;
-
-fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 /// The channel: libs `blib0..23`, a meta package `bench-env` needing all of
 /// them, and apps `bapp0..15` each needing 8 consecutive libs (overlapping).
@@ -98,22 +130,6 @@ struct Run {
 }
 
 /// Starts one `pkgr create` per spec list at once; waits for all.
-/// CPU seconds (user + system) of all waited-for children so far (Linux:
-/// `cutime` + `cstime` of /proc/self/stat, in clock ticks of 1/100 s).
-fn children_cpu() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after_comm = stat.rsplit(')').next().unwrap_or("");
-    let fields: Vec<&str> = after_comm.split_whitespace().collect();
-    // After "pid (comm)", field 3 is index 0; cutime is field 16, cstime 17.
-    let tick = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (tick(13) + tick(14)) / 100.0
-}
-
 fn run_creates(pkgr: &Path, cache: &Path, envs: &Path, url: &str, specs: &[Vec<String>]) -> Run {
     let cpu_before = children_cpu();
     let started = Instant::now();
@@ -165,17 +181,21 @@ fn run_creates(pkgr: &Path, cache: &Path, envs: &Path, url: &str, specs: &[Vec<S
     }
 }
 
-fn secs(d: Duration) -> String {
-    format!("{:.2}s", d.as_secs_f64())
-}
-
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let mut pkgr = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("pkgr");
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("install") {
+        args.next();
+        let opts = match pkgr_test_support::bench::install::Options::parse(args) {
+            Ok(opts) => opts,
+            Err(e) => {
+                eprintln!("pkgr-bench install: {e}");
+                std::process::exit(2);
+            }
+        };
+        pkgr_test_support::bench::install::run(&opts, &mut std::io::stdout());
+        return;
+    }
+    let mut pkgr = pkgr_test_support::bench::default_pkgr();
     let mut procs = 16;
     let mut rattler = false;
     while let Some(arg) = args.next() {
