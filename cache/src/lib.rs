@@ -151,6 +151,7 @@
 //! deletes its files.
 
 pub mod archive;
+pub mod compiled;
 pub mod filesystem;
 mod maintenance;
 pub mod repodata_index;
@@ -1108,8 +1109,10 @@ impl PackageCache {
         // Set aside on a thread that owns the lock (and gives it back).
         let (exclusive, aside) = {
             let dest = dest.clone();
+            let compiled = compiled::dir(&self.root, key);
             tokio::task::spawn_blocking(move || {
-                let aside = set_aside(&dest);
+                // Modules compiled from the old files would be stale.
+                let aside = set_aside(&compiled).and_then(|()| set_aside(&dest));
                 (exclusive, aside)
             })
             .await

@@ -92,6 +92,9 @@ impl PackageCache {
     /// (set aside in one rename, then deleted), then its archives.
     fn remove_entry_locked(&self, key: &str) -> Result<(), CacheError> {
         let dir = self.pkgs().join(key);
+        let compiled = crate::compiled::dir(self.root(), key);
+        crate::set_aside(&compiled)
+            .map_err(io(format!("removing the entry {}", compiled.display())))?;
         crate::set_aside(&dir).map_err(io(format!("removing the entry {}", dir.display())))?;
         for ext in [".conda", ".tar.bz2"] {
             match fs_err::remove_file(self.pkgs().join(format!("{key}{ext}"))) {

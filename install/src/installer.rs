@@ -265,6 +265,7 @@ impl<'a> Installer<'a> {
             python: python_of(solution.iter()),
             mode: self.link_mode,
             jobs: threads,
+            compiled_modules: self.compiled_modules(),
         };
         let path = prefix.path().to_path_buf();
         let installed = installed.to_vec();
@@ -307,6 +308,7 @@ impl<'a> Installer<'a> {
             python: python_of(solution.iter()),
             mode: self.link_mode,
             jobs: threads,
+            compiled_modules: self.compiled_modules(),
             ..Transaction::default()
         };
         let (arrivals, receiver) = std::sync::mpsc::channel::<LinkRequest>();
@@ -380,6 +382,18 @@ impl<'a> Installer<'a> {
             downloaded_bytes,
             linked: plan.link.clone(),
         })
+    }
+
+    /// The cache's store of byte-compiled modules (none for a read-only
+    /// cache: its entries' modules are compiled in each environment).
+    fn compiled_modules(&self) -> Option<Arc<dyn pkgr_prefix::CompiledModules>> {
+        if self.cache.is_read_only() {
+            return None;
+        }
+        Some(Arc::new(KeptModules {
+            root: self.cache.root().to_path_buf(),
+            tmp: self.cache.tmp_dir(),
+        }))
     }
 }
 
@@ -459,4 +473,35 @@ fn record_from_archive(
         url: record.url.clone(),
         channel: record.channel.clone(),
     })
+}
+
+/// [`pkgr_prefix::CompiledModules`] kept in the package cache
+/// ([`pkgr_cache::compiled`]).
+#[derive(Debug)]
+struct KeptModules {
+    root: std::path::PathBuf,
+    tmp: std::path::PathBuf,
+}
+
+impl pkgr_prefix::CompiledModules for KeptModules {
+    fn find(&self, package_dir: &std::path::Path, tag: &str) -> Option<std::path::PathBuf> {
+        pkgr_cache::compiled::find(package_dir, tag)
+    }
+
+    fn keep(
+        &self,
+        package_dir: &std::path::Path,
+        tag: &str,
+        prefix: &std::path::Path,
+        pycs: &[std::path::PathBuf],
+    ) {
+        if let Err(e) =
+            pkgr_cache::compiled::keep(&self.root, &self.tmp, package_dir, tag, prefix, pycs)
+        {
+            tracing::debug!(
+                package = %package_dir.display(),
+                "could not keep the byte-compiled modules in the cache: {e}"
+            );
+        }
+    }
 }

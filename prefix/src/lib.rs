@@ -37,9 +37,9 @@ use std::path::{Path, PathBuf};
 use pkgr_fs::lock::{self, FileLock, LockMode};
 use rattler_conda_types::{PrefixRecord, RepoDataRecord};
 
-pub use link::{LinkMode, LinkedPackage, PackagePlan};
+pub use link::{Hardlinks, KnownDirs, LinkMode, LinkedFiles, LinkedPackage, PackagePlan};
 pub use placeholder::{replace_binary, replace_text, shorten_long_shebang, PlaceholderError};
-pub use python::PythonInfo;
+pub use python::{CompiledBatch, CompiledModules, PythonInfo};
 pub use scripts::{run_link_script, script_path, ScriptKind};
 pub use transaction::{recover, LinkRequest, StagedLinks, Transaction, TransactionEvent};
 pub use unlink::{record_paths, remove_paths};

@@ -182,6 +182,11 @@ impl PackagePlan {
         })
     }
 
+    /// The package's extracted directory.
+    pub fn package_dir(&self) -> &Path {
+        &self.package_dir
+    }
+
     /// The package's repodata record.
     pub fn record(&self) -> &RepoDataRecord {
         &self.record
@@ -546,6 +551,15 @@ fn read_entry_points(package_dir: &Path, package: &str) -> Result<Vec<EntryPoint
 pub struct LinkedFiles {
     entries: Vec<PrefixPathsEntry>,
     all_hardlinked: bool,
+}
+
+impl LinkedFiles {
+    /// Whether every file without a placeholder is a hardlink into the
+    /// package's directory (so a `.pyc` compiled from one matches the
+    /// package's own file).
+    pub fn all_hardlinked(&self) -> bool {
+        self.all_hardlinked
+    }
 }
 
 /// The directories of a prefix known to exist, so that linking makes each

@@ -202,6 +202,27 @@ pub fn compile_pyc(
     })
 }
 
+/// Where byte-compiled modules of `noarch: python` packages are kept
+/// between environments (the package cache), so that a package's modules
+/// are compiled once per python, not once per environment.
+pub trait CompiledModules: std::fmt::Debug + Send + Sync {
+    /// The directory holding the `.pyc` files (paths relative to a prefix)
+    /// of the package extracted at `package_dir` for the python `tag`.
+    fn find(&self, package_dir: &Path, tag: &str) -> Option<PathBuf>;
+    /// Keeps `pycs` (relative to `prefix`, just compiled there from the
+    /// package's modules, hardlinks of its files). Failing to keep them
+    /// costs only a compile next time.
+    fn keep(&self, package_dir: &Path, tag: &str, prefix: &Path, pycs: &[PathBuf]);
+}
+
+impl PythonInfo {
+    /// The tag its byte-compiled modules are kept under
+    /// ([`CompiledModules`]): `cpython-XY`, as in their file names.
+    pub fn pyc_tag(&self) -> String {
+        format!("cpython-{}{}", self.version.0, self.version.1)
+    }
+}
+
 /// What byte-compiling the modules of many packages at once
 /// ([`compile_pyc_batch`]) gave.
 #[derive(Debug, Default)]

@@ -28,13 +28,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rattler_conda_types::{PackageRecord, PrefixRecord, RepoDataRecord};
 use serde::{Deserialize, Serialize};
 
 use crate::link::{Hardlinks, KnownDirs, LinkMode, LinkedFiles, PackagePlan};
-use crate::python::PythonInfo;
+use crate::python::{CompiledBatch, CompiledModules, PythonInfo};
 use crate::scripts::{run_link_script, ScriptKind};
 use crate::unlink::{record_paths, remove_paths};
 use crate::{io, read_prefix_records, record_file_name, write_prefix_record, PrefixError};
@@ -97,6 +97,9 @@ pub struct Transaction {
     pub mode: LinkMode,
     /// How many packages' files are linked at once (0 counts as 1).
     pub jobs: usize,
+    /// Where byte-compiled modules are kept between environments (`None`:
+    /// every environment compiles its own).
+    pub compiled_modules: Option<Arc<dyn CompiledModules>>,
 }
 
 /// A journal entry: the paths a package change may have touched.
@@ -326,6 +329,7 @@ impl Transaction {
             prefix: prefix.to_path_buf(),
             mode: self.mode,
             jobs: self.jobs.max(1),
+            compiled_modules: self.compiled_modules.clone(),
             staged: staged.into_inner().unwrap_or_else(|e| e.into_inner()),
             error: first_error.into_inner().unwrap_or_else(|e| e.into_inner()),
         }
@@ -355,6 +359,7 @@ pub struct StagedLinks {
     prefix: PathBuf,
     mode: LinkMode,
     jobs: usize,
+    compiled_modules: Option<Arc<dyn CompiledModules>>,
     staged: Vec<Staged>,
     error: Option<PrefixError>,
 }
@@ -403,6 +408,7 @@ impl StagedLinks {
             prefix,
             mode,
             jobs,
+            compiled_modules,
             staged,
             error,
         } = self;
@@ -417,17 +423,13 @@ impl StagedLinks {
             roll_back(prefix, staged.iter(), &owners)?;
             return Err(err);
         }
-        // Every noarch python package's modules at once, over `jobs`
-        // python processes, once the interpreter is in place.
-        let compiled = staged
-            .iter()
-            .find_map(|s| s.plan.python())
-            .and_then(|python| {
-                let modules: Vec<PathBuf> = staged.iter().flat_map(|s| s.plan.modules()).collect();
-                let interpreter = prefix.join(&python.executable);
-                (!modules.is_empty() && interpreter.exists())
-                    .then(|| crate::python::compile_pyc_batch(prefix, python, &modules, jobs))
-            });
+        let compiled = match compile_modules(prefix, &staged, jobs, compiled_modules.as_deref()) {
+            Ok(compiled) => compiled,
+            Err(err) => {
+                roll_back(prefix, staged.iter(), &owners)?;
+                return Err(err);
+            }
+        };
         for index in 0..staged.len() {
             let Some(files) = staged[index].files.take() else {
                 continue;
@@ -505,6 +507,88 @@ fn roll_back<'a>(
         remove_journal(&package.journal)?;
     }
     Ok(())
+}
+
+/// Byte-compiles the modules of every staged `noarch: python` package at
+/// once, over `jobs` python processes, once the interpreter is in place;
+/// a package whose modules were compiled for this python before (kept in
+/// `kept`) gets those `.pyc` files hardlinked instead, and the ones compiled
+/// now are kept for next time. `None` when there is nothing to compile or
+/// no interpreter.
+fn compile_modules(
+    prefix: &Path,
+    staged: &[Staged],
+    jobs: usize,
+    kept: Option<&dyn CompiledModules>,
+) -> Result<Option<CompiledBatch>, PrefixError> {
+    let Some(python) = staged.iter().find_map(|s| s.plan.python()) else {
+        return Ok(None);
+    };
+    if !prefix.join(&python.executable).exists() {
+        return Ok(None);
+    }
+    let tag = python.pyc_tag();
+    // Only a package linked as hardlinks shares its modules' mtimes with
+    // the cache's files, which the kept `.pyc` files were compiled from.
+    let shares_files = |s: &Staged| s.files.as_ref().is_some_and(LinkedFiles::all_hardlinked);
+    let mut reused = HashSet::new();
+    let mut to_compile: Vec<PathBuf> = Vec::new();
+    let mut compiled_here: Vec<&Staged> = Vec::new();
+    for package in staged.iter().filter(|s| s.files.is_some()) {
+        let modules = package.plan.modules();
+        if modules.is_empty() {
+            continue;
+        }
+        let found = kept
+            .filter(|_| shares_files(package))
+            .and_then(|kept| kept.find(package.plan.package_dir(), &tag));
+        match found {
+            Some(dir) => {
+                let mut dirs = KnownDirs::new(prefix);
+                for pyc in modules.iter().filter_map(|m| python.pyc_path(m)) {
+                    let from = dir.join(&pyc);
+                    // A module that did not compile has no `.pyc` there.
+                    if !from.is_file() {
+                        continue;
+                    }
+                    let to = prefix.join(&pyc);
+                    if let Some(parent) = to.parent() {
+                        dirs.ensure(parent)?;
+                    }
+                    let _ = std::fs::remove_file(&to);
+                    std::fs::hard_link(&from, &to)
+                        .or_else(|_| std::fs::copy(&from, &to).map(drop))
+                        .map_err(crate::io(format!("linking {}", to.display())))?;
+                    reused.insert(pyc);
+                }
+            }
+            None => {
+                to_compile.extend(modules);
+                compiled_here.push(package);
+            }
+        }
+    }
+    let mut batch = if to_compile.is_empty() {
+        CompiledBatch::default()
+    } else {
+        crate::python::compile_pyc_batch(prefix, python, &to_compile, jobs)
+    };
+    if let Some(kept) = kept {
+        if batch.error.is_none() {
+            for package in compiled_here.into_iter().filter(|s| shares_files(s)) {
+                let pycs: Vec<PathBuf> = package
+                    .plan
+                    .modules()
+                    .iter()
+                    .filter_map(|m| python.pyc_path(m))
+                    .filter(|pyc| batch.pycs.contains(pyc))
+                    .collect();
+                kept.keep(package.plan.package_dir(), &tag, prefix, &pycs);
+            }
+        }
+    }
+    batch.pycs.extend(reused);
+    Ok(Some(batch))
 }
 
 /// Packages linked at the same time may have put a shared path in place in

@@ -177,6 +177,89 @@ fn noarch_python_is_relocated_with_entry_points_and_pyc() {
     assert_meta_matches_disk(&prefix);
 }
 
+/// A noarch python package's modules are byte-compiled once per python:
+/// the next environment hardlinks the `.pyc` files kept in the cache, and
+/// python finds them valid (running the package's code rewrites none).
+#[test]
+fn byte_compiled_modules_are_kept_in_the_cache_and_reused() {
+    use std::os::unix::fs::MetadataExt;
+    let Some((version, site_packages)) = site_packages() else {
+        return;
+    };
+    let world = World::new();
+    let mut channel = LocalChannel::new(&world.path().join("channel"));
+    channel.add(&python_package(&version), Format::Conda);
+    channel.add(&hello_package(), Format::TarBz2);
+    channel.write_repodata();
+    let tag = version.split('.').take(2).collect::<String>();
+    let pyc = format!("{site_packages}/hellopkg/__pycache__/cli.cpython-{tag}.pyc");
+    let first = world.env("first");
+    assert_ok(&world.create(&first, channel.root().to_str().unwrap(), &["hellopkg"]));
+    let kept: Vec<_> = walk_files(&world.cache().join("pyc"))
+        .into_iter()
+        .filter(|p| p.ends_with(format!("cli.cpython-{tag}.pyc")))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let kept = &kept[0];
+    assert!(
+        kept.to_string_lossy().contains(&format!("cpython-{tag}")),
+        "{kept:?}"
+    );
+    let mode = fs_err::metadata(kept).unwrap().mode();
+    assert_eq!(mode & 0o022, 0, "never group- or world-writable: {mode:o}");
+
+    let second = world.env("second");
+    assert_ok(&world.create(&second, channel.root().to_str().unwrap(), &["hellopkg"]));
+    let reused = fs_err::metadata(second.join(&pyc)).unwrap();
+    assert_eq!(
+        reused.ino(),
+        fs_err::metadata(kept).unwrap().ino(),
+        "the second environment's .pyc is the cache's"
+    );
+    let record = read_record(&second, "hellopkg-1.0-0");
+    assert!(
+        record["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f.as_str() == Some(pyc.as_str())),
+        "recorded as the package's"
+    );
+    // python takes it as valid: importing the module rewrites nothing.
+    let out = run_with_timeout(Command::new(second.join("bin/hello")), TIMEOUT);
+    assert_eq!(stdout(&out), "hello from hello\n");
+    assert_eq!(
+        fs_err::metadata(second.join(&pyc)).unwrap().ino(),
+        reused.ino(),
+        "python did not compile the module again"
+    );
+    assert_meta_matches_disk(&second);
+
+    // Removing the package from one environment leaves the cache's copy.
+    assert_ok(&world.run(&["remove", "-p", second.to_str().unwrap(), "hellopkg"]));
+    assert!(kept.is_file());
+    assert!(first.join(&pyc).is_file());
+}
+
+fn walk_files(root: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs_err::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
 /// conda's `generate_shebang_for_entry_point`: a `#!` line too long for the
 /// kernel becomes a `/bin/sh` trampoline exec'ing the environment's python,
 /// so the entry point runs without activation.

@@ -1,0 +1,101 @@
+//! Byte-compiled modules of `noarch: python` packages, kept beside the
+//! entries: `pyc/<entry key>/<python tag>/` holds the `.pyc` files (paths
+//! relative to the prefix) that compiling the entry's modules for that
+//! python gave, so the next environment hardlinks them instead of starting
+//! python to compile them again.
+//!
+//! A `.pyc` records the size and mtime of its source, and python checks
+//! them on import: a `.pyc` kept here matches the entry's own files (a
+//! prefix whose modules are hardlinks of the entry's), and anywhere else is
+//! merely stale, so python compiles the module again on first import, as if
+//! there were no `.pyc`. Nothing here is ever needed for correctness.
+//!
+//! **Protocol.** A directory for a tag is complete when it exists: it is
+//! filled under a temp name in the cache's `tmp/` and renamed into place in
+//! one step; whoever comes second finds it there and drops its own. It is
+//! read only by a process holding the entry's shared lock, and removed only
+//! under the entry's exclusive lock (when the entry is filled anew or
+//! removed), so it never changes under a reader.
+
+use std::path::{Path, PathBuf};
+
+/// Where the compiled modules of the entry `key` are kept (one directory
+/// per python tag in it), below the cache `root`.
+pub(crate) fn dir(root: &Path, key: &str) -> PathBuf {
+    root.join("pyc").join(key)
+}
+
+/// The root of the cache (or read-only layer) holding the entry at
+/// `entry_dir` (`<root>/pkgs/<key>`), and the key.
+fn root_and_key(entry_dir: &Path) -> Option<(&Path, &str)> {
+    let key = entry_dir.file_name()?.to_str()?;
+    let pkgs = entry_dir.parent()?;
+    (pkgs.file_name()? == "pkgs").then_some(())?;
+    Some((pkgs.parent()?, key))
+}
+
+/// The directory of compiled modules of the entry at `entry_dir` for the
+/// python `tag`, in the cache (or read-only layer) holding the entry, if it
+/// has one. The caller holds the entry's shared lock (or it is in a
+/// read-only layer).
+pub fn find(entry_dir: &Path, tag: &str) -> Option<PathBuf> {
+    let (root, key) = root_and_key(entry_dir)?;
+    let found = dir(root, key).join(tag);
+    found.is_dir().then_some(found)
+}
+
+/// Keeps `pycs` (paths relative to `prefix`, compiled there from the
+/// modules of the entry at `entry_dir` of the cache at `root`, hardlinks of
+/// the entry's files) for the python `tag`, unless someone kept them
+/// already (or the entry is not in this cache). Copies, not links:
+/// files in the cache are never group- or world-writable, whatever umask
+/// python wrote them with. `tmp` is this process's temp directory on the
+/// cache's filesystem.
+pub fn keep(
+    root: &Path,
+    tmp: &Path,
+    entry_dir: &Path,
+    tag: &str,
+    prefix: &Path,
+    pycs: &[PathBuf],
+) -> std::io::Result<()> {
+    // Kept only beside the entry's own files (not for a read-only layer's).
+    let Some((entry_root, key)) = root_and_key(entry_dir) else {
+        return Ok(());
+    };
+    if entry_root != root {
+        return Ok(());
+    }
+    let dest = dir(root, key).join(tag);
+    if pycs.is_empty() || dest.is_dir() {
+        return Ok(());
+    }
+    let staging = tempfile::Builder::new().prefix("pyc-").tempdir_in(tmp)?;
+    for pyc in pycs {
+        pkgr_fs::check_relative_path(pyc).map_err(std::io::Error::other)?;
+        let to = staging.path().join(pyc);
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::copy(prefix.join(pyc), &to)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o644))?;
+        }
+    }
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::rename(staging.path(), &dest) {
+        Ok(()) => {
+            // Renamed away: nothing left for the guard to remove.
+            let _ = staging.keep();
+            Ok(())
+        }
+        // Kept by another process meanwhile (a non-empty directory is not
+        // replaced): ours goes with the guard.
+        Err(_) if dest.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
