@@ -6,8 +6,8 @@
 //!
 //! A `.pyc` records the size and mtime of its source, and python checks
 //! them on import: a `.pyc` kept here matches the entry's own files (a
-//! prefix whose modules are hardlinks of the entry's), and anywhere else is
-//! merely stale, so python compiles the module again on first import, as if
+//! prefix whose modules are hardlinks of the entry's, or copies keeping
+//! their mtime), and anywhere else is merely stale, so python compiles the module again on first import, as if
 //! there were no `.pyc`. Nothing here is ever needed for correctness.
 //!
 //! **Protocol.** A directory for a tag is complete when it exists: it is
@@ -46,7 +46,7 @@ pub fn find(entry_dir: &Path, tag: &str) -> Option<PathBuf> {
 
 /// Keeps `pycs` (paths relative to `prefix`, compiled there from the
 /// modules of the entry at `entry_dir` of the cache at `root`, hardlinks of
-/// the entry's files) for the python `tag`, unless someone kept them
+/// the entry's files or copies with their mtimes) for the python `tag`, unless someone kept them
 /// already (or the entry is not in this cache). Copies, not links:
 /// files in the cache are never group- or world-writable, whatever umask
 /// python wrote them with. `tmp` is this process's temp directory on the

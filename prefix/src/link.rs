@@ -319,6 +319,12 @@ impl PackagePlan {
                 } else {
                     let placed = place_file(&src, &dest, mode, entry.no_link, hardlinks)?;
                     hardlinked = placed == LinkType::HardLink;
+                    if placed == LinkType::Copy && target.extension().is_some_and(|e| e == "py") {
+                        // A module's `.pyc` records its source's mtime: a
+                        // copy keeps it, so the `.pyc` files compiled once
+                        // for the package (kept in the cache) stay valid.
+                        keep_mtime(&src, &dest)?;
+                    }
                     if entry.path_type == PathType::SoftLink {
                         // paths.json describes the link's target; record
                         // the file that is really there (an empty file for
@@ -553,15 +559,6 @@ pub struct LinkedFiles {
     all_hardlinked: bool,
 }
 
-impl LinkedFiles {
-    /// Whether every file without a placeholder is a hardlink into the
-    /// package's directory (so a `.pyc` compiled from one matches the
-    /// package's own file).
-    pub fn all_hardlinked(&self) -> bool {
-        self.all_hardlinked
-    }
-}
-
 /// The directories of a prefix known to exist, so that linking makes each
 /// one once (one `mkdir`, never a `stat`) instead of once per file in it.
 #[derive(Debug)]
@@ -711,6 +708,21 @@ fn place_file(
         other => other,
     })?;
     Ok(LinkType::Copy)
+}
+
+/// Gives `dest` the modification time of `src`.
+fn keep_mtime(src: &Path, dest: &Path) -> Result<(), PrefixError> {
+    let modified = std::fs::metadata(src)
+        .and_then(|m| m.modified())
+        .map_err(io(format!("reading {}", src.display())))?;
+    std::fs::File::options()
+        .write(true)
+        .open(dest)
+        .and_then(|f| f.set_modified(modified))
+        .map_err(io(format!(
+            "setting the modification time of {}",
+            dest.display()
+        )))
 }
 
 /// Copies `src` to a new file `dest` (which must not exist) with `src`'s

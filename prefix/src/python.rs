@@ -210,7 +210,7 @@ pub trait CompiledModules: std::fmt::Debug + Send + Sync {
     /// of the package extracted at `package_dir` for the python `tag`.
     fn find(&self, package_dir: &Path, tag: &str) -> Option<PathBuf>;
     /// Keeps `pycs` (relative to `prefix`, just compiled there from the
-    /// package's modules, hardlinks of its files). Failing to keep them
+    /// package's modules, hardlinks of its files or copies with their mtimes). Failing to keep them
     /// costs only a compile next time.
     fn keep(&self, package_dir: &Path, tag: &str, prefix: &Path, pycs: &[PathBuf]);
 }

@@ -423,13 +423,14 @@ impl StagedLinks {
             roll_back(prefix, staged.iter(), &owners)?;
             return Err(err);
         }
-        let compiled = match compile_modules(prefix, &staged, jobs, compiled_modules.as_deref()) {
-            Ok(compiled) => compiled,
-            Err(err) => {
-                roll_back(prefix, staged.iter(), &owners)?;
-                return Err(err);
-            }
-        };
+        let compiled =
+            match compile_modules(prefix, &staged, mode, jobs, compiled_modules.as_deref()) {
+                Ok(compiled) => compiled,
+                Err(err) => {
+                    roll_back(prefix, staged.iter(), &owners)?;
+                    return Err(err);
+                }
+            };
         for index in 0..staged.len() {
             let Some(files) = staged[index].files.take() else {
                 continue;
@@ -518,6 +519,7 @@ fn roll_back<'a>(
 fn compile_modules(
     prefix: &Path,
     staged: &[Staged],
+    mode: LinkMode,
     jobs: usize,
     kept: Option<&dyn CompiledModules>,
 ) -> Result<Option<CompiledBatch>, PrefixError> {
@@ -527,10 +529,11 @@ fn compile_modules(
     if !prefix.join(&python.executable).exists() {
         return Ok(None);
     }
+    // The modules are hardlinks of the cache's files, or copies with their
+    // mtimes: the kept `.pyc` files (which record size and mtime of their
+    // source) are valid for them. (One whose placeholder was replaced is
+    // not: python compiles it again on first import, as without a `.pyc`.)
     let tag = python.pyc_tag();
-    // Only a package linked as hardlinks shares its modules' mtimes with
-    // the cache's files, which the kept `.pyc` files were compiled from.
-    let shares_files = |s: &Staged| s.files.as_ref().is_some_and(LinkedFiles::all_hardlinked);
     let mut reused = HashSet::new();
     let mut to_compile: Vec<PathBuf> = Vec::new();
     let mut compiled_here: Vec<&Staged> = Vec::new();
@@ -539,9 +542,7 @@ fn compile_modules(
         if modules.is_empty() {
             continue;
         }
-        let found = kept
-            .filter(|_| shares_files(package))
-            .and_then(|kept| kept.find(package.plan.package_dir(), &tag));
+        let found = kept.and_then(|kept| kept.find(package.plan.package_dir(), &tag));
         match found {
             Some(dir) => {
                 let mut dirs = KnownDirs::new(prefix);
@@ -556,8 +557,12 @@ fn compile_modules(
                         dirs.ensure(parent)?;
                     }
                     let _ = std::fs::remove_file(&to);
-                    std::fs::hard_link(&from, &to)
-                        .or_else(|_| std::fs::copy(&from, &to).map(drop))
+                    let linked = match mode {
+                        LinkMode::Auto => std::fs::hard_link(&from, &to),
+                        LinkMode::Copy => Err(std::io::Error::other("--copy")),
+                    };
+                    linked
+                        .or_else(|_| reflink_copy::reflink_or_copy(&from, &to).map(drop))
                         .map_err(crate::io(format!("linking {}", to.display())))?;
                     reused.insert(pyc);
                 }
@@ -575,7 +580,7 @@ fn compile_modules(
     };
     if let Some(kept) = kept {
         if batch.error.is_none() {
-            for package in compiled_here.into_iter().filter(|s| shares_files(s)) {
+            for package in compiled_here {
                 let pycs: Vec<PathBuf> = package
                     .plan
                     .modules()

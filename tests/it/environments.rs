@@ -235,6 +235,38 @@ fn byte_compiled_modules_are_kept_in_the_cache_and_reused() {
     );
     assert_meta_matches_disk(&second);
 
+    // A copy (--copy) keeps its modules' mtimes: the kept .pyc is valid
+    // there too.
+    let copied = world.env("copied");
+    let channel_dir = channel.root().to_str().unwrap();
+    let copied_dir = copied.to_str().unwrap();
+    assert_ok(&world.run(&[
+        "create",
+        "--copy",
+        "-p",
+        copied_dir,
+        "-c",
+        channel_dir,
+        "hellopkg",
+    ]));
+    let before = fs_err::metadata(copied.join(&pyc)).unwrap().ino();
+    assert_ne!(
+        before,
+        fs_err::metadata(kept).unwrap().ino(),
+        "--copy shares nothing"
+    );
+    assert_eq!(
+        fs_err::read(copied.join(&pyc)).unwrap(),
+        fs_err::read(kept).unwrap()
+    );
+    let out = run_with_timeout(Command::new(copied.join("bin/hello")), TIMEOUT);
+    assert_eq!(stdout(&out), "hello from hello\n");
+    assert_eq!(
+        fs_err::metadata(copied.join(&pyc)).unwrap().ino(),
+        before,
+        "python took the kept .pyc as valid for the copied module"
+    );
+
     // Removing the package from one environment leaves the cache's copy.
     assert_ok(&world.run(&["remove", "-p", second.to_str().unwrap(), "hellopkg"]));
     assert!(kept.is_file());
