@@ -556,13 +556,24 @@ fn compile_modules(
                     if let Some(parent) = to.parent() {
                         dirs.ensure(parent)?;
                     }
-                    let _ = std::fs::remove_file(&to);
-                    let linked = match mode {
-                        LinkMode::Auto => std::fs::hard_link(&from, &to),
-                        LinkMode::Copy => Err(std::io::Error::other("--copy")),
+                    let place = || {
+                        let linked = match mode {
+                            LinkMode::Auto => std::fs::hard_link(&from, &to),
+                            LinkMode::Copy => Err(std::io::Error::other("--copy")),
+                        };
+                        linked.or_else(|e| match e.kind() {
+                            std::io::ErrorKind::AlreadyExists => Err(e),
+                            _ => reflink_copy::reflink_or_copy(&from, &to).map(drop),
+                        })
                     };
-                    linked
-                        .or_else(|_| reflink_copy::reflink_or_copy(&from, &to).map(drop))
+                    // An old `.pyc` there is replaced, never written through.
+                    place()
+                        .or_else(|e| match e.kind() {
+                            std::io::ErrorKind::AlreadyExists => {
+                                std::fs::remove_file(&to).and_then(|()| place())
+                            }
+                            _ => Err(e),
+                        })
                         .map_err(crate::io(format!("linking {}", to.display())))?;
                     reused.insert(pyc);
                 }
