@@ -13,6 +13,8 @@
 //! <root>/repodata/<hash>.json (+ .info.json, .lock)
 //! <root>/tmp/proc-<pid>-<nonce>/            one process's temp files, guarded by
 //! <root>/tmp/proc-<pid>-<nonce>.lock        a lock it holds while alive
+//! <root>/pyc/<key>/cpython-XY/              .pyc files compiled once for the
+//!                                           entry's noarch python modules
 //! ```
 //!
 //! `<key>` is `<name>-<version>-<build>-<hash>`, where `<hash>` is the first 12
@@ -58,6 +60,11 @@
 //! [`CacheError::NotYours`], naming the entry and its owner, and leaves it
 //! as it was). If other processes still read it, the repair waits (polling
 //! the try-lock, within the lock timeout) until they are done.
+//!
+//! **Compiled modules** (`pyc/<key>/`, [`compiled`]) belong to the entry:
+//! read under its shared lock, published by one rename (complete when it
+//! exists; the second process to compile drops its copy), and removed only
+//! under its exclusive lock, when the entry is filled anew or removed.
 //!
 //! **Who owns what** (no lock, permit or temp directory ends before the work
 //! done under it): the download runs in the filling task's future, which owns
@@ -1111,8 +1118,11 @@ impl PackageCache {
             let dest = dest.clone();
             let compiled = compiled::dir(&self.root, key);
             tokio::task::spawn_blocking(move || {
-                // Modules compiled from the old files would be stale.
-                let aside = set_aside(&compiled).and_then(|()| set_aside(&dest));
+                // Modules compiled from the old files would be stale (then
+                // python compiles them again on import): removed if this
+                // process may, which only saves that.
+                let _ = set_aside(&compiled);
+                let aside = set_aside(&dest);
                 (exclusive, aside)
             })
             .await
@@ -2180,6 +2190,7 @@ fn share_with_group(root: &Path) {
             root.join("repodata"),
             root.join("repodata").join("shards"),
             root.join("tmp"),
+            root.join("pyc"),
         ] {
             let _ = fs_err::create_dir_all(&dir);
             if let Ok(meta) = fs_err::metadata(&dir) {

@@ -93,8 +93,8 @@ impl PackageCache {
     fn remove_entry_locked(&self, key: &str) -> Result<(), CacheError> {
         let dir = self.pkgs().join(key);
         let compiled = crate::compiled::dir(self.root(), key);
-        crate::set_aside(&compiled)
-            .map_err(io(format!("removing the entry {}", compiled.display())))?;
+        // Best effort: stale ones would only make python compile again.
+        let _ = crate::set_aside(&compiled);
         crate::set_aside(&dir).map_err(io(format!("removing the entry {}", dir.display())))?;
         for ext in [".conda", ".tar.bz2"] {
             match fs_err::remove_file(self.pkgs().join(format!("{key}{ext}"))) {
