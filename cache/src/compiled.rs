@@ -47,7 +47,9 @@ pub fn find(entry_dir: &Path, tag: &str) -> Option<PathBuf> {
 /// Keeps `pycs` (paths relative to `prefix`, compiled there from the
 /// modules of the entry at `entry_dir` of the cache at `root`, hardlinks of
 /// the entry's files or copies with their mtimes) for the python `tag`, unless someone kept them
-/// already (or the entry is not in this cache). Copies, not links:
+/// already (or the entry is not in this cache). An empty list is kept too:
+/// the package's modules do not compile for this python, and the next
+/// environment need not try again. Copies, not links:
 /// files in the cache are never group- or world-writable, whatever umask
 /// python wrote them with. `tmp` is this process's temp directory on the
 /// cache's filesystem.
@@ -67,7 +69,7 @@ pub fn keep(
         return Ok(());
     }
     let dest = dir(root, key).join(tag);
-    if pycs.is_empty() || dest.is_dir() {
+    if dest.is_dir() {
         return Ok(());
     }
     let staging = tempfile::Builder::new().prefix("pyc-").tempdir_in(tmp)?;
@@ -97,5 +99,92 @@ pub fn keep(
         // replaced): ours goes with the guard.
         Err(_) if dest.is_dir() => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_once_found_by_entry_and_tag_and_only_for_this_cache() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        let tmp = root.join("tmp");
+        let entry = root.join("pkgs").join("foo-1.0-0-abc");
+        std::fs::create_dir_all(&tmp).unwrap();
+        std::fs::create_dir_all(&entry).unwrap();
+        let prefix = tempfile::tempdir().unwrap();
+        let pyc = PathBuf::from("lib/python3.11/site-packages/foo/__pycache__/a.cpython-311.pyc");
+        std::fs::create_dir_all(prefix.path().join(pyc.parent().unwrap())).unwrap();
+        std::fs::write(prefix.path().join(&pyc), b"first").unwrap();
+
+        assert!(find(&entry, "cpython-311").is_none());
+        keep(
+            root,
+            &tmp,
+            &entry,
+            "cpython-311",
+            prefix.path(),
+            std::slice::from_ref(&pyc),
+        )
+        .unwrap();
+        let found = find(&entry, "cpython-311").unwrap();
+        assert_eq!(std::fs::read(found.join(&pyc)).unwrap(), b"first");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(found.join(&pyc))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o644);
+        }
+        assert!(find(&entry, "cpython-312").is_none(), "per python");
+
+        // The second one to compile keeps nothing: the first copy stays.
+        std::fs::write(prefix.path().join(&pyc), b"second").unwrap();
+        keep(
+            root,
+            &tmp,
+            &entry,
+            "cpython-311",
+            prefix.path(),
+            std::slice::from_ref(&pyc),
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(found.join(&pyc)).unwrap(), b"first");
+        assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "no temp left");
+
+        // An entry of another cache (a read-only layer) is not kept here.
+        let layer = tempfile::tempdir().unwrap();
+        let other = layer.path().join("pkgs").join("bar-1.0-0-def");
+        std::fs::create_dir_all(&other).unwrap();
+        keep(
+            root,
+            &tmp,
+            &other,
+            "cpython-311",
+            prefix.path(),
+            std::slice::from_ref(&pyc),
+        )
+        .unwrap();
+        assert!(!dir(root, "bar-1.0-0-def").exists());
+        assert!(find(&other, "cpython-311").is_none());
+
+        // A path out of the prefix is refused.
+        let entry2 = root.join("pkgs").join("baz-1.0-0-123");
+        std::fs::create_dir_all(&entry2).unwrap();
+        let escaping = PathBuf::from("../outside.pyc");
+        assert!(keep(
+            root,
+            &tmp,
+            &entry2,
+            "cpython-311",
+            prefix.path(),
+            &[escaping]
+        )
+        .is_err());
+        assert!(find(&entry2, "cpython-311").is_none());
     }
 }
