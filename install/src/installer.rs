@@ -315,6 +315,7 @@ impl<'a> Installer<'a> {
         let held: std::sync::Mutex<Vec<CacheEntry>> = std::sync::Mutex::new(Vec::new());
         let path = prefix.path().to_path_buf();
         let jobs = self.jobs.clone();
+        let expected = plan.link.clone();
         let runtime = tokio::runtime::Handle::current();
         let linking = tokio::task::spawn_blocking(move || {
             // A permit for each package's linking, taken once it is planned
@@ -322,8 +323,12 @@ impl<'a> Installer<'a> {
             let permit = move || -> Box<dyn std::any::Any> {
                 Box::new(runtime.block_on(jobs.clone().acquire_owned()).ok())
             };
-            let staged =
-                transaction.link_as_fetched(&path, &std::sync::Mutex::new(receiver), &permit);
+            let staged = transaction.link_as_fetched(
+                &path,
+                &expected,
+                &std::sync::Mutex::new(receiver),
+                &permit,
+            );
             (transaction, staged)
         });
         let fetched = self

@@ -219,7 +219,8 @@ impl PackagePlan {
     }
 
     /// Writes the package's files and entry points into `prefix`; may run
-    /// beside other packages' `link_files` (their paths must not overlap).
+    /// beside other packages' `link_files` (a path they share ends up with
+    /// whichever was written last: [`Self::relink`] settles it).
     /// `dirs` remembers the directories known to exist, so each is made once
     /// and never looked at; `hardlinks` remembers whether hardlinks into the
     /// prefix work at all, so a failed attempt is not repeated per file.
@@ -389,6 +390,16 @@ impl PackagePlan {
     /// other packages).
     pub fn python(&self) -> Option<&PythonInfo> {
         self.python.as_ref()
+    }
+
+    /// Whether one of its modules has a prefix placeholder (its `.pyc`
+    /// holds this environment's prefix: never kept for another one).
+    pub fn has_module_with_placeholder(&self) -> bool {
+        self.python.is_some()
+            && self.files.iter().any(|f| {
+                f.entry.prefix_placeholder.is_some()
+                    && f.target.extension().is_some_and(|e| e == "py")
+            })
     }
 
     /// The modules (`.py` files, relative to the prefix) a `noarch: python`
@@ -636,13 +647,13 @@ fn replacing(dest: &Path, create: impl Fn() -> std::io::Result<()>) -> Result<()
         source: e,
     };
     // Another package linked beside this one may put the same path there
-    // between our remove and our create: a few rounds settle it (which file
+    // between our remove and our create: more rounds settle it (which file
     // stays is settled after all packages are linked).
     let mut rounds = 0;
     loop {
         match create() {
             Ok(()) => return Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && rounds < 3 => {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && rounds < 64 => {
                 rounds += 1;
                 match std::fs::symlink_metadata(dest) {
                     // A directory is not replaced by a file: say so.
@@ -715,9 +726,9 @@ fn keep_mtime(src: &Path, dest: &Path) -> Result<(), PrefixError> {
     let modified = std::fs::metadata(src)
         .and_then(|m| m.modified())
         .map_err(io(format!("reading {}", src.display())))?;
-    std::fs::File::options()
-        .write(true)
-        .open(dest)
+    // A read-only handle: setting times needs ownership, not write
+    // permission (a module may be read-only).
+    std::fs::File::open(dest)
         .and_then(|f| f.set_modified(modified))
         .map_err(io(format!(
             "setting the modification time of {}",

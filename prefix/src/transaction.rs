@@ -7,12 +7,14 @@
 //!
 //! - unlinking, one package after the other (dependents first): pre-unlink
 //!   script, journal, record removed, files, journal removed;
-//! - linking: the journals of all packages; then the files of all packages,
-//!   several packages at once (`jobs`; packages that share a path one after
-//!   the other, in order, so the later one's file is what stays); then, one
-//!   package after the other (dependencies first, as conda does, once
-//!   everything is in place): byte-compiling, post-link script, record,
-//!   journal removed.
+//! - linking: each package's journal, then its files, several packages at
+//!   once (`jobs`), each once the packages it depends on are linked (a
+//!   directory shipped as a symlink is in place before files go below it);
+//!   where packages ship the same file, the last one's in dependency order
+//!   is put back in place afterwards (entry points of the same name are
+//!   not: whichever was written last stays); then, one package after the
+//!   other (dependencies first, as conda does, once everything is in place):
+//!   byte-compiling, post-link script, record, journal removed.
 //!
 //! So a `*.json` record exists exactly for packages whose files are all in
 //! place. A journal left behind (a kill) is rolled forward by [`recover`]
@@ -175,18 +177,21 @@ impl Transaction {
         // Every package's files first, several packages at once, then,
         // dependencies first as conda does, what needs the whole environment
         // in place: byte-compiling, post-link scripts, and the records.
+        let order = link_order(plans.iter().map(|p| &p.record().package_record));
         let (arrivals, receiver) = std::sync::mpsc::channel();
         for plan in plans {
             let _ = arrivals.send(Arrival::Planned(Box::new(plan)));
         }
         drop(arrivals);
-        let staged = self.stage(prefix, &Mutex::new(receiver), &|| Box::new(()));
+        let staged = self.stage(prefix, &Mutex::new(receiver), &order, &|| Box::new(()));
         staged.record_with(owners, on_event)
     }
 
     /// The link half of [`Self::execute`] for packages that are still being
     /// fetched: links the files of each package as it arrives on `arrivals`
-    /// (until every sender is gone), `self.jobs` packages at once, each
+    /// (until every sender is gone) and those of its dependencies among
+    /// `expected` (every package that will arrive) are in place, `self.jobs`
+    /// packages at once, each
     /// under its journal and under a permit from `permit` (taken only for
     /// the work itself, never while waiting for the next package). Nothing
     /// is recorded yet: the caller ends with [`StagedLinks::record`] once
@@ -198,9 +203,11 @@ impl Transaction {
     pub fn link_as_fetched(
         &self,
         prefix: &Path,
+        expected: &[RepoDataRecord],
         arrivals: &Mutex<Receiver<LinkRequest>>,
         permit: &(dyn Fn() -> Box<dyn Any> + Sync),
     ) -> Result<StagedLinks, PrefixError> {
+        let order = link_order(expected.iter().map(|r| &r.package_record));
         if !self.unlink.is_empty() {
             return Err(PrefixError::Io {
                 context: String::from("linking packages as they are fetched"),
@@ -232,7 +239,7 @@ impl Transaction {
                     let _ = planned.send(Arrival::Failed(err));
                 }
             });
-            let staged = self.stage(prefix, &Mutex::new(receiver), permit);
+            let staged = self.stage(prefix, &Mutex::new(receiver), &order, permit);
             let _ = feeder.join();
             staged
         });
@@ -258,72 +265,67 @@ impl Transaction {
     }
 
     /// Links the files of every package arriving on `arrivals`, `self.jobs`
-    /// at once. After the first failure nothing more is linked (the rest
-    /// is drained); those running finish.
+    /// at once, each once the packages it depends on that come before it in
+    /// `order` (dependencies first) are linked: a package that ships a
+    /// directory as a symlink (`lib64 -> lib`) is in place before a
+    /// dependent puts files below it. After the first failure nothing more
+    /// is linked (the rest is drained); those running finish.
     fn stage(
         &self,
         prefix: &Path,
         arrivals: &Mutex<Receiver<Arrival>>,
+        order: &HashMap<String, usize>,
         permit: &(dyn Fn() -> Box<dyn Any> + Sync),
     ) -> StagedLinks {
         let hardlinks = Hardlinks::new();
         let failed = AtomicBool::new(false);
         let staged: Mutex<Vec<Staged>> = Mutex::new(Vec::new());
         let first_error: Mutex<Option<PrefixError>> = Mutex::new(None);
+        let gate = Gate::default();
         let fail = |err: PrefixError| {
             failed.store(true, Ordering::Relaxed);
             if let Ok(mut first) = first_error.lock() {
                 first.get_or_insert(err);
             }
         };
-        let work = || {
-            let mut dirs = KnownDirs::new(prefix);
+        // Hands arrivals to the gate, which holds each until what it
+        // must follow is linked.
+        let dispatch = || {
+            // Closed however this ends, so that no linking thread waits on.
+            struct Close<'g>(&'g Gate);
+            impl Drop for Close<'_> {
+                fn drop(&mut self) {
+                    self.0.close();
+                }
+            }
+            let _close = Close(&gate);
             loop {
                 let next = arrivals.lock().map(|r| r.recv());
-                let plan = match next {
-                    Ok(Ok(Arrival::Planned(plan))) => *plan,
-                    Ok(Ok(Arrival::Failed(err))) => {
-                        fail(err);
-                        continue;
+                match next {
+                    Ok(Ok(Arrival::Planned(plan))) => {
+                        let before = linked_before(&plan, order);
+                        gate.arrive(plan, before);
                     }
+                    Ok(Ok(Arrival::Failed(err))) => fail(err),
                     _ => break,
-                };
-                if failed.load(Ordering::Relaxed) {
-                    continue;
-                }
-                let paths = plan.target_paths();
-                let journal = match write_journal(prefix, plan.record(), &paths) {
-                    Ok(journal) => journal,
-                    Err(err) => {
-                        fail(err);
-                        continue;
-                    }
-                };
-                let guard = permit();
-                let linked = plan.link_files(prefix, self.mode, &mut dirs, &hardlinks);
-                drop(guard);
-                let (files, error) = match linked {
-                    Ok(files) => (Some(files), None),
-                    Err(err) => (None, Some(err)),
-                };
-                if let Ok(mut staged) = staged.lock() {
-                    staged.push(Staged {
-                        plan,
-                        journal,
-                        paths,
-                        files,
-                    });
-                }
-                if let Some(err) = error {
-                    fail(err);
                 }
             }
         };
+        let work = || {
+            let mut dirs = KnownDirs::new(prefix);
+            while let Some(plan) = gate.next() {
+                let name = plan.record().package_record.name.as_normalized().to_owned();
+                if !failed.load(Ordering::Relaxed) {
+                    self.stage_one(prefix, *plan, &mut dirs, &hardlinks, permit, &staged, &fail);
+                }
+                gate.linked(name);
+            }
+        };
         std::thread::scope(|scope| {
-            for _ in 1..self.jobs.max(1) {
+            for _ in 0..self.jobs.max(1) {
                 scope.spawn(work);
             }
-            work();
+            dispatch();
         });
         StagedLinks {
             prefix: prefix.to_path_buf(),
@@ -333,6 +335,154 @@ impl Transaction {
             staged: staged.into_inner().unwrap_or_else(|e| e.into_inner()),
             error: first_error.into_inner().unwrap_or_else(|e| e.into_inner()),
         }
+    }
+
+    /// Links one package's files under its journal and a permit.
+    #[allow(clippy::too_many_arguments)]
+    fn stage_one(
+        &self,
+        prefix: &Path,
+        plan: PackagePlan,
+        dirs: &mut KnownDirs,
+        hardlinks: &Hardlinks,
+        permit: &(dyn Fn() -> Box<dyn Any> + Sync),
+        staged: &Mutex<Vec<Staged>>,
+        fail: &dyn Fn(PrefixError),
+    ) {
+        let paths = plan.target_paths();
+        let journal = match write_journal(prefix, plan.record(), &paths) {
+            Ok(journal) => journal,
+            Err(err) => return fail(err),
+        };
+        let guard = permit();
+        let linked = plan.link_files(prefix, self.mode, dirs, hardlinks);
+        drop(guard);
+        let (files, error) = match linked {
+            Ok(files) => (Some(files), None),
+            Err(err) => (None, Some(err)),
+        };
+        if let Ok(mut staged) = staged.lock() {
+            staged.push(Staged {
+                plan,
+                journal,
+                paths,
+                files,
+            });
+        }
+        if let Some(err) = error {
+            fail(err);
+        }
+    }
+}
+
+/// Each package's place in link order (dependencies first; a cycle is
+/// broken somewhere, as conda breaks it).
+fn link_order<'a>(records: impl Iterator<Item = &'a PackageRecord>) -> HashMap<String, usize> {
+    let records: Vec<PackageRecord> = records.cloned().collect();
+    PackageRecord::sort_topologically(records)
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.name.as_normalized().to_owned(), i))
+        .collect()
+}
+
+/// The packages `plan` depends on that come before it in `order`: those it
+/// is linked after.
+fn linked_before(plan: &PackagePlan, order: &HashMap<String, usize>) -> HashSet<String> {
+    let record = &plan.record().package_record;
+    let Some(&position) = order.get(record.name.as_normalized()) else {
+        return HashSet::new();
+    };
+    record
+        .depends
+        .iter()
+        .filter_map(|spec| {
+            spec.split(|c: char| c.is_whitespace() || "[=<>!~".contains(c))
+                .next()
+        })
+        .filter(|name| order.get(*name).is_some_and(|&p| p < position))
+        .map(ToOwned::to_owned)
+        .collect()
+}
+
+/// Holds arrived packages until the packages they follow are linked, and
+/// hands them to the linking threads.
+#[derive(Default)]
+struct Gate {
+    state: Mutex<GateState>,
+    changed: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct GateState {
+    linked: HashSet<String>,
+    waiting: Vec<(Box<PackagePlan>, HashSet<String>)>,
+    ready: std::collections::VecDeque<Box<PackagePlan>>,
+    running: usize,
+    closed: bool,
+}
+
+impl GateState {
+    /// Moves every waiting package whose predecessors are linked to
+    /// `ready`; once nothing more can arrive and nothing runs, all of them
+    /// (a predecessor that never arrives, having failed, holds no one).
+    fn release(&mut self) {
+        let linked = &self.linked;
+        let (free, held): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|(_, before)| before.iter().all(|b| linked.contains(b)));
+        self.waiting = held;
+        self.ready.extend(free.into_iter().map(|(plan, _)| plan));
+        if self.closed && self.running == 0 && self.ready.is_empty() {
+            self.ready.extend(
+                std::mem::take(&mut self.waiting)
+                    .into_iter()
+                    .map(|(p, _)| p),
+            );
+        }
+    }
+}
+
+impl Gate {
+    fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn arrive(&self, plan: Box<PackagePlan>, before: HashSet<String>) {
+        let mut state = self.lock();
+        state.waiting.push((plan, before));
+        state.release();
+        self.changed.notify_all();
+    }
+
+    fn close(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        state.release();
+        self.changed.notify_all();
+    }
+
+    /// The next package to link, waiting for one; `None` when all are done.
+    fn next(&self) -> Option<Box<PackagePlan>> {
+        let mut state = self.lock();
+        loop {
+            if let Some(plan) = state.ready.pop_front() {
+                state.running += 1;
+                return Some(plan);
+            }
+            if state.closed && state.running == 0 && state.waiting.is_empty() {
+                return None;
+            }
+            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn linked(&self, name: String) {
+        let mut state = self.lock();
+        state.running -= 1;
+        state.linked.insert(name);
+        state.release();
+        self.changed.notify_all();
     }
 }
 
@@ -416,18 +566,18 @@ impl StagedLinks {
         let mut owners = owners;
         let mut staged = sort_dependencies_first(staged, |s| &s.plan.record().package_record);
         if let Some(err) = error {
-            roll_back(prefix, staged.iter(), &owners)?;
+            roll_back_keeping_error(prefix, staged.iter(), &owners);
             return Err(err);
         }
         if let Err(err) = settle_shared_paths(prefix, &staged, mode) {
-            roll_back(prefix, staged.iter(), &owners)?;
+            roll_back_keeping_error(prefix, staged.iter(), &owners);
             return Err(err);
         }
         let compiled =
             match compile_modules(prefix, &staged, mode, jobs, compiled_modules.as_deref()) {
                 Ok(compiled) => compiled,
                 Err(err) => {
-                    roll_back(prefix, staged.iter(), &owners)?;
+                    roll_back_keeping_error(prefix, staged.iter(), &owners);
                     return Err(err);
                 }
             };
@@ -448,7 +598,7 @@ impl StagedLinks {
                 Ok(message) => message,
                 Err(err) => {
                     // Roll this package back and the ones not recorded yet.
-                    roll_back(prefix, staged[index..].iter(), &owners)?;
+                    roll_back_keeping_error(prefix, staged[index..].iter(), &owners);
                     return Err(err);
                 }
             };
@@ -494,6 +644,19 @@ fn owners_of(installed: &[PrefixRecord], leaving: &HashSet<String>) -> HashMap<P
         }
     }
     owners
+}
+
+/// [`roll_back`] after a failure: the failure is what the caller reports;
+/// what could not be rolled back stays journaled, for [`recover`] before the
+/// next change.
+fn roll_back_keeping_error<'a>(
+    prefix: &Path,
+    staged: impl Iterator<Item = &'a Staged>,
+    owners: &HashMap<PathBuf, String>,
+) {
+    for package in staged {
+        let _ = roll_back(prefix, std::iter::once(package), owners);
+    }
 }
 
 /// Removes the paths of `staged` packages that no record claims, and their
@@ -542,56 +705,41 @@ fn compile_modules(
         if modules.is_empty() {
             continue;
         }
+        // A module with this prefix written into it compiles to a `.pyc`
+        // of this environment alone: such a package is always compiled here.
+        let kept = kept.filter(|_| !package.plan.has_module_with_placeholder());
         let found = kept.and_then(|kept| kept.find(package.plan.package_dir(), &tag));
         match found {
-            Some(dir) => {
-                let mut dirs = KnownDirs::new(prefix);
-                for pyc in modules.iter().filter_map(|m| python.pyc_path(m)) {
-                    let from = dir.join(&pyc);
-                    // A module that did not compile has no `.pyc` there.
-                    if !from.is_file() {
-                        continue;
-                    }
-                    let to = prefix.join(&pyc);
-                    if let Some(parent) = to.parent() {
-                        dirs.ensure(parent)?;
-                    }
-                    let place = || {
-                        let linked = match mode {
-                            LinkMode::Auto => std::fs::hard_link(&from, &to),
-                            LinkMode::Copy => Err(std::io::Error::other("--copy")),
-                        };
-                        linked.or_else(|e| match e.kind() {
-                            std::io::ErrorKind::AlreadyExists => Err(e),
-                            _ => reflink_copy::reflink_or_copy(&from, &to).map(drop),
-                        })
-                    };
-                    // An old `.pyc` there is replaced, never written through.
-                    place()
-                        .or_else(|e| match e.kind() {
-                            std::io::ErrorKind::AlreadyExists => {
-                                std::fs::remove_file(&to).and_then(|()| place())
-                            }
-                            _ => Err(e),
-                        })
-                        .map_err(crate::io(format!("linking {}", to.display())))?;
-                    reused.insert(pyc);
+            Some(dir) => match link_kept(prefix, &dir, python, &modules, mode) {
+                Ok(linked) => reused.extend(linked),
+                // The store only saves time: compile instead.
+                Err(_) => {
+                    to_compile.extend(modules);
+                    compiled_here.push(package);
                 }
-            }
+            },
             None => {
                 to_compile.extend(modules);
                 compiled_here.push(package);
             }
         }
     }
+    to_compile.sort();
+    to_compile.dedup();
     let mut batch = if to_compile.is_empty() {
         CompiledBatch::default()
     } else {
         crate::python::compile_pyc_batch(prefix, python, &to_compile, jobs)
     };
     if let Some(kept) = kept {
-        if batch.error.is_none() {
-            for package in compiled_here {
+        // Only what a clean run gave: a python that failed (a module that
+        // does not compile, or a broken interpreter) may have left out
+        // modules that do compile elsewhere.
+        if batch.error.is_none() && batch.failed.is_none() {
+            for package in compiled_here
+                .into_iter()
+                .filter(|p| !p.plan.has_module_with_placeholder())
+            {
                 let pycs: Vec<PathBuf> = package
                     .plan
                     .modules()
@@ -605,6 +753,47 @@ fn compile_modules(
     }
     batch.pycs.extend(reused);
     Ok(Some(batch))
+}
+
+/// Hardlinks (with `--copy`: copies) the kept `.pyc` files of `modules`
+/// from `dir` into `prefix`; returns the ones placed.
+fn link_kept(
+    prefix: &Path,
+    dir: &Path,
+    python: &PythonInfo,
+    modules: &[PathBuf],
+    mode: LinkMode,
+) -> std::io::Result<Vec<PathBuf>> {
+    let mut dirs = KnownDirs::new(prefix);
+    let mut placed = Vec::new();
+    for pyc in modules.iter().filter_map(|m| python.pyc_path(m)) {
+        let from = dir.join(&pyc);
+        // A module that did not compile has no `.pyc` there.
+        if !from.is_file() {
+            continue;
+        }
+        let to = prefix.join(&pyc);
+        if let Some(parent) = to.parent() {
+            dirs.ensure(parent).map_err(std::io::Error::other)?;
+        }
+        let place = || {
+            let linked = match mode {
+                LinkMode::Auto => std::fs::hard_link(&from, &to),
+                LinkMode::Copy => Err(std::io::Error::other("--copy")),
+            };
+            linked.or_else(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => Err(e),
+                _ => reflink_copy::reflink_or_copy(&from, &to).map(drop),
+            })
+        };
+        // An old `.pyc` there is replaced, never written through.
+        place().or_else(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => std::fs::remove_file(&to).and_then(|()| place()),
+            _ => Err(e),
+        })?;
+        placed.push(pyc);
+    }
+    Ok(placed)
 }
 
 /// Packages linked at the same time may have put a shared path in place in
@@ -1134,6 +1323,7 @@ mod tests {
             let prefix = root.path().join("env");
             fs_err::create_dir_all(prefix.join("conda-meta")).unwrap();
             let requests = many_packages(root.path(), 6);
+            let expected: Vec<RepoDataRecord> = requests.iter().map(|r| r.record.clone()).collect();
             let transaction = Transaction {
                 jobs: 2,
                 ..Transaction::default()
@@ -1159,7 +1349,7 @@ mod tests {
                 Box::new(Held(holding.clone()))
             };
             let staged = transaction
-                .link_as_fetched(&prefix, &Mutex::new(receiver), &permit)
+                .link_as_fetched(&prefix, &expected, &Mutex::new(receiver), &permit)
                 .unwrap();
             feeder.join().unwrap();
             assert!(most.load(Ordering::SeqCst) <= 2);
@@ -1198,6 +1388,68 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_dependent_arriving_first_waits_for_the_symlinked_directory_it_uses() {
+        let root = tempfile::tempdir().unwrap();
+        let prefix = root.path().join("env");
+        fs_err::create_dir_all(prefix.join("conda-meta")).unwrap();
+        // base ships lib/ and `lib64 -> lib`; app (which depends on it) ships
+        // lib64/app.so.
+        let base_dir = root.path().join("pkgs/base-1.0-0");
+        extracted_package(&base_dir, "base", &[("lib/base.so", "base")]);
+        std::os::unix::fs::symlink("lib", base_dir.join("lib64")).unwrap();
+        let paths = serde_json::json!({"paths_version": 1, "paths": [
+            {"_path": "lib/base.so", "path_type": "hardlink"},
+            {"_path": "lib64", "path_type": "softlink"},
+        ]});
+        fs_err::write(base_dir.join("info/paths.json"), paths.to_string()).unwrap();
+        let app_dir = root.path().join("pkgs/app-1.0-0");
+        extracted_package(&app_dir, "app", &[("lib64/app.so", "app")]);
+        let base = repodata_record("base");
+        let mut app = repodata_record("app");
+        app.package_record.depends = vec![String::from("base >=1")];
+        let expected = vec![base.clone(), app.clone()];
+        let transaction = Transaction {
+            jobs: 2,
+            ..Transaction::default()
+        };
+        let (arrivals, receiver) = std::sync::mpsc::channel();
+        // The dependent arrives first (its download finished first).
+        arrivals
+            .send(LinkRequest {
+                record: app,
+                package_dir: app_dir,
+                requested_spec: None,
+                symlinks: None,
+            })
+            .unwrap();
+        let feeder = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            arrivals
+                .send(LinkRequest {
+                    record: base,
+                    package_dir: base_dir,
+                    requested_spec: None,
+                    symlinks: None,
+                })
+                .unwrap();
+        });
+        let staged = transaction
+            .link_as_fetched(&prefix, &expected, &Mutex::new(receiver), &|| Box::new(()))
+            .unwrap();
+        feeder.join().unwrap();
+        staged.record(&[], &|_| {}).unwrap();
+        assert!(fs_err::symlink_metadata(prefix.join("lib64"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(
+            fs_err::read_to_string(prefix.join("lib/app.so")).unwrap(),
+            "app"
+        );
+        assert_eq!(read_prefix_records(&prefix).unwrap().len(), 2);
     }
 
     /// Every file below `root`, relative.
