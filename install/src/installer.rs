@@ -312,7 +312,11 @@ impl<'a> Installer<'a> {
             ..Transaction::default()
         };
         let (arrivals, receiver) = std::sync::mpsc::channel::<LinkRequest>();
-        let held: std::sync::Mutex<Vec<CacheEntry>> = std::sync::Mutex::new(Vec::new());
+        // The entries (their shared locks) are owned by whoever still works
+        // with their files: this task, and each blocking task below, so that
+        // they outlive the linking even if this task is dropped.
+        let held: Arc<std::sync::Mutex<Vec<CacheEntry>>> = Arc::default();
+        let held_while_linking = held.clone();
         let path = prefix.path().to_path_buf();
         let jobs = self.jobs.clone();
         let expected = plan.link.clone();
@@ -329,6 +333,7 @@ impl<'a> Installer<'a> {
                 &std::sync::Mutex::new(receiver),
                 &permit,
             );
+            drop(held_while_linking);
             (transaction, staged)
         });
         let fetched = self
@@ -352,30 +357,39 @@ impl<'a> Installer<'a> {
             .await;
         // No more arrivals: the linking threads finish what they have.
         drop(arrivals);
-        let joined = linking.await;
-        let held = held.into_inner().unwrap_or_else(|e| e.into_inner());
-        let (_, staged) = joined?;
+        let (_, staged) = linking.await?;
         let staged = staged.map_err(|source| InstallError::Transaction {
             prefix: prefix.path().to_path_buf(),
             source,
         })?;
-        let downloaded_bytes = held.iter().filter_map(CacheEntry::downloaded_bytes).sum();
+        let downloaded_bytes = held
+            .lock()
+            .map(|held| held.iter().filter_map(CacheEntry::downloaded_bytes).sum())
+            .unwrap_or(0);
         let path = prefix.path().to_path_buf();
         let installed = installed.to_vec();
         if let Err(err) = fetched {
-            tokio::task::spawn_blocking(move || staged.roll_back(&installed))
-                .await?
-                .map_err(|source| InstallError::Transaction {
-                    prefix: path,
-                    source,
-                })?;
+            let held_while_rolling_back = held.clone();
+            tokio::task::spawn_blocking(move || {
+                let rolled_back = staged.roll_back(&installed);
+                drop(held_while_rolling_back);
+                rolled_back
+            })
+            .await?
+            .map_err(|source| InstallError::Transaction {
+                prefix: path,
+                source,
+            })?;
             drop(held);
             return Err(err.into());
         }
         reporter.linking_started(plan.link.len());
         let events = reporter.clone();
+        let held_while_recording = held.clone();
         tokio::task::spawn_blocking(move || {
-            staged.record(&installed, &|event| events.transaction_event(&event))
+            let recorded = staged.record(&installed, &|event| events.transaction_event(&event));
+            drop(held_while_recording);
+            recorded
         })
         .await?
         .map_err(|source| InstallError::Transaction {
