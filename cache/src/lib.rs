@@ -780,6 +780,7 @@ impl PackageCache {
                 if let Ok(mut entries) = entries.lock() {
                     entries[index] = Some(entry);
                 }
+                true
             })
             .await;
         let entries = entries.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -797,11 +798,14 @@ impl PackageCache {
     /// the caller can start using it while the others are fetched. The
     /// caller owns the entries from then on: it keeps them (their locks)
     /// until its work with them is done, also when this returns an error.
+    /// `ready` returns `false` when the caller's work failed: then the other
+    /// records stop as when one fails (`Err(CacheError::Cancelled)` if none
+    /// did).
     pub async fn get_all_as_ready(
         &self,
         records: &[RepoDataRecord],
         reporter: &dyn Reporter,
-        ready: &(dyn Fn(usize, CacheEntry) + Sync),
+        ready: &(dyn Fn(usize, CacheEntry) -> bool + Sync),
     ) -> Result<(), CacheError> {
         let abort = Abort::default();
         let results =
@@ -810,7 +814,11 @@ impl PackageCache {
                 async move {
                     match self.get_one(record, reporter, abort).await {
                         Ok(entry) => {
-                            ready(index, entry);
+                            // `false`: the caller's work failed; the
+                            // others stop as after a failed fetch.
+                            if !ready(index, entry) {
+                                abort.trigger();
+                            }
                             Ok(())
                         }
                         Err(err) => {

@@ -317,6 +317,9 @@ impl<'a> Installer<'a> {
         // they outlive the linking even if this task is dropped.
         let held: Arc<std::sync::Mutex<Vec<CacheEntry>>> = Arc::default();
         let held_while_linking = held.clone();
+        // Set by the linking threads when a package fails: the fetches stop.
+        let link_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let link_failed_linking = link_failed.clone();
         let path = prefix.path().to_path_buf();
         let jobs = self.jobs.clone();
         let expected = plan.link.clone();
@@ -332,6 +335,7 @@ impl<'a> Installer<'a> {
                 &expected,
                 &std::sync::Mutex::new(receiver),
                 &permit,
+                &link_failed_linking,
             );
             drop(held_while_linking);
             (transaction, staged)
@@ -352,6 +356,7 @@ impl<'a> Installer<'a> {
                     if let Ok(mut held) = held.lock() {
                         held.push(entry);
                     }
+                    !link_failed.load(std::sync::atomic::Ordering::Relaxed)
                 },
             )
             .await;
@@ -368,6 +373,10 @@ impl<'a> Installer<'a> {
             .unwrap_or(0);
         let path = prefix.path().to_path_buf();
         let installed = installed.to_vec();
+        // A failed link comes first: record() rolls back and returns it (the
+        // fetches it stopped say only "cancelled").
+        let link_failed = link_failed.load(std::sync::atomic::Ordering::Relaxed);
+        let fetched = if link_failed { Ok(()) } else { fetched };
         if let Err(err) = fetched {
             let held_while_rolling_back = held.clone();
             tokio::task::spawn_blocking(move || {

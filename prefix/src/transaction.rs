@@ -183,7 +183,13 @@ impl Transaction {
             let _ = arrivals.send(Arrival::Planned(Box::new(plan)));
         }
         drop(arrivals);
-        let staged = self.stage(prefix, &Mutex::new(receiver), &order, &|| Box::new(()));
+        let staged = self.stage(
+            prefix,
+            &Mutex::new(receiver),
+            &order,
+            &|| Box::new(()),
+            &AtomicBool::new(false),
+        );
         staged.record_with(owners, on_event)
     }
 
@@ -200,12 +206,16 @@ impl Transaction {
     /// The transaction must unlink nothing (a failed fetch must leave the
     /// environment as it was, and unlinking could not be undone); `self.link`
     /// is not used, the packages are the ones that arrive.
+    ///
+    /// `failed` is set as soon as a package fails (so the caller can stop
+    /// fetching the others).
     pub fn link_as_fetched(
         &self,
         prefix: &Path,
         expected: &[RepoDataRecord],
         arrivals: &Mutex<Receiver<LinkRequest>>,
         permit: &(dyn Fn() -> Box<dyn Any> + Sync),
+        failed: &AtomicBool,
     ) -> Result<StagedLinks, PrefixError> {
         let order = link_order(expected.iter().map(|r| &r.package_record));
         if !self.unlink.is_empty() {
@@ -218,7 +228,7 @@ impl Transaction {
         let staged = std::thread::scope(|scope| {
             // Plans each arrival here, hands it to the linking threads.
             let feeder = scope.spawn(move || {
-                let mut failed = None;
+                let mut planning_failed = None;
                 loop {
                     let next = arrivals.lock().map(|r| r.recv());
                     let Ok(Ok(request)) = next else {
@@ -227,7 +237,8 @@ impl Transaction {
                     let arrival = match self.plan(&request) {
                         Ok(plan) => Arrival::Planned(Box::new(plan)),
                         Err(err) => {
-                            failed.get_or_insert(err);
+                            planning_failed.get_or_insert(err);
+                            failed.store(true, Ordering::Relaxed);
                             continue;
                         }
                     };
@@ -235,11 +246,11 @@ impl Transaction {
                         break;
                     }
                 }
-                if let Some(err) = failed {
+                if let Some(err) = planning_failed {
                     let _ = planned.send(Arrival::Failed(err));
                 }
             });
-            let staged = self.stage(prefix, &Mutex::new(receiver), &order, permit);
+            let staged = self.stage(prefix, &Mutex::new(receiver), &order, permit, failed);
             let _ = feeder.join();
             staged
         });
@@ -276,9 +287,9 @@ impl Transaction {
         arrivals: &Mutex<Receiver<Arrival>>,
         order: &HashMap<String, usize>,
         permit: &(dyn Fn() -> Box<dyn Any> + Sync),
+        failed: &AtomicBool,
     ) -> StagedLinks {
         let hardlinks = Hardlinks::new();
-        let failed = AtomicBool::new(false);
         let staged: Mutex<Vec<Staged>> = Mutex::new(Vec::new());
         let first_error: Mutex<Option<PrefixError>> = Mutex::new(None);
         let gate = Gate::default();
@@ -1349,7 +1360,13 @@ mod tests {
                 Box::new(Held(holding.clone()))
             };
             let staged = transaction
-                .link_as_fetched(&prefix, &expected, &Mutex::new(receiver), &permit)
+                .link_as_fetched(
+                    &prefix,
+                    &expected,
+                    &Mutex::new(receiver),
+                    &permit,
+                    &AtomicBool::new(false),
+                )
                 .unwrap();
             feeder.join().unwrap();
             assert!(most.load(Ordering::SeqCst) <= 2);
@@ -1437,7 +1454,13 @@ mod tests {
                 .unwrap();
         });
         let staged = transaction
-            .link_as_fetched(&prefix, &expected, &Mutex::new(receiver), &|| Box::new(()))
+            .link_as_fetched(
+                &prefix,
+                &expected,
+                &Mutex::new(receiver),
+                &|| Box::new(()),
+                &AtomicBool::new(false),
+            )
             .unwrap();
         feeder.join().unwrap();
         staged.record(&[], &|_| {}).unwrap();
