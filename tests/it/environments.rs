@@ -177,6 +177,45 @@ fn noarch_python_is_relocated_with_entry_points_and_pyc() {
     assert_meta_matches_disk(&prefix);
 }
 
+/// Two packages of a new environment that cannot both be linked (one ships
+/// a file `share/thing`, the other a file below `share/thing/`), linked
+/// while the others are still arriving: the create fails naming the path,
+/// nothing of it is left, and the cache's entries stay complete.
+#[test]
+fn a_package_failing_to_link_beside_others_leaves_no_environment() {
+    let world = World::new();
+    let mut channel = LocalChannel::new(&world.path().join("channel"));
+    channel.add(
+        &Package::new("flat", "1.0").file("share/thing", b"a file".to_vec()),
+        Format::Conda,
+    );
+    channel.add(
+        &Package::new("deep", "1.0").file("share/thing/inside", b"below".to_vec()),
+        Format::TarBz2,
+    );
+    for i in 0..6 {
+        channel.add(
+            &Package::new(&format!("other{i}"), "1.0")
+                .file(&format!("lib/other{i}/data"), vec![b'x'; 4096]),
+            Format::Conda,
+        );
+    }
+    channel.write_repodata();
+    let prefix = world.env("conflict");
+    let mut specs = vec!["flat", "deep"];
+    let others: Vec<String> = (0..6).map(|i| format!("other{i}")).collect();
+    specs.extend(others.iter().map(String::as_str));
+    let err = assert_fails(&world.create(&prefix, channel.root().to_str().unwrap(), &specs));
+    assert!(err.contains("share/thing"), "{err}");
+    assert!(!prefix.exists(), "the environment it was creating is gone");
+    assert_ok(&world.run(&[
+        "cache",
+        "verify",
+        "--cache-dir",
+        world.cache().to_str().unwrap(),
+    ]));
+}
+
 /// A noarch python package's modules are byte-compiled once per python:
 /// the next environment hardlinks the `.pyc` files kept in the cache, and
 /// python finds them valid (running the package's code rewrites none).
