@@ -378,17 +378,19 @@ impl<'a> Installer<'a> {
         let link_failed = link_failed.load(std::sync::atomic::Ordering::Relaxed);
         let fetched = if link_failed { Ok(()) } else { fetched };
         if let Err(err) = fetched {
+            // The fetch's error is what the user hears: what the rollback
+            // could not remove stays journaled, for `recover` before the
+            // next change of this environment.
             let held_while_rolling_back = held.clone();
-            tokio::task::spawn_blocking(move || {
+            let rolled_back = tokio::task::spawn_blocking(move || {
                 let rolled_back = staged.roll_back(&installed);
                 drop(held_while_rolling_back);
                 rolled_back
             })
-            .await?
-            .map_err(|source| InstallError::Transaction {
-                prefix: path,
-                source,
-            })?;
+            .await;
+            if let Ok(Err(rollback)) = rolled_back {
+                tracing::warn!(prefix = %path.display(), "rolling back after a failed fetch: {rollback}");
+            }
             drop(held);
             return Err(err.into());
         }

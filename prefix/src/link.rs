@@ -671,8 +671,9 @@ fn replacing(dest: &Path, create: impl Fn() -> std::io::Result<()>) -> Result<()
     }
 }
 
-/// Puts one file without placeholder into the prefix; says how.
-fn place_file(
+/// Puts one file without placeholder into the prefix (replacing what is
+/// there, never writing through it); says how.
+pub(crate) fn place_file(
     src: &Path,
     dest: &Path,
     mode: LinkMode,

@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use rattler_conda_types::{PackageRecord, PrefixRecord, RepoDataRecord};
 use serde::{Deserialize, Serialize};
 
-use crate::link::{Hardlinks, KnownDirs, LinkMode, LinkedFiles, PackagePlan};
+use crate::link::{place_file, Hardlinks, KnownDirs, LinkMode, LinkedFiles, PackagePlan};
 use crate::python::{CompiledBatch, CompiledModules, PythonInfo};
 use crate::scripts::{run_link_script, ScriptKind};
 use crate::unlink::{record_paths, remove_paths};
@@ -178,14 +178,10 @@ impl Transaction {
         // dependencies first as conda does, what needs the whole environment
         // in place: byte-compiling, post-link scripts, and the records.
         let order = link_order(plans.iter().map(|p| &p.record().package_record));
-        let (arrivals, receiver) = std::sync::mpsc::channel();
-        for plan in plans {
-            let _ = arrivals.send(Arrival::Planned(Box::new(plan)));
-        }
-        drop(arrivals);
+        let mut plans = plans.into_iter();
         let staged = self.stage(
             prefix,
-            &Mutex::new(receiver),
+            &mut || plans.next().map(Ok),
             &order,
             &|| Box::new(()),
             &AtomicBool::new(false),
@@ -224,36 +220,13 @@ impl Transaction {
                 source: std::io::Error::other("the transaction also unlinks packages"),
             });
         }
-        let (planned, receiver) = std::sync::mpsc::channel();
-        let staged = std::thread::scope(|scope| {
-            // Plans each arrival here, hands it to the linking threads.
-            let feeder = scope.spawn(move || {
-                let mut planning_failed = None;
-                loop {
-                    let next = arrivals.lock().map(|r| r.recv());
-                    let Ok(Ok(request)) = next else {
-                        break;
-                    };
-                    let arrival = match self.plan(&request) {
-                        Ok(plan) => Arrival::Planned(Box::new(plan)),
-                        Err(err) => {
-                            planning_failed.get_or_insert(err);
-                            failed.store(true, Ordering::Relaxed);
-                            continue;
-                        }
-                    };
-                    if planned.send(arrival).is_err() {
-                        break;
-                    }
-                }
-                if let Some(err) = planning_failed {
-                    let _ = planned.send(Arrival::Failed(err));
-                }
-            });
-            let staged = self.stage(prefix, &Mutex::new(receiver), &order, permit, failed);
-            let _ = feeder.join();
-            staged
-        });
+        // Planned here as they arrive (reading each one's paths.json), while
+        // the linking threads link the ones before.
+        let mut next = || {
+            let request = arrivals.lock().ok()?.recv().ok()?;
+            Some(self.plan(&request))
+        };
+        let staged = self.stage(prefix, &mut next, &order, permit, failed);
         Ok(staged)
     }
 
@@ -275,7 +248,7 @@ impl Transaction {
         }
     }
 
-    /// Links the files of every package arriving on `arrivals`, `self.jobs`
+    /// Links the files of every package `next` gives (until `None`), `self.jobs`
     /// at once, each once the packages it depends on that come before it in
     /// `order` (dependencies first) are linked: a package that ships a
     /// directory as a symlink (`lib64 -> lib`) is in place before a
@@ -284,7 +257,7 @@ impl Transaction {
     fn stage(
         &self,
         prefix: &Path,
-        arrivals: &Mutex<Receiver<Arrival>>,
+        next: &mut dyn FnMut() -> Option<Result<PackagePlan, PrefixError>>,
         order: &HashMap<String, usize>,
         permit: &(dyn Fn() -> Box<dyn Any> + Sync),
         failed: &AtomicBool,
@@ -301,7 +274,7 @@ impl Transaction {
         };
         // Hands arrivals to the gate, which holds each until what it
         // must follow is linked.
-        let dispatch = || {
+        let mut dispatch = || {
             // Closed however this ends, so that no linking thread waits on.
             struct Close<'g>(&'g Gate);
             impl Drop for Close<'_> {
@@ -310,15 +283,14 @@ impl Transaction {
                 }
             }
             let _close = Close(&gate);
-            loop {
-                let next = arrivals.lock().map(|r| r.recv());
-                match next {
-                    Ok(Ok(Arrival::Planned(plan))) => {
+            while let Some(planned) = next() {
+                match planned {
+                    Ok(plan) => {
                         let before = linked_before(&plan, order);
-                        gate.arrive(plan, before);
+                        gate.arrive(Box::new(plan), before);
                     }
-                    Ok(Ok(Arrival::Failed(err))) => fail(err),
-                    _ => break,
+                    // Nothing more is linked; what arrives is drained.
+                    Err(err) => fail(err),
                 }
             }
         };
@@ -495,12 +467,6 @@ impl Gate {
         state.release();
         self.changed.notify_all();
     }
-}
-
-/// What the packages' linking threads are handed.
-enum Arrival {
-    Planned(Box<PackagePlan>),
-    Failed(PrefixError),
 }
 
 /// One package whose files are (being) linked, under its journal.
@@ -766,8 +732,9 @@ fn compile_modules(
     Ok(Some(batch))
 }
 
-/// Hardlinks (with `--copy`: copies) the kept `.pyc` files of `modules`
-/// from `dir` into `prefix`; returns the ones placed.
+/// Links the kept `.pyc` files of `modules` from `dir` into `prefix` as
+/// any package file is linked (with `--copy`: copied); returns the ones
+/// placed.
 fn link_kept(
     prefix: &Path,
     dir: &Path,
@@ -776,33 +743,20 @@ fn link_kept(
     mode: LinkMode,
 ) -> std::io::Result<Vec<PathBuf>> {
     let mut dirs = KnownDirs::new(prefix);
+    let hardlinks = &Hardlinks::new();
     let mut placed = Vec::new();
     for pyc in modules.iter().filter_map(|m| python.pyc_path(m)) {
-        let from = dir.join(&pyc);
-        // A module that did not compile has no `.pyc` there.
-        if !from.is_file() {
-            continue;
-        }
-        let to = prefix.join(&pyc);
+        let (from, to) = (dir.join(&pyc), prefix.join(&pyc));
         if let Some(parent) = to.parent() {
             dirs.ensure(parent).map_err(std::io::Error::other)?;
         }
-        let place = || {
-            let linked = match mode {
-                LinkMode::Auto => std::fs::hard_link(&from, &to),
-                LinkMode::Copy => Err(std::io::Error::other("--copy")),
-            };
-            linked.or_else(|e| match e.kind() {
-                std::io::ErrorKind::AlreadyExists => Err(e),
-                _ => reflink_copy::reflink_or_copy(&from, &to).map(drop),
-            })
-        };
-        // An old `.pyc` there is replaced, never written through.
-        place().or_else(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => std::fs::remove_file(&to).and_then(|()| place()),
-            _ => Err(e),
-        })?;
-        placed.push(pyc);
+        match place_file(&from, &to, mode, false, hardlinks) {
+            Ok(_) => placed.push(pyc),
+            // A module that did not compile has no `.pyc` there.
+            Err(PrefixError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound && !from.exists() => {}
+            Err(err) => return Err(std::io::Error::other(err)),
+        }
     }
     Ok(placed)
 }
