@@ -175,6 +175,7 @@ use std::time::{Duration, SystemTime};
 
 use pkgr_fetch::{Conditional, Expected, FetchError, Fetcher, HttpCacheInfo};
 use pkgr_fs::lock::{self, FileLock, LockError, LockMode};
+use rattler_conda_types::package::PathsJson;
 use rattler_conda_types::RepoDataRecord;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -443,7 +444,8 @@ pub struct CacheEntry {
     dir: PathBuf,
     archive: PathBuf,
     downloaded: Option<u64>,
-    symlinks: BTreeSet<PathBuf>,
+    symlinks: Arc<BTreeSet<PathBuf>>,
+    paths: Arc<PathsJson>,
     /// `None` for an entry of a read-only layer: it never changes, so it
     /// needs no lock (see [`PackageCache::with_read_only_layers`]).
     _lock: Option<FileLock>,
@@ -465,8 +467,13 @@ impl CacheEntry {
     /// The package's paths (as in its paths.json) that are symlinks in the
     /// entry, as found by the check made when it was handed out (which saw
     /// every path there, with its size).
-    pub fn symlinks(&self) -> &BTreeSet<PathBuf> {
+    pub fn symlinks(&self) -> &Arc<BTreeSet<PathBuf>> {
         &self.symlinks
+    }
+    /// The package's `info/paths.json` (or legacy `info/files`), as read by
+    /// the check made when the entry was handed out.
+    pub fn paths(&self) -> &Arc<PathsJson> {
+        &self.paths
     }
     /// Bytes this process downloaded to fill the entry (`None` if it was cached).
     pub fn downloaded_bytes(&self) -> Option<u64> {
@@ -880,7 +887,7 @@ impl PackageCache {
                 .await?;
             if let Some(marker) = self.complete_marker(&key, record) {
                 match self.check_entry_files(&dir, marker).await? {
-                    Ok(symlinks) => {
+                    Ok(found) => {
                         tracing::debug!(entry = %key, "complete entry, shared lock held");
                         if downloaded == 0 {
                             reporter.cached(&display);
@@ -890,7 +897,8 @@ impl PackageCache {
                             dir,
                             key,
                             downloaded: (downloaded > 0).then_some(downloaded),
-                            symlinks,
+                            symlinks: Arc::new(found.symlinks),
+                            paths: Arc::new(found.paths),
                             _lock: Some(shared),
                         });
                     }
@@ -927,7 +935,7 @@ impl PackageCache {
         &self,
         dir: &Path,
         marker: EntryMarker,
-    ) -> Result<Result<BTreeSet<PathBuf>, String>, CacheError> {
+    ) -> Result<Result<validate::Found, String>, CacheError> {
         let dir = dir.to_path_buf();
         tokio::task::spawn_blocking(move || {
             validate::check_entry(&dir, validate::Depth::Sizes, &marker.links_as_files)
@@ -1062,7 +1070,7 @@ impl PackageCache {
                 continue;
             };
             match self.check_entry_files(&dir, marker).await? {
-                Ok(symlinks) => {
+                Ok(found) => {
                     let format = ArchiveFormat::from_file_name(&record.identifier.to_string())
                         .unwrap_or(ArchiveFormat::TarBz2);
                     return Ok(Some(CacheEntry {
@@ -1072,7 +1080,8 @@ impl PackageCache {
                         dir,
                         key: key.to_owned(),
                         downloaded: None,
-                        symlinks,
+                        symlinks: Arc::new(found.symlinks),
+                        paths: Arc::new(found.paths),
                         _lock: None,
                     }));
                 }

@@ -25,7 +25,7 @@ pub(crate) enum Depth {
 }
 
 /// What [`check_files`] found besides "complete".
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Found {
     /// The `softlink` paths that the package holds as regular files, with
     /// their sizes (a `.tar.bz2` that stores a link as a file, or a symlink
@@ -36,6 +36,9 @@ pub(crate) struct Found {
     /// The paths that are symlinks on disk (so that linking the package
     /// need not look at every file again).
     pub(crate) symlinks: BTreeSet<PathBuf>,
+    /// The package's paths.json (or legacy `info/files`) as read for the
+    /// check (so that linking need not read it again).
+    pub(crate) paths: PathsJson,
 }
 
 /// Checks the extracted package at `dir` (one `lstat` per path).
@@ -93,17 +96,17 @@ pub(crate) fn check_files(dir: &Path, depth: Depth) -> Result<Found, String> {
     Ok(Found {
         links_as_files,
         symlinks,
+        paths,
     })
 }
 
 /// [`check_files`], then compares the links held as files with what the
-/// marker recorded when the entry was published. Returns the paths that are
-/// symlinks.
+/// marker recorded when the entry was published.
 pub(crate) fn check_entry(
     dir: &Path,
     depth: Depth,
     recorded: &BTreeMap<String, u64>,
-) -> Result<BTreeSet<PathBuf>, String> {
+) -> Result<Found, String> {
     let found = check_files(dir, depth)?;
     if let Some((path, size)) = found
         .links_as_files
@@ -114,7 +117,7 @@ pub(crate) fn check_entry(
             "`{path}` is a regular file of {size} bytes where the package has a symlink"
         ));
     }
-    Ok(found.symlinks)
+    Ok(found)
 }
 
 #[cfg(test)]
@@ -166,7 +169,10 @@ mod tests {
         std::fs::write(d.join("lib/link"), b"").unwrap();
         let found = check_files(d, Depth::Sizes).unwrap().links_as_files;
         assert_eq!(found.get("lib/link"), Some(&0));
-        assert!(check_entry(d, Depth::Sizes, &found).unwrap().is_empty());
+        assert!(check_entry(d, Depth::Sizes, &found)
+            .unwrap()
+            .symlinks
+            .is_empty());
         assert!(check_entry(d, Depth::Sizes, &BTreeMap::new())
             .unwrap_err()
             .contains("`lib/link` is a regular file"));

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use pkgr_cache::{CacheEntry, PackageCache};
-use pkgr_prefix::{LinkMode, LinkRequest, Transaction};
+use pkgr_prefix::{CheckedFiles, LinkMode, LinkRequest, Transaction};
 use rattler_conda_types::{Channel, MatchSpec, PrefixRecord, RepoDataRecord, Subdir};
 use tokio::sync::Semaphore;
 
@@ -249,7 +249,10 @@ impl<'a> Installer<'a> {
                 requested_spec: requested_spec(record, requested, installed),
                 // Checked as the cache handed it out: linking need not look
                 // at each file again.
-                symlinks: Some(entry.symlinks().clone()),
+                checked: Some(CheckedFiles {
+                    paths: entry.paths().clone(),
+                    symlinks: entry.symlinks().clone(),
+                }),
             })
             .collect();
         let threads = self.jobs.available_permits().max(1);
@@ -351,7 +354,10 @@ impl<'a> Installer<'a> {
                         record: record.clone(),
                         package_dir: entry.dir().to_path_buf(),
                         requested_spec: requested_spec(record, requested, installed),
-                        symlinks: Some(entry.symlinks().clone()),
+                        checked: Some(CheckedFiles {
+                            paths: entry.paths().clone(),
+                            symlinks: entry.symlinks().clone(),
+                        }),
                     });
                     if let Ok(mut held) = held.lock() {
                         held.push(entry);

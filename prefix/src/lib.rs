@@ -36,8 +36,11 @@ use std::path::{Path, PathBuf};
 
 use pkgr_fs::lock::{self, FileLock, LockMode};
 use rattler_conda_types::{PrefixRecord, RepoDataRecord};
+use serde::Serialize;
 
-pub use link::{Hardlinks, KnownDirs, LinkMode, LinkedFiles, LinkedPackage, PackagePlan};
+pub use link::{
+    CheckedFiles, Hardlinks, KnownDirs, LinkMode, LinkedFiles, LinkedPackage, PackagePlan,
+};
 pub use placeholder::{replace_binary, replace_text, shorten_long_shebang, PlaceholderError};
 pub use python::{CompiledBatch, CompiledModules, PythonInfo};
 pub use scripts::{run_link_script, script_path, ScriptKind};
@@ -240,14 +243,77 @@ pub fn record_file_name(record: &RepoDataRecord) -> String {
 /// Writes `conda-meta/<name>-<version>-<build>.json` (through a temp file and a
 /// rename, so a reader never sees half a record).
 pub fn write_prefix_record(prefix: &Path, record: &PrefixRecord) -> Result<(), PrefixError> {
-    let meta = prefix.join("conda-meta");
-    fs_err::create_dir_all(&meta).map_err(io("creating conda-meta"))?;
-    let path = meta.join(record_file_name(&record.repodata_record));
+    let json = prefix_record_json(prefix, &mut record.clone())?;
+    write_prefix_record_json(prefix, record, &json)
+}
+
+/// The text [`write_prefix_record`] writes for `record`: conda's form of a
+/// conda-meta record (keys sorted, two-space indents), holding no
+/// credential.
+///
+/// The bulk of a record, its `files` and `paths_data` (every file of the
+/// package), is serialized straight into the text; only the rest goes
+/// through a `serde_json::Value` to be amended. Should the bulk hold
+/// anything like a URL, the whole record takes the slower way that
+/// rewrites every string.
+pub(crate) fn prefix_record_json(
+    prefix: &Path,
+    record: &mut PrefixRecord,
+) -> Result<Vec<u8>, PrefixError> {
     let serialize_error = |e: serde_json::Error| PrefixError::Io {
-        context: format!("serializing {}", path.display()),
+        context: format!(
+            "serializing {}",
+            prefix
+                .join("conda-meta")
+                .join(record_file_name(&record.repodata_record))
+                .display()
+        ),
         source: std::io::Error::other(e),
     };
-    let mut value = serde_json::to_value(record).map_err(serialize_error)?;
+    let url_like = |text: &str| text.contains("://");
+    let bulk_has_url = record.files.iter().any(|f| url_like(&f.to_string_lossy()))
+        || record.paths_data.paths.iter().any(|p| {
+            url_like(&p.relative_path.to_string_lossy())
+                || p.prefix_placeholder.as_deref().is_some_and(url_like)
+                || p.original_path
+                    .as_deref()
+                    .is_some_and(|o| url_like(&o.to_string_lossy()))
+        });
+    if bulk_has_url {
+        let value = record_value(record).map_err(serialize_error)?;
+        return serde_json::to_vec_pretty(&value).map_err(serialize_error);
+    }
+    let files = std::mem::take(&mut record.files);
+    let paths = std::mem::take(&mut record.paths_data.paths);
+    let rest = record_value(record);
+    record.files = files;
+    record.paths_data.paths = paths;
+    let serde_json::Value::Object(rest) = rest.map_err(serialize_error)? else {
+        return Err(serialize_error(serde::ser::Error::custom(
+            "a record is not a JSON object",
+        )));
+    };
+    /// A top-level value of the record: amended, or serialized as it is.
+    #[derive(Serialize)]
+    #[serde(untagged)]
+    enum Field<'a> {
+        Value(serde_json::Value),
+        Files(&'a [PathBuf]),
+        Paths(&'a rattler_conda_types::prefix_record::PrefixPaths),
+    }
+    let mut fields: std::collections::BTreeMap<String, Field<'_>> = rest
+        .into_iter()
+        .map(|(key, value)| (key, Field::Value(value)))
+        .collect();
+    fields.insert(String::from("files"), Field::Files(&record.files));
+    fields.insert(String::from("paths_data"), Field::Paths(&record.paths_data));
+    serde_json::to_vec_pretty(&fields).map_err(serialize_error)
+}
+
+/// `record` as a JSON value in conda's form: `depends` and `constrains`
+/// always present, and every URL (in any string) without credentials.
+fn record_value(record: &PrefixRecord) -> Result<serde_json::Value, serde_json::Error> {
+    let mut value = serde_json::to_value(record)?;
     if let Some(object) = value.as_object_mut() {
         // conda writes `depends` and `constrains` even when empty (rattler
         // skips empty lists); tools reading conda-meta expect both keys.
@@ -265,9 +331,21 @@ pub fn write_prefix_record(prefix: &Path, record: &PrefixRecord) -> Result<(), P
         );
         strip_credentials(&mut value);
     }
-    let text = serde_json::to_vec_pretty(&value).map_err(serialize_error)?;
+    Ok(value)
+}
+
+/// Writes `json` (from [`prefix_record_json`]) as `record`'s conda-meta
+/// record, through a temp file and a rename.
+pub(crate) fn write_prefix_record_json(
+    prefix: &Path,
+    record: &PrefixRecord,
+    json: &[u8],
+) -> Result<(), PrefixError> {
+    let meta = prefix.join("conda-meta");
+    fs_err::create_dir_all(&meta).map_err(io("creating conda-meta"))?;
+    let path = meta.join(record_file_name(&record.repodata_record));
     let mut file = tempfile::NamedTempFile::new_in(&meta).map_err(io("writing conda-meta"))?;
-    file.write_all(&text)
+    file.write_all(json)
         .map_err(io(format!("writing {}", path.display())))?;
     file.persist(&path)
         .map_err(|e| io(format!("writing {}", path.display()))(e.error))?;
@@ -391,6 +469,65 @@ pub(crate) fn test_record(name: &str) -> RepoDataRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A record with files, as linking makes them.
+    fn record_with_files(paths: &[&str]) -> PrefixRecord {
+        use rattler_conda_types::prefix_record::{PathType, PathsEntry};
+        let entries = paths
+            .iter()
+            .map(|p| PathsEntry {
+                relative_path: PathBuf::from(p),
+                original_path: None,
+                path_type: PathType::HardLink,
+                no_link: false,
+                sha256: None,
+                sha256_in_prefix: None,
+                size_in_bytes: Some(3),
+                file_mode: None,
+                prefix_placeholder: Some(String::from("/opt/placeholder_\"quoted\"\nline")),
+            })
+            .collect();
+        PrefixRecord::from_repodata_record(test_record("foo"), entries)
+    }
+
+    #[test]
+    fn records_write_their_files_straight_and_read_back_the_same() {
+        let mut record = record_with_files(&["bin/foo", "lib/a b.so", "share/\u{e9}t\u{e9}"]);
+        let fast = prefix_record_json(Path::new("/p"), &mut record).unwrap();
+        let slow = serde_json::to_vec_pretty(&record_value(&record).unwrap()).unwrap();
+        // The same JSON, laid out as conda does (two-space indents).
+        let as_value = |bytes: &[u8]| serde_json::from_slice::<serde_json::Value>(bytes).unwrap();
+        assert_eq!(as_value(&fast), as_value(&slow));
+        let text = String::from_utf8(fast.clone()).unwrap();
+        assert!(
+            text.contains("\n  \"files\": [\n    \"bin/foo\",\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "\n  \"paths_data\": {\n    \"paths_version\": 1,\n    \"paths\": [\n      {\n        \"_path\": \"bin/foo\""
+            ),
+            "{text}"
+        );
+        assert!(text.contains("\"depends\": []") && text.contains("\"constrains\": []"));
+        assert_eq!(record.files.len(), 3, "the record is given back whole");
+        let back: PrefixRecord = serde_json::from_slice(&fast).unwrap();
+        assert_eq!(back, record);
+    }
+
+    #[test]
+    fn a_url_among_the_files_takes_the_way_that_strips_credentials() {
+        let mut record = record_with_files(&["share/x"]);
+        record.paths_data.paths[0].prefix_placeholder =
+            Some(String::from("https://me:secret@example.com/t/tok123/x"));
+        let json =
+            String::from_utf8(prefix_record_json(Path::new("/p"), &mut record).unwrap()).unwrap();
+        assert!(
+            !json.contains("secret") && !json.contains("tok123"),
+            "{json}"
+        );
+        assert!(json.contains("https://example.com/t/<TOKEN>/x"), "{json}");
+    }
 
     #[test]
     fn records_and_history_keep_no_credentials() {

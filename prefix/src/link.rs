@@ -2,12 +2,14 @@
 //! ([`PackagePlan::new`]), then written ([`PackagePlan::link`]).
 
 use std::collections::{BTreeSet, HashSet};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use pkgr_fs::paths::{check_link_target, check_relative_path};
 use rattler_conda_types::package::{
-    EntryPoint, FileMode, LinkJson, NoArchLinks, PackageFile, PathType, PathsEntry, PathsJson,
+    EntryPoint, FileMode, LinkJson, NoArchLinks, PackageFile, PathType, PathsJson,
 };
 use rattler_conda_types::prefix_record::{
     Link, LinkType, PathType as PrefixPathType, PathsEntry as PrefixPathsEntry,
@@ -31,10 +33,23 @@ pub enum LinkMode {
     Copy,
 }
 
+/// A package's files as the cache checked them when it handed the package
+/// out (every path there, with its size): its paths.json as read for that
+/// check, and which of its paths are symlinks on disk. Linking then reads
+/// nothing again and looks at no file but those links.
+#[derive(Debug, Clone)]
+pub struct CheckedFiles {
+    /// The package's `info/paths.json` (or legacy `info/files`).
+    pub paths: Arc<PathsJson>,
+    /// Its paths that are symlinks in the extracted package.
+    pub symlinks: Arc<BTreeSet<PathBuf>>,
+}
+
 /// One file of the package and where it goes.
 #[derive(Debug)]
 struct PlannedFile {
-    entry: PathsEntry,
+    /// Its entry in the package's paths.
+    index: usize,
     target: PathBuf,
     /// The link's target when the package holds this path as a symlink.
     symlink: Option<PathBuf>,
@@ -48,6 +63,7 @@ pub struct PackagePlan {
     package_dir: PathBuf,
     record: RepoDataRecord,
     requested_spec: Option<String>,
+    paths: Arc<PathsJson>,
     files: Vec<PlannedFile>,
     entry_points: Vec<EntryPoint>,
     python: Option<PythonInfo>,
@@ -77,17 +93,16 @@ impl PackagePlan {
     }
 
     /// As [`Self::new`], for a package whose files were just checked (the
-    /// cache's hand-out check: every path there, with its size): `symlinks`
-    /// are its paths that are symlinks on disk, so no file is looked at again
-    /// here except those links.
+    /// cache's hand-out check): its paths.json is not read again, and no
+    /// file is looked at but the symlinks.
     pub fn checked(
         package_dir: &Path,
         record: &RepoDataRecord,
         requested_spec: Option<String>,
         python: Option<&PythonInfo>,
-        symlinks: &BTreeSet<PathBuf>,
+        checked: &CheckedFiles,
     ) -> Result<Self, PrefixError> {
-        Self::plan(package_dir, record, requested_spec, python, Some(symlinks))
+        Self::plan(package_dir, record, requested_spec, python, Some(checked))
     }
 
     fn plan(
@@ -95,21 +110,28 @@ impl PackagePlan {
         record: &RepoDataRecord,
         requested_spec: Option<String>,
         python: Option<&PythonInfo>,
-        known_symlinks: Option<&BTreeSet<PathBuf>>,
+        checked: Option<&CheckedFiles>,
     ) -> Result<Self, PrefixError> {
         let package = record.identifier.to_string();
-        let paths = PathsJson::from_package_directory_with_deprecated_fallback(package_dir)
-            .map_err(|source| match first_missing_legacy_file(package_dir) {
-                Some(path) => PrefixError::Incomplete {
-                    package: package.clone(),
-                    dir: package_dir.to_path_buf(),
-                    path,
-                },
-                None => PrefixError::BadMetadata {
-                    package: package.clone(),
-                    source,
-                },
-            })?;
+        let paths = match checked {
+            Some(checked) => checked.paths.clone(),
+            None => Arc::new(
+                PathsJson::from_package_directory_with_deprecated_fallback(package_dir).map_err(
+                    |source| match first_missing_legacy_file(package_dir) {
+                        Some(path) => PrefixError::Incomplete {
+                            package: package.clone(),
+                            dir: package_dir.to_path_buf(),
+                            path,
+                        },
+                        None => PrefixError::BadMetadata {
+                            package: package.clone(),
+                            source,
+                        },
+                    },
+                )?,
+            ),
+        };
+        let known_symlinks = checked.map(|c| c.symlinks.as_ref());
         let noarch_python = record.package_record.noarch.is_python();
         let python = if noarch_python {
             Some(python.cloned().ok_or_else(|| PrefixError::NoPython {
@@ -129,7 +151,7 @@ impl PackagePlan {
             why,
         };
         let mut files = Vec::with_capacity(paths.paths.len());
-        for entry in paths.paths {
+        for (index, entry) in paths.paths.iter().enumerate() {
             check_relative_path(&entry.relative_path)
                 .map_err(|why| unsafe_path(&entry.relative_path, why))?;
             let target = match &python {
@@ -162,7 +184,7 @@ impl PackagePlan {
                 None
             };
             files.push(PlannedFile {
-                entry,
+                index,
                 target,
                 symlink,
             });
@@ -176,6 +198,7 @@ impl PackagePlan {
             package_dir: package_dir.to_path_buf(),
             record: record.clone(),
             requested_spec,
+            paths,
             files,
             entry_points,
             python,
@@ -232,11 +255,16 @@ impl PackagePlan {
         hardlinks: &Hardlinks,
     ) -> Result<LinkedFiles, PrefixError> {
         let prefix_text = prefix.to_string_lossy().replace('\\', "/");
+        let into = Destination {
+            prefix,
+            prefix_text: &prefix_text,
+            mode,
+        };
+        let mut paths = PathBuffers::default();
         let mut entries = Vec::with_capacity(self.files.len() + self.entry_points.len());
         let mut all_hardlinked = true;
         for file in &self.files {
-            let (entry, hardlinked) =
-                self.link_file(file, prefix, &prefix_text, mode, dirs, hardlinks)?;
+            let (entry, hardlinked) = self.link_file(file, &into, dirs, hardlinks, &mut paths)?;
             all_hardlinked &= hardlinked;
             entries.push(entry);
         }
@@ -264,20 +292,25 @@ impl PackagePlan {
     fn link_file(
         &self,
         file: &PlannedFile,
-        prefix: &Path,
-        prefix_text: &str,
-        mode: LinkMode,
+        into: &Destination<'_>,
         dirs: &mut KnownDirs,
         hardlinks: &Hardlinks,
+        paths: &mut PathBuffers,
     ) -> Result<(PrefixPathsEntry, bool), PrefixError> {
         let PlannedFile {
-            entry,
+            index,
             target,
             symlink,
         } = file;
+        let Destination {
+            prefix,
+            prefix_text,
+            mode,
+        } = *into;
+        let entry = &self.paths.paths[*index];
         let mut hardlinked = true;
-        let src = self.package_dir.join(&entry.relative_path);
-        let dest = prefix.join(target);
+        let src = joined(&mut paths.src, &self.package_dir, &entry.relative_path);
+        let dest = joined(&mut paths.dest, prefix, target);
         if let Some(parent) = dest.parent() {
             dirs.ensure(parent)?;
         }
@@ -285,18 +318,18 @@ impl PackagePlan {
         let mut size = entry.size_in_bytes;
         let path_type = match (entry.path_type, symlink) {
             (PathType::Directory, _) => {
-                dirs.ensure(&dest)?;
+                dirs.ensure(dest)?;
                 PrefixPathType::Directory
             }
             (PathType::SoftLink | PathType::HardLink, Some(link)) => {
-                replacing(&dest, || make_symlink(link, &dest))?;
+                replacing(dest, || make_symlink(link, dest))?;
                 PrefixPathType::SoftLink
             }
             // A `softlink` that the archive holds as a plain file is
             // linked as a file, like any other.
             (PathType::SoftLink | PathType::HardLink, None) => {
                 if let Some(placeholder) = &entry.prefix_placeholder {
-                    let bytes = fs_err::read(&src).map_err(io("reading a package file"))?;
+                    let bytes = fs_err::read(src).map_err(io("reading a package file"))?;
                     let replaced = match placeholder.file_mode {
                         FileMode::Text => shorten_long_shebang(replace_text(
                             &bytes,
@@ -314,30 +347,30 @@ impl PackagePlan {
                             source,
                         })?,
                     };
-                    replacing(&dest, || write_new_like(&src, &dest, &replaced))?;
+                    replacing(dest, || write_new_like(src, dest, &replaced))?;
                     sha256_in_prefix = Some(Sha256::digest(&replaced));
                     size = size.or(Some(bytes.len() as u64));
                 } else {
-                    let placed = place_file(&src, &dest, mode, entry.no_link, hardlinks)?;
+                    let placed = place_file(src, dest, mode, entry.no_link, hardlinks)?;
                     hardlinked = placed == LinkType::HardLink;
                     if placed == LinkType::Copy && target.extension().is_some_and(|e| e == "py") {
                         // A module's `.pyc` records its source's mtime: a
                         // copy keeps it, so the `.pyc` files compiled once
                         // for the package (kept in the cache) stay valid.
-                        keep_mtime(&src, &dest)?;
+                        keep_mtime(src, dest)?;
                     }
                     if entry.path_type == PathType::SoftLink {
                         // paths.json describes the link's target; record
                         // the file that is really there (an empty file for
                         // a link with an empty target).
                         let hashed =
-                            pkgr_fs::hash_file(&dest).map_err(io("reading a linked file"))?;
+                            pkgr_fs::hash_file(dest).map_err(io("reading a linked file"))?;
                         sha256_in_prefix = Some(hashed.sha256.into());
                         size = Some(hashed.size);
                     } else if sha256_in_prefix.is_none() {
                         // Legacy packages list no hashes: take them here.
                         let hashed =
-                            pkgr_fs::hash_file(&dest).map_err(io("reading a linked file"))?;
+                            pkgr_fs::hash_file(dest).map_err(io("reading a linked file"))?;
                         sha256_in_prefix = Some(hashed.sha256.into());
                         size = size.or(Some(hashed.size));
                     }
@@ -378,9 +411,14 @@ impl PackagePlan {
         hardlinks: &Hardlinks,
     ) -> Result<(), PrefixError> {
         let prefix_text = prefix.to_string_lossy().replace('\\', "/");
+        let into = Destination {
+            prefix,
+            prefix_text: &prefix_text,
+            mode,
+        };
         match self.files.iter().find(|f| f.target == target) {
             Some(file) => self
-                .link_file(file, prefix, &prefix_text, mode, dirs, hardlinks)
+                .link_file(file, &into, dirs, hardlinks, &mut PathBuffers::default())
                 .map(drop),
             None => Ok(()),
         }
@@ -397,7 +435,7 @@ impl PackagePlan {
     pub fn has_module_with_placeholder(&self) -> bool {
         self.python.is_some()
             && self.files.iter().any(|f| {
-                f.entry.prefix_placeholder.is_some()
+                self.paths.paths[f.index].prefix_placeholder.is_some()
                     && f.target.extension().is_some_and(|e| e == "py")
             })
     }
@@ -570,18 +608,47 @@ pub struct LinkedFiles {
     all_hardlinked: bool,
 }
 
+/// Where a package's files go: the prefix, as text for placeholders, and
+/// how files without placeholders get there.
+#[derive(Clone, Copy)]
+struct Destination<'a> {
+    prefix: &'a Path,
+    prefix_text: &'a str,
+    mode: LinkMode,
+}
+
+/// Reused for the source and destination path of each file, so that
+/// linking a file allocates no path.
+#[derive(Default)]
+struct PathBuffers {
+    src: PathBuf,
+    dest: PathBuf,
+}
+
+/// `base.join(relative)`, made in `buffer`.
+fn joined<'b>(buffer: &'b mut PathBuf, base: &Path, relative: &Path) -> &'b Path {
+    buffer.as_mut_os_string().clear();
+    buffer.push(base);
+    buffer.push(relative);
+    buffer
+}
+
 /// The directories of a prefix known to exist, so that linking makes each
 /// one once (one `mkdir`, never a `stat`) instead of once per file in it.
 #[derive(Debug)]
 pub struct KnownDirs {
-    known: HashSet<PathBuf>,
+    /// Keyed by the text: hashing a `Path` parses it into components.
+    known: HashSet<OsString>,
+    /// The directory asked for last (known to exist).
+    last: PathBuf,
 }
 
 impl KnownDirs {
     /// Nothing known yet but `prefix` itself (which must exist).
     pub fn new(prefix: &Path) -> Self {
         Self {
-            known: HashSet::from([prefix.to_path_buf()]),
+            known: HashSet::from([prefix.as_os_str().to_owned()]),
+            last: prefix.to_path_buf(),
         }
     }
 
@@ -590,12 +657,17 @@ impl KnownDirs {
     /// another thread, or before) is fine: if it is not a directory, the
     /// file linked into it fails with that error.
     pub fn ensure(&mut self, dir: &Path) -> Result<(), PrefixError> {
-        if self.known.contains(dir) {
+        // Files come sorted by path: most are in the directory of the last.
+        if self.last.as_os_str() == dir.as_os_str() {
+            return Ok(());
+        }
+        if self.known.contains(dir.as_os_str()) {
+            dir.clone_into(&mut self.last);
             return Ok(());
         }
         let missing: Vec<&Path> = dir
             .ancestors()
-            .take_while(|d| !d.as_os_str().is_empty() && !self.known.contains(*d))
+            .take_while(|d| !d.as_os_str().is_empty() && !self.known.contains(d.as_os_str()))
             .collect();
         for d in missing.into_iter().rev() {
             match std::fs::create_dir(d) {
@@ -608,8 +680,9 @@ impl KnownDirs {
                     })
                 }
             }
-            self.known.insert(d.to_path_buf());
+            self.known.insert(d.as_os_str().to_owned());
         }
+        dir.clone_into(&mut self.last);
         Ok(())
     }
 }

@@ -25,7 +25,8 @@
 //! or recorded stay so, and the records say what is there.
 
 use std::any::Any;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,11 +36,17 @@ use std::sync::{Arc, Mutex};
 use rattler_conda_types::{PackageRecord, PrefixRecord, RepoDataRecord};
 use serde::{Deserialize, Serialize};
 
-use crate::link::{place_file, Hardlinks, KnownDirs, LinkMode, LinkedFiles, PackagePlan};
+use crate::link::{
+    place_file, CheckedFiles, Hardlinks, KnownDirs, LinkMode, LinkedFiles, LinkedPackage,
+    PackagePlan,
+};
 use crate::python::{CompiledBatch, CompiledModules, PythonInfo};
 use crate::scripts::{run_link_script, ScriptKind};
 use crate::unlink::{record_paths, remove_paths};
-use crate::{io, read_prefix_records, record_file_name, write_prefix_record, PrefixError};
+use crate::{
+    io, prefix_record_json, read_prefix_records, record_file_name, write_prefix_record_json,
+    PrefixError,
+};
 
 const JOURNAL_SUFFIX: &str = "pkgr-partial";
 
@@ -53,9 +60,9 @@ pub struct LinkRequest {
     pub package_dir: PathBuf,
     /// The user's spec naming it, recorded as `requested_spec`.
     pub requested_spec: Option<String>,
-    /// Its paths that are symlinks on disk, when its files were just checked
-    /// (the cache's hand-out check); `None`: every file is looked at.
-    pub symlinks: Option<BTreeSet<PathBuf>>,
+    /// Its files as the cache's hand-out check found them; `None`: its
+    /// paths.json is read and every file looked at.
+    pub checked: Option<CheckedFiles>,
 }
 
 /// What happened, as it happens.
@@ -231,13 +238,13 @@ impl Transaction {
     }
 
     fn plan(&self, r: &LinkRequest) -> Result<PackagePlan, PrefixError> {
-        match &r.symlinks {
-            Some(symlinks) => PackagePlan::checked(
+        match &r.checked {
+            Some(checked) => PackagePlan::checked(
                 &r.package_dir,
                 &r.record,
                 r.requested_spec.clone(),
                 self.python.as_ref(),
-                symlinks,
+                checked,
             ),
             None => PackagePlan::new(
                 &r.package_dir,
@@ -340,16 +347,22 @@ impl Transaction {
         let guard = permit();
         let linked = plan.link_files(prefix, self.mode, dirs, hardlinks);
         drop(guard);
-        let (files, error) = match linked {
-            Ok(files) => (Some(files), None),
-            Err(err) => (None, Some(err)),
+        let (outcome, error) = match linked {
+            // Its record lists no `.pyc` files: made now, beside the
+            // other packages' linking.
+            Ok(files) if plan.python().is_none() => (
+                Outcome::Prepared(Box::new(PreparedRecord::new(prefix, &plan, files, None))),
+                None,
+            ),
+            Ok(files) => (Outcome::Linked(files), None),
+            Err(err) => (Outcome::Failed, Some(err)),
         };
         if let Ok(mut staged) = staged.lock() {
             staged.push(Staged {
                 plan,
                 journal,
                 paths,
-                files,
+                outcome,
             });
         }
         if let Some(err) = error {
@@ -474,8 +487,87 @@ struct Staged {
     plan: PackagePlan,
     journal: PathBuf,
     paths: Vec<PathBuf>,
-    /// `None`: linking its files failed.
-    files: Option<LinkedFiles>,
+    outcome: Outcome,
+}
+
+/// How far a staged package got.
+enum Outcome {
+    /// Linking its files failed (or its record was taken to be written).
+    Failed,
+    /// Its files are in place; its record is made once its modules are
+    /// byte-compiled.
+    Linked(LinkedFiles),
+    /// Its files are in place and its record is made, to be written once
+    /// its post-link script ran.
+    Prepared(Box<PreparedRecord>),
+}
+
+/// A package's record and the text of its conda-meta file, made ahead of
+/// writing it (on the linking threads, or several at once after
+/// byte-compiling) so that only the writes are in dependency order.
+struct PreparedRecord {
+    linked: LinkedPackage,
+    json: Result<Vec<u8>, PrefixError>,
+}
+
+impl PreparedRecord {
+    fn new(
+        prefix: &Path,
+        plan: &PackagePlan,
+        files: LinkedFiles,
+        compiled: Option<&CompiledBatch>,
+    ) -> Self {
+        let mut linked = plan.finish(prefix, files, compiled);
+        let json = prefix_record_json(prefix, &mut linked.record);
+        Self { linked, json }
+    }
+}
+
+/// Makes the records of the staged packages not prepared yet (the
+/// `noarch: python` ones, whose records list their `.pyc` files), over
+/// `jobs` threads.
+fn prepare_records(
+    prefix: &Path,
+    staged: &mut [Staged],
+    compiled: Option<&CompiledBatch>,
+    jobs: usize,
+) {
+    let waiting: Vec<&mut Staged> = staged
+        .iter_mut()
+        .filter(|s| matches!(s.outcome, Outcome::Linked(_)))
+        .collect();
+    if waiting.is_empty() {
+        return;
+    }
+    let per_thread = waiting.len().div_ceil(jobs.max(1));
+    let mut chunks: Vec<Vec<&mut Staged>> = Vec::new();
+    let mut waiting = waiting.into_iter().peekable();
+    while waiting.peek().is_some() {
+        chunks.push(waiting.by_ref().take(per_thread).collect());
+    }
+    let prepare = |chunk: Vec<&mut Staged>| {
+        for package in chunk {
+            if let Outcome::Linked(files) = std::mem::replace(&mut package.outcome, Outcome::Failed)
+            {
+                package.outcome = Outcome::Prepared(Box::new(PreparedRecord::new(
+                    prefix,
+                    &package.plan,
+                    files,
+                    compiled,
+                )));
+            }
+        }
+    };
+    std::thread::scope(|scope| {
+        let mut chunks = chunks.into_iter();
+        let first = chunks.next();
+        for chunk in chunks {
+            scope.spawn(move || prepare(chunk));
+        }
+        if let Some(chunk) = first {
+            prepare(chunk);
+        }
+    });
 }
 
 /// Packages whose files are linked but not recorded yet
@@ -546,10 +638,17 @@ impl StagedLinks {
             roll_back_keeping_error(prefix, staged.iter(), &owners);
             return Err(err);
         }
-        if let Err(err) = settle_shared_paths(prefix, &staged, mode) {
-            roll_back_keeping_error(prefix, staged.iter(), &owners);
-            return Err(err);
-        }
+        let shared = match settle_shared_paths(prefix, &staged, mode) {
+            Ok(shared) => shared,
+            Err(err) => {
+                roll_back_keeping_error(prefix, staged.iter(), &owners);
+                return Err(err);
+            }
+        };
+        // Into a new environment, only a path that several of these
+        // packages ship can be clobbered (or kept by a rollback for the
+        // package recorded with it).
+        let all_paths_matter = !owners.is_empty();
         let compiled =
             match compile_modules(prefix, &staged, mode, jobs, compiled_modules.as_deref()) {
                 Ok(compiled) => compiled,
@@ -558,17 +657,20 @@ impl StagedLinks {
                     return Err(err);
                 }
             };
+        prepare_records(prefix, &mut staged, compiled.as_ref(), jobs);
         for index in 0..staged.len() {
-            let Some(files) = staged[index].files.take() else {
+            let Outcome::Prepared(prepared) =
+                std::mem::replace(&mut staged[index].outcome, Outcome::Failed)
+            else {
                 continue;
             };
+            let PreparedRecord { linked, json } = *prepared;
             let plan = &staged[index].plan;
             let record = plan.record();
             let name = record.package_record.name.as_normalized().to_owned();
-            let linked = plan.finish(prefix, files, compiled.as_ref());
             let recorded = run_link_script(prefix, &record.package_record, ScriptKind::PostLink)
                 .and_then(|message| {
-                    write_prefix_record(prefix, &linked.record)?;
+                    write_prefix_record_json(prefix, &linked.record, &json?)?;
                     Ok(message)
                 });
             let message = match recorded {
@@ -581,6 +683,9 @@ impl StagedLinks {
             };
             remove_journal(&staged[index].journal)?;
             for path in &linked.record.files {
+                if !all_paths_matter && !shared.contains(path.as_os_str()) {
+                    continue;
+                }
                 if let Some(previous) = owners.insert(path.clone(), name.clone()) {
                     if previous != name {
                         on_event(TransactionEvent::Clobbered {
@@ -677,7 +782,10 @@ fn compile_modules(
     let mut reused = HashSet::new();
     let mut to_compile: Vec<PathBuf> = Vec::new();
     let mut compiled_here: Vec<&Staged> = Vec::new();
-    for package in staged.iter().filter(|s| s.files.is_some()) {
+    for package in staged
+        .iter()
+        .filter(|s| !matches!(s.outcome, Outcome::Failed))
+    {
         let modules = package.plan.modules();
         if modules.is_empty() {
             continue;
@@ -764,17 +872,19 @@ fn link_kept(
 /// Packages linked at the same time may have put a shared path in place in
 /// any order: puts the file of the last of them (in `staged`'s order,
 /// dependencies first) there, as linking one after the other would have.
+/// Returns the paths shipped by more than one of them.
 fn settle_shared_paths(
     prefix: &Path,
     staged: &[Staged],
     mode: LinkMode,
-) -> Result<(), PrefixError> {
-    let mut last: HashMap<&Path, usize> = HashMap::new();
-    let mut shared: Vec<&Path> = Vec::new();
+) -> Result<HashSet<OsString>, PrefixError> {
+    // Keyed by the text: hashing a `Path` parses it into components.
+    let mut last: HashMap<&OsStr, usize> = HashMap::new();
+    let mut shared: Vec<&OsStr> = Vec::new();
     for (index, package) in staged.iter().enumerate() {
         for path in &package.paths {
-            if last.insert(path.as_path(), index).is_some() {
-                shared.push(path.as_path());
+            if last.insert(path.as_os_str(), index).is_some() {
+                shared.push(path.as_os_str());
             }
         }
     }
@@ -782,14 +892,14 @@ fn settle_shared_paths(
     let hardlinks = Hardlinks::new();
     shared.sort_unstable();
     shared.dedup();
-    for path in shared {
+    for path in &shared {
         if let Some(&winner) = last.get(path) {
             staged[winner]
                 .plan
-                .relink(path, prefix, mode, &mut dirs, &hardlinks)?;
+                .relink(Path::new(path), prefix, mode, &mut dirs, &hardlinks)?;
         }
     }
-    Ok(())
+    Ok(shared.into_iter().map(ToOwned::to_owned).collect())
 }
 
 /// `name-version-build` plus where it came from: two records are the same
@@ -895,6 +1005,7 @@ pub fn recover(prefix: &Path) -> Result<Vec<String>, PrefixError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rattler_conda_types::package::PathsJson;
     use std::sync::atomic::AtomicUsize;
 
     fn repodata_record(name: &str) -> RepoDataRecord {
@@ -911,7 +1022,7 @@ mod tests {
             })
             .collect();
         let record = PrefixRecord::from_repodata_record(repodata_record(name), entries);
-        write_prefix_record(prefix, &record).unwrap();
+        crate::write_prefix_record(prefix, &record).unwrap();
         record
     }
 
@@ -1059,7 +1170,7 @@ mod tests {
                 record: repodata_record("foo"),
                 package_dir,
                 requested_spec: Some("foo".to_owned()),
-                symlinks: None,
+                checked: None,
             }],
             ..Transaction::default()
         };
@@ -1106,7 +1217,7 @@ mod tests {
                 record: repodata_record("foo"),
                 package_dir,
                 requested_spec: None,
-                symlinks: None,
+                checked: None,
             }],
             ..Transaction::default()
         };
@@ -1141,7 +1252,7 @@ mod tests {
                 record: repodata_record("foo"),
                 package_dir,
                 requested_spec: None,
-                symlinks: None,
+                checked: None,
             }],
             ..Transaction::default()
         };
@@ -1188,11 +1299,16 @@ mod tests {
                 let files: Vec<(&str, &str)> =
                     own.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
                 extracted_package(&dir, &name, &files);
+                let paths =
+                    PathsJson::from_package_directory_with_deprecated_fallback(&dir).unwrap();
                 LinkRequest {
                     record: repodata_record(&name),
                     package_dir: dir,
                     requested_spec: None,
-                    symlinks: Some(BTreeSet::new()),
+                    checked: Some(CheckedFiles {
+                        paths: Arc::new(paths),
+                        symlinks: Arc::default(),
+                    }),
                 }
             })
             .collect()
@@ -1264,6 +1380,16 @@ mod tests {
                 request.package_dir.join(format!("share/{name}")),
             )
             .unwrap();
+            // As the cache would have checked it.
+            request.checked = Some(CheckedFiles {
+                paths: Arc::new(
+                    PathsJson::from_package_directory_with_deprecated_fallback(
+                        &request.package_dir,
+                    )
+                    .unwrap(),
+                ),
+                symlinks: Arc::default(),
+            });
         }
         let install = Transaction {
             link,
@@ -1393,7 +1519,7 @@ mod tests {
                 record: app,
                 package_dir: app_dir,
                 requested_spec: None,
-                symlinks: None,
+                checked: None,
             })
             .unwrap();
         let feeder = std::thread::spawn(move || {
@@ -1403,7 +1529,7 @@ mod tests {
                     record: base,
                     package_dir: base_dir,
                     requested_spec: None,
-                    symlinks: None,
+                    checked: None,
                 })
                 .unwrap();
         });
