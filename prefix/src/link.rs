@@ -424,6 +424,34 @@ impl PackagePlan {
         }
     }
 
+    /// Its symlinks (relative to the prefix) that may stand for a
+    /// directory: those that lead to one in the extracted package, or to
+    /// nothing there (a directory of another package, say). A package
+    /// that puts files below one of them must be linked after this one.
+    pub fn symlinked_dirs(&self) -> Vec<PathBuf> {
+        self.files
+            .iter()
+            .filter(|f| f.symlink.is_some())
+            .filter(|f| {
+                let src = self
+                    .package_dir
+                    .join(&self.paths.paths[f.index].relative_path);
+                std::fs::metadata(src).map_or(true, |meta| meta.is_dir())
+            })
+            .map(|f| f.target.clone())
+            .collect()
+    }
+
+    /// Whether it puts anything below `dir` (relative to the prefix).
+    pub fn has_path_below(&self, dir: &Path) -> bool {
+        let below = |target: &Path| target != dir && target.starts_with(dir);
+        self.files.iter().any(|f| below(&f.target))
+            || self
+                .entry_points
+                .iter()
+                .any(|e| below(&python::entry_point_path(e)))
+    }
+
     /// The python this `noarch: python` package is linked for (`None` for
     /// other packages).
     pub fn python(&self) -> Option<&PythonInfo> {

@@ -8,8 +8,9 @@
 //! - unlinking, one package after the other (dependents first): pre-unlink
 //!   script, journal, record removed, files, journal removed;
 //! - linking: each package's journal, then its files, several packages at
-//!   once (`jobs`), each once the packages it depends on are linked (a
-//!   directory shipped as a symlink is in place before files go below it);
+//!   once (`jobs`), each once the packages it depends on have arrived (and
+//!   are linked if they ship a symlink that may stand for a directory the
+//!   package puts files below, such as `lib64 -> lib`);
 //!   where packages ship the same file, the last one's in dependency order
 //!   is put back in place afterwards (entry points of the same name are
 //!   not: whichever was written last stays); then, one package after the
@@ -184,7 +185,7 @@ impl Transaction {
         // Every package's files first, several packages at once, then,
         // dependencies first as conda does, what needs the whole environment
         // in place: byte-compiling, post-link scripts, and the records.
-        let order = link_order(plans.iter().map(|p| &p.record().package_record));
+        let order = LinkOrder::new(plans.iter().map(|p| &p.record().package_record));
         let mut plans = plans.into_iter();
         let staged = self.stage(
             prefix,
@@ -220,7 +221,7 @@ impl Transaction {
         permit: &(dyn Fn() -> Box<dyn Any> + Sync),
         failed: &AtomicBool,
     ) -> Result<StagedLinks, PrefixError> {
-        let order = link_order(expected.iter().map(|r| &r.package_record));
+        let order = LinkOrder::new(expected.iter().map(|r| &r.package_record));
         if !self.unlink.is_empty() {
             return Err(PrefixError::Io {
                 context: String::from("linking packages as they are fetched"),
@@ -256,16 +257,14 @@ impl Transaction {
     }
 
     /// Links the files of every package `next` gives (until `None`), `self.jobs`
-    /// at once, each once the packages it depends on that come before it in
-    /// `order` (dependencies first) are linked: a package that ships a
-    /// directory as a symlink (`lib64 -> lib`) is in place before a
-    /// dependent puts files below it. After the first failure nothing more
-    /// is linked (the rest is drained); those running finish.
+    /// at once, each once what it must follow in `order` is in place (see
+    /// [`Gate`]). After the first failure nothing more is linked (the rest
+    /// is drained); those running finish.
     fn stage(
         &self,
         prefix: &Path,
         next: &mut dyn FnMut() -> Option<Result<PackagePlan, PrefixError>>,
-        order: &HashMap<String, usize>,
+        order: &LinkOrder,
         permit: &(dyn Fn() -> Box<dyn Any> + Sync),
         failed: &AtomicBool,
     ) -> StagedLinks {
@@ -280,7 +279,7 @@ impl Transaction {
             }
         };
         // Hands arrivals to the gate, which holds each until what it
-        // must follow is linked.
+        // must follow is in place.
         let mut dispatch = || {
             // Closed however this ends, so that no linking thread waits on.
             struct Close<'g>(&'g Gate);
@@ -293,8 +292,9 @@ impl Transaction {
             while let Some(planned) = next() {
                 match planned {
                     Ok(plan) => {
-                        let before = linked_before(&plan, order);
-                        gate.arrive(Box::new(plan), before);
+                        let follows = order.follows(&plan);
+                        let symlinked_dirs = plan.symlinked_dirs();
+                        gate.arrive(Box::new(plan), follows, symlinked_dirs);
                     }
                     // Nothing more is linked; what arrives is drained.
                     Err(err) => fail(err),
@@ -371,38 +371,71 @@ impl Transaction {
     }
 }
 
-/// Each package's place in link order (dependencies first; a cycle is
-/// broken somewhere, as conda breaks it).
-fn link_order<'a>(records: impl Iterator<Item = &'a PackageRecord>) -> HashMap<String, usize> {
-    let records: Vec<PackageRecord> = records.cloned().collect();
-    PackageRecord::sort_topologically(records)
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (r.name.as_normalized().to_owned(), i))
-        .collect()
+/// The order packages are linked in (dependencies first; a cycle is
+/// broken somewhere, as conda breaks it), and what each one follows.
+struct LinkOrder {
+    /// For each package, the packages it depends on, directly or not, that
+    /// come before it.
+    follows: HashMap<String, HashSet<String>>,
 }
 
-/// The packages `plan` depends on that come before it in `order`: those it
-/// is linked after.
-fn linked_before(plan: &PackagePlan, order: &HashMap<String, usize>) -> HashSet<String> {
-    let record = &plan.record().package_record;
-    let Some(&position) = order.get(record.name.as_normalized()) else {
-        return HashSet::new();
-    };
-    record
-        .depends
-        .iter()
-        .filter_map(|spec| {
-            spec.split(|c: char| c.is_whitespace() || "[=<>!~".contains(c))
-                .next()
-        })
-        .filter(|name| order.get(*name).is_some_and(|&p| p < position))
-        .map(ToOwned::to_owned)
-        .collect()
+impl LinkOrder {
+    fn new<'a>(records: impl Iterator<Item = &'a PackageRecord>) -> Self {
+        let records: Vec<PackageRecord> = records.cloned().collect();
+        let sorted = PackageRecord::sort_topologically(records);
+        let position: HashMap<String, usize> = sorted
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.name.as_normalized().to_owned(), i))
+            .collect();
+        let mut follows: HashMap<String, HashSet<String>> = HashMap::new();
+        // In order, so that what each dependency follows is known already.
+        for (index, record) in sorted.iter().enumerate() {
+            let mut all = HashSet::new();
+            for dependency in record
+                .depends
+                .iter()
+                .filter_map(|spec| spec_name(spec))
+                .filter(|name| position.get(*name).is_some_and(|&p| p < index))
+            {
+                if let Some(further) = follows.get(dependency) {
+                    all.extend(further.iter().cloned());
+                }
+                all.insert(dependency.to_owned());
+            }
+            follows.insert(record.name.as_normalized().to_owned(), all);
+        }
+        Self { follows }
+    }
+
+    /// What `plan` follows.
+    fn follows(&self, plan: &PackagePlan) -> Vec<String> {
+        self.follows
+            .get(plan.record().package_record.name.as_normalized())
+            .map(|names| names.iter().cloned().collect())
+            .unwrap_or_default()
+    }
 }
 
-/// Holds arrived packages until the packages they follow are linked, and
-/// hands them to the linking threads.
+/// The package name a `depends` entry names.
+fn spec_name(spec: &str) -> Option<&str> {
+    spec.split(|c: char| c.is_whitespace() || "[=<>!~".contains(c))
+        .next()
+        .filter(|name| !name.is_empty())
+}
+
+/// Holds arrived packages until what they follow is in place, and hands
+/// them to the linking threads.
+///
+/// A package need not wait for the packages it follows to be *linked*,
+/// only for them to have *arrived* (so that their files are known): the
+/// one thing linking a dependent first could get wrong is a directory
+/// that the dependency ships as a symlink (`lib64 -> lib`), which the
+/// dependent, putting files below it, would make a real directory. So a
+/// package waits for a dependency to be linked only if that dependency
+/// ships a symlink that may stand for a directory
+/// ([`PackagePlan::symlinked_dirs`]) with something of the package below
+/// it. Files two packages both ship are settled after linking.
 #[derive(Default)]
 struct Gate {
     state: Mutex<GateState>,
@@ -412,21 +445,34 @@ struct Gate {
 #[derive(Default)]
 struct GateState {
     linked: HashSet<String>,
-    waiting: Vec<(Box<PackagePlan>, HashSet<String>)>,
+    /// The symlinks that may stand for directories, of each package that
+    /// arrived.
+    arrived: HashMap<String, Vec<PathBuf>>,
+    /// Packages and what they still wait for.
+    waiting: Vec<(Box<PackagePlan>, Vec<String>)>,
     ready: std::collections::VecDeque<Box<PackagePlan>>,
     running: usize,
     closed: bool,
 }
 
 impl GateState {
-    /// Moves every waiting package whose predecessors are linked to
-    /// `ready`; once nothing more can arrive and nothing runs, all of them
-    /// (a predecessor that never arrives, having failed, holds no one).
+    /// Moves every waiting package that waits for nothing more to `ready`;
+    /// once nothing more can arrive and nothing runs, all of them (a
+    /// package that never arrives, having failed, holds no one).
     fn release(&mut self) {
-        let linked = &self.linked;
+        let (linked, arrived) = (&self.linked, &self.arrived);
+        for (plan, follows) in &mut self.waiting {
+            follows.retain(|name| {
+                let in_place = linked.contains(name)
+                    || arrived
+                        .get(name)
+                        .is_some_and(|dirs| !dirs.iter().any(|dir| plan.has_path_below(dir)));
+                !in_place
+            });
+        }
         let (free, held): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
             .into_iter()
-            .partition(|(_, before)| before.iter().all(|b| linked.contains(b)));
+            .partition(|(_, follows)| follows.is_empty());
         self.waiting = held;
         self.ready.extend(free.into_iter().map(|(plan, _)| plan));
         if self.closed && self.running == 0 && self.ready.is_empty() {
@@ -444,9 +490,11 @@ impl Gate {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn arrive(&self, plan: Box<PackagePlan>, before: HashSet<String>) {
+    fn arrive(&self, plan: Box<PackagePlan>, follows: Vec<String>, symlinked_dirs: Vec<PathBuf>) {
+        let name = plan.record().package_record.name.as_normalized().to_owned();
         let mut state = self.lock();
-        state.waiting.push((plan, before));
+        state.arrived.insert(name, symlinked_dirs);
+        state.waiting.push((plan, follows));
         state.release();
         self.changed.notify_all();
     }
@@ -1553,6 +1601,96 @@ mod tests {
             "app"
         );
         assert_eq!(read_prefix_records(&prefix).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_dependent_waits_for_its_dependency_to_arrive_and_only_a_symlinked_directory_to_be_linked()
+    {
+        let root = tempfile::tempdir().unwrap();
+        let plan = |name: &str, files: &[(&str, &str)], depends: &[&str]| {
+            let dir = root.path().join(format!("pkgs/{name}-1.0-0"));
+            extracted_package(&dir, name, files);
+            let mut record = repodata_record(name);
+            record.package_record.depends = depends.iter().map(|d| (*d).to_owned()).collect();
+            Box::new(PackagePlan::new(&dir, &record, None, None).unwrap())
+        };
+        let ready = |gate: &Gate| -> Vec<String> {
+            gate.lock()
+                .ready
+                .iter()
+                .map(|p| p.record().package_record.name.as_normalized().to_owned())
+                .collect()
+        };
+        let base = plan("base", &[("lib/base.so", "base")], &[]);
+        let app = plan("app", &[("lib64/app.so", "app")], &["base >=1"]);
+        let order = LinkOrder::new(
+            [base.record(), app.record()]
+                .map(|r| &r.package_record)
+                .into_iter(),
+        );
+        assert_eq!(order.follows(&app), vec![String::from("base")]);
+        assert!(order.follows(&base).is_empty());
+
+        // base ships no symlinked directory: app goes once base arrived,
+        // before base is linked.
+        let gate = Gate::default();
+        gate.arrive(app, vec![String::from("base")], Vec::new());
+        assert!(ready(&gate).is_empty(), "base's files are not known yet");
+        gate.arrive(base, Vec::new(), Vec::new());
+        assert_eq!(ready(&gate), ["app", "base"]);
+
+        // base ships `lib64` as a symlink, app files below it: app waits
+        // until base is linked.
+        let base = plan("base", &[("lib/base.so", "base")], &[]);
+        let app = plan("app", &[("lib64/app.so", "app")], &["base >=1"]);
+        let gate = Gate::default();
+        gate.arrive(app, vec![String::from("base")], Vec::new());
+        gate.arrive(base, Vec::new(), vec![PathBuf::from("lib64")]);
+        assert_eq!(ready(&gate), ["base"]);
+        assert_eq!(
+            gate.next()
+                .unwrap()
+                .record()
+                .package_record
+                .name
+                .as_normalized(),
+            "base"
+        );
+        gate.linked(String::from("base"));
+        assert_eq!(ready(&gate), ["app"]);
+
+        // A symlink app puts nothing below holds nothing.
+        let base = plan("base", &[("lib/base.so", "base")], &[]);
+        let app = plan("app", &[("lib64/app.so", "app")], &["base >=1"]);
+        let gate = Gate::default();
+        gate.arrive(app, vec![String::from("base")], Vec::new());
+        gate.arrive(base, Vec::new(), vec![PathBuf::from("lib32")]);
+        assert_eq!(ready(&gate), ["app", "base"]);
+    }
+
+    #[test]
+    fn symlinks_that_may_stand_for_directories_are_told_from_links_to_files() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("pkgs/base-1.0-0");
+        extracted_package(&dir, "base", &[("lib/libz.so.1", "z")]);
+        std::os::unix::fs::symlink("lib", dir.join("lib64")).unwrap();
+        std::os::unix::fs::symlink("libz.so.1", dir.join("lib/libz.so")).unwrap();
+        std::os::unix::fs::symlink("../elsewhere", dir.join("lib/other")).unwrap();
+        let paths = serde_json::json!({"paths_version": 1, "paths": [
+            {"_path": "lib/libz.so.1", "path_type": "hardlink"},
+            {"_path": "lib/libz.so", "path_type": "softlink"},
+            {"_path": "lib/other", "path_type": "softlink"},
+            {"_path": "lib64", "path_type": "softlink"},
+        ]});
+        fs_err::write(dir.join("info/paths.json"), paths.to_string()).unwrap();
+        let plan = PackagePlan::new(&dir, &repodata_record("base"), None, None).unwrap();
+        let mut dirs = plan.symlinked_dirs();
+        dirs.sort();
+        // A link to a file is not one; a link to nothing in the package may be.
+        assert_eq!(dirs, [PathBuf::from("lib/other"), PathBuf::from("lib64")]);
+        assert!(plan.has_path_below(Path::new("lib")));
+        assert!(!plan.has_path_below(Path::new("lib64")));
+        assert!(!plan.has_path_below(Path::new("lib/libz.so.1")));
     }
 
     /// Every file below `root`, relative.
