@@ -26,7 +26,8 @@ pub struct CleanReport {
     /// Cached repodata files removed.
     pub repodata_removed: usize,
     /// Temp directories of dead processes (and set-aside entries,
-    /// `pkgs/.old-*`) removed.
+    /// `pkgs/.old-*`, and the byte-compiled modules of entries that are
+    /// gone) removed.
     pub temp_removed: usize,
     /// Temp directories of live processes left alone.
     pub temp_live: usize,
@@ -113,7 +114,9 @@ impl PackageCache {
             return Err(self.read_only("clean it"));
         }
         let sweep = session::sweep(&self.root().join("tmp"))?;
-        let set_aside = crate::sweep_set_aside(&self.pkgs());
+        let set_aside = crate::sweep_set_aside(&self.pkgs())
+            + crate::sweep_set_aside(&self.root().join("pyc"))
+            + self.sweep_orphaned_compiled();
         let mut report = CleanReport {
             // What opening the cache swept a moment ago counts too.
             temp_removed: sweep.removed + self.swept().removed + set_aside,
@@ -155,6 +158,37 @@ impl PackageCache {
             }
         }
         Ok(report)
+    }
+
+    /// Removes the byte-compiled modules kept for entries that are gone
+    /// (`pyc/<key>` without `pkgs/<key>`: the entry was removed by an
+    /// account that could not remove them), each under its entry's
+    /// exclusive try-lock, so never while a process fills the entry or
+    /// reads them. Returns how many went.
+    fn sweep_orphaned_compiled(&self) -> usize {
+        let Ok(dirs) = fs_err::read_dir(self.root().join("pyc")) else {
+            return 0;
+        };
+        let complete = |key: &str| self.pkgs().join(key).join(ENTRY_MARKER).exists();
+        let mut removed = 0;
+        for dir in dirs.flatten() {
+            let name = dir.file_name();
+            let Some(key) = name.to_str() else {
+                continue;
+            };
+            if key.starts_with(crate::SET_ASIDE_PREFIX) || complete(key) {
+                continue;
+            }
+            let Ok(Some(lock)) = FileLock::try_acquire(&self.lock_path(key), LockMode::Exclusive)
+            else {
+                continue;
+            };
+            if !complete(key) && crate::set_aside(&dir.path()).is_ok() {
+                removed += 1;
+            }
+            drop(lock);
+        }
+        removed
     }
 
     /// Removes the downloaded archive of every complete entry that no process

@@ -337,6 +337,43 @@ fn clean_tarballs_keeps_extracted_packages_usable() {
 }
 
 #[test]
+fn clean_removes_compiled_modules_of_entries_that_are_gone_and_keeps_the_others() {
+    let world = World::new();
+    let channel = tool_channel(&world.path().join("channel"));
+    let ch = channel.root().to_str().unwrap();
+    assert_ok(&world.create(&world.env("a"), ch, &["tool"]));
+    let entry = std::fs::read_dir(world.cache().join("pkgs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|path| path.join(".pkgr-entry.json").exists())
+        .expect("an extracted entry");
+    let entry = entry.file_name().unwrap().to_string_lossy().into_owned();
+    let pyc = world.cache().join("pyc");
+    // Kept for an entry still there; for one removed by another account;
+    // and left set aside by an interrupted removal.
+    for dir in [
+        entry.clone(),
+        String::from("gone-1.0-0-0123456789ab"),
+        String::from(".old-gone-2.0-0-0123456789ab-1-0-0"),
+    ] {
+        let tag = pyc.join(&dir).join("cpython-311/lib/x/__pycache__");
+        std::fs::create_dir_all(&tag).unwrap();
+        std::fs::write(tag.join("m.cpython-311.pyc"), b"pyc").unwrap();
+    }
+    let out = world.run(&["clean", "--json"]);
+    assert_ok(&out);
+    let mut left: Vec<String> = std::fs::read_dir(&pyc)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, [entry]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["temp_removed"].as_u64().unwrap() >= 2, "{report}");
+    assert_ok(&world.run(&["cache", "verify"]));
+}
+
+#[test]
 fn completion_scripts_are_printed() {
     let world = World::new();
     for shell in ["bash", "zsh", "fish"] {
