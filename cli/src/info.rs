@@ -52,6 +52,9 @@ pub fn info(global: &GlobalArgs) -> anyhow::Result<()> {
     })
     .unwrap_or_else(|| String::from("(unknown)"));
     let config = &global.config;
+    // Opened as it is, never written (see `PackageCache::open`).
+    let cache_read_only = pkgr_cache::filesystem::is_read_only(&cache_dir);
+    let read_only_caches = &config.read_only_caches.value;
     let active = std::env::var("CONDA_PREFIX").ok();
     if global.json {
         let virtual_json: Vec<serde_json::Value> = virtual_packages
@@ -69,6 +72,8 @@ pub fn info(global: &GlobalArgs) -> anyhow::Result<()> {
             "platform": platform.as_str(),
             "virtual_pkgs": virtual_json,
             "pkgs_dirs": [cache_dir],
+            "cache_read_only": cache_read_only,
+            "read_only_caches": read_only_caches,
             "envs_dirs": envs_dirs,
             "envs": envs,
             "channels": channel_urls,
@@ -99,7 +104,28 @@ pub fn info(global: &GlobalArgs) -> anyhow::Result<()> {
             "active environment",
             vec![active.unwrap_or_else(|| "None".to_owned())],
         ),
-        ("package cache", vec![cache_dir.display().to_string()]),
+        (
+            "package cache",
+            vec![if cache_read_only {
+                format!(
+                    "{} (on a read-only filesystem: its packages are used, none can be added)",
+                    cache_dir.display()
+                )
+            } else {
+                cache_dir.display().to_string()
+            }],
+        ),
+        (
+            "read-only caches",
+            if read_only_caches.is_empty() {
+                vec!["(none)".to_owned()]
+            } else {
+                read_only_caches
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect()
+            },
+        ),
         ("cache filesystem", vec![cache_fs.clone()]),
         (
             "envs directories",

@@ -66,6 +66,8 @@ fn info_names_platform_cache_envs_and_virtual_packages() {
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(info["platform"], "linux-64");
     assert_eq!(info["pkgs_dirs"][0], world.cache().to_str().unwrap());
+    assert_eq!(info["cache_read_only"], false);
+    assert!(!text.contains("read-only filesystem"), "{text}");
     assert!(info["virtual_pkgs"]
         .as_array()
         .unwrap()

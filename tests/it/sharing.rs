@@ -593,6 +593,18 @@ fn commands_that_fetch_nothing_work_on_a_read_only_cache() {
     assert!(!prefix.join("share/extra.txt").exists());
     crate::common::assert_ok(&run(&["list", "-p", p]));
     crate::common::assert_ok(&run(&["env", "list"]));
+    // `pkgr info` says how the cache is used.
+    let out = run(&["info"]);
+    crate::common::assert_ok(&out);
+    let text = crate::common::stdout(&out);
+    assert!(
+        text.contains("(on a read-only filesystem: its packages are used, none can be added)"),
+        "{text}"
+    );
+    let out = run(&["info", "--json"]);
+    crate::common::assert_ok(&out);
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["cache_read_only"], true);
     // A package the read-only cache has is linked from it (the repodata
     // fetched a moment ago is fresh: no request needs a write either).
     let out = run(&["install", "-y", "-p", p, "-c", server.url(), "later"]);
