@@ -273,8 +273,12 @@ impl<'a> Installer<'a> {
         let path = prefix.path().to_path_buf();
         let installed = installed.to_vec();
         let events = reporter.clone();
+        let held = prefix.hold();
         tokio::task::spawn_blocking(move || {
-            transaction.execute(&path, &installed, &|event| events.transaction_event(&event))
+            let done =
+                transaction.execute(&path, &installed, &|event| events.transaction_event(&event));
+            drop(held);
+            done
         })
         .await?
         .map_err(|source| InstallError::Transaction {
@@ -327,6 +331,7 @@ impl<'a> Installer<'a> {
         let jobs = self.jobs.clone();
         let expected = plan.link.clone();
         let runtime = tokio::runtime::Handle::current();
+        let prefix_held = prefix.hold();
         let linking = tokio::task::spawn_blocking(move || {
             // A permit for each package's linking, taken once it is planned
             // and journaled (waiting for it holds nothing but the journal).
@@ -341,6 +346,7 @@ impl<'a> Installer<'a> {
                 &link_failed_linking,
             );
             drop(held_while_linking);
+            drop(prefix_held);
             (transaction, staged)
         });
         let fetched = self
@@ -388,9 +394,11 @@ impl<'a> Installer<'a> {
             // could not remove stays journaled, for `recover` before the
             // next change of this environment.
             let held_while_rolling_back = held.clone();
+            let held_prefix = prefix.hold();
             let rolled_back = tokio::task::spawn_blocking(move || {
                 let rolled_back = staged.roll_back(&installed);
                 drop(held_while_rolling_back);
+                drop(held_prefix);
                 rolled_back
             })
             .await;
@@ -403,9 +411,11 @@ impl<'a> Installer<'a> {
         reporter.linking_started(plan.link.len());
         let events = reporter.clone();
         let held_while_recording = held.clone();
+        let held_prefix = prefix.hold();
         tokio::task::spawn_blocking(move || {
             let recorded = staged.record(&installed, &|event| events.transaction_event(&event));
             drop(held_while_recording);
+            drop(held_prefix);
             recorded
         })
         .await?

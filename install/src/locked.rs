@@ -2,6 +2,7 @@
 //! only this module can make: [`LockedPrefix`].
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use pkgr_fs::FileLock;
 use rattler_conda_types::{PrefixRecord, RepoDataRecord};
@@ -10,7 +11,10 @@ use crate::{InstallError, Plan, Reporter};
 
 /// An environment whose exclusive lock this process holds (the lock file
 /// `conda-meta/.pkgr-prefix.lock`, [`pkgr_prefix::PREFIX_LOCK`]). Dropping
-/// it releases the lock.
+/// it releases the lock, unless work it started on blocking threads still
+/// runs: those hold the lock too ([`LockedPrefix::hold`]), so it ends only
+/// once the last of them is done, even if the task that installs is
+/// dropped or panics.
 ///
 /// There is no public constructor: it comes from [`lock_prefix`],
 /// [`open_environment`] or [`NewEnvironment::lock`], so whatever takes a
@@ -20,8 +24,13 @@ use crate::{InstallError, Plan, Reporter};
 #[derive(Debug)]
 pub struct LockedPrefix {
     path: PathBuf,
-    _lock: FileLock,
+    lock: Arc<FileLock>,
 }
+
+/// The prefix lock, held by work on a blocking thread for as long as the
+/// work runs (see [`LockedPrefix::hold`]).
+#[derive(Debug, Clone)]
+pub(crate) struct HeldPrefixLock(#[allow(dead_code)] Arc<FileLock>);
 
 /// What the specs of a `history` revision did, in conda's words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +62,7 @@ pub async fn lock_prefix(
         pkgr_prefix::lock_prefix(prefix, |pid| reporter.waiting_for_prefix(prefix, pid)).await?;
     Ok(LockedPrefix {
         path: prefix.to_path_buf(),
-        _lock: lock,
+        lock: Arc::new(lock),
     })
 }
 
@@ -92,6 +101,11 @@ impl LockedPrefix {
     /// The environment's directory.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The lock, for work on a blocking thread to hold until it is done.
+    pub(crate) fn hold(&self) -> HeldPrefixLock {
+        HeldPrefixLock(self.lock.clone())
     }
 
     /// Every installed-package record (`conda-meta/*.json`), sorted by name.
@@ -226,6 +240,14 @@ mod tests {
         assert_eq!(locked.path(), prefix);
         assert!(!lock_is_free(&prefix));
         drop(locked);
+        assert!(lock_is_free(&prefix));
+
+        // Work on a blocking thread holds it until it is done.
+        let locked = lock_prefix(&prefix, &Quiet).await.unwrap();
+        let held = locked.hold();
+        drop(locked);
+        assert!(!lock_is_free(&prefix), "released under running work");
+        drop(held);
         assert!(lock_is_free(&prefix));
     }
 
