@@ -399,9 +399,9 @@ impl PackagePlan {
         Ok((recorded, hardlinked))
     }
 
-    /// Puts this package's file for `target` (a path relative to the prefix)
-    /// in place again, replacing what another package put there; nothing
-    /// when the package has no such file.
+    /// Puts this package's file or entry point for `target` (a path
+    /// relative to the prefix) in place again, replacing what another
+    /// package put there; nothing when the package has no such path.
     pub fn relink(
         &self,
         target: &Path,
@@ -416,12 +416,24 @@ impl PackagePlan {
             prefix_text: &prefix_text,
             mode,
         };
-        match self.files.iter().find(|f| f.target == target) {
-            Some(file) => self
+        if let Some(file) = self.files.iter().find(|f| f.target == target) {
+            return self
                 .link_file(file, &into, dirs, hardlinks, &mut PathBuffers::default())
-                .map(drop),
-            None => Ok(()),
+                .map(drop);
         }
+        let entry_point = self
+            .entry_points
+            .iter()
+            .find(|e| python::entry_point_path(e) == target);
+        if let (Some(entry_point), Some(python)) = (entry_point, &self.python) {
+            let dest = prefix.join(target);
+            if let Some(parent) = dest.parent() {
+                dirs.ensure(parent)?;
+            }
+            let script = python::entry_point_script(entry_point, &prefix.join(&python.executable));
+            replacing(&dest, || write_new_executable(&dest, script.as_bytes()))?;
+        }
+        Ok(())
     }
 
     /// Its symlinks (relative to the prefix) that may stand for a

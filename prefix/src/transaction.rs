@@ -11,9 +11,8 @@
 //!   once (`jobs`), each once the packages it depends on have arrived (and
 //!   are linked if they ship a symlink that may stand for a directory the
 //!   package puts files below, such as `lib64 -> lib`);
-//!   where packages ship the same file, the last one's in dependency order
-//!   is put back in place afterwards (entry points of the same name are
-//!   not: whichever was written last stays); then, one package after the
+//!   where packages ship the same file (or entry point), the last one's in
+//!   dependency order is put back in place afterwards; then, one package after the
 //!   other (dependencies first, as conda does, once everything is in place):
 //!   byte-compiling, post-link script, record, journal removed.
 //!

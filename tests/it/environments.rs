@@ -85,6 +85,46 @@ fn hello_package() -> Package {
 }
 
 #[test]
+fn an_entry_point_two_packages_ship_is_the_one_of_the_later_in_link_order() {
+    let Some((version, _)) = site_packages() else {
+        return;
+    };
+    let world = World::new();
+    let mut channel = LocalChannel::new(&world.path().join("channel"));
+    channel.add(&python_package(&version), Format::Conda);
+    // `later` depends on `earlier`: conda links it after, so its `hello` is
+    // the one left, however the linking threads ran.
+    for (name, depends) in [("earlier", "python"), ("later", "earlier")] {
+        let mut package = Package::new(name, "1.0")
+            .noarch_python()
+            .depends("python")
+            .file(&format!("site-packages/{name}mod/__init__.py"), "")
+            .file(
+                &format!("site-packages/{name}mod/cli.py"),
+                "def main():\n    return 0\n",
+            )
+            .entry_point(&format!("hello = {name}mod.cli:main"));
+        if depends != "python" {
+            package = package.depends(depends);
+        }
+        channel.add(&package, Format::Conda);
+    }
+    channel.write_repodata();
+    for round in 0..8 {
+        let prefix = world.env(&format!("py{round}"));
+        let out = world.create(&prefix, channel.root().to_str().unwrap(), &["later"]);
+        assert_ok(&out);
+        let script = fs_err::read_to_string(prefix.join("bin/hello")).unwrap();
+        assert!(script.contains("latermod.cli"), "round {round}: {script}");
+        assert!(
+            stderr(&out).contains("bin/hello"),
+            "the clobbering is said: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
 fn noarch_python_is_relocated_with_entry_points_and_pyc() {
     let Some((version, site_packages)) = site_packages() else {
         return;
