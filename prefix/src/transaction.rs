@@ -696,14 +696,20 @@ impl StagedLinks {
         // packages ship can be clobbered (or kept by a rollback for the
         // package recorded with it).
         let all_paths_matter = !owners.is_empty();
-        let compiled =
-            match compile_modules(prefix, &staged, mode, jobs, compiled_modules.as_deref()) {
-                Ok(compiled) => compiled,
-                Err(err) => {
-                    roll_back_keeping_error(prefix, staged.iter(), &owners);
-                    return Err(err);
-                }
-            };
+        let compiled = match compile_modules(
+            prefix,
+            &staged,
+            &shared,
+            mode,
+            jobs,
+            compiled_modules.as_deref(),
+        ) {
+            Ok(compiled) => compiled,
+            Err(err) => {
+                roll_back_keeping_error(prefix, staged.iter(), &owners);
+                return Err(err);
+            }
+        };
         prepare_records(prefix, &mut staged, compiled.as_ref(), jobs);
         for index in 0..staged.len() {
             let Outcome::Prepared(prepared) =
@@ -806,11 +812,13 @@ fn roll_back<'a>(
 /// once, over `jobs` python processes, once the interpreter is in place;
 /// a package whose modules were compiled for this python before (kept in
 /// `kept`) gets those `.pyc` files hardlinked instead, and the ones compiled
-/// now are kept for next time. `None` when there is nothing to compile or
-/// no interpreter.
+/// now are kept for next time. A module several of them ship (`shared`) is
+/// always compiled here, from the one in place, and kept for none of them.
+/// `None` when there is nothing to compile or no interpreter.
 fn compile_modules(
     prefix: &Path,
     staged: &[Staged],
+    shared: &HashSet<OsString>,
     mode: LinkMode,
     jobs: usize,
     kept: Option<&dyn CompiledModules>,
@@ -833,7 +841,15 @@ fn compile_modules(
         .iter()
         .filter(|s| !matches!(s.outcome, Outcome::Failed))
     {
-        let modules = package.plan.modules();
+        let (modules, clobbered): (Vec<PathBuf>, Vec<PathBuf>) = package
+            .plan
+            .modules()
+            .into_iter()
+            .partition(|m| !shared.contains(m.as_os_str()));
+        // Compiled from whichever package's module is in place: kept for
+        // no package (the store holds a package's whole set or nothing).
+        let whole = clobbered.is_empty();
+        to_compile.extend(clobbered);
         if modules.is_empty() {
             continue;
         }
@@ -847,12 +863,12 @@ fn compile_modules(
                 // The store only saves time: compile instead.
                 Err(_) => {
                     to_compile.extend(modules);
-                    compiled_here.push(package);
+                    compiled_here.extend(whole.then_some(package));
                 }
             },
             None => {
                 to_compile.extend(modules);
-                compiled_here.push(package);
+                compiled_here.extend(whole.then_some(package));
             }
         }
     }

@@ -256,6 +256,63 @@ fn a_package_failing_to_link_beside_others_leaves_no_environment() {
     ]));
 }
 
+/// A module two packages ship is compiled from the one in place, and its
+/// `.pyc` kept for neither package: another environment with only the
+/// loser must not get bytecode of the winner's source.
+#[test]
+fn a_module_two_packages_ship_is_compiled_here_and_kept_for_neither() {
+    let Some((version, site_packages)) = site_packages() else {
+        return;
+    };
+    let world = World::new();
+    let mut channel = LocalChannel::new(&world.path().join("channel"));
+    channel.add(&python_package(&version), Format::Conda);
+    for (name, answer) in [("loser", 1), ("winner", 2)] {
+        let mut package = Package::new(name, "1.0")
+            .noarch_python()
+            .depends("python")
+            .file(&format!("site-packages/{name}_own.py"), "X = 0\n")
+            .file("site-packages/together.py", format!("ANSWER = {answer}\n"));
+        if name == "winner" {
+            package = package.depends("loser");
+        }
+        channel.add(&package, Format::Conda);
+    }
+    channel.write_repodata();
+    let tag = version.split('.').take(2).collect::<String>();
+    let both = world.env("both");
+    assert_ok(&world.create(&both, channel.root().to_str().unwrap(), &["winner"]));
+    let pyc = format!("{site_packages}/__pycache__/together.cpython-{tag}.pyc");
+    assert!(both.join(&pyc).is_file(), "compiled in place");
+    let kept: Vec<_> = walk_files(&world.cache().join("pyc"))
+        .into_iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !kept.iter().any(|p| p.contains("together.")),
+        "kept for a package: {kept:?}"
+    );
+    assert!(
+        !kept.iter().any(|p| p.contains("own.")),
+        "a package with a clobbered module keeps nothing: {kept:?}"
+    );
+    // The loser alone compiles its own.
+    let alone = world.env("alone");
+    assert_ok(&world.create(&alone, channel.root().to_str().unwrap(), &["loser"]));
+    let out = run_with_timeout(
+        {
+            let mut cmd = Command::new(alone.join(format!(
+                "bin/python{}",
+                version.split('.').take(2).collect::<Vec<_>>().join(".")
+            )));
+            cmd.args(["-c", "import together; print(together.ANSWER)"]);
+            cmd
+        },
+        TIMEOUT,
+    );
+    assert_eq!(stdout(&out), "1\n");
+}
+
 /// A noarch python package's modules are byte-compiled once per python:
 /// the next environment hardlinks the `.pyc` files kept in the cache, and
 /// python finds them valid (running the package's code rewrites none).
