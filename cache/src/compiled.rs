@@ -73,11 +73,23 @@ pub fn keep(
         return Ok(());
     }
     let staging = tempfile::Builder::new().prefix("pyc-").tempdir_in(tmp)?;
+    // Every user of the cache reads them (a temp dir is made 0700, and
+    // the umask may be as strict); in a group-shared cache the members
+    // also add other pythons' directories beside this one.
+    let shared = crate::is_group_shared(root);
+    let dir_mode = if shared { 0o2775 } else { 0o755 };
+    let mut dirs = std::collections::BTreeSet::from([staging.path().to_path_buf()]);
     for pyc in pycs {
         pkgr_fs::check_relative_path(pyc).map_err(std::io::Error::other)?;
         let to = staging.path().join(pyc);
         if let Some(parent) = to.parent() {
             std::fs::create_dir_all(parent)?;
+            dirs.extend(
+                parent
+                    .ancestors()
+                    .take_while(|d| d.starts_with(staging.path()))
+                    .map(Path::to_path_buf),
+            );
         }
         std::fs::copy(prefix.join(pyc), &to)?;
         #[cfg(unix)]
@@ -86,8 +98,21 @@ pub fn keep(
             std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o644))?;
         }
     }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for dir in &dirs {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(dir_mode))?;
+        }
+    }
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent)?;
+        #[cfg(unix)]
+        if shared {
+            use std::os::unix::fs::PermissionsExt;
+            // Best effort: another member's directory is theirs to change.
+            let _ = std::fs::set_permissions(parent, std::fs::Permissions::from_mode(dir_mode));
+        }
     }
     match std::fs::rename(staging.path(), &dest) {
         Ok(()) => {
@@ -105,6 +130,40 @@ pub fn keep(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(unix)]
+    fn in_a_group_shared_cache_the_members_can_add_other_pythons() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o2775)).unwrap();
+        let tmp = root.join("tmp");
+        let entry = root.join("pkgs").join("foo-1.0-0-abc");
+        std::fs::create_dir_all(&tmp).unwrap();
+        std::fs::create_dir_all(&entry).unwrap();
+        let prefix = tempfile::tempdir().unwrap();
+        let pyc = PathBuf::from("lib/foo/__pycache__/a.cpython-311.pyc");
+        std::fs::create_dir_all(prefix.path().join(pyc.parent().unwrap())).unwrap();
+        std::fs::write(prefix.path().join(&pyc), b"pyc").unwrap();
+        keep(
+            root,
+            &tmp,
+            &entry,
+            "cpython-311",
+            prefix.path(),
+            std::slice::from_ref(&pyc),
+        )
+        .unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&dir(root, "foo-1.0-0-abc")), 0o2775);
+        assert_eq!(
+            mode(&dir(root, "foo-1.0-0-abc").join("cpython-311")),
+            0o2775
+        );
+        let kept = find(&entry, "cpython-311").unwrap().join(&pyc);
+        assert_eq!(mode(&kept), 0o644, "files are never group-writable");
+    }
 
     #[test]
     fn kept_once_found_by_entry_and_tag_and_only_for_this_cache() {
@@ -141,6 +200,15 @@ mod tests {
             assert_eq!(mode & 0o777, 0o644);
         }
         assert!(find(&entry, "cpython-312").is_none(), "per python");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // Readable by every user of the cache, down to the .pyc.
+            for dir in found.join(&pyc).ancestors().skip(1).take(6) {
+                let mode = std::fs::metadata(dir).unwrap().permissions().mode();
+                assert_eq!(mode & 0o755, 0o755, "{}: {mode:o}", dir.display());
+            }
+        }
 
         // The second one to compile keeps nothing: the first copy stays.
         std::fs::write(prefix.path().join(&pyc), b"second").unwrap();

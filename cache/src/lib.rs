@@ -2175,7 +2175,7 @@ fn owner_of(path: &Path) -> String {
 }
 
 /// Whether the cache root is group-writable (shared by a group of users).
-fn is_group_shared(root: &Path) -> bool {
+pub(crate) fn is_group_shared(root: &Path) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
