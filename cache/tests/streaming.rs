@@ -311,3 +311,28 @@ async fn restarts_and_unfollowable_streams_fall_back_to_the_file() {
     let report = cache.verify(false).unwrap();
     assert!(report.corrupt.is_empty(), "{report:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_extracts_but_fails_its_checksum_publishes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut channel = LocalChannel::new(&tmp.path().join("channel"));
+    let server = ChannelServer::serve(channel.root());
+    for base in [Some(server.url()), None] {
+        let name = if base.is_some() { "served" } else { "local" };
+        let mut record = record(&mut channel, &big(name, 20), Format::Conda, base);
+        // The archive is whole and unpacks; the index promises other bytes.
+        let mut sha = record.package_record.sha256.unwrap();
+        sha[0] ^= 0xFF;
+        record.package_record.sha256 = Some(sha);
+        let cache_dir = tmp.path().join(format!("cache-{name}"));
+        let cache = PackageCache::open(&cache_dir, fetcher()).unwrap();
+        let err = cache.get_or_fetch(&record, &Silent).await.unwrap_err();
+        let text = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+        assert!(text.contains("checksum mismatch"), "{text}");
+        let dest = cache_dir
+            .join("pkgs")
+            .join(PackageCache::entry_key(&record));
+        assert!(!dest.exists(), "{name}: published unverified bytes");
+        assert!(staging_dirs(&cache_dir).is_empty());
+    }
+}
