@@ -163,47 +163,60 @@ async fn a_fill_dropped_mid_stream_cleans_up_before_its_lock_goes() {
     let tmp = tempfile::tempdir().unwrap();
     let mut channel = LocalChannel::new(&tmp.path().join("channel"));
     let server = ChannelServer::serve(channel.root());
-    let record = record(
-        &mut channel,
-        &big("dropped", 60),
-        Format::Conda,
-        Some(server.url()),
-    );
+    // Many small files, so that removing the staging directory takes a
+    // while: long enough to be seen if the lock went first.
+    let mut package = Package::new("dropped", "1.0");
+    for f in 0..4000 {
+        package = package.file(&format!("lib/dropped/f{f}.bin"), random_bytes(f, 100));
+    }
+    let record = record(&mut channel, &package, Format::Conda, Some(server.url()));
     server.fault(
         &path_of(&record),
-        Fault::StallMidBody(Duration::from_secs(3)),
+        Fault::StallMidBody(Duration::from_secs(5)),
     );
     let cache_dir = tmp.path().join("cache");
     let cache = PackageCache::open(&cache_dir, fetcher()).unwrap();
-    // Dropped once it is mid-body (its first files are being extracted).
-    let fill = cache.get_or_fetch(&record, &Silent);
-    let stopped = tokio::time::timeout(Duration::from_millis(800), fill).await;
-    assert!(stopped.is_err(), "the fill was still under way");
+    let fill = tokio::spawn({
+        let (cache, record) = (cache.clone(), record.clone());
+        async move { cache.get_or_fetch(&record, &Silent).await.map(|_| ()) }
+    });
+    // Mid-body: its first files are extracted.
+    let started = Instant::now();
+    while !staging_dirs(&cache_dir)
+        .iter()
+        .any(|dir| dir.join("lib/dropped/f1000.bin").is_file())
+    {
+        assert!(started.elapsed() < Duration::from_secs(4), "never streamed");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The caller goes away: the fill's future is dropped.
+    fill.abort();
     let lock = tmp
         .path()
         .join("cache/pkgs/.locks")
         .join(format!("{}.lock", PackageCache::entry_key(&record)));
-    // Whenever the lock can be had, the staging directory is already gone.
-    let started = Instant::now();
-    let held = loop {
-        let taken = tokio::task::spawn_blocking({
-            let lock = lock.clone();
-            move || FileLock::try_acquire(&lock, LockMode::Exclusive).unwrap()
-        })
-        .await
-        .unwrap();
-        if let Some(held) = taken {
-            break held;
+    // The moment the lock can be had, the staging directory is gone.
+    let staging_when_free = std::thread::spawn({
+        let cache_dir = cache_dir.clone();
+        move || {
+            let started = Instant::now();
+            loop {
+                if let Some(held) = FileLock::try_acquire(&lock, LockMode::Exclusive).unwrap() {
+                    return (held, staging_dirs(&cache_dir));
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "the lock never went"
+                );
+            }
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the lock never went"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+    })
+    .join()
+    .unwrap();
+    let (held, staging) = staging_when_free;
     assert!(
-        staging_dirs(&cache_dir).is_empty(),
-        "staging left under a free lock"
+        staging.is_empty(),
+        "staging left under a free lock: {staging:?}"
     );
     let dest = cache_dir
         .join("pkgs")
@@ -212,7 +225,7 @@ async fn a_fill_dropped_mid_stream_cleans_up_before_its_lock_goes() {
     drop(held);
     server.clear_faults();
     let entry = cache.get_or_fetch(&record, &Silent).await.unwrap();
-    assert!(entry.dir().join("lib/dropped/f59.bin").is_file());
+    assert!(entry.dir().join("lib/dropped/f3999.bin").is_file());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
