@@ -10,6 +10,12 @@
 //! One [`Fetcher`] (and so one HTTP connection pool) is meant to be shared by a
 //! whole process.
 //!
+//! A caller that wants to work on a body while it arrives (the cache extracts
+//! archives as they download) taps the download
+//! ([`Fetcher::download_in_slot_tapped`], [`Tap`]): it sees every chunk with
+//! its offset, in file order, through a bounded channel; the download is
+//! verified and renamed into place exactly as without a tap.
+//!
 //! It depends on no pkgr crate but the two leaf helpers: `pkgr-redact` (how a
 //! URL with credentials is shown) and `pkgr-fs` (file digests); it must not
 //! depend on the cache, the solver, the linker or anything conda-specific.
