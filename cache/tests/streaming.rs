@@ -101,6 +101,10 @@ fn staging_dirs(cache: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// Held by every test here: [`streaming_counts`] is per process, so no
+/// other test's fill may land between a test's two reads of it.
+static COUNTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn fetcher() -> Fetcher {
     let settings = pkgr_fetch::NetworkSettings {
         backoff_factor: 0.01,
@@ -111,6 +115,7 @@ fn fetcher() -> Fetcher {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cold_fill_extracts_while_the_body_is_still_coming() {
+    let _counting = COUNTING.lock().await;
     let tmp = tempfile::tempdir().unwrap();
     let mut channel = LocalChannel::new(&tmp.path().join("channel"));
     let server = ChannelServer::serve(channel.root());
@@ -149,7 +154,8 @@ async fn a_cold_fill_extracts_while_the_body_is_still_coming() {
     );
     fill.await.unwrap().unwrap();
     let after = streaming_counts();
-    assert!(after.streamed > before.streamed, "{before:?} {after:?}");
+    assert_eq!(after.streamed, before.streamed + 1, "{before:?} {after:?}");
+    assert_eq!(after.fell_back, before.fell_back, "{before:?} {after:?}");
     let entry = cache.get_or_fetch(&record, &Silent).await.unwrap();
     assert_eq!(
         std::fs::read(entry.dir().join("lib/slow/f99.bin")).unwrap(),
@@ -160,6 +166,7 @@ async fn a_cold_fill_extracts_while_the_body_is_still_coming() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fill_dropped_mid_stream_cleans_up_before_its_lock_goes() {
+    let _counting = COUNTING.lock().await;
     let tmp = tempfile::tempdir().unwrap();
     let mut channel = LocalChannel::new(&tmp.path().join("channel"));
     let server = ChannelServer::serve(channel.root());
@@ -230,6 +237,7 @@ async fn a_fill_dropped_mid_stream_cleans_up_before_its_lock_goes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sibling_failing_mid_stream_publishes_no_half_entry() {
+    let _counting = COUNTING.lock().await;
     let tmp = tempfile::tempdir().unwrap();
     let mut channel = LocalChannel::new(&tmp.path().join("channel"));
     let server = ChannelServer::serve(channel.root());
@@ -278,6 +286,7 @@ async fn a_sibling_failing_mid_stream_publishes_no_half_entry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarts_and_unfollowable_streams_fall_back_to_the_file() {
+    let _counting = COUNTING.lock().await;
     let tmp = tempfile::tempdir().unwrap();
     let mut channel = LocalChannel::new(&tmp.path().join("channel"));
     let server = ChannelServer::serve(channel.root());
@@ -311,10 +320,12 @@ async fn restarts_and_unfollowable_streams_fall_back_to_the_file() {
     records.extend(odd);
     let entries = cache.get_all(&records, &Silent).await.unwrap();
     let after = streaming_counts();
-    assert!(
-        after.fell_back >= before.fell_back + 3,
+    assert_eq!(
+        after.fell_back,
+        before.fell_back + 3,
         "{before:?} {after:?}"
     );
+    assert_eq!(after.streamed, before.streamed, "{before:?} {after:?}");
     assert!(entries[0].dir().join("lib/restarted/f19.bin").is_file());
     assert_eq!(
         std::fs::read(entries[2].dir().join("lib/deflated/f4.bin")).unwrap(),
@@ -327,6 +338,7 @@ async fn restarts_and_unfollowable_streams_fall_back_to_the_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_that_extracts_but_fails_its_checksum_publishes_nothing() {
+    let _counting = COUNTING.lock().await;
     let tmp = tempfile::tempdir().unwrap();
     let mut channel = LocalChannel::new(&tmp.path().join("channel"));
     let server = ChannelServer::serve(channel.root());
@@ -348,4 +360,50 @@ async fn a_stream_that_extracts_but_fails_its_checksum_publishes_nothing() {
         assert!(!dest.exists(), "{name}: published unverified bytes");
         assert!(staging_dirs(&cache_dir).is_empty());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switch_to_another_mirror_falls_back_to_the_file() {
+    let _counting = COUNTING.lock().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut channel = LocalChannel::new(&tmp.path().join("channel"));
+    let (bad, good) = (
+        ChannelServer::serve(channel.root()),
+        ChannelServer::serve(channel.root()),
+    );
+    let record = record(
+        &mut channel,
+        &big("mirrored", 20),
+        Format::Conda,
+        Some(bad.url()),
+    );
+    // The first mirror serves other bytes (after half the body has been
+    // extracted), the second the right ones: the body starts over.
+    bad.fault(&path_of(&record), Fault::WrongBytes);
+    let mirrors = vec![(
+        Url::parse(bad.url()).unwrap(),
+        vec![
+            Url::parse(bad.url()).unwrap(),
+            Url::parse(good.url()).unwrap(),
+        ],
+    )];
+    let cache =
+        PackageCache::open(tmp.path().join("cache"), fetcher().with_mirrors(mirrors)).unwrap();
+    let before = streaming_counts();
+    let entry = cache.get_or_fetch(&record, &Silent).await.unwrap();
+    let after = streaming_counts();
+    assert_eq!(bad.count(&path_of(&record)), 1);
+    assert_eq!(good.count(&path_of(&record)), 1);
+    assert_eq!(
+        after.fell_back,
+        before.fell_back + 1,
+        "{before:?} {after:?}"
+    );
+    assert_eq!(after.streamed, before.streamed, "{before:?} {after:?}");
+    assert_eq!(
+        std::fs::read(entry.dir().join("lib/mirrored/f19.bin")).unwrap(),
+        random_bytes(19, 20_000)
+    );
+    let report = cache.verify(false).unwrap();
+    assert!(report.corrupt.is_empty(), "{report:?}");
 }

@@ -307,8 +307,10 @@ pub struct TapChunk {
 ///
 /// The channel is bounded: when the receiver is slower than the network,
 /// the download waits for it (an async send, never a blocking one), so at
-/// most `capacity` chunks are held in memory. When the receiver is dropped,
-/// the tap detaches and the download goes on at full speed without it.
+/// most `capacity` chunks are held in memory; that wait does not count
+/// against the read timeout (which runs only while the body is polled).
+/// When the receiver is dropped, the tap detaches and the download goes on
+/// at full speed without it.
 #[derive(Debug)]
 pub struct Tap {
     sender: Option<tokio::sync::mpsc::Sender<TapChunk>>,
