@@ -1231,33 +1231,18 @@ impl PackageCache {
                 // (or is dropped), the extractor sees the end of the body.
                 let downloaded = abort
                     .unless_set(async {
-                        let result = match tap {
-                            Some(tap) => {
-                                self.fetcher
-                                    .download_in_slot_tapped(
-                                        &record.url,
-                                        &archive,
-                                        &tmp,
-                                        &expected,
-                                        &progress,
-                                        &mut slot,
-                                        tap,
-                                    )
-                                    .await
-                            }
-                            None => {
-                                self.fetcher
-                                    .download_in_slot(
-                                        &record.url,
-                                        &archive,
-                                        &tmp,
-                                        &expected,
-                                        &progress,
-                                        &mut slot,
-                                    )
-                                    .await
-                            }
-                        };
+                        let result = self
+                            .fetcher
+                            .download_in_slot_tapped(
+                                &record.url,
+                                &archive,
+                                &tmp,
+                                &expected,
+                                &progress,
+                                &mut slot,
+                                tap.unwrap_or_else(pkgr_fetch::Tap::detached),
+                            )
+                            .await;
                         result.map_err(|source| CacheError::Fetch {
                             package: display.clone(),
                             source,

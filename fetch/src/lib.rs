@@ -336,8 +336,8 @@ impl Tap {
         )
     }
 
-    /// A tap that sees nothing (what the untapped downloads use).
-    fn none() -> Self {
+    /// A tap nobody listens to (what the untapped downloads use).
+    pub fn detached() -> Self {
         Self { sender: None }
     }
 
@@ -607,7 +607,7 @@ impl Fetcher {
                 None,
                 on_bytes,
                 None,
-                &mut Tap::none(),
+                &mut Tap::detached(),
             )
             .await?;
         unconditional(url, done)
@@ -631,7 +631,7 @@ impl Fetcher {
             previous,
             &|_| {},
             None,
-            &mut Tap::none(),
+            &mut Tap::detached(),
         )
         .await
     }
@@ -647,8 +647,16 @@ impl Fetcher {
         on_bytes: &(dyn Fn(u64) + Send + Sync),
         slot: &mut Slot,
     ) -> Result<Downloaded, FetchError> {
-        self.download_in_slot_tapped(url, dest, temp_dir, expected, on_bytes, slot, Tap::none())
-            .await
+        self.download_in_slot_tapped(
+            url,
+            dest,
+            temp_dir,
+            expected,
+            on_bytes,
+            slot,
+            Tap::detached(),
+        )
+        .await
     }
 
     /// [`Fetcher::download_in_slot`], handing every chunk of the body to
@@ -710,7 +718,7 @@ impl Fetcher {
             previous,
             &|_| {},
             Some(slot),
-            &mut Tap::none(),
+            &mut Tap::detached(),
         )
         .await
     }
