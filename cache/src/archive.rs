@@ -5,6 +5,15 @@
 //! Every entry's path is checked before anything is written: absolute paths and
 //! `..` components are rejected, and so are links whose target would leave the
 //! extraction directory. A rejected archive is an error, never a silent skip.
+//!
+//! An archive is extracted from its file ([`extract`]) or, while it still
+//! downloads, from the stream of its bytes ([`extract_stream`]); both unpack
+//! every tarball through the same checks ([`unpack_tar`]) within the same
+//! budget ([`ExtractLimits`] of the archive's size). A `.conda` stream is
+//! walked by its zip local headers, in the order its members come; whatever
+//! a stream cannot be followed through (a member whose size is not in its
+//! local header, a compressed member) is [`ArchiveError::NotStreamable`],
+//! and the caller extracts the file instead once it is there.
 
 use std::io::{BufReader, Read};
 use std::path::{Component, Path, PathBuf};
@@ -78,6 +87,19 @@ struct Budget {
     limits: ExtractLimits,
 }
 
+impl Budget {
+    /// The budget of an archive of `archive_size` bytes.
+    fn new(archive_size: u64, limits: ExtractLimits) -> Self {
+        Self {
+            entries_left: limits.max_entries,
+            bytes_left: archive_size
+                .saturating_mul(limits.max_ratio)
+                .saturating_add(limits.slack),
+            limits,
+        }
+    }
+}
+
 /// What can be wrong with an archive.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
@@ -128,6 +150,15 @@ pub enum ArchiveError {
         /// What is missing or wrong, naming the path.
         problem: String,
     },
+    /// The archive cannot be extracted while it streams in (its file can
+    /// be: the caller extracts that instead, once it is downloaded).
+    #[error("{} cannot be extracted while it downloads ({why})", path.display())]
+    NotStreamable {
+        /// The archive.
+        path: PathBuf,
+        /// What the stream does that cannot be followed.
+        why: String,
+    },
     /// Writing the extracted files failed.
     #[error("could not extract {} into {}", path.display(), dest.display())]
     Write {
@@ -172,13 +203,7 @@ pub fn extract_with_limits(
     let archive_size = fs_err::metadata(archive)
         .map_err(|e| unreadable(archive, e))?
         .len();
-    let mut budget = Budget {
-        entries_left: limits.max_entries,
-        bytes_left: archive_size
-            .saturating_mul(limits.max_ratio)
-            .saturating_add(limits.slack),
-        limits,
-    };
+    let mut budget = Budget::new(archive_size, limits);
     match format {
         ArchiveFormat::TarBz2 => {
             let file = open(archive)?;
@@ -204,6 +229,115 @@ pub fn extract_with_limits(
             }
             Ok(())
         }
+    }
+}
+
+/// Extracts an archive of `format` from `stream`, its bytes in order as
+/// they arrive (a download still under way), into `dest` (an empty
+/// directory), with the checks and the budget of [`extract_with_limits`]
+/// for an archive of `size` bytes (what the index says it has), and then
+/// reads `stream` to its end: it must hold exactly `size` bytes. `archive`
+/// names the archive in errors.
+///
+/// A `.conda` is walked member by member through its zip local headers, in
+/// whatever order the members come: each `*.tar.zst` is unpacked as its
+/// bytes arrive, anything else (`metadata.json`) is read past. A member
+/// whose sizes are not in its local header (a data descriptor: flag bit 3)
+/// or that is compressed (deflate and others) is
+/// [`ArchiveError::NotStreamable`]: nothing in the stream says where it
+/// ends without decompressing it, and a `.conda` never needs that.
+///
+/// On any error `dest` holds whatever was written before it: the caller
+/// removes it. Success says only that the bytes seen unpack; whether they
+/// are the archive's bytes is for the caller's checksum.
+pub fn extract_stream(
+    format: ArchiveFormat,
+    stream: impl Read,
+    size: u64,
+    archive: &Path,
+    dest: &Path,
+    limits: ExtractLimits,
+) -> Result<(), ArchiveError> {
+    let mut stream = Counted {
+        inner: stream,
+        read: 0,
+    };
+    let mut budget = Budget::new(size, limits);
+    match format {
+        ArchiveFormat::TarBz2 => {
+            let decoder = bzip2::read::MultiBzDecoder::new(&mut stream);
+            unpack_tar(archive, decoder, dest, &mut budget)?;
+        }
+        ArchiveFormat::Conda => unpack_conda_stream(archive, &mut stream, dest, &mut budget)?,
+    }
+    // The rest (a .conda's central directory, a tarball's padding).
+    std::io::copy(&mut stream, &mut std::io::sink()).map_err(|e| unreadable(archive, e))?;
+    if stream.read != size {
+        return Err(unreadable(
+            archive,
+            format!("its stream held {} bytes, not {size}", stream.read),
+        ));
+    }
+    Ok(())
+}
+
+/// The members of a `.conda` stream, in the order they come (see
+/// [`extract_stream`]).
+fn unpack_conda_stream(
+    archive: &Path,
+    stream: &mut impl Read,
+    dest: &Path,
+    budget: &mut Budget,
+) -> Result<(), ArchiveError> {
+    let not_streamable = |why: String| ArchiveError::NotStreamable {
+        path: archive.to_path_buf(),
+        why,
+    };
+    let mut saw_info = false;
+    loop {
+        let member = match zip::read::read_zipfile_from_stream(stream) {
+            Ok(Some(member)) => member,
+            // The central directory: every member has been seen.
+            Ok(None) => break,
+            // A data descriptor (sizes after the data), encryption.
+            Err(zip::result::ZipError::UnsupportedArchive(why)) => {
+                return Err(not_streamable(why.to_owned()));
+            }
+            Err(e) => return Err(unreadable(archive, e)),
+        };
+        let name = member.name().to_owned();
+        if member.compression() != zip::CompressionMethod::Stored {
+            return Err(not_streamable(format!(
+                "its member {name} is {} compressed",
+                member.compression()
+            )));
+        }
+        if name.ends_with(".tar.zst") {
+            saw_info |= name.starts_with("info-");
+            let decoder = zstd::Decoder::new(member).map_err(|e| unreadable(archive, e))?;
+            unpack_tar(archive, decoder, dest, budget)?;
+        }
+        // Dropping a member reads past what is left of it.
+    }
+    if !saw_info {
+        return Err(ArchiveError::MissingIndex {
+            path: archive.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// A reader that counts the bytes read through it.
+struct Counted<R> {
+    inner: R,
+    read: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
     }
 }
 
@@ -446,6 +580,227 @@ mod tests {
         assert_eq!(mode("info/index.json"), 0o644);
         assert_eq!(mode("bin/tool"), 0o755, "executable bits stay");
         assert_eq!(mode("bin/suid"), 0o755, "no setuid in a shared cache");
+    }
+
+    /// An extracted tree (see [`tree`]) or the error's text.
+    type Tree = Result<std::collections::BTreeMap<String, String>, String>;
+
+    /// Everything in `dir`: path → file bytes and mode, symlink target, or
+    /// directory mode.
+    fn tree(dir: &Path) -> std::collections::BTreeMap<String, String> {
+        use std::os::unix::fs::PermissionsExt;
+        let mut out = std::collections::BTreeMap::new();
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(at) = todo.pop() {
+            for entry in std::fs::read_dir(&at).unwrap() {
+                let path = entry.unwrap().path();
+                let rel = path.strip_prefix(dir).unwrap().display().to_string();
+                let meta = std::fs::symlink_metadata(&path).unwrap();
+                let mode = meta.permissions().mode() & 0o7777;
+                let what = if meta.file_type().is_symlink() {
+                    format!("link {}", std::fs::read_link(&path).unwrap().display())
+                } else if meta.is_dir() {
+                    todo.push(path.clone());
+                    format!("dir {mode:o}")
+                } else {
+                    let bytes = std::fs::read(&path).unwrap();
+                    format!("file {mode:o} {}", pkgr_test_support::sha256_hex(&bytes))
+                };
+                out.insert(rel, what);
+            }
+        }
+        out
+    }
+
+    /// Extracts `archive` from its file and from a stream of its bytes (in
+    /// small reads, as a download would deliver them); both results.
+    fn both_ways(archive: &Path, limits: ExtractLimits) -> (Tree, Tree) {
+        let dir = tempfile::tempdir().unwrap();
+        let (by_file, by_stream) = (dir.path().join("file"), dir.path().join("stream"));
+        std::fs::create_dir(&by_file).unwrap();
+        std::fs::create_dir(&by_stream).unwrap();
+        let file = extract_with_limits(archive, &by_file, limits)
+            .map(|()| tree(&by_file))
+            .map_err(|e| e.to_string());
+        let name = archive.file_name().unwrap().to_str().unwrap();
+        let format = ArchiveFormat::from_file_name(name).unwrap();
+        let size = std::fs::metadata(archive).unwrap().len();
+        let stream = std::io::BufReader::with_capacity(1000, std::fs::File::open(archive).unwrap());
+        let streamed = extract_stream(format, stream, size, archive, &by_stream, limits)
+            .map(|()| tree(&by_stream))
+            .map_err(|e| e.to_string());
+        (file, streamed)
+    }
+
+    fn sample_package() -> pkgr_test_support::Package {
+        pkgr_test_support::Package::new("sample", "1")
+            .file("lib/a.txt", "alpha")
+            .executable("bin/tool", "#!/bin/sh\necho hi\n")
+            .file("share/big.bin", vec![7u8; 300_000])
+            .symlink("lib/alias.txt", "a.txt")
+            .symlink("lib/dir-link", "../share")
+            .directory("empty/dir")
+            .raw_symlink("lib/empty-target", "")
+    }
+
+    #[test]
+    fn stream_extraction_gives_the_tree_file_extraction_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        let package = sample_package();
+        let conda = package.write(&dir.path().join("a"), pkgr_test_support::Format::Conda);
+        let bz2 = package.write(&dir.path().join("b"), pkgr_test_support::Format::TarBz2);
+        // The two member orders real .conda files come in.
+        let info_first = package.write(&dir.path().join("c"), pkgr_test_support::Format::Conda);
+        pkgr_test_support::rewrite_conda(&info_first, &["info-", "pkg-", "metadata.json"], false);
+        let info_last = package.write(&dir.path().join("d"), pkgr_test_support::Format::Conda);
+        pkgr_test_support::rewrite_conda(&info_last, &["metadata.json", "pkg-", "info-"], false);
+        for archive in [conda, bz2, info_first, info_last] {
+            let (file, stream) = both_ways(&archive, ExtractLimits::default());
+            let file = file.unwrap();
+            assert!(file.contains_key("info/index.json"), "{file:?}");
+            assert_eq!(file["lib/alias.txt"], "link a.txt");
+            assert!(file["lib/empty-target"].starts_with("file"), "{file:?}");
+            assert_eq!(stream.unwrap(), file, "{}", archive.display());
+        }
+    }
+
+    #[test]
+    fn stream_extraction_refuses_what_file_extraction_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = [
+            sample_package().raw_entry("../evil", "x"),
+            sample_package().raw_entry("/etc/evil", "x"),
+            sample_package().raw_symlink("lib/out", "../../../etc/passwd"),
+        ];
+        for (i, package) in bad.iter().enumerate() {
+            for format in [
+                pkgr_test_support::Format::Conda,
+                pkgr_test_support::Format::TarBz2,
+            ] {
+                let archive = package.write(&dir.path().join(format!("{i}")), format);
+                let (file, stream) = both_ways(&archive, ExtractLimits::default());
+                let file = file.unwrap_err();
+                assert!(file.contains("points outside the package"), "{file}");
+                assert_eq!(stream.unwrap_err(), file);
+            }
+        }
+        // A bomb: over the entry limit, and over the size budget.
+        let bomb = sample_package().file("zeros", vec![0u8; 4 << 20]);
+        for format in [
+            pkgr_test_support::Format::Conda,
+            pkgr_test_support::Format::TarBz2,
+        ] {
+            let archive = bomb.write(&dir.path().join("bomb"), format);
+            for limits in [
+                ExtractLimits {
+                    max_entries: 2,
+                    ..ExtractLimits::default()
+                },
+                ExtractLimits {
+                    slack: 0,
+                    ..ExtractLimits::default()
+                },
+            ] {
+                let (file, stream) = both_ways(&archive, limits);
+                let file = file.unwrap_err();
+                assert!(file.contains("unpacks to more than"), "{file}");
+                assert_eq!(stream.unwrap_err(), file);
+            }
+        }
+    }
+
+    #[test]
+    fn streams_that_cannot_be_followed_are_not_streamable() {
+        let dir = tempfile::tempdir().unwrap();
+        let package = sample_package();
+        let flagged = package.write(&dir.path().join("a"), pkgr_test_support::Format::Conda);
+        pkgr_test_support::set_data_descriptor_flag(&flagged);
+        let deflated = package.write(&dir.path().join("b"), pkgr_test_support::Format::Conda);
+        pkgr_test_support::rewrite_conda(&deflated, &["info-", "pkg-"], true);
+        for archive in [flagged, deflated] {
+            let (file, stream) = both_ways(&archive, ExtractLimits::default());
+            assert!(file.is_ok(), "the file extracts: {file:?}");
+            let stream = stream.unwrap_err();
+            assert!(
+                stream.contains("cannot be extracted while it downloads"),
+                "{stream}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_stream_cut_short_or_too_long_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let package = sample_package();
+        for format in [
+            pkgr_test_support::Format::Conda,
+            pkgr_test_support::Format::TarBz2,
+        ] {
+            let archive = package.write(dir.path(), format);
+            let bytes = std::fs::read(&archive).unwrap();
+            let size = bytes.len() as u64;
+            for (stream, claimed) in [
+                (&bytes[..bytes.len() - 10], size),
+                (&bytes[..], size + 1),
+                (&bytes[..bytes.len() / 2], size),
+            ] {
+                let dest = tempfile::tempdir().unwrap();
+                let format = ArchiveFormat::from_file_name(&archive.display().to_string());
+                let result = extract_stream(
+                    format.unwrap(),
+                    stream,
+                    claimed,
+                    &archive,
+                    dest.path(),
+                    ExtractLimits::default(),
+                );
+                assert!(result.is_err(), "{} bytes of {claimed}", stream.len());
+            }
+        }
+    }
+
+    /// Every real package of `$PKGR_DATASETS/packages` (both member orders
+    /// are there) that extracts from its file extracts to the same tree
+    /// from its stream.
+    #[test]
+    fn real_packages_stream_to_the_same_tree() {
+        let Some(datasets) = std::env::var_os("PKGR_DATASETS") else {
+            eprintln!("skipped: PKGR_DATASETS is not set");
+            return;
+        };
+        let mut todo = vec![Path::new(&datasets).join("packages")];
+        let (mut compared, mut info_last) = (0, 0);
+        while let Some(dir) = todo.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    todo.push(path);
+                    continue;
+                }
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                if ArchiveFormat::from_file_name(&name).is_none() || name.starts_with("repodata") {
+                    continue;
+                }
+                if name.ends_with(".conda") {
+                    let bytes = std::fs::read(&path).unwrap();
+                    let info = bytes.windows(5).position(|w| w == b"info-");
+                    let pkg = bytes.windows(4).position(|w| w == b"pkg-");
+                    if let (Some(info), Some(pkg)) = (info, pkg) {
+                        info_last += usize::from(info > pkg);
+                    }
+                }
+                let (file, stream) = both_ways(&path, ExtractLimits::default());
+                match file {
+                    Ok(file) => {
+                        assert_eq!(stream, Ok(file), "{}", path.display());
+                        compared += 1;
+                    }
+                    Err(e) => eprintln!("{}: not a good archive ({e})", path.display()),
+                }
+            }
+        }
+        eprintln!("{compared} real archives compared, {info_last} .conda with info last");
+        assert!(compared > 20 && info_last > 0, "{compared} {info_last}");
     }
 
     #[test]

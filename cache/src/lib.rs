@@ -49,6 +49,14 @@
 //!    paths.json there with its size; an archive that lacks one is refused,
 //!    naming it), write the marker last, move whatever was at `pkgs/<key>`
 //!    aside, `rename` the directory to `pkgs/<key>`. Release and go to 1.
+//!    When no verified archive is there already and the index gives the
+//!    archive's size, the extraction runs *while* it downloads
+//!    ([`streaming`]): the same checks, the same temp directory, and the
+//!    directory is renamed into place only once the download is verified
+//!    too; anything the stream cannot be followed through (the download
+//!    started over, another mirror, a zip member whose sizes are not in its
+//!    local header) throws that directory away and extracts the verified
+//!    file as above.
 //!
 //! **Self-healing.** An entry that is complete but damaged (a file deleted or
 //! truncated since it was published, an empty file after a power loss) is not
@@ -68,15 +76,38 @@
 //!
 //! **Who owns what** (no lock, permit or temp directory ends before the work
 //! done under it): the download runs in the filling task's future, which owns
-//! the exclusive lock and the permit; dropping it deletes the partial file
-//! before the lock goes. The extraction runs on a blocking thread that *owns*
+//! the permit (lent to the download: `pkgr_fetch::Slot`); dropping it deletes
+//! the partial file. The extraction runs on a blocking thread that *owns*
 //! the exclusive lock, the permit and this process's temp directory (through
 //! the session handle): whatever happens to the task that started it, the
 //! extraction finishes, or fails and removes its staging directory, under the
-//! lock and in a directory that exists. [`PackageCache::get_all`] runs every
-//! task to its end: when one package fails, the others stop claiming, waiting
-//! and downloading (an abort signal), extractions already running finish,
-//! and only then is the first error returned.
+//! lock and in a directory that exists.
+//! - Extracting a verified file: the filling task holds the lock through the
+//!   download and hands it, with the permit, to the extraction's thread.
+//! - Extracting while downloading ([`streaming`]): the extractor thread is
+//!   started before the download and owns the lock and the session from
+//!   then on; it reads the body through a bounded channel (the download
+//!   waits for it, asynchronously, when it is behind). The permit stays
+//!   with the download (which gives it back while it waits to retry, when
+//!   the thread may still unpack what has arrived) and is handed to the
+//!   thread with the verdict once the download is verified, for the rest of
+//!   the work (checks, marker, publication, or the fallback extraction from
+//!   the file). If the download fails, is aborted or its future is dropped,
+//!   the channel and the verdict close, the thread's read ends, and it
+//!   removes its staging directory and only then drops the lock. The one
+//!   thing a download writes into `pkgs/` (the rename of the verified
+//!   archive) happens inside the filling task's poll before the verdict is
+//!   sent, so never after the thread has let the lock go; a partial file
+//!   deleted a moment after the lock is released is in this process's own
+//!   temp directory under a name nobody else uses. A failed download waits
+//!   for the thread before its error is returned, so an error never leaves a
+//!   staging directory behind.
+//!
+//! [`PackageCache::get_all`] runs every task to its end: when one package
+//! fails, the others stop claiming, waiting and downloading (an abort
+//! signal: a stream extraction then ends as after a failed download),
+//! extractions already running finish, and only then is the first error
+//! returned.
 //!
 //! The shared lock is held by the returned [`CacheEntry`] until it is dropped, so
 //! linking from an entry is never disturbed: removing an entry (clean, repair)
@@ -164,6 +195,7 @@ mod maintenance;
 pub mod repodata_index;
 mod session;
 pub mod shards;
+mod streaming;
 mod validate;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -187,6 +219,7 @@ pub use maintenance::{CleanReport, CorruptEntry, VerifyReport};
 pub use repodata_index::RepodataIndex;
 pub use session::SweepReport;
 pub use shards::ShardIndex;
+pub use streaming::{streaming_counts, StreamingCounts};
 
 /// Name of the completion marker inside an extracted entry.
 pub const ENTRY_MARKER: &str = ".pkgr-entry.json";
@@ -1109,12 +1142,15 @@ impl PackageCache {
     /// is downloaded, and the entry is left as it was.
     ///
     /// The download runs in this future (dropping it, or an abort, deletes the
-    /// partial file; the lock goes only after that). The extraction runs on a
-    /// blocking thread that **owns** the exclusive lock, the permit and this
-    /// process's temp directory (through the session): if the caller stops
-    /// waiting, the extraction still finishes, or fails and cleans up, under
-    /// the lock and in a directory that exists. Nothing unlocked ever renames
-    /// into `pkgs/`.
+    /// partial file). The extraction runs on a blocking thread that **owns**
+    /// the exclusive lock, the permit and this process's temp directory
+    /// (through the session): if the caller stops waiting, the extraction
+    /// still finishes, or fails and cleans up, under the lock and in a
+    /// directory that exists. Nothing unlocked ever renames into `pkgs/`.
+    ///
+    /// A cold fill whose size the index gives extracts while it downloads:
+    /// the extractor thread ([`streaming::Extraction`]) is started first and
+    /// owns the lock from then on (see "Who owns what" in the crate docs).
     async fn fill(
         &self,
         key: &str,
@@ -1169,45 +1205,72 @@ impl PackageCache {
                 .await
                 .map_err(join_error)?
         };
+        let session = self.session(format!("fetch {display} into it"))?.clone();
         // The permit is lent to the download, which gives it back while it
         // waits to retry; we get it back for the extraction.
         let mut slot = pkgr_fetch::Slot::new(self.jobs.clone(), permit);
-        let (archive_file, bytes) = match existing {
-            Some(file) => (file, 0),
+        let (archive_file, bytes, extraction) = match existing {
+            Some(file) => (file, 0, Extracting::FromFile(exclusive)),
             None if self.repodata_policy.offline && record.url.scheme() != "file" => {
                 return Err(CacheError::Offline { what: display });
             }
             None => {
                 reporter.download_started(&display, expected.size);
                 let progress = |n: u64| reporter.download_progress(&display, n);
+                // Extracted while it downloads when the index gives its
+                // size (the extraction's budget) and its name a format;
+                // the extractor thread owns the lock from now on.
+                let format = ArchiveFormat::from_file_name(&display);
+                let (extraction, tap) = match (format, expected.size) {
+                    (Some(format), Some(size)) => {
+                        let job = streaming::Job {
+                            format,
+                            size,
+                            archive: archive.clone(),
+                            dest: dest.clone(),
+                            display: display.clone(),
+                        };
+                        let (extraction, tap) =
+                            streaming::Extraction::start(exclusive, session.clone(), job);
+                        (Extracting::Streaming(extraction), Some(tap))
+                    }
+                    _ => (Extracting::FromFile(exclusive), None),
+                };
+                // The tap lives in this future: when the download ends
+                // (or is dropped), the extractor sees the end of the body.
                 let downloaded = abort
                     .unless_set(async {
-                        self.fetcher
-                            .download_in_slot(
+                        let result = self
+                            .fetcher
+                            .download_in_slot_tapped(
                                 &record.url,
                                 &archive,
                                 &tmp,
                                 &expected,
                                 &progress,
                                 &mut slot,
+                                tap.unwrap_or_else(pkgr_fetch::Tap::detached),
                             )
-                            .await
-                            .map_err(|source| CacheError::Fetch {
-                                package: display.clone(),
-                                source,
-                            })
+                            .await;
+                        result.map_err(|source| CacheError::Fetch {
+                            package: display.clone(),
+                            source,
+                        })
                     })
                     .await;
                 let downloaded = match downloaded {
                     Ok(downloaded) => downloaded,
                     Err(e) => {
                         reporter.download_failed(&display);
+                        // Nothing is published; the extractor removes its
+                        // staging directory before the lock goes.
+                        extraction.abandon().await;
                         return Err(e);
                     }
                 };
                 reporter.download_finished(&display, downloaded.size);
                 let size = downloaded.size;
-                (downloaded, size)
+                (downloaded, size, extraction)
             }
         };
 
@@ -1219,27 +1282,33 @@ impl PackageCache {
             file_name: display.clone(),
             links_as_files: BTreeMap::new(),
         };
-        let session = self.session(format!("fetch {display} into it"))?.clone();
-        let display2 = display.clone();
         let Some(permit) = slot.into_permit() else {
+            extraction.abandon().await;
             return Err(CacheError::Io {
                 context: String::from("the jobs semaphore was closed"),
                 source: std::io::Error::other("no permit after a retry"),
             });
         };
-        tokio::task::spawn_blocking(move || {
-            let result = extract_entry(&archive, session.dir(), &dest, marker, &display2);
-            // Released in this order, only once the work above is over.
-            drop(exclusive);
-            drop(permit);
-            drop(session);
-            result
-        })
-        .await
-        .map_err(join_error)??;
+        match extraction {
+            Extracting::Streaming(extraction) => extraction.publish(marker, permit).await?,
+            Extracting::FromFile(exclusive) => {
+                let display = display.clone();
+                tokio::task::spawn_blocking(move || {
+                    let result = extract_entry(&archive, session.dir(), &dest, marker, &display);
+                    // Released in this order, only once the work above is over.
+                    drop(exclusive);
+                    drop(permit);
+                    drop(session);
+                    result
+                })
+                .await
+                .map_err(join_error)??;
+            }
+        }
         reporter.extracted(&display);
         Ok(bytes)
     }
+
     /// Returns the path of an up-to-date copy of `<subdir_url>/repodata.json`.
     ///
     /// `file://` channels are read in place. For http(s) the copy in
@@ -1997,6 +2066,29 @@ pub fn expected_of(record: &RepoDataRecord) -> Expected {
     }
 }
 
+/// Who extracts a fill's archive, and so owns the entry's exclusive lock
+/// meanwhile.
+enum Extracting {
+    /// A blocking task started once the archive is verified in place; the
+    /// lock is held by the filling task until then.
+    FromFile(FileLock),
+    /// The extractor thread that reads the download as it arrives (and owns
+    /// the lock from its start: [`streaming`]).
+    Streaming(streaming::Extraction),
+}
+
+impl Extracting {
+    /// The download failed: nothing is to be extracted. A streaming
+    /// extractor removes its staging directory and releases the lock before
+    /// this returns.
+    async fn abandon(self) {
+        match self {
+            Self::FromFile(lock) => drop(lock),
+            Self::Streaming(extraction) => extraction.abandon().await,
+        }
+    }
+}
+
 /// Hashes `path` if it exists; returns its digests if they match `expected`.
 fn verify_file(path: &Path, expected: &Expected) -> Option<pkgr_fetch::Downloaded> {
     let digests = pkgr_fs::hash_file(path)
@@ -2019,7 +2111,7 @@ fn extract_entry(
     archive: &Path,
     tmp: &Path,
     dest: &Path,
-    mut marker: EntryMarker,
+    marker: EntryMarker,
     display: &str,
 ) -> Result<(), CacheError> {
     let archive_error = |source| CacheError::Archive {
@@ -2034,6 +2126,27 @@ fn extract_entry(
             source,
         })?;
     archive::extract(archive, staging.path()).map_err(archive_error)?;
+    publish_staging(staging, archive, dest, marker, display)
+}
+
+/// The tail of every fill, after `archive` was extracted into `staging`
+/// (from its file, or while it downloaded: [`streaming`]): checks that
+/// `info/index.json` is there and that the entry is complete against its
+/// own paths.json, writes the marker last (fsynced) and renames the
+/// directory to `dest`, setting aside whatever is there. On an error the
+/// staging directory is removed. The caller holds the entry's exclusive
+/// lock.
+fn publish_staging(
+    staging: tempfile::TempDir,
+    archive: &Path,
+    dest: &Path,
+    mut marker: EntryMarker,
+    display: &str,
+) -> Result<(), CacheError> {
+    let archive_error = |source| CacheError::Archive {
+        package: display.to_owned(),
+        source,
+    };
     if !staging.path().join("info").join("index.json").is_file() {
         return Err(archive_error(ArchiveError::MissingIndex {
             path: archive.to_path_buf(),

@@ -10,6 +10,12 @@
 //! One [`Fetcher`] (and so one HTTP connection pool) is meant to be shared by a
 //! whole process.
 //!
+//! A caller that wants to work on a body while it arrives (the cache extracts
+//! archives as they download) taps the download
+//! ([`Fetcher::download_in_slot_tapped`], [`Tap`]): it sees every chunk with
+//! its offset, in file order, through a bounded channel; the download is
+//! verified and renamed into place exactly as without a tap.
+//!
 //! It depends on no pkgr crate but the two leaf helpers: `pkgr-redact` (how a
 //! URL with credentials is shown) and `pkgr-fs` (file digests); it must not
 //! depend on the cache, the solver, the linker or anything conda-specific.
@@ -285,6 +291,86 @@ impl Slot {
     }
 }
 
+/// A chunk of a download's body as it arrived, and where in the file it
+/// starts ([`Fetcher::download_in_slot_tapped`]).
+#[derive(Debug, Clone)]
+pub struct TapChunk {
+    /// The byte offset of `bytes` in the file.
+    pub offset: u64,
+    /// The bytes (the very ones written to the temp file).
+    pub bytes: bytes::Bytes,
+}
+
+/// The sending half of a tap: lets a caller see a download's body in file
+/// order while it arrives, without this crate knowing what the bytes are
+/// (see [`Fetcher::download_in_slot_tapped`]). Made by [`Tap::channel`].
+///
+/// The channel is bounded: when the receiver is slower than the network,
+/// the download waits for it (an async send, never a blocking one), so at
+/// most `capacity` chunks are held in memory; that wait does not count
+/// against the read timeout (which runs only while the body is polled).
+/// When the receiver is dropped, the tap detaches and the download goes on
+/// at full speed without it.
+#[derive(Debug)]
+pub struct Tap {
+    sender: Option<tokio::sync::mpsc::Sender<TapChunk>>,
+}
+
+/// The receiving half of a [`Tap`]: the chunks, then `None` once the
+/// download has ended (whether it succeeded is what the download returns).
+#[derive(Debug)]
+pub struct TapReceiver {
+    receiver: tokio::sync::mpsc::Receiver<TapChunk>,
+}
+
+impl Tap {
+    /// A tap and its receiver, holding at most `capacity` chunks (at least 1)
+    /// that the receiver has not taken yet.
+    pub fn channel(capacity: usize) -> (Self, TapReceiver) {
+        let (sender, receiver) = tokio::sync::mpsc::channel(capacity.max(1));
+        (
+            Self {
+                sender: Some(sender),
+            },
+            TapReceiver { receiver },
+        )
+    }
+
+    /// A tap nobody listens to (what the untapped downloads use).
+    pub fn detached() -> Self {
+        Self { sender: None }
+    }
+
+    /// Whether a receiver still listens.
+    fn is_attached(&self) -> bool {
+        self.sender.as_ref().is_some_and(|s| !s.is_closed())
+    }
+
+    /// Hands `bytes` (at `offset` in the file) to the receiver, waiting while
+    /// its channel is full; a receiver that is gone detaches the tap.
+    async fn send(&mut self, offset: u64, bytes: bytes::Bytes) {
+        if let Some(sender) = &self.sender {
+            if sender.send(TapChunk { offset, bytes }).await.is_err() {
+                self.sender = None;
+            }
+        }
+    }
+}
+
+impl TapReceiver {
+    /// The next chunk, blocking the thread until it comes (`None`: the
+    /// download ended). For a blocking thread (`spawn_blocking`) only: it
+    /// panics in async code, whose threads must never block.
+    pub fn blocking_recv(&mut self) -> Option<TapChunk> {
+        self.receiver.blocking_recv()
+    }
+
+    /// The next chunk (`None`: the download ended).
+    pub async fn recv(&mut self) -> Option<TapChunk> {
+        self.receiver.recv().await
+    }
+}
+
 /// Called when a mirror failed and the next is tried.
 pub type MirrorObserver = Arc<dyn Fn(&str, &FetchError) + Send + Sync>;
 
@@ -513,7 +599,16 @@ impl Fetcher {
         on_bytes: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<Downloaded, FetchError> {
         let done = self
-            .download_inner(url, dest, temp_dir, expected, None, on_bytes, None)
+            .download_inner(
+                url,
+                dest,
+                temp_dir,
+                expected,
+                None,
+                on_bytes,
+                None,
+                &mut Tap::detached(),
+            )
             .await?;
         unconditional(url, done)
     }
@@ -536,6 +631,7 @@ impl Fetcher {
             previous,
             &|_| {},
             None,
+            &mut Tap::detached(),
         )
         .await
     }
@@ -551,8 +647,55 @@ impl Fetcher {
         on_bytes: &(dyn Fn(u64) + Send + Sync),
         slot: &mut Slot,
     ) -> Result<Downloaded, FetchError> {
+        self.download_in_slot_tapped(
+            url,
+            dest,
+            temp_dir,
+            expected,
+            on_bytes,
+            slot,
+            Tap::detached(),
+        )
+        .await
+    }
+
+    /// [`Fetcher::download_in_slot`], handing every chunk of the body to
+    /// `tap` as it arrives (after it is written to the temp file, and
+    /// before `on_bytes` hears of it), for a caller that wants to work on
+    /// the bytes while they come. The download itself is unchanged: it is
+    /// verified and renamed into place as always, and only its result says
+    /// whether the bytes the tap saw are the file's.
+    ///
+    /// What the tap sees, in order: the chunks of each attempt, each with
+    /// its offset in the file. A retry that resumes with `Range` continues
+    /// at the offset where the last chunk ended; anything that starts the
+    /// file over (a `200` to a `Range` request, a retry that cannot resume,
+    /// the next mirror) starts again at offset 0, so a receiver that checks
+    /// each offset against the bytes it has seen notices the discontinuity.
+    /// `file://` URLs are tapped too (one attempt, from 0). The tap is
+    /// dropped (its receiver then gets `None`) when this returns.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn download_in_slot_tapped(
+        &self,
+        url: &Url,
+        dest: &Path,
+        temp_dir: &Path,
+        expected: &Expected,
+        on_bytes: &(dyn Fn(u64) + Send + Sync),
+        slot: &mut Slot,
+        mut tap: Tap,
+    ) -> Result<Downloaded, FetchError> {
         let done = self
-            .download_inner(url, dest, temp_dir, expected, None, on_bytes, Some(slot))
+            .download_inner(
+                url,
+                dest,
+                temp_dir,
+                expected,
+                None,
+                on_bytes,
+                Some(slot),
+                &mut tap,
+            )
             .await?;
         unconditional(url, done)
     }
@@ -575,6 +718,7 @@ impl Fetcher {
             previous,
             &|_| {},
             Some(slot),
+            &mut Tap::detached(),
         )
         .await
     }
@@ -592,11 +736,12 @@ impl Fetcher {
         previous: Option<&HttpCacheInfo>,
         on_bytes: &(dyn Fn(u64) + Send + Sync),
         mut slot: Option<&mut Slot>,
+        tap: &mut Tap,
     ) -> Result<Conditional, FetchError> {
         let candidates = self.mirrors_of(url);
         let Some((last, earlier)) = candidates.split_last() else {
             return self
-                .download_one(url, dest, temp_dir, expected, previous, on_bytes, slot)
+                .download_one(url, dest, temp_dir, expected, previous, on_bytes, slot, tap)
                 .await;
         };
         let mut failed: Vec<String> = Vec::new();
@@ -610,6 +755,7 @@ impl Fetcher {
                     previous,
                     on_bytes,
                     slot.as_deref_mut(),
+                    tap,
                 )
                 .await
             {
@@ -624,19 +770,21 @@ impl Fetcher {
                 Err(error) => return Err(error),
             }
         }
-        self.download_one(last, dest, temp_dir, expected, previous, on_bytes, slot)
-            .await
-            .map_err(|error| {
-                if failed.is_empty() {
-                    error
-                } else {
-                    FetchError::AllMirrorsFailed {
-                        url: redact_url(url),
-                        tried: failed,
-                        last: Box::new(error),
-                    }
+        self.download_one(
+            last, dest, temp_dir, expected, previous, on_bytes, slot, tap,
+        )
+        .await
+        .map_err(|error| {
+            if failed.is_empty() {
+                error
+            } else {
+                FetchError::AllMirrorsFailed {
+                    url: redact_url(url),
+                    tried: failed,
+                    last: Box::new(error),
                 }
-            })
+            }
+        })
     }
 
     /// The URLs to try for `url`: each mirror of the longest mirrored prefix
@@ -669,6 +817,7 @@ impl Fetcher {
         previous: Option<&HttpCacheInfo>,
         on_bytes: &(dyn Fn(u64) + Send + Sync),
         mut slot: Option<&mut Slot>,
+        tap: &mut Tap,
     ) -> Result<Conditional, FetchError> {
         let started = Instant::now();
         let mut retry = 0;
@@ -686,6 +835,7 @@ impl Fetcher {
                         checksum_known,
                         on_bytes,
                         &mut partial,
+                        tap,
                     )
                     .await
                     .and_then(|done| match done {
@@ -694,7 +844,7 @@ impl Fetcher {
                             .finish(dest, expected)
                             .map(|d| Conditional::Downloaded(d, info)),
                     }),
-                "file" => copy_local(url, dest, temp_dir, expected, on_bytes)
+                "file" => copy_local(url, dest, temp_dir, expected, on_bytes, tap)
                     .await
                     .map(|d| Conditional::Downloaded(d, HttpCacheInfo::default())),
                 scheme => {
@@ -756,6 +906,7 @@ impl Fetcher {
     /// hashing temp file, a `200` (the server ignores ranges, or the file
     /// changed) starts it over. A transfer that breaks off leaves what it
     /// received in `partial` for the next attempt.
+    #[allow(clippy::too_many_arguments)]
     async fn http_once(
         &self,
         url: &Url,
@@ -764,6 +915,7 @@ impl Fetcher {
         checksum_known: bool,
         on_bytes: &(dyn Fn(u64) + Send + Sync),
         partial: &mut Option<Partial>,
+        tap: &mut Tap,
     ) -> Result<HttpOutcome, FetchError> {
         let redacted = redact_url(url);
         // reqwest's messages quote the URL, credentials and all: drop it,
@@ -893,8 +1045,11 @@ impl Fetcher {
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(transport)?;
+            let offset = current.sink.size;
             current.sink.write(&chunk)?;
-            on_bytes(chunk.len() as u64);
+            let len = chunk.len() as u64;
+            tap.send(offset, chunk).await;
+            on_bytes(len);
         }
         let Some(done) = partial.take() else {
             return Err(FetchError::Transport {
@@ -947,6 +1102,7 @@ async fn copy_local(
     temp_dir: &Path,
     expected: &Expected,
     on_bytes: &(dyn Fn(u64) + Send + Sync),
+    tap: &mut Tap,
 ) -> Result<Downloaded, FetchError> {
     use tokio::io::AsyncReadExt;
     let redacted = redact_url(url);
@@ -975,7 +1131,12 @@ async fn copy_local(
         if n == 0 {
             break;
         }
+        let offset = sink.size;
         sink.write(&buf[..n])?;
+        if tap.is_attached() {
+            tap.send(offset, bytes::Bytes::copy_from_slice(&buf[..n]))
+                .await;
+        }
         on_bytes(n as u64);
     }
     sink.finish(dest, expected)
@@ -1159,6 +1320,171 @@ mod tests {
         );
         assert!(!dest.exists());
         assert_eq!(fs_err::read_dir(&tmp).unwrap().count(), 0);
+    }
+
+    /// A server on 127.0.0.1 for `body`: the first answer is a `200` with
+    /// the full length and an ETag that breaks off after half the body;
+    /// later ones honour `Range` if `ranges`, else send the whole body.
+    fn flaky_server(body: Vec<u8>, ranges: bool) -> (Url, std::thread::JoinHandle<()>) {
+        use std::io::{BufRead, BufReader};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = Url::parse(&format!("http://{}/f.bin", listener.local_addr().unwrap())).unwrap();
+        let handle = std::thread::spawn(move || {
+            for (i, stream) in listener.incoming().take(2).enumerate() {
+                let mut stream = stream.unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut from = None;
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    if line.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(range) = line.strip_prefix("range: bytes=") {
+                        from = range.trim().trim_end_matches('-').parse::<usize>().ok();
+                    }
+                }
+                let head = |status: &str, len: usize, extra: &str| {
+                    format!("HTTP/1.1 {status}\r\nContent-Length: {len}\r\nETag: \"v1\"\r\n{extra}Connection: close\r\n\r\n")
+                };
+                match (i, from.filter(|_| ranges)) {
+                    (0, _) => {
+                        let half = body.len() / 2;
+                        stream
+                            .write_all(head("200 OK", body.len(), "").as_bytes())
+                            .unwrap();
+                        stream.write_all(&body[..half]).unwrap();
+                    }
+                    (_, Some(from)) => {
+                        let range = format!(
+                            "Content-Range: bytes {from}-{}/{}\r\n",
+                            body.len() - 1,
+                            body.len()
+                        );
+                        stream
+                            .write_all(
+                                head("206 Partial Content", body.len() - from, &range).as_bytes(),
+                            )
+                            .unwrap();
+                        stream.write_all(&body[from..]).unwrap();
+                    }
+                    (_, None) => {
+                        stream
+                            .write_all(head("200 OK", body.len(), "").as_bytes())
+                            .unwrap();
+                        stream.write_all(&body).unwrap();
+                    }
+                }
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+            }
+        });
+        (url, handle)
+    }
+
+    /// Downloads `url` tapped, collecting what the tap saw: each chunk's
+    /// offset and the bytes.
+    async fn tapped(url: &Url, expected: &Expected, dir: &Path) -> (Vec<(u64, usize)>, Vec<u8>) {
+        let settings = NetworkSettings {
+            backoff_factor: 0.01,
+            ..NetworkSettings::default()
+        };
+        let fetcher = Fetcher::with_settings(settings).unwrap();
+        let semaphore = Arc::new(tokio::sync::Semaphore::new(1));
+        let mut slot = Slot::acquire(semaphore).await.unwrap();
+        let (tap, mut chunks) = Tap::channel(2);
+        let collect = async {
+            let mut seen = Vec::new();
+            let mut bytes = Vec::new();
+            while let Some(chunk) = chunks.recv().await {
+                seen.push((chunk.offset, chunk.bytes.len()));
+                if chunk.offset == 0 {
+                    bytes.clear();
+                }
+                bytes.extend_from_slice(&chunk.bytes);
+            }
+            (seen, bytes)
+        };
+        let dest = dir.join("dest.bin");
+        let download =
+            fetcher.download_in_slot_tapped(url, &dest, dir, expected, &|_| {}, &mut slot, tap);
+        let (done, seen) = tokio::join!(download, collect);
+        done.unwrap();
+        seen
+    }
+
+    fn body() -> Vec<u8> {
+        (0..200_000u32).map(|i| (i % 251) as u8).collect()
+    }
+
+    #[tokio::test]
+    async fn a_tap_sees_a_resumed_download_continue() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = body();
+        let (url, server) = flaky_server(body.clone(), true);
+        let expected = Expected {
+            size: Some(body.len() as u64),
+            sha256: Some(sha(&body)),
+            md5: None,
+        };
+        let (seen, bytes) = tapped(&url, &expected, dir.path()).await;
+        server.join().unwrap();
+        let mut next = 0;
+        for (offset, len) in &seen {
+            assert_eq!(*offset, next, "in order, no gap, no restart: {seen:?}");
+            next += *len as u64;
+        }
+        assert_eq!(bytes, body);
+    }
+
+    #[tokio::test]
+    async fn a_tap_sees_a_download_that_starts_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = body();
+        let (url, server) = flaky_server(body.clone(), false);
+        let expected = Expected {
+            size: Some(body.len() as u64),
+            sha256: Some(sha(&body)),
+            md5: None,
+        };
+        let (seen, bytes) = tapped(&url, &expected, dir.path()).await;
+        server.join().unwrap();
+        let restarts = seen
+            .iter()
+            .skip(1)
+            .filter(|(offset, _)| *offset == 0)
+            .count();
+        assert_eq!(restarts, 1, "the restart is visible: {seen:?}");
+        assert_eq!(bytes, body, "and after it, the whole file");
+    }
+
+    #[tokio::test]
+    async fn a_tap_sees_a_local_file_and_a_dropped_receiver_detaches() {
+        let dir = tempfile::tempdir().unwrap();
+        let body: Vec<u8> = (0..1_000_000u32).map(|i| (i % 7) as u8).collect();
+        let src = dir.path().join("src.bin");
+        fs_err::write(&src, &body).unwrap();
+        let url = Url::from_file_path(&src).unwrap();
+        let expected = Expected {
+            size: Some(body.len() as u64),
+            sha256: Some(sha(&body)),
+            md5: None,
+        };
+        let (seen, bytes) = tapped(&url, &expected, dir.path()).await;
+        assert!(seen.len() > 1 && seen[0].0 == 0, "{seen:?}");
+        assert_eq!(bytes, body);
+        // A receiver that goes away does not stop (or hang) the download.
+        let fetcher = Fetcher::new().unwrap();
+        let mut slot = Slot::acquire(Arc::new(tokio::sync::Semaphore::new(1)))
+            .await
+            .unwrap();
+        let (tap, chunks) = Tap::channel(1);
+        drop(chunks);
+        let dest = dir.path().join("again.bin");
+        let done = fetcher
+            .download_in_slot_tapped(&url, &dest, dir.path(), &expected, &|_| {}, &mut slot, tap)
+            .await
+            .unwrap();
+        assert_eq!(done.size, body.len() as u64);
     }
 
     #[tokio::test]

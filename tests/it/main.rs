@@ -23,3 +23,4 @@ mod real_solves;
 mod repodata;
 mod sharing;
 mod solving;
+mod streaming;

@@ -740,6 +740,10 @@ pub enum Fault {
     /// close: a transfer cut short that the client cannot tell from a
     /// complete one by its length. Every request.
     CutShortNoLength,
+    /// `200` with the full headers and the first half of the body at once,
+    /// then a sleep of this long, then the rest: a download kept mid-body
+    /// (a client that streams has seen the first half). Every request.
+    StallMidBody(Duration),
 }
 
 /// What [`ChannelServer::require_auth`] asks every request for.
@@ -1214,6 +1218,13 @@ fn handle_connection(
             served(body.len());
             send(&mut stream, &[], &body)
         }
+        Fault::StallMidBody(stall) => {
+            let half = body.len() / 2;
+            send(&mut stream, &full, &body[..half])?;
+            std::thread::sleep(stall);
+            served(body.len());
+            send(&mut stream, &[], &body[half..])
+        }
         Fault::CutShortNoLength => {
             served(body.len() / 2);
             send(&mut stream, &head(200, &caching), &body[..body.len() / 2])?;
@@ -1629,6 +1640,63 @@ pub enum ArchiveEntry {
     Symlink(String),
     /// A directory.
     Directory,
+}
+
+/// Rewrites the `.conda` at `archive` in place with its members in the
+/// order of `order` (prefixes of member names: `["info-", "pkg-",
+/// "metadata.json"]`; members no prefix matches go last), every member
+/// `Stored`, or `Deflated` when `deflated` (as no conda tool writes them,
+/// but a zip may be).
+pub fn rewrite_conda(archive: &Path, order: &[&str], deflated: bool) {
+    use std::io::Read;
+    let bytes = fs_err::read(archive).unwrap();
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    let mut members = Vec::new();
+    for i in 0..zip.len() {
+        let mut member = zip.by_index(i).unwrap();
+        let mut data = Vec::new();
+        member.read_to_end(&mut data).unwrap();
+        members.push((member.name().to_owned(), data));
+    }
+    let rank = |name: &str| {
+        order
+            .iter()
+            .position(|p| name.starts_with(p))
+            .unwrap_or(order.len())
+    };
+    members.sort_by_key(|(name, _)| rank(name));
+    let method = if deflated {
+        zip::CompressionMethod::Deflated
+    } else {
+        zip::CompressionMethod::Stored
+    };
+    let options = zip::write::SimpleFileOptions::default().compression_method(method);
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, data) in members {
+        out.start_file(name, options).unwrap();
+        out.write_all(&data).unwrap();
+    }
+    fs_err::write(archive, out.finish().unwrap().into_inner()).unwrap();
+}
+
+/// Sets general-purpose flag bit 3 ("sizes in a data descriptor") in every
+/// local header of the zip at `archive`, leaving the sizes there and the
+/// central directory as they are: a reader that follows the local headers
+/// (a stream) cannot tell where a member ends; one that reads the central
+/// directory reads the archive as before.
+pub fn set_data_descriptor_flag(archive: &Path) {
+    let mut bytes = fs_err::read(archive).unwrap();
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.clone())).unwrap();
+    let starts: Vec<u64> = (0..zip.len())
+        .map(|i| zip.by_index_raw(i).unwrap().header_start())
+        .collect();
+    drop(zip);
+    for start in starts {
+        let at = usize::try_from(start).unwrap() + 6;
+        assert_eq!(&bytes[at - 6..at - 2], b"PK\x03\x04", "a local header");
+        bytes[at] |= 1 << 3;
+    }
+    fs_err::write(archive, bytes).unwrap();
 }
 
 /// Reads every entry of a `.conda` or `.tar.bz2` archive into memory (for
