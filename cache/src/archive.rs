@@ -249,7 +249,10 @@ pub fn extract_with_limits(
 ///
 /// On any error `dest` holds whatever was written before it: the caller
 /// removes it. Success says only that the bytes seen unpack; whether they
-/// are the archive's bytes is for the caller's checksum.
+/// are the archive's bytes is for the caller's checksum, and whether a
+/// `.conda`'s members are the ones its central directory lists (what
+/// extracting the file reads, and conda too) is for
+/// [`StreamedMembers::match_central_directory`] once the file is there.
 pub fn extract_stream(
     format: ArchiveFormat,
     stream: impl Read,
@@ -257,18 +260,21 @@ pub fn extract_stream(
     archive: &Path,
     dest: &Path,
     limits: ExtractLimits,
-) -> Result<(), ArchiveError> {
+) -> Result<StreamedMembers, ArchiveError> {
     let mut stream = Counted {
         inner: stream,
         read: 0,
     };
     let mut budget = Budget::new(size, limits);
+    let mut members = StreamedMembers::default();
     match format {
         ArchiveFormat::TarBz2 => {
             let decoder = bzip2::read::MultiBzDecoder::new(&mut stream);
             unpack_tar(archive, decoder, dest, &mut budget)?;
         }
-        ArchiveFormat::Conda => unpack_conda_stream(archive, &mut stream, dest, &mut budget)?,
+        ArchiveFormat::Conda => {
+            members = unpack_conda_stream(archive, &mut stream, dest, &mut budget)?;
+        }
     }
     // The rest (a .conda's central directory, a tarball's padding).
     std::io::copy(&mut stream, &mut std::io::sink()).map_err(|e| unreadable(archive, e))?;
@@ -278,23 +284,65 @@ pub fn extract_stream(
             format!("its stream held {} bytes, not {size}", stream.read),
         ));
     }
-    Ok(())
+    Ok(members)
+}
+
+/// The zip members a `.conda` stream held, as its local headers gave them
+/// (none for a `.tar.bz2`): name, where the header starts, compressed size.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct StreamedMembers(Vec<(String, u64, u64)>);
+
+impl StreamedMembers {
+    /// Checks that the central directory of the zip at `archive` (the file
+    /// the stream was written to) lists exactly these members, at the same
+    /// places and with the same sizes: a zip whose local headers say
+    /// otherwise than its directory (a member the directory leaves out, or
+    /// names differently) would give one tree streamed and another
+    /// extracted from the file. Nothing to check for a `.tar.bz2`.
+    pub fn match_central_directory(&self, archive: &Path) -> Result<(), String> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let zip = open_zip(archive).map_err(|e| e.to_string())?;
+        let mut listed = Vec::with_capacity(zip.len());
+        let mut zip = zip;
+        for index in 0..zip.len() {
+            let member = zip.by_index_raw(index).map_err(|e| e.to_string())?;
+            listed.push((
+                member.name().to_owned(),
+                member.header_start(),
+                member.compressed_size(),
+            ));
+        }
+        let mut streamed = self.0.clone();
+        streamed.sort();
+        listed.sort();
+        if streamed == listed {
+            Ok(())
+        } else {
+            Err(format!(
+                "its zip local headers ({streamed:?}) are not what its central directory lists ({listed:?})"
+            ))
+        }
+    }
 }
 
 /// The members of a `.conda` stream, in the order they come (see
 /// [`extract_stream`]).
-fn unpack_conda_stream(
+fn unpack_conda_stream<R: Read>(
     archive: &Path,
-    stream: &mut impl Read,
+    stream: &mut Counted<R>,
     dest: &Path,
     budget: &mut Budget,
-) -> Result<(), ArchiveError> {
+) -> Result<StreamedMembers, ArchiveError> {
     let not_streamable = |why: String| ArchiveError::NotStreamable {
         path: archive.to_path_buf(),
         why,
     };
     let mut saw_info = false;
+    let mut members = StreamedMembers::default();
     loop {
+        let header_start = stream.read;
         let member = match zip::read::read_zipfile_from_stream(stream) {
             Ok(Some(member)) => member,
             // The central directory: every member has been seen.
@@ -306,6 +354,9 @@ fn unpack_conda_stream(
             Err(e) => return Err(unreadable(archive, e)),
         };
         let name = member.name().to_owned();
+        members
+            .0
+            .push((name.clone(), header_start, member.compressed_size()));
         if member.compression() != zip::CompressionMethod::Stored {
             return Err(not_streamable(format!(
                 "its member {name} is {} compressed",
@@ -324,7 +375,7 @@ fn unpack_conda_stream(
             path: archive.to_path_buf(),
         });
     }
-    Ok(())
+    Ok(members)
 }
 
 /// A reader that counts the bytes read through it.
@@ -627,9 +678,49 @@ mod tests {
         let size = std::fs::metadata(archive).unwrap().len();
         let stream = std::io::BufReader::with_capacity(1000, std::fs::File::open(archive).unwrap());
         let streamed = extract_stream(format, stream, size, archive, &by_stream, limits)
-            .map(|()| tree(&by_stream))
+            .map(|members| {
+                // What the stream walked is what the directory lists.
+                members.match_central_directory(archive).unwrap();
+                tree(&by_stream)
+            })
             .map_err(|e| e.to_string());
         (file, streamed)
+    }
+
+    #[test]
+    fn local_headers_that_are_not_the_central_directory_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = sample_package().write(dir.path(), pkgr_test_support::Format::Conda);
+        let size = std::fs::metadata(&archive).unwrap().len();
+        let stream = || std::io::BufReader::new(std::fs::File::open(&archive).unwrap());
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let members = extract_stream(
+            ArchiveFormat::Conda,
+            stream(),
+            size,
+            &archive,
+            &out,
+            ExtractLimits::default(),
+        )
+        .unwrap();
+        members.match_central_directory(&archive).unwrap();
+        // The directory names the payload otherwise than its local header
+        // (same length, so the zip stays readable both ways).
+        let mut bytes = std::fs::read(&archive).unwrap();
+        let name = b"pkg-sample";
+        let last = bytes.windows(name.len()).rposition(|w| w == name).unwrap();
+        bytes[last..last + 3].copy_from_slice(b"PKG");
+        std::fs::write(&archive, &bytes).unwrap();
+        let err = members.match_central_directory(&archive).unwrap_err();
+        assert!(
+            err.contains("not what its central directory lists"),
+            "{err}"
+        );
+        // A .tar.bz2 has nothing to match.
+        assert!(StreamedMembers::default()
+            .match_central_directory(Path::new("/nonexistent.tar.bz2"))
+            .is_ok());
     }
 
     fn sample_package() -> pkgr_test_support::Package {

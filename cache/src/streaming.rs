@@ -14,7 +14,10 @@
 //! Anything else falls back, never to a wrong result: a discontinuity (the
 //! download started over from byte 0 after a retry, or moved to another
 //! mirror), a stream the extractor cannot follow
-//! ([`archive::ArchiveError::NotStreamable`]), or any error of the attempt
+//! ([`archive::ArchiveError::NotStreamable`]), a `.conda` whose zip local
+//! headers are not what its central directory lists (checked against the
+//! verified file: the directory is what extracting the file, and conda,
+//! read), or any error of the attempt
 //! removes the staging directory; once the download is verified, the entry
 //! is extracted from the file exactly as without streaming
 //! ([`crate::extract_entry`]), so a bad archive is reported by that
@@ -31,7 +34,7 @@ use pkgr_fetch::{Tap, TapReceiver};
 use pkgr_fs::lock::FileLock;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
-use crate::archive::{self, ArchiveFormat, ExtractLimits};
+use crate::archive::{self, ArchiveFormat, ExtractLimits, StreamedMembers};
 use crate::session::Session;
 use crate::{extract_entry, join_error, publish_staging, CacheError, EntryMarker};
 
@@ -152,7 +155,10 @@ fn run(
         drop(lock);
         return Err(CacheError::Cancelled);
     };
-    let attempt = streamed.and_then(|staging| {
+    // The verified file is in place now: the stream's members must be the
+    // ones its central directory lists (what extracting the file reads).
+    let attempt = streamed.and_then(|(staging, members)| {
+        members.match_central_directory(&job.archive)?;
         publish_staging(
             staging,
             &job.archive,
@@ -182,16 +188,17 @@ fn run(
 
 /// Unpacks the stream of `job`'s archive into a new staging directory in
 /// `tmp`; on any error the directory is removed (and the reason given).
+/// Returns it with the zip members the stream held.
 fn extract_streamed(
     job: &Job,
     tmp: &Path,
     chunks: TapReceiver,
-) -> Result<tempfile::TempDir, String> {
+) -> Result<(tempfile::TempDir, StreamedMembers), String> {
     let staging = tempfile::Builder::new()
         .prefix("x-")
         .tempdir_in(tmp)
         .map_err(|e| format!("no staging directory in {}: {e}", tmp.display()))?;
-    archive::extract_stream(
+    let members = archive::extract_stream(
         job.format,
         TapReader::new(chunks),
         job.size,
@@ -200,7 +207,7 @@ fn extract_streamed(
         ExtractLimits::default(),
     )
     .map_err(|e| crate::error_text(&e))?;
-    Ok(staging)
+    Ok((staging, members))
 }
 
 /// A `Read` over a tap's chunks, in file order: the end of the download is

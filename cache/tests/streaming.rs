@@ -300,15 +300,25 @@ async fn restarts_and_unfollowable_streams_fall_back_to_the_file() {
     );
     server.fault(&path_of(&restarted), Fault::ResetMidBodyTimes(1));
     server.ignore_ranges();
-    // A member whose sizes a stream cannot see, and a deflated member.
+    // A member whose sizes a stream cannot see, a deflated member, and a
+    // central directory that names a member otherwise than its local
+    // header (extracting the file reads the directory).
     let mut odd = Vec::new();
-    for (name, deflated) in [("flagged", false), ("deflated", true)] {
+    for name in ["flagged", "deflated", "renamed"] {
         let package = big(name, 5);
         let archive = package.write(&tmp.path().join("odd"), Format::Conda);
-        if deflated {
-            pkgr_test_support::rewrite_conda(&archive, &["info-", "pkg-"], true);
-        } else {
-            pkgr_test_support::set_data_descriptor_flag(&archive);
+        match name {
+            "deflated" => pkgr_test_support::rewrite_conda(&archive, &["info-", "pkg-"], true),
+            "flagged" => pkgr_test_support::set_data_descriptor_flag(&archive),
+            _ => {
+                let mut bytes = std::fs::read(&archive).unwrap();
+                let at = bytes
+                    .windows(b"pkg-renamed".len())
+                    .rposition(|w| w == b"pkg-renamed")
+                    .unwrap();
+                bytes[at..at + 3].copy_from_slice(b"PKG");
+                std::fs::write(&archive, bytes).unwrap();
+            }
         }
         let archive = channel.add_archive(&archive);
         let record = record_of(&channel, &archive, Some(server.url()));
@@ -322,7 +332,7 @@ async fn restarts_and_unfollowable_streams_fall_back_to_the_file() {
     let after = streaming_counts();
     assert_eq!(
         after.fell_back,
-        before.fell_back + 3,
+        before.fell_back + 4,
         "{before:?} {after:?}"
     );
     assert_eq!(after.streamed, before.streamed, "{before:?} {after:?}");
@@ -332,6 +342,7 @@ async fn restarts_and_unfollowable_streams_fall_back_to_the_file() {
         random_bytes(4, 20_000)
     );
     assert!(entries[1].dir().join("lib/flagged/f4.bin").is_file());
+    assert!(entries[3].dir().join("lib/renamed/f4.bin").is_file());
     let report = cache.verify(false).unwrap();
     assert!(report.corrupt.is_empty(), "{report:?}");
 }
