@@ -154,10 +154,10 @@ impl PackagePlan {
         for (index, entry) in paths.paths.iter().enumerate() {
             check_relative_path(&entry.relative_path)
                 .map_err(|why| unsafe_path(&entry.relative_path, why))?;
-            let target = match &python {
+            let target = normalized(&match &python {
                 Some(python) => python.relocate(&entry.relative_path),
                 None => entry.relative_path.clone(),
-            };
+            });
             check_relative_path(&target).map_err(|why| unsafe_path(&target, why))?;
             let src = package_dir.join(&entry.relative_path);
             let is_link = match known_symlinks {
@@ -665,6 +665,15 @@ struct PathBuffers {
     dest: PathBuf,
 }
 
+/// `path` without `.` components and doubled or trailing separators, so
+/// that two spellings of one path (`share/./x`, `share//x`, `share/x`) are
+/// the same text: paths are compared and hashed as text while linking.
+pub(crate) fn normalized(path: &Path) -> PathBuf {
+    path.components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect()
+}
+
 /// `base.join(relative)`, made in `buffer`.
 fn joined<'b>(buffer: &'b mut PathBuf, base: &Path, relative: &Path) -> &'b Path {
     buffer.as_mut_os_string().clear();
@@ -686,9 +695,12 @@ pub struct KnownDirs {
 impl KnownDirs {
     /// Nothing known yet but `prefix` itself (which must exist).
     pub fn new(prefix: &Path) -> Self {
+        // The prefix as linking spells the paths below it (no trailing
+        // separator), so that its own ancestors are found.
+        let prefix = normalized(prefix);
         Self {
             known: HashSet::from([prefix.as_os_str().to_owned()]),
-            last: prefix.to_path_buf(),
+            last: prefix,
         }
     }
 

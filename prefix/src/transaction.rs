@@ -9,8 +9,8 @@
 //!   script, journal, record removed, files, journal removed;
 //! - linking: each package's journal, then its files, several packages at
 //!   once (`jobs`), each once the packages it depends on have arrived (and
-//!   are linked if they ship a symlink that may stand for a directory the
-//!   package puts files below, such as `lib64 -> lib`);
+//!   are linked, where one of the two ships a symlink that may stand for a
+//!   directory, such as `lib64 -> lib`);
 //!   where packages ship the same file (or entry point), the last one's in
 //!   dependency order is put back in place afterwards; then, one package after the
 //!   other (dependencies first, as conda does, once everything is in place):
@@ -434,7 +434,9 @@ fn spec_name(spec: &str) -> Option<&str> {
 /// package waits for a dependency to be linked only if that dependency
 /// ships a symlink that may stand for a directory
 /// ([`PackagePlan::symlinked_dirs`]) with something of the package below
-/// it. Files two packages both ship are settled after linking.
+/// it; and a package that ships such a symlink itself waits for what it
+/// follows to be linked (their files may go below it). Files two packages
+/// both ship are settled after linking.
 #[derive(Default)]
 struct Gate {
     state: Mutex<GateState>,
@@ -447,8 +449,9 @@ struct GateState {
     /// The symlinks that may stand for directories, of each package that
     /// arrived.
     arrived: HashMap<String, Vec<PathBuf>>,
-    /// Packages and what they still wait for.
-    waiting: Vec<(Box<PackagePlan>, Vec<String>)>,
+    /// Packages, what they still wait for, and whether they ship a symlink
+    /// that may stand for a directory themselves.
+    waiting: Vec<(Box<PackagePlan>, Vec<String>, bool)>,
     ready: std::collections::VecDeque<Box<PackagePlan>>,
     running: usize,
     closed: bool,
@@ -460,25 +463,28 @@ impl GateState {
     /// package that never arrives, having failed, holds no one).
     fn release(&mut self) {
         let (linked, arrived) = (&self.linked, &self.arrived);
-        for (plan, follows) in &mut self.waiting {
+        for (plan, follows, symlinks_dirs) in &mut self.waiting {
             follows.retain(|name| {
+                // One that ships a symlinked directory itself goes after
+                // what it follows, which may have files below it.
                 let in_place = linked.contains(name)
-                    || arrived
-                        .get(name)
-                        .is_some_and(|dirs| !dirs.iter().any(|dir| plan.has_path_below(dir)));
+                    || !*symlinks_dirs
+                        && arrived
+                            .get(name)
+                            .is_some_and(|dirs| !dirs.iter().any(|dir| plan.has_path_below(dir)));
                 !in_place
             });
         }
         let (free, held): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
             .into_iter()
-            .partition(|(_, follows)| follows.is_empty());
+            .partition(|(_, follows, _)| follows.is_empty());
         self.waiting = held;
-        self.ready.extend(free.into_iter().map(|(plan, _)| plan));
+        self.ready.extend(free.into_iter().map(|(plan, _, _)| plan));
         if self.closed && self.running == 0 && self.ready.is_empty() {
             self.ready.extend(
                 std::mem::take(&mut self.waiting)
                     .into_iter()
-                    .map(|(p, _)| p),
+                    .map(|(p, _, _)| p),
             );
         }
     }
@@ -492,8 +498,9 @@ impl Gate {
     fn arrive(&self, plan: Box<PackagePlan>, follows: Vec<String>, symlinked_dirs: Vec<PathBuf>) {
         let name = plan.record().package_record.name.as_normalized().to_owned();
         let mut state = self.lock();
+        let symlinks_dirs = !symlinked_dirs.is_empty();
         state.arrived.insert(name, symlinked_dirs);
-        state.waiting.push((plan, follows));
+        state.waiting.push((plan, follows, symlinks_dirs));
         state.release();
         self.changed.notify_all();
     }
@@ -1294,6 +1301,68 @@ mod tests {
         assert!(journals(&prefix).is_empty());
     }
     #[test]
+    fn a_path_two_packages_spell_differently_is_one_path() {
+        let root = tempfile::tempdir().unwrap();
+        let a_dir = root.path().join("pkgs/a-1.0-0");
+        extracted_package(&a_dir, "a", &[("share/x", "a")]);
+        let b_dir = root.path().join("pkgs/b-1.0-0");
+        extracted_package(
+            &b_dir,
+            "b",
+            &[("share/./x", "b"), ("bin/.b-post-link.sh", "exit 1\n")],
+        );
+        let mut b = repodata_record("b");
+        b.package_record.depends = vec![String::from("a")];
+        let prefix = root.path().join("env");
+        fs_err::create_dir_all(prefix.join("conda-meta")).unwrap();
+        let clobbered = Mutex::new(Vec::new());
+        let install = Transaction {
+            link: vec![
+                LinkRequest {
+                    record: repodata_record("a"),
+                    package_dir: a_dir,
+                    requested_spec: None,
+                    checked: None,
+                },
+                LinkRequest {
+                    record: b,
+                    package_dir: b_dir,
+                    requested_spec: None,
+                    checked: None,
+                },
+            ],
+            jobs: 2,
+            ..Transaction::default()
+        };
+        let err = install
+            .execute(&prefix, &[], &|event| {
+                if let TransactionEvent::Clobbered { path, .. } = event {
+                    clobbered.lock().unwrap().push(path.to_path_buf());
+                }
+            })
+            .unwrap_err();
+        assert!(matches!(err, PrefixError::LinkScript { .. }), "{err:?}");
+        let recorded: Vec<String> = read_prefix_records(&prefix)
+            .unwrap()
+            .iter()
+            .map(|r| {
+                r.repodata_record
+                    .package_record
+                    .name
+                    .as_normalized()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(recorded, ["a"]);
+        assert!(
+            prefix.join("share/x").is_file(),
+            "b's rollback removed the file recorded a ships"
+        );
+        // b failed before it was recorded: nothing was clobbered.
+        assert!(clobbered.into_inner().unwrap().is_empty());
+    }
+
+    #[test]
     fn a_failing_pre_unlink_script_is_a_warning_and_the_package_goes() {
         let root = tempfile::tempdir().unwrap();
         let package_dir = root.path().join("pkgs/foo-1.0-0");
@@ -1661,6 +1730,30 @@ mod tests {
         let gate = Gate::default();
         gate.arrive(app, vec![String::from("base")], Vec::new());
         gate.arrive(base, Vec::new(), vec![PathBuf::from("lib64")]);
+        assert_eq!(ready(&gate), ["base"]);
+        assert_eq!(
+            gate.next()
+                .unwrap()
+                .record()
+                .package_record
+                .name
+                .as_normalized(),
+            "base"
+        );
+        gate.linked(String::from("base"));
+        assert_eq!(ready(&gate), ["app"]);
+
+        // app ships `lib64` as a symlink itself: it goes once base, which
+        // may have files below it, is linked.
+        let base = plan("base", &[("lib64/base.so", "base")], &[]);
+        let app = plan("app", &[("lib/app.so", "app")], &["base >=1"]);
+        let gate = Gate::default();
+        gate.arrive(base, Vec::new(), Vec::new());
+        gate.arrive(
+            app,
+            vec![String::from("base")],
+            vec![PathBuf::from("lib64")],
+        );
         assert_eq!(ready(&gate), ["base"]);
         assert_eq!(
             gate.next()
