@@ -295,7 +295,7 @@ pub struct StreamedMembers(Vec<(String, u64, u64)>);
 impl StreamedMembers {
     /// Checks that the central directory of the zip at `archive` (the file
     /// the stream was written to) lists exactly these members, at the same
-    /// places and with the same sizes: a zip whose local headers say
+    /// places, in the same order and with the same sizes: a zip whose local headers say
     /// otherwise than its directory (a member the directory leaves out, or
     /// names differently) would give one tree streamed and another
     /// extracted from the file. Nothing to check for a `.tar.bz2`.
@@ -314,10 +314,10 @@ impl StreamedMembers {
                 member.compressed_size(),
             ));
         }
-        let mut streamed = self.0.clone();
-        streamed.sort();
-        listed.sort();
-        if streamed == listed {
+        // In the same order too: both ways unpack the members in their
+        // order, and a later member's file replaces an earlier one's.
+        let streamed = &self.0;
+        if *streamed == listed {
             Ok(())
         } else {
             Err(format!(

@@ -108,9 +108,9 @@ pub fn keep(
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent)?;
         #[cfg(unix)]
-        if shared {
+        {
             use std::os::unix::fs::PermissionsExt;
-            // Best effort: another member's directory is theirs to change.
+            // Best effort: another user's directory is theirs to change.
             let _ = std::fs::set_permissions(parent, std::fs::Permissions::from_mode(dir_mode));
         }
     }

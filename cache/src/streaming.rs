@@ -147,7 +147,13 @@ fn run(
 ) -> Result<(), CacheError> {
     // The chunks' receiver is dropped in here, before we wait for the
     // verdict: a download never waits for a thread that stopped reading.
-    let streamed = extract_streamed(job, session.dir(), chunks);
+    // A panic in the archive code (a crafted archive) must not unwind
+    // through here: the lock would go while the download still renames
+    // the archive into `pkgs/`. It is a failed attempt like any other.
+    let streamed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        extract_streamed(job, session.dir(), chunks)
+    }))
+    .unwrap_or_else(|_| Err(String::from("the stream extraction panicked")));
     let Ok(Verdict { marker, permit }) = verdict.blocking_recv() else {
         // The download failed, or its task was dropped: nothing is
         // published; the staging directory goes before the lock.
