@@ -274,9 +274,13 @@ impl<'a> Installer<'a> {
         let installed = installed.to_vec();
         let events = reporter.clone();
         let held = prefix.hold();
+        // The entries (their shared locks) and the permit go with the work
+        // that uses them, so they outlive it even if this task is dropped.
         tokio::task::spawn_blocking(move || {
             let done =
                 transaction.execute(&path, &installed, &|event| events.transaction_event(&event));
+            drop(entries);
+            drop(permit);
             drop(held);
             done
         })
@@ -285,8 +289,6 @@ impl<'a> Installer<'a> {
             prefix: prefix.path().to_path_buf(),
             source,
         })?;
-        drop(permit);
-        drop(entries);
         Ok(InstallReport {
             downloaded_bytes,
             linked,
