@@ -273,16 +273,8 @@ impl<'a> Installer<'a> {
         let path = prefix.path().to_path_buf();
         let installed = installed.to_vec();
         let events = reporter.clone();
-        let held = prefix.hold();
-        // The entries (their shared locks) and the permit go with the work
-        // that uses them, so they outlive it even if this task is dropped.
-        tokio::task::spawn_blocking(move || {
-            let done =
-                transaction.execute(&path, &installed, &|event| events.transaction_event(&event));
-            drop(entries);
-            drop(permit);
-            drop(held);
-            done
+        spawn_holding((entries, permit, prefix.hold()), move || {
+            transaction.execute(&path, &installed, &|event| events.transaction_event(&event))
         })
         .await?
         .map_err(|source| InstallError::Transaction {
@@ -325,7 +317,6 @@ impl<'a> Installer<'a> {
         // with their files: this task, and each blocking task below, so that
         // they outlive the linking even if this task is dropped.
         let held: Arc<std::sync::Mutex<Vec<CacheEntry>>> = Arc::default();
-        let held_while_linking = held.clone();
         // Set by the linking threads when a package fails: the fetches stop.
         let link_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let link_failed_linking = link_failed.clone();
@@ -333,23 +324,19 @@ impl<'a> Installer<'a> {
         let jobs = self.jobs.clone();
         let expected = plan.link.clone();
         let runtime = tokio::runtime::Handle::current();
-        let prefix_held = prefix.hold();
-        let linking = tokio::task::spawn_blocking(move || {
+        let linking = spawn_holding((held.clone(), prefix.hold()), move || {
             // A permit for each package's linking, taken once it is planned
             // and journaled (waiting for it holds nothing but the journal).
             let permit = move || -> Box<dyn std::any::Any> {
                 Box::new(runtime.block_on(jobs.clone().acquire_owned()).ok())
             };
-            let staged = transaction.link_as_fetched(
+            transaction.link_as_fetched(
                 &path,
                 &expected,
                 &std::sync::Mutex::new(receiver),
                 &permit,
                 &link_failed_linking,
-            );
-            drop(held_while_linking);
-            drop(prefix_held);
-            (transaction, staged)
+            )
         });
         let fetched = self
             .cache
@@ -376,8 +363,7 @@ impl<'a> Installer<'a> {
             .await;
         // No more arrivals: the linking threads finish what they have.
         drop(arrivals);
-        let (_, staged) = linking.await?;
-        let staged = staged.map_err(|source| InstallError::Transaction {
+        let staged = linking.await?.map_err(|source| InstallError::Transaction {
             prefix: prefix.path().to_path_buf(),
             source,
         })?;
@@ -395,13 +381,8 @@ impl<'a> Installer<'a> {
             // The fetch's error is what the user hears: what the rollback
             // could not remove stays journaled, for `recover` before the
             // next change of this environment.
-            let held_while_rolling_back = held.clone();
-            let held_prefix = prefix.hold();
-            let rolled_back = tokio::task::spawn_blocking(move || {
-                let rolled_back = staged.roll_back(&installed);
-                drop(held_while_rolling_back);
-                drop(held_prefix);
-                rolled_back
+            let rolled_back = spawn_holding((held.clone(), prefix.hold()), move || {
+                staged.roll_back(&installed)
             })
             .await;
             if let Ok(Err(rollback)) = rolled_back {
@@ -412,13 +393,8 @@ impl<'a> Installer<'a> {
         }
         reporter.linking_started(plan.link.len());
         let events = reporter.clone();
-        let held_while_recording = held.clone();
-        let held_prefix = prefix.hold();
-        tokio::task::spawn_blocking(move || {
-            let recorded = staged.record(&installed, &|event| events.transaction_event(&event));
-            drop(held_while_recording);
-            drop(held_prefix);
-            recorded
+        spawn_holding((held.clone(), prefix.hold()), move || {
+            staged.record(&installed, &|event| events.transaction_event(&event))
         })
         .await?
         .map_err(|source| InstallError::Transaction {
@@ -552,4 +528,24 @@ impl pkgr_prefix::CompiledModules for KeptModules {
             );
         }
     }
+}
+
+/// Runs `work` on a blocking thread that keeps `held` (the prefix lock,
+/// cache entries, permits: whatever the work uses) until the work is done,
+/// so that none of it ends before the work, even if the task awaiting it
+/// is dropped. A tuple is released in its order: the prefix lock, taken
+/// first, goes last.
+fn spawn_holding<H, T>(
+    held: H,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> tokio::task::JoinHandle<T>
+where
+    H: Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(move || {
+        let done = work();
+        drop(held);
+        done
+    })
 }
