@@ -131,21 +131,45 @@ pub fn keep(
 mod tests {
     use super::*;
 
+    /// A cache with the entry `foo-1.0-0-abc` (its temp dir made), and a
+    /// prefix holding `pyc` with `contents`.
+    struct Fixture {
+        cache: tempfile::TempDir,
+        tmp: PathBuf,
+        entry: PathBuf,
+        prefix: tempfile::TempDir,
+    }
+
+    fn fixture(pyc: &Path, contents: &[u8]) -> Fixture {
+        let cache = tempfile::tempdir().unwrap();
+        let tmp = cache.path().join("tmp");
+        let entry = cache.path().join("pkgs").join("foo-1.0-0-abc");
+        std::fs::create_dir_all(&tmp).unwrap();
+        std::fs::create_dir_all(&entry).unwrap();
+        let prefix = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(prefix.path().join(pyc.parent().unwrap())).unwrap();
+        std::fs::write(prefix.path().join(pyc), contents).unwrap();
+        Fixture {
+            cache,
+            tmp,
+            entry,
+            prefix,
+        }
+    }
+
     #[test]
     #[cfg(unix)]
     fn in_a_group_shared_cache_the_members_can_add_other_pythons() {
         use std::os::unix::fs::PermissionsExt;
-        let root = tempfile::tempdir().unwrap();
-        let root = root.path();
-        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o2775)).unwrap();
-        let tmp = root.join("tmp");
-        let entry = root.join("pkgs").join("foo-1.0-0-abc");
-        std::fs::create_dir_all(&tmp).unwrap();
-        std::fs::create_dir_all(&entry).unwrap();
-        let prefix = tempfile::tempdir().unwrap();
         let pyc = PathBuf::from("lib/foo/__pycache__/a.cpython-311.pyc");
-        std::fs::create_dir_all(prefix.path().join(pyc.parent().unwrap())).unwrap();
-        std::fs::write(prefix.path().join(&pyc), b"pyc").unwrap();
+        let Fixture {
+            cache,
+            tmp,
+            entry,
+            prefix,
+        } = fixture(&pyc, b"pyc");
+        let root = cache.path();
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o2775)).unwrap();
         keep(
             root,
             &tmp,
@@ -167,16 +191,14 @@ mod tests {
 
     #[test]
     fn kept_once_found_by_entry_and_tag_and_only_for_this_cache() {
-        let root = tempfile::tempdir().unwrap();
-        let root = root.path();
-        let tmp = root.join("tmp");
-        let entry = root.join("pkgs").join("foo-1.0-0-abc");
-        std::fs::create_dir_all(&tmp).unwrap();
-        std::fs::create_dir_all(&entry).unwrap();
-        let prefix = tempfile::tempdir().unwrap();
         let pyc = PathBuf::from("lib/python3.11/site-packages/foo/__pycache__/a.cpython-311.pyc");
-        std::fs::create_dir_all(prefix.path().join(pyc.parent().unwrap())).unwrap();
-        std::fs::write(prefix.path().join(&pyc), b"first").unwrap();
+        let Fixture {
+            cache,
+            tmp,
+            entry,
+            prefix,
+        } = fixture(&pyc, b"first");
+        let root = cache.path();
 
         assert!(find(&entry, "cpython-311").is_none());
         keep(

@@ -1705,6 +1705,14 @@ mod tests {
                 .map(|p| p.record().package_record.name.as_normalized().to_owned())
                 .collect()
         };
+        // Only base is ready; once it is linked, app is.
+        let app_waits_until_base_is_linked = |gate: &Gate| {
+            assert_eq!(ready(gate), ["base"]);
+            let next = gate.next().unwrap();
+            assert_eq!(next.record().package_record.name.as_normalized(), "base");
+            gate.linked(String::from("base"));
+            assert_eq!(ready(gate), ["app"]);
+        };
         let base = plan("base", &[("lib/base.so", "base")], &[]);
         let app = plan("app", &[("lib64/app.so", "app")], &["base >=1"]);
         let order = LinkOrder::new(
@@ -1730,18 +1738,7 @@ mod tests {
         let gate = Gate::default();
         gate.arrive(app, vec![String::from("base")], Vec::new());
         gate.arrive(base, Vec::new(), vec![PathBuf::from("lib64")]);
-        assert_eq!(ready(&gate), ["base"]);
-        assert_eq!(
-            gate.next()
-                .unwrap()
-                .record()
-                .package_record
-                .name
-                .as_normalized(),
-            "base"
-        );
-        gate.linked(String::from("base"));
-        assert_eq!(ready(&gate), ["app"]);
+        app_waits_until_base_is_linked(&gate);
 
         // app ships `lib64` as a symlink itself: it goes once base, which
         // may have files below it, is linked.
@@ -1754,18 +1751,7 @@ mod tests {
             vec![String::from("base")],
             vec![PathBuf::from("lib64")],
         );
-        assert_eq!(ready(&gate), ["base"]);
-        assert_eq!(
-            gate.next()
-                .unwrap()
-                .record()
-                .package_record
-                .name
-                .as_normalized(),
-            "base"
-        );
-        gate.linked(String::from("base"));
-        assert_eq!(ready(&gate), ["app"]);
+        app_waits_until_base_is_linked(&gate);
 
         // A symlink app puts nothing below holds nothing.
         let base = plan("base", &[("lib/base.so", "base")], &[]);
