@@ -16,9 +16,9 @@
 //! and the caller extracts the file instead once it is there.
 
 use std::io::{BufReader, Read};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
-use pkgr_fs::paths::{check_link_target, check_relative_path};
+use pkgr_fs::paths::{check_link_target, check_relative_path, normalized};
 use rattler_conda_types::package::{IndexJson, PackageFile};
 
 /// The two conda archive formats.
@@ -451,7 +451,7 @@ fn find_in_tar(
     for entry in tar.entries().map_err(|e| unreadable(archive, e))? {
         let mut entry = entry.map_err(|e| unreadable(archive, e))?;
         let path = entry.path().map_err(|e| unreadable(archive, e))?;
-        if strip_curdir(&path) == wanted {
+        if normalized(&path) == wanted {
             let mut text = String::new();
             entry
                 .read_to_string(&mut text)
@@ -460,12 +460,6 @@ fn find_in_tar(
         }
     }
     Ok(None)
-}
-
-fn strip_curdir(path: &Path) -> PathBuf {
-    path.components()
-        .filter(|c| !matches!(c, Component::CurDir))
-        .collect()
 }
 
 fn unpack_tar(

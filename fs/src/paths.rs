@@ -4,7 +4,16 @@
 //! before it writes anything into a prefix: a path that would escape is
 //! refused, never cleaned up after.
 
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
+
+/// `path` without `.` components and doubled or trailing separators, so
+/// that two spellings of one path (`share/./x`, `share//x`, `share/x`) are
+/// the same text (paths of packages are compared and hashed as text).
+pub fn normalized(path: &Path) -> PathBuf {
+    path.components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect()
+}
 
 /// Checks that `relative` stays inside the directory it is relative to: not
 /// absolute, no `..`, no prefix. Returns the reason when it does not.
@@ -49,6 +58,24 @@ pub fn check_link_target(link: &Path, target: &Path) -> Result<(), &'static str>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spellings_of_one_path_are_one_text() {
+        for spelling in [
+            "share/x",
+            "share/./x",
+            "./share//x",
+            "share/x/",
+            "share/x/.",
+        ] {
+            assert_eq!(
+                normalized(Path::new(spelling)).as_os_str(),
+                "share/x",
+                "{spelling}"
+            );
+        }
+        assert_eq!(normalized(Path::new("/env/")).as_os_str(), "/env");
+    }
 
     #[test]
     fn relative_paths() {

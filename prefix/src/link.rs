@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use pkgr_fs::paths::{check_link_target, check_relative_path};
+use pkgr_fs::paths::{check_link_target, check_relative_path, normalized};
 use rattler_conda_types::package::{
     EntryPoint, FileMode, LinkJson, NoArchLinks, PackageFile, PathType, PathsJson,
 };
@@ -154,10 +154,10 @@ impl PackagePlan {
         for (index, entry) in paths.paths.iter().enumerate() {
             check_relative_path(&entry.relative_path)
                 .map_err(|why| unsafe_path(&entry.relative_path, why))?;
-            let target = normalized(&match &python {
-                Some(python) => python.relocate(&entry.relative_path),
-                None => entry.relative_path.clone(),
-            });
+            let target = match &python {
+                Some(python) => normalized(&python.relocate(&entry.relative_path)),
+                None => normalized(&entry.relative_path),
+            };
             check_relative_path(&target).map_err(|why| unsafe_path(&target, why))?;
             let src = package_dir.join(&entry.relative_path);
             let is_link = match known_symlinks {
@@ -663,15 +663,6 @@ struct Destination<'a> {
 struct PathBuffers {
     src: PathBuf,
     dest: PathBuf,
-}
-
-/// `path` without `.` components and doubled or trailing separators, so
-/// that two spellings of one path (`share/./x`, `share//x`, `share/x`) are
-/// the same text: paths are compared and hashed as text while linking.
-pub(crate) fn normalized(path: &Path) -> PathBuf {
-    path.components()
-        .filter(|c| !matches!(c, std::path::Component::CurDir))
-        .collect()
 }
 
 /// `base.join(relative)`, made in `buffer`.

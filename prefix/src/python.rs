@@ -86,7 +86,7 @@ impl PythonInfo {
 
 /// Where an entry point's script goes, relative to the prefix.
 pub fn entry_point_path(entry_point: &EntryPoint) -> PathBuf {
-    crate::link::normalized(&Path::new("bin").join(&entry_point.command))
+    pkgr_fs::paths::normalized(&Path::new("bin").join(&entry_point.command))
 }
 
 /// The first line(s), without the final newline, of an entry point run by
