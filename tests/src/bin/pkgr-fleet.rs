@@ -43,6 +43,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+use pkgr_test_support::bench::{children_cpu, random_bytes};
 use pkgr_test_support::{ChannelServer, Format, LocalChannel, Package};
 use sha2::{Digest, Sha256};
 
@@ -53,18 +54,6 @@ const FILES_PER_LIB: usize = 40;
 const FILE_SIZE: usize = 4_000;
 const NS_PREFIX: &str = "pkgr-fleet-";
 const TIMEOUT: Duration = Duration::from_secs(600);
-
-fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 /// The libraries an app needs.
 fn libs_of(app: usize) -> Vec<usize> {
@@ -311,21 +300,6 @@ fn verify_environment(prefix: &Path, expected: &BTreeSet<String>) -> Result<usiz
         ));
     }
     Ok(checked)
-}
-
-/// CPU seconds (user + system) of all waited-for children so far (Linux:
-/// `cutime` + `cstime` of /proc/self/stat, in ticks of 1/100 s).
-fn children_cpu() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after_comm = stat.rsplit(')').next().unwrap_or("");
-    let fields: Vec<&str> = after_comm.split_whitespace().collect();
-    let tick = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (tick(13) + tick(14)) / 100.0
 }
 
 fn secs(d: Duration) -> String {
