@@ -356,6 +356,9 @@ pub struct CreateArgs {
     /// Copy files into the environment instead of hardlinking them from the cache (reflinks where the file system has them)
     #[arg(long)]
     pub copy: bool,
+    /// Run no post-link or pre-unlink script of any package (they run code from the package; pkgr names the packages whose scripts it skipped) [default: the run_scripts setting, $PKGR_NO_SCRIPTS]
+    #[arg(long)]
+    pub no_scripts: bool,
     #[command(flatten)]
     pub solve: SolveArgs,
     /// Read what to install from a file: environment.yml, a list of specs, an @EXPLICIT list, conda-lock.yml or pixi.lock (the last three are installed exactly, without solving). Repeat for several spec lists
@@ -392,6 +395,9 @@ pub struct InstallArgs {
     /// Copy files into the environment instead of hardlinking them from the cache
     #[arg(long)]
     pub copy: bool,
+    /// Run no post-link or pre-unlink script of any package (they run code from the package; pkgr names the packages whose scripts it skipped) [default: the run_scripts setting, $PKGR_NO_SCRIPTS]
+    #[arg(long)]
+    pub no_scripts: bool,
     /// With `update`: update every package of the environment
     #[arg(long)]
     pub all: bool,
@@ -422,6 +428,9 @@ pub struct RemoveArgs {
     /// Remove the packages even if others installed depend on them (their dependencies are then broken)
     #[arg(long)]
     pub force: bool,
+    /// Run no post-link or pre-unlink script of any package (they run code from the package; pkgr names the packages whose scripts it skipped) [default: the run_scripts setting, $PKGR_NO_SCRIPTS]
+    #[arg(long)]
+    pub no_scripts: bool,
     /// Show what would be removed, change nothing
     #[arg(long)]
     pub dry_run: bool,

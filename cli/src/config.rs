@@ -8,7 +8,8 @@
 //! else `~/.config/pkgr/config.yaml` (the same keys; an unknown key is a
 //! warning, a wrong type an error);
 //! environment variables (`PKGR_CACHE_DIR`, `PKGR_CHANNEL_ALIAS`,
-//! `PKGR_ROOT`); command-line flags (`--cache-dir`, `-c`).
+//! `PKGR_ROOT`, `PKGR_NO_SCRIPTS`); command-line flags (`--cache-dir`, `-c`,
+//! `--no-scripts`).
 //!
 //! `pkgr config list` prints every value with its origin.
 
@@ -77,6 +78,9 @@ pub struct Config {
     pub channel_priority: Setting<pkgr_solver::ChannelPriority>,
     /// Specs every solve must respect (conda's `pinned_packages`).
     pub pinned_packages: Setting<Vec<String>>,
+    /// Whether packages' post-link and pre-unlink scripts run (`run_scripts:
+    /// false`, or `$PKGR_NO_SCRIPTS=1`, for pixi's default of running none).
+    pub run_scripts: Setting<bool>,
     /// Read-only caches searched first (`pkgs_dirs` entries that cannot be
     /// written, and `$PKGR_READONLY_CACHES`, `:`-separated).
     pub read_only_caches: Setting<Vec<PathBuf>>,
@@ -104,6 +108,7 @@ impl Default for Config {
             envs_dirs: Setting::default(Vec::new()),
             channel_priority: Setting::default(pkgr_solver::ChannelPriority::default()),
             pinned_packages: Setting::default(Vec::new()),
+            run_scripts: Setting::default(true),
             network: Setting::default(pkgr_fetch::NetworkSettings::default()),
             mirrored_channels: Setting::default(Vec::new()),
             ssl_origin: Origin::Default,
@@ -115,7 +120,7 @@ impl Default for Config {
 }
 
 /// The keys pkgr reads from a configuration file.
-const KEYS: [&str; 13] = [
+const KEYS: [&str; 14] = [
     "mirrored_channels",
     "proxy_servers",
     "ssl_verify",
@@ -125,6 +130,7 @@ const KEYS: [&str; 13] = [
     "envs_dirs",
     "channel_priority",
     "pinned_packages",
+    "run_scripts",
     "remote_max_retries",
     "remote_backoff_factor",
     "remote_connect_timeout_secs",
@@ -194,6 +200,17 @@ impl Config {
                     .map_err(|e| anyhow::anyhow!("${var}: {e}"))?;
                 config.network.origin = Origin::Env(env_var_of(key));
             }
+        }
+        if let Some(text) = env_var("PKGR_NO_SCRIPTS") {
+            let no_scripts = yes_or_no(&text).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "$PKGR_NO_SCRIPTS must be 1 or 0 (true/false, yes/no), not `{text}`"
+                )
+            })?;
+            config.run_scripts = Setting {
+                value: !no_scripts,
+                origin: Origin::Env("PKGR_NO_SCRIPTS"),
+            };
         }
         if let Some(layers) = env_var("PKGR_READONLY_CACHES") {
             config.read_only_caches = Setting {
@@ -312,6 +329,17 @@ impl Config {
                 "pinned_packages" => {
                     self.pinned_packages = Setting {
                         value: string_list(&value).ok_or_else(|| wrong("a list of specs"))?,
+                        origin: origin.clone(),
+                    };
+                }
+                "run_scripts" => {
+                    let run = match &value {
+                        serde_yaml::Value::Bool(b) => Some(*b),
+                        serde_yaml::Value::String(s) => yes_or_no(s),
+                        _ => None,
+                    };
+                    self.run_scripts = Setting {
+                        value: run.ok_or_else(|| wrong("true or false"))?,
                         origin: origin.clone(),
                     };
                 }
@@ -453,6 +481,11 @@ impl Config {
                 self.pinned_packages.origin.to_string(),
             ),
             (
+                "run_scripts",
+                self.run_scripts.value.to_string(),
+                self.run_scripts.origin.to_string(),
+            ),
+            (
                 "remote_max_retries",
                 self.network.value.max_retries.to_string(),
                 self.network.origin.to_string(),
@@ -529,6 +562,15 @@ fn env_var_of(key: &str) -> &'static str {
         "remote_backoff_factor" => "PKGR_REMOTE_BACKOFF_FACTOR",
         "remote_connect_timeout_secs" => "PKGR_REMOTE_CONNECT_TIMEOUT_SECS",
         _ => "PKGR_REMOTE_READ_TIMEOUT_SECS",
+    }
+}
+
+/// `1`/`true`/`yes` → true, `0`/`false`/`no` → false (any case).
+fn yes_or_no(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" => Some(true),
+        "0" | "false" | "no" => Some(false),
+        _ => None,
     }
 }
 

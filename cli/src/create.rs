@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use indicatif::HumanBytes;
-use pkgr_install::{Change, Installer, LinkMode, LockedPrefix, NewEnvironment, Plan, SpecsKind};
+use pkgr_install::{
+    Change, Installer, LinkMode, LinkScripts, LockedPrefix, NewEnvironment, Plan, SpecsKind,
+};
 use rattler_conda_types::{
     Channel, ChannelConfig, MatchSpec, ParseStrictness, RepoDataRecord, Subdir,
 };
@@ -240,6 +242,7 @@ pub async fn run(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
         }
         let report = workspace
             .installer(link_mode(args.copy))
+            .with_link_scripts(link_scripts(global, args.no_scripts))
             .install(
                 environment.prefix(),
                 Change {
@@ -290,6 +293,15 @@ pub fn link_mode(copy: bool) -> LinkMode {
         LinkMode::Copy
     } else {
         LinkMode::Auto
+    }
+}
+
+/// `--no-scripts`, else the `run_scripts` setting (`$PKGR_NO_SCRIPTS`).
+pub fn link_scripts(global: &GlobalArgs, no_scripts: bool) -> LinkScripts {
+    if no_scripts || !global.config.run_scripts.value {
+        LinkScripts::Skip
+    } else {
+        LinkScripts::Run
     }
 }
 

@@ -12,7 +12,7 @@ use rattler_conda_types::{
 };
 
 use crate::cli::{GlobalArgs, InstallArgs, RemoveArgs};
-use crate::create::{link_mode, parse_channels, parse_specs, solve};
+use crate::create::{link_mode, link_scripts, parse_channels, parse_specs, solve};
 use crate::output::{print_stdout, Progress};
 use crate::paths;
 use crate::transact::{describe, plan_json, print_json, record_history, Workspace};
@@ -166,6 +166,7 @@ pub async fn install(global: &GlobalArgs, args: InstallArgs, update: bool) -> an
     }
     let downloaded = workspace
         .installer(link_mode(args.copy))
+        .with_link_scripts(link_scripts(global, args.no_scripts))
         .install(
             &prefix_lock,
             Change {
@@ -247,6 +248,7 @@ pub async fn remove(global: &GlobalArgs, args: RemoveArgs) -> anyhow::Result<()>
     let workspace = Workspace::open(global, &progress)?;
     workspace
         .installer(link_mode(false))
+        .with_link_scripts(link_scripts(global, args.no_scripts))
         .install(
             &prefix_lock,
             Change::new(&installed, &staying_records, &plan),

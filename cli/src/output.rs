@@ -107,6 +107,9 @@ pub struct Progress {
     bars: Mutex<HashMap<String, ProgressBar>>,
     /// On a terminal: packages in the cache so far, and packages linked.
     phases: Mutex<Phases>,
+    /// Link scripts not run (`--no-scripts`): `(package, kind)`, said in
+    /// one line when the change is over.
+    skipped_scripts: Mutex<Vec<(String, pkgr_prefix::ScriptKind)>>,
 }
 
 /// The two counting bars of a change (terminal only).
@@ -131,6 +134,7 @@ impl Progress {
             multi,
             bars: Mutex::new(HashMap::new()),
             phases: Mutex::new(Phases::default()),
+            skipped_scripts: Mutex::new(Vec::new()),
         }
     }
 
@@ -347,12 +351,50 @@ impl pkgr_install::Reporter for Progress {
                 self.line(&format!("message from {package}:\n{}", text.trim_end()));
             }
             TransactionEvent::Warning(text) => self.warn(text),
+            TransactionEvent::ScriptSkipped { package, kind } => {
+                let mut skipped = match self.skipped_scripts.lock() {
+                    Ok(skipped) => skipped,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                skipped.push(((*package).to_owned(), *kind));
+            }
         }
     }
 
     fn finished(&self) {
         self.finish_phases();
+        let skipped = match self.skipped_scripts.lock() {
+            Ok(mut skipped) => std::mem::take(&mut *skipped),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        };
+        if let Some(line) = skipped_scripts_line(&skipped) {
+            self.line(&line);
+        }
     }
+}
+
+/// One line naming the packages whose link scripts were not run, by kind:
+/// `link scripts not run (--no-scripts): post-link of a, b; pre-unlink of c`.
+fn skipped_scripts_line(skipped: &[(String, pkgr_prefix::ScriptKind)]) -> Option<String> {
+    use pkgr_prefix::ScriptKind;
+    let mut parts = Vec::new();
+    for kind in [ScriptKind::PostLink, ScriptKind::PreUnlink] {
+        let names: Vec<&str> = skipped
+            .iter()
+            .filter(|(_, k)| *k == kind)
+            .map(|(name, _)| name.as_str())
+            .collect();
+        if !names.is_empty() {
+            parts.push(format!("{kind} of {}", names.join(", ")));
+        }
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "link scripts not run (--no-scripts / run_scripts: false): {}",
+        parts.join("; ")
+    ))
 }
 
 /// Prints a table with a header row, columns padded to fit.

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use pkgr_cache::{CacheEntry, PackageCache};
-use pkgr_prefix::{CheckedFiles, LinkMode, LinkRequest, Transaction};
+use pkgr_prefix::{CheckedFiles, LinkMode, LinkRequest, LinkScripts, Transaction};
 use rattler_conda_types::{Channel, MatchSpec, PrefixRecord, RepoDataRecord, Subdir};
 use tokio::sync::Semaphore;
 
@@ -34,6 +34,7 @@ pub struct Installer<'a> {
     cache: &'a PackageCache,
     jobs: Arc<Semaphore>,
     link_mode: LinkMode,
+    link_scripts: LinkScripts,
 }
 
 /// One change to an environment, as [`Installer::install`] carries it out.
@@ -92,6 +93,7 @@ impl<'a> Installer<'a> {
             cache,
             jobs: cache.jobs().clone(),
             link_mode: LinkMode::Auto,
+            link_scripts: LinkScripts::Run,
         }
     }
 
@@ -105,6 +107,14 @@ impl<'a> Installer<'a> {
     /// How files are linked ([`LinkMode::Copy`] for `--copy`).
     pub fn with_link_mode(mut self, mode: LinkMode) -> Self {
         self.link_mode = mode;
+        self
+    }
+
+    /// Whether packages' post-link and pre-unlink scripts run
+    /// ([`LinkScripts::Skip`]: none runs; each package whose script was not
+    /// run is reported as a [`TransactionEvent::ScriptSkipped`](pkgr_prefix::TransactionEvent::ScriptSkipped)).
+    pub fn with_link_scripts(mut self, scripts: LinkScripts) -> Self {
+        self.link_scripts = scripts;
         self
     }
 
@@ -269,6 +279,7 @@ impl<'a> Installer<'a> {
             mode: self.link_mode,
             jobs: threads,
             compiled_modules: self.compiled_modules(),
+            scripts: self.link_scripts,
         };
         let path = prefix.path().to_path_buf();
         let installed = installed.to_vec();
@@ -310,6 +321,7 @@ impl<'a> Installer<'a> {
             mode: self.link_mode,
             jobs: threads,
             compiled_modules: self.compiled_modules(),
+            scripts: self.link_scripts,
             ..Transaction::default()
         };
         let (arrivals, receiver) = std::sync::mpsc::channel::<LinkRequest>();

@@ -43,7 +43,7 @@ pub use link::{
 };
 pub use placeholder::{replace_binary, replace_text, shorten_long_shebang, PlaceholderError};
 pub use python::{CompiledBatch, CompiledModules, PythonInfo};
-pub use scripts::{run_link_script, script_path, ScriptKind};
+pub use scripts::{run_link_script, script_path, LinkScripts, ScriptKind};
 pub use transaction::{recover, LinkRequest, StagedLinks, Transaction, TransactionEvent};
 pub use unlink::{record_paths, remove_paths};
 

@@ -32,6 +32,43 @@ impl std::fmt::Display for ScriptKind {
     }
 }
 
+/// Whether a transaction runs link scripts. A link script is arbitrary code
+/// from the package, run with the user's rights (as conda runs it); `Skip`
+/// is for those who install only to inspect, or who trust a package's files
+/// but not its scripts (pixi's default). A skipped script is reported, since
+/// a package that needed it may not work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LinkScripts {
+    /// Run post-link and pre-unlink scripts, as conda does.
+    #[default]
+    Run,
+    /// Run none; `skipped` is told about each script that was not run.
+    Skip,
+}
+
+impl LinkScripts {
+    /// Runs the package's `kind` script as [`run_link_script`] does, or, when
+    /// scripts are skipped, calls `skipped` if the package has one and runs
+    /// nothing.
+    pub fn run(
+        self,
+        prefix: &Path,
+        record: &PackageRecord,
+        kind: ScriptKind,
+        skipped: &dyn Fn(),
+    ) -> Result<Option<String>, PrefixError> {
+        match self {
+            Self::Run => run_link_script(prefix, record, kind),
+            Self::Skip => {
+                if script_path(prefix, record, kind).is_file() {
+                    skipped();
+                }
+                Ok(None)
+            }
+        }
+    }
+}
+
 /// The script's path in the prefix.
 pub fn script_path(prefix: &Path, record: &PackageRecord, kind: ScriptKind) -> PathBuf {
     prefix.join("bin").join(format!(
@@ -298,6 +335,34 @@ mod tests {
         fs_err::remove_file(activate_d.join("b.sh")).unwrap();
         let err = run_link_script(prefix.path(), &record(), ScriptKind::PostLink).unwrap_err();
         assert!(matches!(err, PrefixError::LinkScript { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn skipped_scripts_do_not_run_and_are_reported() {
+        for kind in [ScriptKind::PostLink, ScriptKind::PreUnlink] {
+            let prefix = prefix_with_script(kind, "echo ran > \"$PREFIX/ran\"\n");
+            let skipped = std::cell::Cell::new(0);
+            let message = LinkScripts::Skip
+                .run(prefix.path(), &record(), kind, &|| {
+                    skipped.set(skipped.get() + 1);
+                })
+                .unwrap();
+            assert_eq!(message, None);
+            assert_eq!(skipped.get(), 1, "{kind}");
+            assert!(!prefix.path().join("ran").exists(), "{kind} ran");
+            // Run: the same script runs.
+            LinkScripts::Run
+                .run(prefix.path(), &record(), kind, &|| panic!("not skipped"))
+                .unwrap();
+            assert!(prefix.path().join("ran").exists(), "{kind} did not run");
+        }
+        // No script: nothing to report.
+        let empty = tempfile::tempdir().unwrap();
+        LinkScripts::Skip
+            .run(empty.path(), &record(), ScriptKind::PostLink, &|| {
+                panic!("no script to skip")
+            })
+            .unwrap();
     }
 
     #[test]

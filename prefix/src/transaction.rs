@@ -41,7 +41,7 @@ use crate::link::{
     PackagePlan,
 };
 use crate::python::{CompiledBatch, CompiledModules, PythonInfo};
-use crate::scripts::{run_link_script, ScriptKind};
+use crate::scripts::{LinkScripts, ScriptKind};
 use crate::unlink::{record_paths, remove_paths};
 use crate::{
     io, prefix_record_json, read_prefix_records, record_file_name, write_prefix_record_json,
@@ -90,6 +90,13 @@ pub enum TransactionEvent<'a> {
     },
     /// Something the user should know that did not stop the transaction.
     Warning(&'a str),
+    /// A package's link script was not run ([`LinkScripts::Skip`]).
+    ScriptSkipped {
+        /// The package.
+        package: &'a str,
+        /// Which script.
+        kind: ScriptKind,
+    },
 }
 
 /// A change of an environment.
@@ -109,6 +116,8 @@ pub struct Transaction {
     /// Where byte-compiled modules are kept between environments (`None`:
     /// every environment compiles its own).
     pub compiled_modules: Option<Arc<dyn CompiledModules>>,
+    /// Whether post-link and pre-unlink scripts run.
+    pub scripts: LinkScripts,
 }
 
 /// A journal entry: the paths a package change may have touched.
@@ -152,10 +161,18 @@ impl Transaction {
             let name = record.repodata_record.package_record.name.as_normalized();
             // As in conda, a failing pre-unlink script is reported, not fatal:
             // the package is removed either way.
-            match run_link_script(
+            let kind = ScriptKind::PreUnlink;
+            let skipped = || {
+                on_event(TransactionEvent::ScriptSkipped {
+                    package: name,
+                    kind,
+                })
+            };
+            match self.scripts.run(
                 prefix,
                 &record.repodata_record.package_record,
-                ScriptKind::PreUnlink,
+                kind,
+                &skipped,
             ) {
                 Ok(Some(text)) => on_event(TransactionEvent::Message {
                     package: name,
@@ -321,6 +338,7 @@ impl Transaction {
             mode: self.mode,
             jobs: self.jobs.max(1),
             compiled_modules: self.compiled_modules.clone(),
+            scripts: self.scripts,
             staged: staged.into_inner().unwrap_or_else(|e| e.into_inner()),
             error: first_error.into_inner().unwrap_or_else(|e| e.into_inner()),
         }
@@ -633,6 +651,7 @@ pub struct StagedLinks {
     mode: LinkMode,
     jobs: usize,
     compiled_modules: Option<Arc<dyn CompiledModules>>,
+    scripts: LinkScripts,
     staged: Vec<Staged>,
     error: Option<PrefixError>,
 }
@@ -682,6 +701,7 @@ impl StagedLinks {
             mode,
             jobs,
             compiled_modules,
+            scripts,
             staged,
             error,
         } = self;
@@ -728,7 +748,15 @@ impl StagedLinks {
             let plan = &staged[index].plan;
             let record = plan.record();
             let name = record.package_record.name.as_normalized().to_owned();
-            let recorded = run_link_script(prefix, &record.package_record, ScriptKind::PostLink)
+            let kind = ScriptKind::PostLink;
+            let skipped = || {
+                on_event(TransactionEvent::ScriptSkipped {
+                    package: &name,
+                    kind,
+                })
+            };
+            let recorded = scripts
+                .run(prefix, &record.package_record, kind, &skipped)
                 .and_then(|message| {
                     write_prefix_record_json(prefix, &linked.record, &json?)?;
                     Ok(message)
