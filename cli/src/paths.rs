@@ -40,12 +40,68 @@ pub fn envs_dirs(global: &GlobalArgs) -> anyhow::Result<&[PathBuf]> {
     Ok(dirs)
 }
 
+/// The characters conda refuses in an environment name
+/// (`PREFIX_NAME_DISALLOWED_CHARS` in conda), and `\`, a separator elsewhere.
+const NAME_DISALLOWED: [char; 5] = ['/', '\\', ' ', ':', '#'];
+
+/// Fails unless `name` is a name conda would take for an environment: not
+/// empty, not `.` or `..`, none of `/ \ : #`, no space and no control
+/// character. A newline in a name would forge a line of `conda-meta/history`
+/// and of every listing that shows it; the others break `PATH`-like lists,
+/// comments and paths.
+pub fn check_env_name(name: &str) -> anyhow::Result<()> {
+    let why = if name.is_empty() {
+        Some("it is empty")
+    } else if name == "." || name == ".." {
+        Some("it names a directory, not an environment")
+    } else if name.chars().any(char::is_control) {
+        Some("it contains a control character (a newline, a tab, an escape...)")
+    } else if name.contains(NAME_DISALLOWED) {
+        Some("names cannot contain `/`, `\\`, `:`, `#` or spaces (conda's rule)")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => bail!(
+            "invalid environment name \"{}\": {why}; use a plain name, or -p PATH",
+            escaped(name)
+        ),
+        None => Ok(()),
+    }
+}
+
+/// `text` with its control characters escaped (`\n`, `\u{1b}`), so that
+/// showing it starts no line and moves no cursor.
+fn escaped(text: &str) -> String {
+    let mut shown = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
+}
+
+/// Fails if `path` holds a control character: it would be written into
+/// `conda-meta/history`, activation scripts and shebangs, where a newline
+/// starts a line of the attacker's choosing.
+fn check_env_path(path: &Path) -> anyhow::Result<()> {
+    let text = path.to_string_lossy();
+    if text.chars().any(char::is_control) {
+        bail!(
+            "invalid environment path \"{}\": it contains a control character (a newline, a tab, an escape...)",
+            escaped(&text)
+        );
+    }
+    Ok(())
+}
+
 /// Where `-n NAME` is: the first envs directory holding an environment of
 /// that name, else (for a new one) the first envs directory.
 pub fn named_env(global: &GlobalArgs, name: &str) -> anyhow::Result<PathBuf> {
-    if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
-        bail!("invalid environment name `{name}`: use a plain name, or -p PATH");
-    }
+    check_env_name(name)?;
     let dirs = envs_dirs(global)?;
     Ok(dirs
         .iter()
@@ -57,7 +113,10 @@ pub fn named_env(global: &GlobalArgs, name: &str) -> anyhow::Result<PathBuf> {
 /// The prefix a `-n NAME` / `-p PATH` pair names.
 pub fn prefix(global: &GlobalArgs, target: &EnvTarget) -> anyhow::Result<PathBuf> {
     match (&target.name, &target.prefix) {
-        (_, Some(path)) => absolute(path),
+        (_, Some(path)) => {
+            check_env_path(path)?;
+            absolute(path)
+        }
         (Some(name), None) => named_env(global, name),
         (None, None) => bail!("name an environment with -n NAME or -p PATH"),
     }

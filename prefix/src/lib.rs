@@ -398,7 +398,10 @@ pub fn read_prefix_records(prefix: &Path) -> Result<Vec<PrefixRecord>, PrefixErr
 /// (`specs_kind`: `update` for create/install/update, `remove` for remove).
 /// URLs with credentials in `command` (`-c URL`, `--channel=URL`), in the
 /// channels and in the specs are written without them (conda's form, the
-/// token as `<TOKEN>`).
+/// token as `<TOKEN>`). A control character in any of them (a newline in an
+/// argument, a spec or a build string) is written escaped (`\n`), so no
+/// text can forge a line: readers (conda's, pkgr's `--from-history`) take
+/// `# update specs:` lines at their word.
 pub fn append_history(
     prefix: &Path,
     command: &str,
@@ -411,18 +414,18 @@ pub fn append_history(
     let path = prefix.join("conda-meta").join("history");
     let mut text = format!(
         "==> {timestamp} <==\n# cmd: {}\n# pkgr version: {}\n",
-        for_record(command),
+        one_line(&for_record(command)),
         env!("CARGO_PKG_VERSION")
     );
     for record in unlinked {
-        text.push_str(&format!("-{}\n", dist_string(record)));
+        text.push_str(&format!("-{}\n", one_line(&dist_string(record))));
     }
     for record in linked {
-        text.push_str(&format!("+{}\n", dist_string(record)));
+        text.push_str(&format!("+{}\n", one_line(&dist_string(record))));
     }
     let quoted: Vec<String> = specs
         .iter()
-        .map(|s| format!("'{}'", for_record(s)))
+        .map(|s| format!("'{}'", one_line(&for_record(s))))
         .collect();
     text.push_str(&format!("# {specs_kind} specs: [{}]\n", quoted.join(", ")));
     let mut file = fs_err::OpenOptions::new()
@@ -432,6 +435,20 @@ pub fn append_history(
         .map_err(io("writing conda-meta/history"))?;
     file.write_all(text.as_bytes())
         .map_err(io(format!("writing {}", path.display())))
+}
+
+/// `text` with every control character escaped as Rust writes it (`\n`,
+/// `\r`, `\t`, `\u{1b}`): one line of `history`, whatever it holds.
+fn one_line(text: &str) -> String {
+    let mut line = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            line.extend(c.escape_default());
+        } else {
+            line.push(c);
+        }
+    }
+    line
 }
 
 /// `channel/subdir::name-version-build`, as conda writes it in `history`.
