@@ -72,52 +72,124 @@ fn list(global: &GlobalArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn remove(global: &GlobalArgs, args: &EnvRemoveArgs) -> anyhow::Result<()> {
-    let prefix = paths::prefix(global, &args.target)?;
-    paths::require_environment(global, &prefix)?;
-    if std::env::var_os("CONDA_PREFIX").is_some_and(|a| Path::new(&a) == prefix) {
-        bail!(
-            "{} is the active environment: deactivate it first",
-            prefix.display()
-        );
+/// Fails unless `prefix` (symlinks resolved) is an environment conda or pkgr
+/// made: its `conda-meta/` holds `history` or at least one package record
+/// (`*.json`). A bare `conda-meta/` is not enough: `env remove` deletes the
+/// whole directory, and an empty `conda-meta/` is easy to find (or plant)
+/// in a directory that is not an environment.
+fn require_real_environment(prefix: &Path) -> anyhow::Result<()> {
+    let meta = prefix.join("conda-meta");
+    let has_history = meta.join("history").is_file();
+    let has_record = || -> anyhow::Result<bool> {
+        for entry in fs_err::read_dir(&meta)? {
+            let entry = entry.with_context(|| format!("could not read {}", meta.display()))?;
+            let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+            if is_file && entry.file_name().to_string_lossy().ends_with(".json") {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    };
+    if has_history || has_record()? {
+        return Ok(());
     }
+    bail!(
+        "{} is not an environment: its conda-meta/ holds neither a history file nor a package record (*.json), as every environment conda or pkgr makes does; refusing to delete it (if it is yours to delete, remove it yourself)",
+        prefix.display()
+    )
+}
+
+/// What `env remove` says it removes: the environment, and how the path the
+/// user gave leads there when symlinks are on the way.
+fn removal_target(prefix: &Path, given: &Path, link: Option<&Path>) -> String {
+    match link {
+        Some(link) => format!(
+            "the environment {} (the target of the symlink {}) and the symlink",
+            prefix.display(),
+            link.display()
+        ),
+        None if prefix != given => format!(
+            "the environment {} ({} leads there through a symlink)",
+            prefix.display(),
+            given.display()
+        ),
+        None => format!("the environment {}", prefix.display()),
+    }
+}
+
+async fn remove(global: &GlobalArgs, args: &EnvRemoveArgs) -> anyhow::Result<()> {
+    let given = paths::prefix(global, &args.target)?;
+    paths::require_environment(global, &given)?;
+    // What is removed is the directory the path names, every symlink (of the
+    // path or of a directory on the way) and `..` resolved: never the
+    // directory a symlink sits in, never anything outside the environment.
+    let prefix = fs_err::canonicalize(&given)
+        .with_context(|| format!("could not resolve {}", given.display()))?;
+    // The path itself a symlink (conda removes such a symlink, not what
+    // it points to): it is removed too, or it would point at nothing.
+    let link = fs_err::symlink_metadata(&given)
+        .is_ok_and(|m| m.file_type().is_symlink())
+        .then(|| given.clone());
+    require_real_environment(&prefix)?;
+    let active = std::env::var_os("CONDA_PREFIX").map(PathBuf::from);
+    if let Some(active) = active {
+        let active_resolved = fs_err::canonicalize(&active).unwrap_or_else(|_| active.clone());
+        if active == given || active_resolved == prefix {
+            bail!(
+                "{} is the active environment: deactivate it first",
+                given.display()
+            );
+        }
+    }
+    let Some((parent, name)) = prefix.parent().zip(prefix.file_name()) else {
+        bail!("refusing to remove {}", prefix.display());
+    };
+    let what = removal_target(&prefix, &given, link.as_deref());
     if args.dry_run {
         if global.json {
             return print_json(&serde_json::json!({
-                "success": true, "dry_run": true, "prefix": prefix, "removed": false
+                "success": true, "dry_run": true, "prefix": given, "removed": false,
+                "removed_dir": prefix, "removed_symlink": link,
             }));
         }
         print_stdout(&format!(
-            "Would remove the environment {}\nDry run: nothing was changed.\n",
-            prefix.display()
+            "Would remove {what}\nDry run: nothing was changed.\n"
         ));
         return Ok(());
     }
     let progress = Arc::new(Progress::new(global.quiet || global.json));
     let lock = crate::create::lock_prefix(&prefix, &progress).await?;
+    // Checked again under the lock: what was checked before is what goes.
+    require_real_environment(&prefix)?;
     // Moved aside first (one rename, so no process ever sees half an
     // environment at the path), then deleted; the lock is held throughout so
-    // no transaction runs on it meanwhile.
-    let parent = prefix
-        .parent()
-        .with_context(|| format!("cannot remove {}", prefix.display()))?;
-    let name = prefix
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let doomed = parent.join(format!(".pkgr-removing-{name}-{}", std::process::id()));
+    // no transaction runs on it meanwhile. `remove_dir_all` removes a symlink
+    // inside the environment, never what it points to.
+    let doomed = parent.join(format!(
+        ".pkgr-removing-{}-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     fs_err::rename(&prefix, &doomed)
         .with_context(|| format!("could not remove {}", prefix.display()))?;
     let removed = fs_err::remove_dir_all(&doomed);
     drop(lock);
     removed.with_context(|| format!("could not delete {}", doomed.display()))?;
+    if let Some(link) = &link {
+        // Only the symlink itself, if it is still one.
+        if fs_err::symlink_metadata(link).is_ok_and(|m| m.file_type().is_symlink()) {
+            fs_err::remove_file(link)
+                .with_context(|| format!("removed {}, but not the symlink", prefix.display()))?;
+        }
+    }
     if global.json {
         return print_json(&serde_json::json!({
-            "success": true, "dry_run": false, "prefix": prefix, "removed": true
+            "success": true, "dry_run": false, "prefix": given, "removed": true,
+            "removed_dir": prefix, "removed_symlink": link,
         }));
     }
     if !global.quiet {
-        print_stdout(&format!("Removed the environment {}\n", prefix.display()));
+        print_stdout(&format!("Removed {what}\n"));
     }
     Ok(())
 }
