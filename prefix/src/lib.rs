@@ -72,6 +72,18 @@ pub enum PrefixError {
         #[source]
         source: std::io::Error,
     },
+    /// A `noarch: python` package's `info/link.json` lists an entry point
+    /// that is not `name = module:function` (told apart from a missing
+    /// paths.json, so the user knows which file and entry are broken).
+    #[error("package {package} has a malformed entry point in info/link.json: \"{}\" is not `name = module:function` ({why}); nothing of it was linked (tell the package's maintainers)", entry.escape_debug())]
+    BadEntryPoint {
+        /// The package.
+        package: String,
+        /// The entry as the file gives it.
+        entry: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// The extracted cache entry lacks a file its `info/paths.json` (or
     /// `info/files`) lists: the entry was complete when the cache checked it,
     /// so something changed it since.

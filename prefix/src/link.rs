@@ -629,9 +629,16 @@ fn read_entry_points(package_dir: &Path, package: &str) -> Result<Vec<EntryPoint
         return Ok(Vec::new());
     }
     let link = LinkJson::from_package_directory(package_dir).map_err(|source| {
-        PrefixError::BadMetadata {
-            package: package.to_owned(),
-            source,
+        match python::malformed_entry_point(package_dir) {
+            Some((entry, why)) => PrefixError::BadEntryPoint {
+                package: package.to_owned(),
+                entry,
+                why,
+            },
+            None => PrefixError::BadMetadata {
+                package: package.to_owned(),
+                source,
+            },
         }
     })?;
     Ok(match link.noarch {

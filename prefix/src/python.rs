@@ -9,6 +9,23 @@ use std::process::{Command, ExitStatus, Stdio};
 use rattler_conda_types::package::EntryPoint;
 use rattler_conda_types::PackageRecord;
 
+/// The first entry point of `info/link.json` in `package_dir` that is not
+/// `name = module:function`, with why (`None`: the entry points are not
+/// what is wrong with the file). Asked only once link.json failed to parse,
+/// so that the error names the entry rather than the whole file.
+pub(crate) fn malformed_entry_point(package_dir: &Path) -> Option<(String, String)> {
+    let text = fs_err::read(package_dir.join("info").join("link.json")).ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    let entries = value.get("noarch")?.get("entry_points")?.as_array()?;
+    entries.iter().find_map(|entry| match entry.as_str() {
+        Some(text) => text
+            .parse::<EntryPoint>()
+            .err()
+            .map(|err| (text.to_owned(), err.to_string())),
+        None => Some((entry.to_string(), String::from("not a string"))),
+    })
+}
+
 /// The longest `#!` line written as is: conda's `MAX_SHEBANG_LENGTH`
 /// (`conda/core/portability.py`), 127 on Linux (the kernel read 128 bytes of
 /// it for a long time) and 512 elsewhere.
