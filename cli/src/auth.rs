@@ -15,6 +15,11 @@ pub fn run(global: &GlobalArgs, command: &AuthCommand) -> anyhow::Result<()> {
     let path = paths::auth_file()
         .context("cannot find where the auth file goes (set HOME or PKGR_AUTH_FILE)")?;
     let mut file = AuthFile::read(&path)?;
+    if !file.hosts.is_empty() {
+        if let Some(warning) = pkgr_fetch::auth_file_exposure(&path) {
+            crate::output::print_warning(&warning);
+        }
+    }
     match command {
         AuthCommand::Login(args) => {
             let host = normalized_host(&args.host)?;
@@ -125,6 +130,9 @@ fn credential_of(args: &AuthLoginArgs) -> anyhow::Result<Credential> {
             Ok(given.to_owned())
         }
     };
+    if args.token_stdin {
+        return Ok(Credential::Token(stdin_line("token")?));
+    }
     if let Some(token) = &args.token {
         return Ok(Credential::Token(secret(token, "token")?));
     }
@@ -140,7 +148,7 @@ fn credential_of(args: &AuthLoginArgs) -> anyhow::Result<Credential> {
             password: stdin_line("password")?,
         });
     }
-    bail!("give --token, --bearer or --username")
+    bail!("give --token-stdin, --token, --bearer or --username")
 }
 
 #[cfg(test)]

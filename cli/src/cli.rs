@@ -254,13 +254,16 @@ pub enum AuthCommand {
 
 /// `pkgr auth login`.
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("credential").required(true).multiple(false).args(["token", "bearer", "username"]))]
+#[command(group = clap::ArgGroup::new("credential").required(true).multiple(false).args(["token", "token_stdin", "bearer", "username"]))]
 pub struct AuthLoginArgs {
     /// The host (`host` or `host:port`)
     pub host: String,
-    /// A conda token (anaconda.org style: sent as /t/<token>/ in the URL)
+    /// A conda token (anaconda.org style: sent as /t/<token>/ in the URL). On the command line it shows in the process list and shell history: prefer --token-stdin
     #[arg(long)]
     pub token: Option<String>,
+    /// Read the conda token from the first line of stdin (so it shows in no process list or shell history)
+    #[arg(long)]
+    pub token_stdin: bool,
     /// A bearer token (sent as `Authorization: Bearer`)
     #[arg(long)]
     pub bearer: Option<String>,

@@ -39,8 +39,12 @@ impl Workspace {
                 .unwrap_or_else(pkgr_cache::default_jobs),
         ));
         let observer_progress = progress.clone();
+        let credentials = paths::credentials()?;
+        for warning in credentials.warnings() {
+            progress.warn(warning);
+        }
         let fetcher = Fetcher::with_settings(global.config.network.value.clone())?
-            .with_credentials(paths::credentials()?)
+            .with_credentials(credentials)
             .with_retry_observer(Arc::new(move |notice: &pkgr_fetch::RetryNotice<'_>| {
                 observer_progress.warn(&retry_message(notice));
             }));

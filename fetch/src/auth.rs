@@ -8,7 +8,9 @@
 //!    `token:<T>`, `bearer:<T>` or `<user>:<password>`;
 //! 3. pkgr's auth file (`pkgr auth login`; `$PKGR_AUTH_FILE`, else
 //!    `$XDG_CONFIG_HOME/pkgr/auth.json`, else `~/.config/pkgr/auth.json`),
-//!    written with mode 0600 through a temp file and a rename;
+//!    written with mode 0600 through a temp file and a rename; a file that
+//!    others can read is still used, with a warning
+//!    ([`Credentials::warnings`], [`auth_file_exposure`]);
 //! 4. `~/.netrc` (`$NETRC`): `machine HOST login U password P` (or
 //!    `default`), as basic auth.
 //!
@@ -135,12 +137,45 @@ impl AuthFile {
     }
 }
 
+/// Whether users other than its owner can read or change the auth file at
+/// `path` (any group or other permission bit): a warning naming the file,
+/// who, and the fix; `None` when it is private (or cannot be looked at).
+/// The file is used either way (refusing it would break a setup that works
+/// the day a umask changes), but its owner should know that the
+/// credentials in it are exposed, and may want to replace them.
+pub fn auth_file_exposure(path: &Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs_err::metadata(path).ok()?.permissions().mode() & 0o777;
+        if mode & 0o077 == 0 {
+            return None;
+        }
+        let who = if mode & 0o007 != 0 {
+            "every user of this machine"
+        } else {
+            "the members of its group"
+        };
+        Some(format!(
+            "the auth file {} is open to {who} (mode {mode:04o}) though it holds credentials: fix it with `chmod 600 {}` (pkgr uses it anyway; consider the credentials in it exposed)",
+            path.display(),
+            path.display()
+        ))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
 /// Where credentials are looked up (see the module docs for the order).
 #[derive(Clone, Default)]
 pub struct Credentials {
     file: AuthFile,
     netrc: Vec<(Option<String>, String, String)>,
     env: BTreeMap<String, Credential>,
+    warnings: Vec<String>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -246,8 +281,15 @@ impl Credentials {
         netrc: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, AuthError> {
+        let mut warnings = Vec::new();
         let file = match auth_file {
-            Some(path) => AuthFile::read(path)?,
+            Some(path) => {
+                let file = AuthFile::read(path)?;
+                if !file.hosts.is_empty() {
+                    warnings.extend(auth_file_exposure(path));
+                }
+                file
+            }
             None => AuthFile::default(),
         };
         let netrc = netrc
@@ -259,7 +301,18 @@ impl Credentials {
             .filter(|(k, _)| k.starts_with("PKGR_AUTH_") && k != "PKGR_AUTH_FILE")
             .filter_map(|(k, v)| parse_env_credential(&v).map(|c| (k, c)))
             .collect();
-        Ok(Self { file, netrc, env })
+        Ok(Self {
+            file,
+            netrc,
+            env,
+            warnings,
+        })
+    }
+
+    /// What the user should hear about the sources read (an auth file that
+    /// others can read), for the front-end to show.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// The credential for `url`'s host, if any source has one.
@@ -416,6 +469,7 @@ mod tests {
             )]
             .into_iter()
             .collect(),
+            warnings: Vec::new(),
         };
         assert_eq!(env_var_for("h.example:8080"), "PKGR_AUTH_H_EXAMPLE_8080");
         // The environment wins over the file, for either key.
@@ -473,6 +527,36 @@ mod tests {
         fs_err::write(&bad, r#"{"hosts": {"h": "s3cr3t-token"}}"#).unwrap();
         let err = AuthFile::read(&bad).unwrap_err().to_string();
         assert!(!err.contains("s3cr3t"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_auth_file_others_can_read_is_used_with_a_warning() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth.json");
+        let mut file = AuthFile::default();
+        file.hosts
+            .insert("h.example".into(), Credential::Token("tok".into()));
+        file.write(&path).unwrap();
+        let load = || Credentials::load(Some(&path), None, Vec::new()).unwrap();
+        assert!(load().warnings().is_empty());
+        for (mode, who) in [(0o644, "every user"), (0o640, "members of its group")] {
+            fs_err::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let creds = load();
+            assert_eq!(
+                creds.for_url(&url("https://h.example/c")),
+                Some(Credential::Token("tok".into()))
+            );
+            let [warning] = creds.warnings() else {
+                panic!("{:?}", creds.warnings());
+            };
+            assert!(warning.contains(who), "{warning}");
+            assert!(
+                warning.contains(&format!("chmod 600 {}", path.display())),
+                "{warning}"
+            );
+        }
     }
 
     #[test]

@@ -28,7 +28,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use auth::{env_var_for, AuthError, AuthFile, Authorization, Credential, Credentials};
+pub use auth::{
+    auth_file_exposure, env_var_for, AuthError, AuthFile, Authorization, Credential, Credentials,
+};
 pub use retry::{
     is_transient_status, parse_retry_after, NetworkSettings, TransportKind, MAX_BACKOFF,
     MAX_RETRY_AFTER,
