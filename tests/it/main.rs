@@ -8,6 +8,7 @@ mod common;
 mod auth;
 mod bench;
 mod cli;
+mod cli_safety;
 mod concurrency;
 mod create;
 mod credentials;
