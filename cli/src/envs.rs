@@ -100,7 +100,7 @@ fn require_real_environment(prefix: &Path) -> anyhow::Result<()> {
 }
 
 /// What `env remove` says it removes: the environment, and how the path the
-/// user gave leads there when symlinks are on the way.
+/// user gave leads there when symlinks (or `..`) are on the way.
 fn removal_target(prefix: &Path, given: &Path, link: Option<&Path>) -> String {
     match link {
         Some(link) => format!(
@@ -109,7 +109,7 @@ fn removal_target(prefix: &Path, given: &Path, link: Option<&Path>) -> String {
             link.display()
         ),
         None if prefix != given => format!(
-            "the environment {} ({} leads there through a symlink)",
+            "the environment {} (what {} resolves to)",
             prefix.display(),
             given.display()
         ),
