@@ -98,8 +98,8 @@ fn a_chain_in_one_package_and_a_file_below_it_in_another() {
     let channel = channel(&world, &[chain, writer]);
     let prefix = world.env("attacked");
     let out = world.create(&prefix, url(&channel), &["writer"]);
-    let err = assert_fails(&out);
     victim.assert_untouched();
+    let err = assert_fails(&out);
     assert!(err.contains("chain-1-0"), "names the package: {err}");
     assert!(
         err.contains(&format!("{}/m", deep())),
@@ -122,8 +122,8 @@ fn a_chain_split_across_packages_of_one_transaction() {
     let channel = channel(&world, &[el, em, writer]);
     let prefix = world.env("attacked");
     let out = world.create(&prefix, url(&channel), &["writer"]);
-    let err = assert_fails(&out);
     victim.assert_untouched();
+    let err = assert_fails(&out);
     assert!(
         ["el-1-0", "em-1-0", "writer-1-0"]
             .iter()
@@ -154,8 +154,8 @@ fn a_chain_split_across_an_environment_and_a_later_install() {
     assert_ok(&world.run(&["install", "-p", prefix_arg, "-c", url(&channel), "el"]));
     victim.assert_untouched();
     let out = world.run(&["install", "-p", prefix_arg, "-c", url(&channel), "writer"]);
-    let err = assert_fails(&out);
     victim.assert_untouched();
+    let err = assert_fails(&out);
     assert!(err.contains("writer-1-0"), "names the package: {err}");
     assert!(err.contains(&victim.below_m()), "names the path: {err}");
     assert!(!prefix.join("conda-meta/writer-1-0.json").exists());
@@ -174,8 +174,8 @@ fn a_package_listing_a_file_below_its_own_chain_is_refused_by_the_cache() {
     let channel = channel(&world, &[deleter]);
     let prefix = world.env("attacked");
     let out = world.create(&prefix, url(&channel), &["deleter"]);
-    let err = assert_fails(&out);
     victim.assert_untouched();
+    let err = assert_fails(&out);
     assert!(err.contains("deleter-1-0"), "names the package: {err}");
     assert!(
         err.contains(&format!("{}/m", deep())),
