@@ -341,6 +341,53 @@ mod tests {
         chmod(0o644);
     }
 
+    /// No real package of `$PKGR_DATASETS/packages` is refused by the
+    /// checks of symlinks and modes (it may be by the others: the datasets
+    /// hold some incomplete archives on purpose).
+    #[test]
+    fn real_packages_pass_the_symlink_and_mode_checks() {
+        let Some(datasets) = std::env::var_os("PKGR_DATASETS") else {
+            eprintln!("skipped: PKGR_DATASETS is not set");
+            return;
+        };
+        let mut todo = vec![Path::new(&datasets).join("packages")];
+        let (mut checked, mut with_links, mut refused) = (0, 0, 0);
+        while let Some(dir) = todo.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    todo.push(path);
+                    continue;
+                }
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                if !(name.ends_with(".conda") || name.ends_with(".tar.bz2")) {
+                    continue;
+                }
+                let dest = tempfile::tempdir().unwrap();
+                if crate::archive::extract(&path, dest.path()).is_err() {
+                    continue;
+                }
+                match check_files(dest.path(), Depth::Sizes) {
+                    Ok(found) => {
+                        checked += 1;
+                        with_links += usize::from(!found.symlinks.is_empty());
+                    }
+                    Err(problem) => {
+                        refused += 1;
+                        eprintln!("{}: {problem}", path.display());
+                        for new in ["lies below", "outside the package", "writable by others"] {
+                            assert!(!problem.contains(new), "{}: {problem}", path.display());
+                        }
+                    }
+                }
+            }
+        }
+        eprintln!(
+            "{checked} real packages pass ({with_links} with symlinks), {refused} refused \
+             for other reasons"
+        );
+    }
+
     #[test]
     fn missing_short_and_wrong_files_are_named() {
         let dir = tempfile::tempdir().unwrap();

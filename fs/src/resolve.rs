@@ -303,7 +303,7 @@ mod tests {
     }
 
     fn ups(n: usize) -> PathBuf {
-        std::iter::repeat("..").take(n).collect()
+        std::iter::repeat_n("..", n).collect()
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use pkgr_test_support::{Format, LocalChannel, Package};
 
-use crate::common::{assert_fails, assert_ok, complete_entries, stderr, World};
+use crate::common::{assert_fails, assert_ok, complete_entries, World};
 
 /// `d1/d2/…/d20`.
 fn deep() -> String {
