@@ -94,8 +94,11 @@ pub struct Resolver {
     /// Every path looked up as a possible symlink (keyed by its text): a
     /// link declared later at one of them changes earlier answers.
     looked_up: HashSet<OsString>,
-    /// Directories found to lead inside (keyed by their text).
+    /// Directories found to lead inside (keyed by their text), since the
+    /// last link was declared.
     inside: HashSet<OsString>,
+    /// Every directory ever found to lead inside, for [`Self::recheck`].
+    checked: HashSet<OsString>,
     /// The directory found inside last.
     last: Option<OsString>,
 }
@@ -151,7 +154,22 @@ impl Resolver {
         let components = owned_components(dir)?;
         self.resolve(&components)?;
         self.inside.insert(dir.as_os_str().to_owned());
+        self.checked.insert(dir.as_os_str().to_owned());
         self.last = Some(dir.as_os_str().to_owned());
+        Ok(())
+    }
+
+    /// Checks again every directory found inside before (with the links
+    /// declared since): for when [`Self::add_link`] says earlier answers may
+    /// change, and files were (or will be) written there on those answers.
+    /// Returns the first directory that leads outside now.
+    pub fn recheck(&mut self) -> Result<(), (PathBuf, Escape)> {
+        let mut dirs: Vec<OsString> = self.checked.iter().cloned().collect();
+        dirs.sort_unstable();
+        for dir in dirs {
+            let dir = PathBuf::from(dir);
+            self.check_dir(&dir).map_err(|escape| (dir, escape))?;
+        }
         Ok(())
     }
 
@@ -338,6 +356,7 @@ mod tests {
         assert_eq!(resolver.check_parent(&m.join("x/y")), Ok(()));
         // `l` was looked up when `m` was checked: the caller must check again.
         assert!(resolver.add_link(&l, &ups(20)));
+        assert_eq!(resolver.recheck(), Err((m.join("x"), Escape::AboveRoot)));
         assert_eq!(resolver.check_link(&m, &m_target), Err(Escape::AboveRoot));
         assert_eq!(
             resolver.check_parent(&m.join("x/y")),

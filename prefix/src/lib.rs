@@ -67,15 +67,16 @@ pub enum PrefixError {
         /// Why it is unsafe.
         why: &'static str,
     },
-    /// A package's symlinks make a symlink of another package (linked or
-    /// being linked) lead outside the prefix: a chain split across packages.
-    #[error("package {package} ships symlinks through which the symlink `{path}` of {other} would lead outside the prefix ({why}); nothing of {package} was linked")]
+    /// A package's symlinks make a symlink (or a directory) of another
+    /// package, linked or being linked, lead outside the prefix: a chain
+    /// split across packages.
+    #[error("package {package} ships symlinks through which `{path}` of {other} would lead outside the prefix ({why}); nothing of {package} was linked")]
     EscapingChain {
         /// The package whose symlinks complete the chain.
         package: String,
-        /// The package whose symlink now leads outside.
+        /// The package whose symlink (or directory) now leads outside.
         other: String,
-        /// That symlink, relative to the prefix.
+        /// That symlink or directory, relative to the prefix.
         path: String,
         /// Why it is unsafe.
         why: &'static str,

@@ -827,6 +827,16 @@ impl LinkGuard {
     pub(crate) fn admit(&mut self, plan: &PackagePlan) -> Result<(), PrefixError> {
         let before = self.links.len();
         if self.declare(plan) {
+            // Directories the packages before were checked (and linked)
+            // through, links of the environment on their way included.
+            if let Err((dir, escape)) = self.resolver.recheck() {
+                return Err(PrefixError::EscapingChain {
+                    package: plan.package.clone(),
+                    other: String::from("a package linked before it"),
+                    path: dir.display().to_string(),
+                    why: escape.why(),
+                });
+            }
             for (package, target, link) in &self.links[..before] {
                 if let Err(escape) = self.resolver.check_link(target, link) {
                     return Err(PrefixError::EscapingChain {
@@ -1561,5 +1571,51 @@ mod tests {
         let err =
             PackagePlan::new(dir.path(), &noarch_python_record(), None, Some(&python)).unwrap_err();
         assert_unsafe(&err, "../../../../x");
+    }
+
+    /// Packages that arrive one by one (linked as they are fetched): a
+    /// package checked through a link of the environment (`m`, harmless
+    /// alone) is linked before the one that completes the chain (`l`)
+    /// arrives; that one must be refused, since the first one's files would
+    /// (or did) go through it.
+    #[cfg(unix)]
+    #[test]
+    fn a_package_completing_a_chain_after_others_were_admitted_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let prefix = root.path().join("env");
+        fs_err::create_dir_all(prefix.join("a/b")).unwrap();
+        std::os::unix::fs::symlink("l/..", prefix.join("a/b/m")).unwrap();
+
+        let writer = root.path().join("pkgs/writer");
+        write_file(&writer, "a/b/m/x/file", b"pwned");
+        write_info(
+            &writer,
+            &[serde_json::json!({"_path": "a/b/m/x/file", "path_type": "hardlink"})],
+        );
+        let el = root.path().join("pkgs/el");
+        fs_err::create_dir_all(el.join("a/b")).unwrap();
+        std::os::unix::fs::symlink("../..", el.join("a/b/l")).unwrap();
+        write_info(
+            &el,
+            &[serde_json::json!({"_path": "a/b/l", "path_type": "softlink"})],
+        );
+        let writer = PackagePlan::new(&writer, &record("writer"), None, None).unwrap();
+        let el = PackagePlan::new(&el, &record("el"), None, None).unwrap();
+
+        let mut guard = LinkGuard::new(&prefix);
+        guard.admit(&writer).unwrap();
+        let err = guard.admit(&el).unwrap_err();
+        assert!(
+            matches!(&err, PrefixError::EscapingChain { path, .. } if path == "a/b/m/x"),
+            "{err:?}"
+        );
+        // Known at once (as `Transaction::execute` checks), either is refused.
+        let mut guard = LinkGuard::new(&prefix);
+        guard.declare(&writer);
+        guard.declare(&el);
+        assert!(matches!(
+            guard.check(&writer),
+            Err(PrefixError::UnsafePath { .. })
+        ));
     }
 }
