@@ -46,8 +46,10 @@
 //!    download the archive into this process's temp dir, verify size and sha256
 //!    (md5 when that is all the index has), `rename` it to `pkgs/<key>.<ext>`;
 //!    extract into a temp directory, **check it complete** (every path of its
-//!    paths.json there with its size; an archive that lacks one is refused,
-//!    naming it), write the marker last, move whatever was at `pkgs/<key>`
+//!    paths.json there with its size, none below a symlink, no symlink that
+//!    leads out of the entry through its others, no file writable by others
+//!    than its owner: see `validate.rs`; an archive that fails is refused,
+//!    naming the path), write the marker last, move whatever was at `pkgs/<key>`
 //!    aside, `rename` the directory to `pkgs/<key>`. Release and go to 1.
 //!    When no verified archive is there already and the index gives the
 //!    archive's size, the extraction runs *while* it downloads
@@ -59,7 +61,8 @@
 //!    file as above.
 //!
 //! **Self-healing.** An entry that is complete but damaged (a file deleted or
-//! truncated since it was published, an empty file after a power loss) is not
+//! truncated since it was published, an empty file after a power loss, a
+//! file made writable by others than its owner) is not
 //! an error for ever: step 1 finds it, says so once ([`Reporter::repairing`]),
 //! and fills it again under the exclusive lock (step 3 first moves the bad
 //! one aside: one rename within `pkgs/`, which in a group-shared cache any

@@ -41,7 +41,18 @@ pub(crate) struct Found {
     pub(crate) paths: PathsJson,
 }
 
-/// Checks the extracted package at `dir` (one `lstat` per path).
+/// Checks the extracted package at `dir`: one `lstat` per path, one per
+/// distinct directory holding them, one `readlink` per symlink.
+///
+/// Besides completeness, it refuses what would make reading the entry (or
+/// linking it) reach outside it: a listed path below a symlink (an archive
+/// may list `m/home/you/.bashrc` through a symlink `m` to `/`, with the
+/// victim's size: a completeness check that follows `m` passes, and linking
+/// then replaces the victim), or a symlink that leads outside the entry
+/// through a chain of its other symlinks (which counting `..` misses). A
+/// regular file (or listed directory) writable by anyone but its owner is
+/// damage too: entries are shared, and their files are hardlinked into
+/// environments.
 ///
 /// The error says what is wrong, naming the path.
 pub(crate) fn check_files(dir: &Path, depth: Depth) -> Result<Found, String> {
@@ -49,9 +60,14 @@ pub(crate) fn check_files(dir: &Path, depth: Depth) -> Result<Found, String> {
         .map_err(|e| format!("its info/paths.json (or info/files) is unreadable: {e}"))?;
     let mut links_as_files = BTreeMap::new();
     let mut symlinks = BTreeSet::new();
+    let mut directories = Directories::new(dir);
     for entry in &paths.paths {
-        let path = dir.join(&entry.relative_path);
         let shown = entry.relative_path.display();
+        // Refused as it lists it: `..` is never followed either.
+        pkgr_fs::check_relative_path(&entry.relative_path)
+            .map_err(|why| format!("`{shown}` is not a path inside the package ({why})"))?;
+        directories.check_ancestors(&entry.relative_path)?;
+        let path = dir.join(&entry.relative_path);
         let Ok(meta) = std::fs::symlink_metadata(&path) else {
             return Err(format!("`{shown}` is missing"));
         };
@@ -60,6 +76,7 @@ pub(crate) fn check_files(dir: &Path, depth: Depth) -> Result<Found, String> {
                 if !meta.is_dir() {
                     return Err(format!("`{shown}` is not a directory"));
                 }
+                check_mode(&meta, &shown)?;
                 continue;
             }
             _ if meta.file_type().is_symlink() => {
@@ -68,13 +85,14 @@ pub(crate) fn check_files(dir: &Path, depth: Depth) -> Result<Found, String> {
             }
             _ if !meta.is_file() => return Err(format!("`{shown}` is not a file")),
             PathType::SoftLink => {
+                check_mode(&meta, &shown)?;
                 links_as_files.insert(
                     entry.relative_path.to_string_lossy().into_owned(),
                     meta.len(),
                 );
                 continue;
             }
-            PathType::HardLink => {}
+            PathType::HardLink => check_mode(&meta, &shown)?,
         }
         if let Some(expected) = entry.size_in_bytes {
             if meta.len() != expected {
@@ -93,11 +111,108 @@ pub(crate) fn check_files(dir: &Path, depth: Depth) -> Result<Found, String> {
             }
         }
     }
+    if !symlinks.is_empty() {
+        directories.check_links(&symlinks)?;
+    }
     Ok(Found {
         links_as_files,
         symlinks,
         paths,
     })
+}
+
+/// A regular file (or directory) of an entry that anyone but its owner may
+/// write is damage (from the metadata already read: no syscall).
+fn check_mode(meta: &std::fs::Metadata, shown: &std::path::Display<'_>) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o022 != 0 {
+            return Err(format!(
+                "`{shown}` is writable by others than its owner (mode {mode:04o}): \
+                 the entry was changed after pkgr published it"
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (meta, shown);
+    Ok(())
+}
+
+/// The directories of an entry found not to be symlinks (each looked at
+/// once), and the resolver the entry's symlinks are checked with.
+struct Directories {
+    resolver: pkgr_fs::Resolver,
+    /// Directories known to be real ones (keyed by their text).
+    real: std::collections::HashSet<std::ffi::OsString>,
+    /// The directory checked last (files come sorted: most share it).
+    last: PathBuf,
+    root: PathBuf,
+}
+
+impl Directories {
+    fn new(root: &Path) -> Self {
+        Self {
+            resolver: pkgr_fs::Resolver::on_disk(root),
+            real: std::collections::HashSet::new(),
+            last: PathBuf::new(),
+            root: root.to_path_buf(),
+        }
+    }
+
+    /// Refuses `relative` when a directory on its way is a symlink.
+    fn check_ancestors(&mut self, relative: &Path) -> Result<(), String> {
+        let Some(parent) = relative.parent().filter(|p| !p.as_os_str().is_empty()) else {
+            return Ok(());
+        };
+        if parent.as_os_str() == self.last.as_os_str() {
+            return Ok(());
+        }
+        // Outermost first, so that no lstat goes through a symlink.
+        let unknown: Vec<&Path> = parent
+            .ancestors()
+            .take_while(|d| !d.as_os_str().is_empty() && !self.real.contains(d.as_os_str()))
+            .collect();
+        for dir in unknown.into_iter().rev() {
+            if let Ok(meta) = std::fs::symlink_metadata(self.root.join(dir)) {
+                if meta.file_type().is_symlink() {
+                    return Err(format!(
+                        "`{}` lies below `{}`, which is a symlink: the package may only \
+                         list paths in its own directories (a hostile or broken package)",
+                        relative.display(),
+                        dir.display()
+                    ));
+                }
+            }
+            self.real.insert(dir.as_os_str().to_owned());
+        }
+        parent.clone_into(&mut self.last);
+        Ok(())
+    }
+
+    /// Refuses a symlink of `links` that leads outside the entry through
+    /// the entry's other symlinks (one `readlink` each).
+    fn check_links(&mut self, links: &BTreeSet<PathBuf>) -> Result<(), String> {
+        let mut targets = Vec::with_capacity(links.len());
+        for link in links {
+            let target = std::fs::read_link(self.root.join(link))
+                .map_err(|e| format!("`{}`: reading the symlink: {e}", link.display()))?;
+            self.resolver.add_link(link, &target);
+            targets.push((link, target));
+        }
+        for (link, target) in targets {
+            self.resolver.check_link(link, &target).map_err(|escape| {
+                format!(
+                    "`{}` is a symlink to `{}`, which leads outside the package: {escape} \
+                     (a hostile or broken package)",
+                    link.display(),
+                    target.display()
+                )
+            })?;
+        }
+        Ok(())
+    }
 }
 
 /// [`check_files`], then compares the links held as files with what the
@@ -128,6 +243,149 @@ mod tests {
         std::fs::create_dir_all(dir.join("info")).unwrap();
         let json = serde_json::json!({ "paths": entries, "paths_version": 1 });
         std::fs::write(dir.join("info/paths.json"), json.to_string()).unwrap();
+    }
+
+    /// Item 4 of issue 22: paths.json lists a file through the package's
+    /// own chain of symlinks to `/`, with the victim's size.
+    #[cfg(unix)]
+    #[test]
+    fn a_path_below_a_symlink_is_refused_without_following_it() {
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("victim.txt");
+        std::fs::write(&victim, b"precious").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("a/b")).unwrap();
+        std::os::unix::fs::symlink("../..", d.join("a/b/l")).unwrap();
+        let ups = "../".repeat(40);
+        std::os::unix::fs::symlink(format!("l/{ups}"), d.join("a/b/m")).unwrap();
+        let listed = format!("a/b/m{}", victim.display());
+        assert!(d.join(&listed).is_file(), "the chain leads to the victim");
+        paths_json(
+            d,
+            serde_json::json!([
+                {"_path": "a/b/l", "path_type": "softlink"},
+                {"_path": "a/b/m", "path_type": "softlink"},
+                {"_path": listed, "path_type": "hardlink", "size_in_bytes": 8},
+            ]),
+        );
+        let err = check_files(d, Depth::Sizes).unwrap_err();
+        assert!(
+            err.contains(&format!("`{listed}` lies below `a/b/m`")),
+            "{err}"
+        );
+        // Without the listed file, the chain itself is refused.
+        paths_json(
+            d,
+            serde_json::json!([
+                {"_path": "a/b/l", "path_type": "softlink"},
+                {"_path": "a/b/m", "path_type": "softlink"},
+            ]),
+        );
+        let err = check_files(d, Depth::Sizes).unwrap_err();
+        assert!(
+            err.contains("`a/b/m` is a symlink to") && err.contains("outside the package"),
+            "{err}"
+        );
+        assert!(victim.is_file());
+        // `lib64 -> lib` with files listed in `lib` is fine.
+        let fine = tempfile::tempdir().unwrap();
+        let f = fine.path();
+        std::fs::create_dir_all(f.join("lib")).unwrap();
+        std::fs::write(f.join("lib/x"), b"x").unwrap();
+        std::os::unix::fs::symlink("lib", f.join("lib64")).unwrap();
+        std::os::unix::fs::symlink("../lib64/x", f.join("lib/y")).unwrap();
+        paths_json(
+            f,
+            serde_json::json!([
+                {"_path": "lib/x", "path_type": "hardlink", "size_in_bytes": 1},
+                {"_path": "lib/y", "path_type": "softlink"},
+                {"_path": "lib64", "path_type": "softlink"},
+            ]),
+        );
+        assert!(check_files(f, Depth::Sizes).is_ok());
+    }
+
+    /// Item 5: a file anyone but its owner may write is damage; read-only
+    /// files (as published now) and 0644/0755 (as before) are fine.
+    #[cfg(unix)]
+    #[test]
+    fn a_file_writable_by_others_is_damage() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("bin")).unwrap();
+        std::fs::write(d.join("bin/tool"), b"hello").unwrap();
+        paths_json(
+            d,
+            serde_json::json!([
+                {"_path": "bin/tool", "path_type": "hardlink", "size_in_bytes": 5},
+            ]),
+        );
+        let chmod = |mode| {
+            std::fs::set_permissions(d.join("bin/tool"), std::fs::Permissions::from_mode(mode))
+                .unwrap();
+        };
+        for fine in [0o444, 0o555, 0o644, 0o755] {
+            chmod(fine);
+            assert!(check_files(d, Depth::Sizes).is_ok(), "{fine:o}");
+        }
+        for bad in [0o664, 0o666, 0o646, 0o775] {
+            chmod(bad);
+            let err = check_files(d, Depth::Sizes).unwrap_err();
+            assert!(
+                err.contains("`bin/tool` is writable by others"),
+                "{bad:o}: {err}"
+            );
+        }
+        chmod(0o644);
+    }
+
+    /// No real package of `$PKGR_DATASETS/packages` is refused by the
+    /// checks of symlinks and modes (it may be by the others: the datasets
+    /// hold some incomplete archives on purpose).
+    #[test]
+    fn real_packages_pass_the_symlink_and_mode_checks() {
+        let Some(datasets) = std::env::var_os("PKGR_DATASETS") else {
+            eprintln!("skipped: PKGR_DATASETS is not set");
+            return;
+        };
+        let mut todo = vec![Path::new(&datasets).join("packages")];
+        let (mut checked, mut with_links, mut refused) = (0, 0, 0);
+        while let Some(dir) = todo.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    todo.push(path);
+                    continue;
+                }
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                if !(name.ends_with(".conda") || name.ends_with(".tar.bz2")) {
+                    continue;
+                }
+                let dest = tempfile::tempdir().unwrap();
+                if crate::archive::extract(&path, dest.path()).is_err() {
+                    continue;
+                }
+                match check_files(dest.path(), Depth::Sizes) {
+                    Ok(found) => {
+                        checked += 1;
+                        with_links += usize::from(!found.symlinks.is_empty());
+                    }
+                    Err(problem) => {
+                        refused += 1;
+                        eprintln!("{}: {problem}", path.display());
+                        for new in ["lies below", "outside the package", "writable by others"] {
+                            assert!(!problem.contains(new), "{}: {problem}", path.display());
+                        }
+                    }
+                }
+            }
+        }
+        eprintln!(
+            "{checked} real packages pass ({with_links} with symlinks), {refused} refused \
+             for other reasons"
+        );
     }
 
     #[test]

@@ -8,6 +8,9 @@
 //!   of `pkgr_cache`;
 //! - [`paths`]: the checks that keep a package's paths and symlink targets
 //!   inside the directory they are relative to;
+//! - [`resolve`]: where a path below a root really leads through the
+//!   symlinks there (a package's, an environment's), checked without
+//!   following them;
 //! - [`hash`]: a file's size, sha256 and md5 in one streaming pass.
 //!
 //! It exists so that the linker does not depend on the HTTP client or on the
@@ -18,7 +21,9 @@
 pub mod hash;
 pub mod lock;
 pub mod paths;
+pub mod resolve;
 
 pub use hash::{hash_file, FileDigests};
 pub use lock::{FileLock, LockError, LockMode};
 pub use paths::{check_link_target, check_relative_path};
+pub use resolve::{Escape, Resolver};

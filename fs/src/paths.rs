@@ -32,7 +32,11 @@ pub fn check_relative_path(relative: &Path) -> Result<(), &'static str> {
 }
 
 /// Checks that a symlink at `link` (relative to the root) pointing at `target`
-/// resolves to somewhere inside the root.
+/// resolves to somewhere inside the root, by counting `..`: a check of the
+/// link alone, taking every other component for a plain directory. A chain
+/// (a component of `target` that is itself a symlink) is beyond it: the
+/// cache and the linker resolve links through each other with
+/// [`crate::Resolver`] as well.
 pub fn check_link_target(link: &Path, target: &Path) -> Result<(), &'static str> {
     if target.is_absolute() {
         return Err("absolute link target");

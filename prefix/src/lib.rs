@@ -5,12 +5,16 @@
 //! - [`PackagePlan`] (link.rs): one package's files, checked (no absolute
 //!   path, no `..`, no symlink out of the prefix) before anything is written,
 //!   then linked (hardlink, reflink or copy; placeholders replaced; noarch
-//!   python relocated with entry points and `.pyc` files, see [`python`]);
+//!   python relocated with entry points and `.pyc` files, see [`python`]).
+//!   A transaction also resolves every path and symlink target of its
+//!   packages through the symlinks of all of them and of the environment
+//!   (`LinkGuard`, with [`pkgr_fs::Resolver`]): a chain of links, each
+//!   harmless alone, may lead to `/`;
 //! - [`Transaction`] (transaction.rs): unlink/link sets applied in dependency
 //!   order under per-package journals, with link scripts ([`run_link_script`])
 //!   and [`recover`] for what a killed transaction left;
 //! - [`remove_paths`] (unlink.rs): a package's files and the directories they
-//!   leave empty.
+//!   leave empty, never through a symlink that leads out of the prefix.
 //!
 //! A transaction on a prefix holds the prefix's exclusive lock
 //! ([`lock_prefix`]) for its whole length; it is the first lock in pkgr's lock
@@ -59,6 +63,32 @@ pub enum PrefixError {
         /// The package.
         package: String,
         /// The path (or link target).
+        path: String,
+        /// Why it is unsafe.
+        why: &'static str,
+    },
+    /// A package's symlinks make a symlink (or a directory) of another
+    /// package, linked or being linked, lead outside the prefix: a chain
+    /// split across packages.
+    #[error("package {package} ships symlinks through which `{path}` of {other} would lead outside the prefix ({why}); nothing of {package} was linked")]
+    EscapingChain {
+        /// The package whose symlinks complete the chain.
+        package: String,
+        /// The package whose symlink (or directory) now leads outside.
+        other: String,
+        /// That symlink or directory, relative to the prefix.
+        path: String,
+        /// Why it is unsafe.
+        why: &'static str,
+    },
+    /// Removing a path of the environment would delete through a symlink
+    /// that leads outside it (an environment made by an older pkgr or by
+    /// another tool may hold such a chain).
+    #[error("refusing to remove `{path}` from the environment {}: {why}; nothing outside the environment was touched (remove the symlink on its way by hand, then retry)", prefix.display())]
+    UnsafeRemoval {
+        /// The environment.
+        prefix: PathBuf,
+        /// The path, relative to the environment.
         path: String,
         /// Why it is unsafe.
         why: &'static str,

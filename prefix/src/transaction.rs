@@ -37,8 +37,8 @@ use rattler_conda_types::{PackageRecord, PrefixRecord, RepoDataRecord};
 use serde::{Deserialize, Serialize};
 
 use crate::link::{
-    place_file, CheckedFiles, Hardlinks, KnownDirs, LinkMode, LinkedFiles, LinkedPackage,
-    PackagePlan,
+    place_file, CheckedFiles, Hardlinks, KnownDirs, LinkGuard, LinkMode, LinkedFiles,
+    LinkedPackage, PackagePlan,
 };
 use crate::python::{CompiledBatch, CompiledModules, PythonInfo};
 use crate::scripts::{LinkScripts, ScriptKind};
@@ -150,6 +150,15 @@ impl Transaction {
             .iter()
             .map(|r| self.plan(r))
             .collect::<Result<Vec<_>, _>>()?;
+        // Every path of every package through the symlinks of all of them
+        // and of the environment, before anything changes.
+        let mut guard = LinkGuard::new(prefix);
+        for plan in &plans {
+            guard.declare(plan);
+        }
+        for plan in &plans {
+            guard.check(plan)?;
+        }
 
         let leaving: HashSet<String> = self.unlink.iter().map(package_id).collect();
         let owners = owners_of(installed, &leaving);
@@ -209,6 +218,7 @@ impl Transaction {
             &order,
             &|| Box::new(()),
             &AtomicBool::new(false),
+            None,
         );
         staged.record_with(owners, on_event)
     }
@@ -250,7 +260,10 @@ impl Transaction {
             let request = arrivals.lock().ok()?.recv().ok()?;
             Some(self.plan(&request))
         };
-        let staged = self.stage(prefix, &mut next, &order, permit, failed);
+        // Each checked as it arrives against the ones before and the
+        // environment, before anything of it is linked.
+        let guard = LinkGuard::new(prefix);
+        let staged = self.stage(prefix, &mut next, &order, permit, failed, Some(guard));
         Ok(staged)
     }
 
@@ -275,7 +288,9 @@ impl Transaction {
     /// Links the files of every package `next` gives (until `None`), `self.jobs`
     /// at once, each once what it must follow in `order` is in place (see
     /// [`Gate`]). After the first failure nothing more is linked (the rest
-    /// is drained); those running finish.
+    /// is drained); those running finish. With a `guard`, each package is
+    /// admitted by it ([`LinkGuard::admit`]) before it is handed on (without,
+    /// the caller checked them all).
     fn stage(
         &self,
         prefix: &Path,
@@ -283,6 +298,7 @@ impl Transaction {
         order: &LinkOrder,
         permit: &(dyn Fn() -> Box<dyn Any> + Sync),
         failed: &AtomicBool,
+        mut guard: Option<LinkGuard>,
     ) -> StagedLinks {
         let hardlinks = Hardlinks::new();
         let staged: Mutex<Vec<Staged>> = Mutex::new(Vec::new());
@@ -306,7 +322,11 @@ impl Transaction {
             }
             let _close = Close(&gate);
             while let Some(planned) = next() {
-                match planned {
+                let admitted = planned.and_then(|plan| match guard.as_mut() {
+                    Some(guard) => guard.admit(&plan).map(|()| plan),
+                    None => Ok(plan),
+                });
+                match admitted {
                     Ok(plan) => {
                         let follows = order.follows(&plan);
                         let symlinked_dirs = plan.symlinked_dirs();

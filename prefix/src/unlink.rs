@@ -30,6 +30,12 @@ pub fn record_paths(record: &PrefixRecord) -> BTreeSet<PathBuf> {
 /// other owner), then every directory they leave empty, up to but not
 /// including the prefix itself. Missing files are fine (already removed).
 /// Returns how many files were removed.
+///
+/// Nothing is removed through a symlink that leads out of the prefix (an
+/// environment made by an older pkgr or by another tool may hold a chain of
+/// symlinks to `/`, and a record listing `m/home/you/.bashrc` would then
+/// delete that file): such a path is refused, after the others are removed,
+/// with an error naming it. A symlink itself is removed, never followed.
 pub fn remove_paths<'a>(
     prefix: &Path,
     paths: impl IntoIterator<Item = &'a PathBuf>,
@@ -37,9 +43,19 @@ pub fn remove_paths<'a>(
 ) -> Result<usize, PrefixError> {
     let mut removed = 0;
     let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut resolver = pkgr_fs::Resolver::on_disk(prefix);
+    let mut refused: Option<PrefixError> = None;
     for path in paths {
         if keep(path) || pkgr_fs::check_relative_path(path).is_err() {
             // Never follow a record (or journal) out of the prefix.
+            continue;
+        }
+        if let Err(escape) = resolver.check_parent(path) {
+            refused.get_or_insert(PrefixError::UnsafeRemoval {
+                prefix: prefix.to_path_buf(),
+                path: path.display().to_string(),
+                why: escape.why(),
+            });
             continue;
         }
         let full = prefix.join(path);
@@ -64,14 +80,19 @@ pub fn remove_paths<'a>(
     let mut dirs: Vec<PathBuf> = dirs.into_iter().collect();
     dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
     for dir in dirs {
-        if dir == Path::new("conda-meta") {
+        if dir == Path::new("conda-meta") || resolver.check_parent(&dir).is_err() {
             continue;
         }
-        remove_empty_pycache(&prefix.join(&dir));
-        // Fails (and stays) unless empty.
+        if resolver.check_dir(&dir.join("__pycache__")).is_ok() {
+            remove_empty_pycache(&prefix.join(&dir));
+        }
+        // Fails (and stays) unless empty; a symlink is not a directory.
         let _ = std::fs::remove_dir(prefix.join(&dir));
     }
-    Ok(removed)
+    match refused {
+        Some(err) => Err(err),
+        None => Ok(removed),
+    }
 }
 
 /// A `__pycache__` left with only `.pyc` files of modules that are gone
@@ -198,6 +219,38 @@ mod tests {
         assert_eq!(remove_paths(&prefix, &listed, |_: &Path| false).unwrap(), 1);
         assert!(std::fs::symlink_metadata(prefix.join("lib/link")).is_err());
         assert!(root.path().join("elsewhere/precious.txt").is_file());
+    }
+
+    /// An environment holding a chain of links to `/` (made by an older
+    /// pkgr, or by another tool): a record listing a file below it must not
+    /// delete that file, and the error names the path.
+    #[cfg(unix)]
+    #[test]
+    fn never_removes_through_a_chain_of_links_out_of_the_prefix() {
+        let root = tempfile::tempdir().unwrap();
+        touch(root.path(), "victim.txt");
+        touch(root.path(), "env/bin/mine");
+        let prefix = root.path().join("env");
+        fs_err::create_dir_all(prefix.join("a/b")).unwrap();
+        std::os::unix::fs::symlink("../..", prefix.join("a/b/l")).unwrap();
+        std::os::unix::fs::symlink("l/..", prefix.join("a/b/m")).unwrap();
+        assert!(
+            prefix.join("a/b/m/victim.txt").is_file(),
+            "the chain leads out"
+        );
+        let listed = paths(&["a/b/m/victim.txt", "bin/mine"]);
+        let err = remove_paths(&prefix, &listed, |_: &Path| false).unwrap_err();
+        assert!(
+            matches!(&err, PrefixError::UnsafeRemoval { path, .. } if path == "a/b/m/victim.txt"),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("a/b/m/victim.txt"), "{err}");
+        assert!(root.path().join("victim.txt").is_file());
+        // The rest is removed all the same; the links themselves may go.
+        assert!(!prefix.join("bin/mine").exists());
+        let listed = paths(&["a/b/m", "a/b/l"]);
+        assert_eq!(remove_paths(&prefix, &listed, |_: &Path| false).unwrap(), 2);
+        assert!(root.path().join("victim.txt").is_file());
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod envfiles;
 mod environments;
 mod faults;
 mod healing;
+mod hostile_links;
 mod index;
 mod network;
 mod python_paths;

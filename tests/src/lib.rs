@@ -96,6 +96,10 @@ enum Content {
     NoLink {
         bytes: Vec<u8>,
     },
+    /// Listed in paths.json as a file of this size, and not in the archive.
+    ListedOnly {
+        size: u64,
+    },
 }
 
 /// A conda package to build.
@@ -310,6 +314,16 @@ impl Package {
         self
     }
 
+    /// Lists `path` in paths.json as a file of `size` bytes (no hash) that
+    /// the archive does not hold, for tests of a package whose metadata
+    /// names a file elsewhere (through one of its symlinks, say).
+    #[must_use]
+    pub fn listed_only(mut self, path: &str, size: u64) -> Self {
+        self.files
+            .push((path.to_owned(), Content::ListedOnly { size }));
+        self
+    }
+
     /// The package's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -371,6 +385,9 @@ impl Package {
                 Content::NoLink { bytes } => json!({
                     "_path": path, "path_type": "hardlink", "no_link": true,
                     "sha256": hex::encode(Sha256::digest(bytes)), "size_in_bytes": bytes.len(),
+                }),
+                Content::ListedOnly { size } => json!({
+                    "_path": path, "path_type": "hardlink", "size_in_bytes": size,
                 }),
                 Content::Raw { .. } => continue,
             };
@@ -452,6 +469,7 @@ impl Package {
                     builder.append_data(&mut h, name, std::io::empty()).unwrap();
                 }
                 Content::NoLink { bytes } => append_file(&mut builder, path, bytes, 0o644),
+                Content::ListedOnly { .. } => {}
             }
         }
         builder.into_inner().unwrap()
