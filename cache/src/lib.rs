@@ -1218,7 +1218,7 @@ impl PackageCache {
                 reporter.download_started(&display, expected.size);
                 let progress = |n: u64| reporter.download_progress(&display, n);
                 // Extracted while it downloads when the index gives its
-                // size (the extraction's budget) and its name a format;
+                // size (what the stream must hold) and its name a format;
                 // the extractor thread owns the lock from now on.
                 let format = ArchiveFormat::from_file_name(&display);
                 let (extraction, tap) = match (format, expected.size) {

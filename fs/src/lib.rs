@@ -8,13 +8,16 @@
 //!   of `pkgr_cache`;
 //! - [`paths`]: the checks that keep a package's paths and symlink targets
 //!   inside the directory they are relative to;
-//! - [`hash`]: a file's size, sha256 and md5 in one streaming pass.
+//! - [`hash`]: a file's size, sha256 and md5 in one streaming pass;
+//! - [`bounded`]: reading a package's metadata file whole, but never more
+//!   of it than a limit by its name.
 //!
 //! It exists so that the linker does not depend on the HTTP client or on the
-//! cache for three small things. **It must not depend on** any other pkgr
+//! cache for four small things. **It must not depend on** any other pkgr
 //! crate, on an HTTP client, or on the conda data model: it knows files, not
 //! packages.
 
+pub mod bounded;
 pub mod hash;
 pub mod lock;
 pub mod paths;

@@ -824,7 +824,9 @@ pub(crate) fn place_file(
     // A reflink shares blocks copy-on-write; where the file system has none
     // this is a plain copy. Either way the prefix file is independent.
     replacing(dest, || match reflink_copy::reflink(src, dest) {
-        Ok(()) => Ok(()),
+        // It has the cache file's (read-only) permissions.
+        Ok(()) => std::fs::metadata(dest)
+            .and_then(|meta| std::fs::set_permissions(dest, owner_writable(meta.permissions()))),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e),
         Err(_) => copy_new(src, dest),
     })
@@ -854,10 +856,10 @@ fn keep_mtime(src: &Path, dest: &Path) -> Result<(), PrefixError> {
 }
 
 /// Copies `src` to a new file `dest` (which must not exist) with `src`'s
-/// permissions.
+/// permissions made [`owner_writable`].
 fn copy_new(src: &Path, dest: &Path) -> std::io::Result<()> {
     let mut from = std::fs::File::open(src)?;
-    let permissions = from.metadata()?.permissions();
+    let permissions = owner_writable(from.metadata()?.permissions());
     let mut to = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -895,10 +897,29 @@ fn make_symlink(target: &Path, dest: &Path) -> std::io::Result<()> {
 }
 
 /// Writes `bytes` to a new file `dest` (which must not exist) with the
-/// permissions of `src`.
+/// permissions of `src` made [`owner_writable`].
 fn write_new_like(src: &Path, dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let permissions = std::fs::metadata(src)?.permissions();
+    let permissions = owner_writable(std::fs::metadata(src)?.permissions());
     write_new(dest, bytes, Some(permissions))
+}
+
+/// The permissions of a file of the cache (read-only: 0444, 0555 when
+/// executable) for the environment's own copy of it: writable by its owner
+/// (0644, 0755), as conda's copies are. Only copies get it: a hardlinked
+/// file *is* the cache's file, and stays read-only so that nothing writes
+/// through it into every environment linked from the cache.
+fn owner_writable(permissions: std::fs::Permissions) -> std::fs::Permissions {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::Permissions::from_mode(permissions.mode() | 0o200)
+    }
+    #[cfg(not(unix))]
+    {
+        let mut permissions = permissions;
+        permissions.set_readonly(false);
+        permissions
+    }
 }
 
 /// Writes an entry point script to a new file `dest`, executable.
