@@ -712,6 +712,24 @@ fn unpack_tar(
     Ok(())
 }
 
+/// Takes every write bit off the open `file`, if it has any (one `fstat`,
+/// and a `fchmod` only then): for what the cache publishes besides the
+/// extracted files (the archive renamed into `pkgs/`, the entry's marker),
+/// read-only like them (see [`PUBLISHED_FILE_MASK`]). Nothing off Unix.
+pub fn set_read_only(file: &fs_err::File) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = file.metadata()?.permissions().mode();
+        if mode & 0o7222 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(published_file_mode(mode)))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = file;
+    Ok(())
+}
+
 /// Gives the open `file` the permission bits `mode` (nothing off Unix).
 fn set_file_mode(file: &std::fs::File, mode: u32) -> std::io::Result<()> {
     #[cfg(unix)]

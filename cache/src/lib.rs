@@ -2167,6 +2167,10 @@ fn publish_staging(
     let mut file = fs_err::File::create(&marker_path).map_err(io_error("writing the marker"))?;
     std::io::Write::write_all(&mut file, &text)
         .map_err(io_error(format!("writing {}", marker_path.display())))?;
+    // Read-only like the entry's files, and so is the archive it describes
+    // (as far as this account may: it can be another member's download).
+    archive::set_read_only(&file).map_err(io_error("writing the marker"))?;
+    let _ = fs_err::File::open(archive).and_then(|verified| archive::set_read_only(&verified));
     file.sync_all()
         .map_err(io_error(format!("flushing {}", marker_path.display())))?;
     set_aside(dest).map_err(io_error(format!("moving {} aside", dest.display())))?;
