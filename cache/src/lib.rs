@@ -177,6 +177,18 @@
 //! size check of step 1 (an empty file whose recorded size is not zero, a
 //! missing path) and repaired, and `pkgr cache verify` checks every byte.
 //!
+//! **Published files are read-only.** An entry's files are 0444 (0555 when
+//! executable; no setuid, setgid or sticky bit), and so are its marker, its
+//! archive in `pkgs/` and the kept `.pyc` files; only directories keep their
+//! owner's write bit (to remove the entry). Environments hardlink these
+//! files: a program writing into an environment's file would otherwise
+//! change the cache, and every environment made from it. The linker gives
+//! its *copies* (`--copy`, placeholders replaced, `no_link` files) their
+//! owner's write bit back ([`archive::PUBLISHED_FILE_MASK`]). What an
+//! archive may unpack to is bounded by the archive's real bytes, never by a
+//! size a channel claims, and its metadata files by their size limits
+//! ([`archive`]).
+//!
 //! **A read-only cache** (on a read-only filesystem: [`PackageCache::open`])
 //! takes no locks and writes nothing: nothing can change it, so, like a
 //! read-only layer's, its complete and intact entries are used without a

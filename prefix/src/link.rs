@@ -628,12 +628,17 @@ fn read_entry_points(package_dir: &Path, package: &str) -> Result<Vec<EntryPoint
     if !package_dir.join("info").join("link.json").exists() {
         return Ok(Vec::new());
     }
-    let link = LinkJson::from_package_directory(package_dir).map_err(|source| {
-        PrefixError::BadMetadata {
+    // Within its size limit: a package's metadata comes from whoever built it.
+    let path = package_dir.join(LinkJson::package_path());
+    let limit = pkgr_fs::bounded::metadata_limit(LinkJson::package_path())
+        .unwrap_or(pkgr_fs::bounded::METADATA_LIMIT);
+    let read = pkgr_fs::bounded::read_to_string_at_most(&path, limit);
+    let link = read
+        .and_then(|text| LinkJson::from_str(&text))
+        .map_err(|source| PrefixError::BadMetadata {
             package: package.to_owned(),
             source,
-        }
-    })?;
+        })?;
     Ok(match link.noarch {
         NoArchLinks::Python(python) => python.entry_points,
         NoArchLinks::Generic => Vec::new(),
@@ -877,7 +882,11 @@ fn first_missing_legacy_file(package_dir: &Path) -> Option<String> {
     if package_dir.join("info").join("paths.json").exists() {
         return None;
     }
-    let files = fs_err::read_to_string(package_dir.join("info").join("files")).ok()?;
+    let files = pkgr_fs::bounded::read_to_string_at_most(
+        &package_dir.join("info").join("files"),
+        pkgr_fs::bounded::FILE_LIST_LIMIT,
+    )
+    .ok()?;
     files
         .lines()
         .map(str::trim)
