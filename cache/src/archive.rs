@@ -9,17 +9,24 @@
 //! An archive is extracted from its file ([`extract`]) or, while it still
 //! downloads, from the stream of its bytes ([`extract_stream`]); both unpack
 //! every tarball through the same checks ([`unpack_tar`]) within the same
-//! budget ([`ExtractLimits`] of the archive's size). A `.conda` stream is
+//! budget ([`ExtractLimits`] of the archive's bytes: its file's length, or
+//! the bytes of the stream received so far, never a size a channel claims).
+//! Extracted files are read-only ([`PUBLISHED_FILE_MASK`]); metadata files
+//! pkgr reads whole are refused past their limits
+//! ([`pkgr_fs::bounded::metadata_limit`]), and read within them
+//! ([`read_info_file`], [`read_entry_file`], [`read_entry_paths_json`]). A `.conda` stream is
 //! walked by its zip local headers, in the order its members come; whatever
 //! a stream cannot be followed through (a member whose size is not in its
 //! local header, a compressed member) is [`ArchiveError::NotStreamable`],
 //! and the caller extracts the file instead once it is there.
 
+use std::cell::Cell;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use pkgr_fs::paths::{check_link_target, check_relative_path, normalized};
-use rattler_conda_types::package::{IndexJson, PackageFile};
+use rattler_conda_types::package::{IndexJson, PackageFile, PathsJson};
 
 /// The two conda archive formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,9 +58,25 @@ impl ArchiveFormat {
     }
 }
 
-/// Permission bits stripped from every extracted file and directory: setuid,
-/// setgid, sticky, and write for group and others.
+/// Permission bits stripped from every extracted directory: setuid, setgid,
+/// sticky, and write for group and others. A directory keeps its owner's
+/// write bit (see [`PUBLISHED_FILE_MASK`]).
 pub const SHARED_CACHE_MASK: u32 = 0o7022;
+
+/// Permission bits stripped from every extracted file: all of
+/// [`SHARED_CACHE_MASK`] and the owner's write bit too, so files are 0444, or
+/// 0555 when executable. A published file is hardlinked into every
+/// environment made from it: a program (a post-link script, an editor, a
+/// `pip install` over it) that writes into an environment's file would
+/// otherwise change the cache, and with it every other environment, for
+/// every user of the cache. Directories stay writable by their owner, who
+/// must be able to remove the entry.
+pub const PUBLISHED_FILE_MASK: u32 = 0o7222;
+
+/// The mode of a published file of mode `mode` (see [`PUBLISHED_FILE_MASK`]).
+pub fn published_file_mode(mode: u32) -> u32 {
+    mode & 0o7777 & !PUBLISHED_FILE_MASK
+}
 
 /// Guards against archive bombs: extraction stops with
 /// [`ArchiveError::TooLarge`] before writing past these limits.
@@ -83,20 +106,65 @@ impl Default for ExtractLimits {
 /// What remains of the limits while an archive unpacks.
 struct Budget {
     entries_left: u64,
-    bytes_left: u64,
+    /// Bytes of entries let through so far.
+    written: u64,
+    basis: Basis,
     limits: ExtractLimits,
 }
 
+/// The archive bytes the byte budget is a multiple of: only bytes pkgr
+/// has, never a size a channel claims (a 100 KB archive that repodata says
+/// is a TB big must not unpack to 250 TB).
+enum Basis {
+    /// The length of the archive's file.
+    File(u64),
+    /// The bytes of a stream received so far (counted by the reader that
+    /// delivers them, [`Counted`]): the budget grows as they arrive.
+    Received(Rc<Cell<u64>>),
+}
+
 impl Budget {
-    /// The budget of an archive of `archive_size` bytes.
-    fn new(archive_size: u64, limits: ExtractLimits) -> Self {
+    /// The budget of an archive whose bytes are `basis`.
+    fn new(basis: Basis, limits: ExtractLimits) -> Self {
         Self {
             entries_left: limits.max_entries,
-            bytes_left: archive_size
-                .saturating_mul(limits.max_ratio)
-                .saturating_add(limits.slack),
+            written: 0,
+            basis,
             limits,
         }
+    }
+
+    /// Takes one entry that will write `size` bytes (its size after every
+    /// PAX and GNU extension: what unpacking it writes) from the budget, or
+    /// says which limit it passes.
+    fn take(&mut self, archive: &Path, size: u64) -> Result<(), ArchiveError> {
+        let too_large = |why| ArchiveError::TooLarge {
+            path: archive.to_path_buf(),
+            why,
+        };
+        if self.entries_left == 0 {
+            return Err(too_large(format!(
+                "more than {} entries",
+                self.limits.max_entries
+            )));
+        }
+        let basis = match &self.basis {
+            Basis::File(len) => *len,
+            Basis::Received(received) => received.get(),
+        };
+        let allowed = basis
+            .saturating_mul(self.limits.max_ratio)
+            .saturating_add(self.limits.slack);
+        if size > allowed.saturating_sub(self.written) {
+            return Err(too_large(format!(
+                "more than {}x its size plus {} MiB",
+                self.limits.max_ratio,
+                self.limits.slack >> 20
+            )));
+        }
+        self.entries_left -= 1;
+        self.written += size;
+        Ok(())
     }
 }
 
@@ -134,6 +202,17 @@ pub enum ArchiveError {
         path: PathBuf,
         /// Which limit.
         why: String,
+    },
+    /// A metadata file of the archive (`info/index.json`, `info/paths.json`,
+    /// …) is bigger than pkgr reads of it (see [`pkgr_fs::bounded`]).
+    #[error("{} holds an {} of more than {} MiB, the most pkgr reads of it; it was not used (a broken or hostile package)", path.display(), file.display(), limit >> 20)]
+    MetadataTooLarge {
+        /// The archive.
+        path: PathBuf,
+        /// The metadata file, relative to the package.
+        file: PathBuf,
+        /// Its limit in bytes.
+        limit: u64,
     },
     /// The archive has no `info/index.json`.
     #[error("{} has no info/index.json: not a conda package", path.display())]
@@ -203,7 +282,7 @@ pub fn extract_with_limits(
     let archive_size = fs_err::metadata(archive)
         .map_err(|e| unreadable(archive, e))?
         .len();
-    let mut budget = Budget::new(archive_size, limits);
+    let mut budget = Budget::new(Basis::File(archive_size), limits);
     match format {
         ArchiveFormat::TarBz2 => {
             let file = open(archive)?;
@@ -234,10 +313,17 @@ pub fn extract_with_limits(
 
 /// Extracts an archive of `format` from `stream`, its bytes in order as
 /// they arrive (a download still under way), into `dest` (an empty
-/// directory), with the checks and the budget of [`extract_with_limits`]
-/// for an archive of `size` bytes (what the index says it has), and then
-/// reads `stream` to its end: it must hold exactly `size` bytes. `archive`
-/// names the archive in errors.
+/// directory), with the checks of [`extract_with_limits`], and then reads
+/// `stream` to its end: it must hold exactly `size` bytes (what the index
+/// says it has). `archive` names the archive in errors.
+///
+/// The byte budget is that of [`extract_with_limits`] for the bytes
+/// *received so far*, growing as they arrive: `size` is only a channel's
+/// claim, and raises nothing (a small bomb claiming to be huge stops
+/// where its real bytes' budget ends, not when its stream is found short).
+/// An archive whose first entries are bigger than the budget of the bytes
+/// before them fails here with [`ArchiveError::TooLarge`], and is extracted
+/// from its verified file instead, within its real length's budget.
 ///
 /// A `.conda` is walked member by member through its zip local headers, in
 /// whatever order the members come: each `*.tar.zst` is unpacked as its
@@ -263,9 +349,9 @@ pub fn extract_stream(
 ) -> Result<StreamedMembers, ArchiveError> {
     let mut stream = Counted {
         inner: stream,
-        read: 0,
+        read: Rc::default(),
     };
-    let mut budget = Budget::new(size, limits);
+    let mut budget = Budget::new(Basis::Received(stream.read.clone()), limits);
     let mut members = StreamedMembers::default();
     match format {
         ArchiveFormat::TarBz2 => {
@@ -278,10 +364,10 @@ pub fn extract_stream(
     }
     // The rest (a .conda's central directory, a tarball's padding).
     std::io::copy(&mut stream, &mut std::io::sink()).map_err(|e| unreadable(archive, e))?;
-    if stream.read != size {
+    if stream.received() != size {
         return Err(unreadable(
             archive,
-            format!("its stream held {} bytes, not {size}", stream.read),
+            format!("its stream held {} bytes, not {size}", stream.received()),
         ));
     }
     Ok(members)
@@ -342,7 +428,7 @@ fn unpack_conda_stream<R: Read>(
     let mut saw_info = false;
     let mut members = StreamedMembers::default();
     loop {
-        let header_start = stream.read;
+        let header_start = stream.received();
         let member = match zip::read::read_zipfile_from_stream(stream) {
             Ok(Some(member)) => member,
             // The central directory: every member has been seen.
@@ -378,16 +464,24 @@ fn unpack_conda_stream<R: Read>(
     Ok(members)
 }
 
-/// A reader that counts the bytes read through it.
+/// A reader that counts the bytes read through it (shared with the
+/// [`Budget`] that grows with them).
 struct Counted<R> {
     inner: R,
-    read: u64,
+    read: Rc<Cell<u64>>,
+}
+
+impl<R> Counted<R> {
+    /// The bytes read so far.
+    fn received(&self) -> u64 {
+        self.read.get()
+    }
 }
 
 impl<R: Read> Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.read += n as u64;
+        self.read.set(self.read.get() + n as u64);
         Ok(n)
     }
 }
@@ -403,6 +497,10 @@ pub fn read_index_json(archive: &Path) -> Result<IndexJson, ArchiveError> {
 }
 
 /// Reads one text file below `info/` out of an archive, or `None` if absent.
+/// A file bigger than its [`pkgr_fs::bounded::metadata_limit`] (or, for a
+/// file without one, [`pkgr_fs::bounded::METADATA_LIMIT`]) is
+/// [`ArchiveError::MetadataTooLarge`], found from its tar header before any
+/// of it is read.
 pub fn read_info_file(archive: &Path, wanted: &Path) -> Result<Option<String>, ArchiveError> {
     let name = archive
         .file_name()
@@ -433,6 +531,55 @@ pub fn read_info_file(archive: &Path, wanted: &Path) -> Result<Option<String>, A
     }
 }
 
+/// Reads the metadata file `T` (`info/index.json`, `info/link.json`, …) of
+/// the extracted package at `dir`, reading no more of it than its
+/// [`pkgr_fs::bounded::metadata_limit`]. Extraction refuses an archive whose
+/// metadata is bigger than that, but an entry extracted by an older pkgr, or
+/// changed since, must not make a reader take GiBs of memory either. Errors
+/// name the file; one that is too big is of kind
+/// [`std::io::ErrorKind::FileTooLarge`].
+pub fn read_entry_file<T: PackageFile>(dir: &Path) -> std::io::Result<T> {
+    let relative = T::package_path();
+    let limit =
+        pkgr_fs::bounded::metadata_limit(relative).unwrap_or(pkgr_fs::bounded::METADATA_LIMIT);
+    let text = pkgr_fs::bounded::read_to_string_at_most(&dir.join(relative), limit)?;
+    T::from_str(&text)
+}
+
+/// The `info/paths.json` of the extracted package at `dir`, or, for a
+/// legacy package without one, the same made from its `info/files`,
+/// `info/has_prefix`, `info/no_link` and `info/no_softlink` (as
+/// [`PathsJson::from_package_directory_with_deprecated_fallback`] does),
+/// each read within its limit ([`read_entry_file`]).
+pub fn read_entry_paths_json(dir: &Path) -> std::io::Result<PathsJson> {
+    use rattler_conda_types::package::{Files, HasPrefix, NoLink, NoSoftlink, PathType};
+    fn optional<T>(read: std::io::Result<T>) -> std::io::Result<Option<T>> {
+        match read {
+            Ok(value) => Ok(Some(value)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+    if let Some(paths) = optional(read_entry_file::<PathsJson>(dir))? {
+        return Ok(paths);
+    }
+    let files = read_entry_file::<Files>(dir)?;
+    let has_prefix = optional(read_entry_file::<HasPrefix>(dir))?;
+    let no_link = optional(read_entry_file::<NoLink>(dir))?;
+    let no_softlink = optional(read_entry_file::<NoSoftlink>(dir))?;
+    PathsJson::from_deprecated(files, has_prefix, no_link, no_softlink, |path| {
+        fs_err::symlink_metadata(dir.join(path)).map(|meta| {
+            if meta.is_symlink() {
+                PathType::SoftLink
+            } else if meta.is_dir() {
+                PathType::Directory
+            } else {
+                PathType::HardLink
+            }
+        })
+    })
+}
+
 fn open(archive: &Path) -> Result<fs_err::File, ArchiveError> {
     fs_err::File::open(archive).map_err(|e| unreadable(archive, e))
 }
@@ -449,11 +596,19 @@ fn find_in_tar(
 ) -> Result<Option<String>, ArchiveError> {
     let mut tar = tar::Archive::new(reader);
     for entry in tar.entries().map_err(|e| unreadable(archive, e))? {
-        let mut entry = entry.map_err(|e| unreadable(archive, e))?;
+        let entry = entry.map_err(|e| unreadable(archive, e))?;
         let path = entry.path().map_err(|e| unreadable(archive, e))?;
         if normalized(&path) == wanted {
-            let mut text = String::new();
+            let limit = pkgr_fs::bounded::metadata_limit(wanted)
+                .unwrap_or(pkgr_fs::bounded::METADATA_LIMIT);
+            // Its size after every extension: what reading it gives.
+            let size = entry.size();
+            if size > limit {
+                return Err(metadata_too_large(archive, wanted, limit));
+            }
+            let mut text = String::with_capacity(usize::try_from(size).unwrap_or(0));
             entry
+                .take(limit)
                 .read_to_string(&mut text)
                 .map_err(|e| unreadable(archive, e))?;
             return Ok(Some(text));
@@ -471,10 +626,12 @@ fn unpack_tar(
     let mut tar = tar::Archive::new(reader);
     tar.set_preserve_permissions(true);
     // The cache is shared and its files are hardlinked into every environment:
-    // a group- or world-writable file there would let any local user change
-    // every environment, and a setuid bit has no business in a package. Keep
-    // the rest (executable bits), as `tar` with the usual umask does.
-    tar.set_mask(SHARED_CACHE_MASK);
+    // a writable file there would let whoever can write it (any local user
+    // if group- or world-writable, any program of the owner's otherwise)
+    // change every environment, and a setuid bit has no business in a
+    // package. Keep the rest (executable bits); directories get their
+    // owner's write bit back below.
+    tar.set_mask(PUBLISHED_FILE_MASK);
     tar.set_preserve_mtime(true);
     tar.set_overwrite(true);
     let write_error = |source| ArchiveError::Write {
@@ -494,26 +651,22 @@ fn unpack_tar(
             why,
         };
         check_relative_path(&path).map_err(|why| unsafe_path(&path, why))?;
-        // Checked from the header, before anything of the entry is written.
-        let size = entry.header().size().map_err(|e| unreadable(archive, e))?;
-        if budget.entries_left == 0 {
-            return Err(ArchiveError::TooLarge {
-                path: archive.to_path_buf(),
-                why: format!("more than {} entries", budget.limits.max_entries),
-            });
+        // Checked before anything of the entry is written, by the size
+        // unpacking it writes: after every PAX and GNU extension (a PAX
+        // `size` record overrides the header's size field, which can say
+        // 0; a GNU sparse file's is its real size), not the header's.
+        let size = entry.size();
+        budget.take(archive, size)?;
+        if path.components().any(|c| c.as_os_str() == "info") {
+            let relative = normalized(&path);
+            match pkgr_fs::bounded::metadata_limit(&relative) {
+                // Its readers would refuse it: refused now, for all of them.
+                Some(limit) if size > limit => {
+                    return Err(metadata_too_large(archive, &relative, limit));
+                }
+                _ => {}
+            }
         }
-        if size > budget.bytes_left {
-            return Err(ArchiveError::TooLarge {
-                path: archive.to_path_buf(),
-                why: format!(
-                    "more than {}x its size plus {} MiB",
-                    budget.limits.max_ratio,
-                    budget.limits.slack >> 20
-                ),
-            });
-        }
-        budget.entries_left -= 1;
-        budget.bytes_left -= size;
         let kind = entry.header().entry_type();
         if kind.is_symlink() {
             let target = entry.link_name().map_err(|e| unreadable(archive, e))?;
@@ -530,7 +683,8 @@ fn unpack_tar(
                     if let Some(parent) = dest_path.parent() {
                         fs_err::create_dir_all(parent).map_err(write_error)?;
                     }
-                    fs_err::File::create(&dest_path).map_err(write_error)?;
+                    let file = fs_err::File::create(&dest_path).map_err(write_error)?;
+                    set_file_mode(file.file(), published_file_mode(0o644)).map_err(write_error)?;
                     continue;
                 }
             }
@@ -539,12 +693,77 @@ fn unpack_tar(
                 check_relative_path(&target).map_err(|why| unsafe_path(&target, why))?;
             }
         }
+        // What `tar` unpacks as a directory (and so with the files' mask).
+        let directory = kind.is_dir()
+            || (entry.header().as_ustar().is_none() && entry.path_bytes().ends_with(b"/"));
         let unpacked = entry.unpack_in(dest).map_err(write_error)?;
         if !unpacked {
             return Err(unsafe_path(&path, "outside the destination"));
         }
+        if directory {
+            // Writable by its owner (who must be able to remove the entry),
+            // and by nobody else, as without the files' mask.
+            let mode = entry.header().mode().unwrap_or(0o755);
+            let mode = (mode & 0o7777 & !SHARED_CACHE_MASK) | 0o700;
+            // `unpack_in` made it a directory, not a symlink, below `dest`.
+            set_dir_mode(&dest.join(&path), mode).map_err(write_error)?;
+        }
     }
     Ok(())
+}
+
+/// Takes every write bit off the open `file`, if it has any (one `fstat`,
+/// and a `fchmod` only then): for what the cache publishes besides the
+/// extracted files (the archive renamed into `pkgs/`, the entry's marker),
+/// read-only like them (see [`PUBLISHED_FILE_MASK`]). Nothing off Unix.
+pub fn set_read_only(file: &fs_err::File) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = file.metadata()?.permissions().mode();
+        if mode & 0o7222 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(published_file_mode(mode)))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = file;
+    Ok(())
+}
+
+/// Gives the open `file` the permission bits `mode` (nothing off Unix).
+fn set_file_mode(file: &std::fs::File, mode: u32) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, mode);
+        Ok(())
+    }
+}
+
+/// Gives the directory `dir` the permission bits `mode` (nothing off Unix).
+fn set_dir_mode(dir: &Path, mode: u32) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs_err::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (dir, mode);
+        Ok(())
+    }
+}
+
+fn metadata_too_large(archive: &Path, file: &Path, limit: u64) -> ArchiveError {
+    ArchiveError::MetadataTooLarge {
+        path: archive.to_path_buf(),
+        file: file.to_path_buf(),
+        limit,
+    }
 }
 
 #[cfg(test)]
@@ -591,8 +810,7 @@ mod tests {
     }
 
     #[test]
-    fn shared_cache_files_are_not_writable_by_others() {
-        use std::os::unix::fs::PermissionsExt;
+    fn published_files_are_read_only_and_directories_their_owners() {
         let dir = tempfile::tempdir().unwrap();
         let archive = dir.path().join("perm-1-0.tar.bz2");
         let file = std::fs::File::create(&archive).unwrap();
@@ -600,31 +818,156 @@ mod tests {
             file,
             bzip2::Compression::fast(),
         ));
-        for (path, mode) in [
-            ("info/index.json", 0o666),
-            ("bin/tool", 0o777),
-            ("bin/suid", 0o4755),
+        for (path, mode, kind) in [
+            ("info/index.json", 0o666, tar::EntryType::Regular),
+            ("bin/tool", 0o777, tar::EntryType::Regular),
+            ("bin/suid", 0o4755, tar::EntryType::Regular),
+            ("share/open/", 0o2777, tar::EntryType::Directory),
+            // Not even writable by its owner in the archive.
+            ("share/locked/", 0o555, tar::EntryType::Directory),
+            ("share/locked/file", 0o644, tar::EntryType::Regular),
         ] {
             let mut header = tar::Header::new_gnu();
-            header.set_size(2);
+            let data: &[u8] = if kind.is_dir() { b"" } else { b"{}" };
+            header.set_size(data.len() as u64);
             header.set_mode(mode);
-            header.set_entry_type(tar::EntryType::Regular);
-            builder.append_data(&mut header, path, &b"{}"[..]).unwrap();
+            header.set_entry_type(kind);
+            builder.append_data(&mut header, path, data).unwrap();
         }
         builder.into_inner().unwrap().finish().unwrap();
-        let dest = dir.path().join("out");
-        std::fs::create_dir(&dest).unwrap();
-        extract(&archive, &dest).unwrap();
-        let mode = |p: &str| {
-            std::fs::metadata(dest.join(p))
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o7777
+        let (file, stream) = both_ways(&archive, ExtractLimits::default());
+        let file = file.unwrap();
+        assert_eq!(stream.unwrap(), file, "the stream gives the same modes");
+        let mode = |p: &str| file[p].split(' ').nth(1).unwrap().to_owned();
+        assert_eq!(mode("info/index.json"), "444", "{file:?}");
+        assert_eq!(mode("bin/tool"), "555", "executable bits stay");
+        assert_eq!(mode("bin/suid"), "555", "no setuid in a shared cache");
+        assert_eq!(mode("share/locked/file"), "444");
+        assert_eq!(mode("share/open"), "755", "directories stay their owner's");
+        assert_eq!(mode("share/locked"), "755", "and the owner can remove them");
+    }
+
+    /// A tarball entry whose ustar header says 0 bytes and whose PAX
+    /// `size` record says 8 MiB: `tar` writes 8 MiB, so the budget counts 8.
+    #[test]
+    fn a_pax_size_counts_for_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let eight = 8 << 20;
+        let records = pkgr_test_support::pax_sized_entry("lib/bomb", eight);
+        for format in [
+            pkgr_test_support::Format::Conda,
+            pkgr_test_support::Format::TarBz2,
+        ] {
+            let at = dir.path().join(format!("{format:?}"));
+            let archive = sample_package().write_with_raw_payload(&at, format, &records);
+            let size = std::fs::metadata(&archive).unwrap().len();
+            // Its budget is under 8 MiB: 2x its size plus 1 MiB.
+            let limits = ExtractLimits {
+                max_ratio: 2,
+                slack: 1 << 20,
+                ..ExtractLimits::default()
+            };
+            assert!(2 * size + (1 << 20) < eight, "{size}");
+            let (file, stream) = both_ways(&archive, limits);
+            let file = file.unwrap_err();
+            assert!(file.contains("unpacks to more than"), "{file}");
+            assert_eq!(stream.unwrap_err(), file);
+            // Refused before writing it.
+            let dest = at.join("out");
+            std::fs::create_dir(&dest).unwrap();
+            extract_with_limits(&archive, &dest, limits).unwrap_err();
+            assert!(!dest.join("lib/bomb").exists());
+            // Within a budget that holds it, it is the 8 MiB `tar` says.
+            let ok = at.join("ok");
+            std::fs::create_dir(&ok).unwrap();
+            extract(&archive, &ok).unwrap();
+            assert_eq!(std::fs::metadata(ok.join("lib/bomb")).unwrap().len(), eight);
+        }
+    }
+
+    /// A stream's budget is that of the bytes received: a small bomb whose
+    /// index claims it is a TB big stops at its real bytes' budget.
+    #[test]
+    fn a_claimed_size_raises_no_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let bomb = sample_package().file("zeros", vec![0u8; 4 << 20]);
+        let limits = ExtractLimits {
+            slack: 1 << 20,
+            ..ExtractLimits::default()
         };
-        assert_eq!(mode("info/index.json"), 0o644);
-        assert_eq!(mode("bin/tool"), 0o755, "executable bits stay");
-        assert_eq!(mode("bin/suid"), 0o755, "no setuid in a shared cache");
+        for format in [
+            pkgr_test_support::Format::Conda,
+            pkgr_test_support::Format::TarBz2,
+        ] {
+            let archive = bomb.write(&dir.path().join(format!("{format:?}")), format);
+            let real = std::fs::metadata(&archive).unwrap().len();
+            assert!(250 * real + (1 << 20) < 4 << 20, "{real}");
+            let dest = dir.path().join(format!("out-{format:?}"));
+            std::fs::create_dir(&dest).unwrap();
+            let stream = std::io::BufReader::new(std::fs::File::open(&archive).unwrap());
+            let format = ArchiveFormat::from_file_name(&archive.display().to_string()).unwrap();
+            let err =
+                extract_stream(format, stream, 10u64.pow(12), &archive, &dest, limits).unwrap_err();
+            assert!(matches!(err, ArchiveError::TooLarge { .. }), "{err}");
+            assert!(!dest.join("zeros").exists(), "nothing of it was written");
+        }
+    }
+
+    #[test]
+    fn metadata_bigger_than_its_limit_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let over = pkgr_fs::bounded::METADATA_LIMIT + 1;
+        for format in [
+            pkgr_test_support::Format::Conda,
+            pkgr_test_support::Format::TarBz2,
+        ] {
+            let at = dir.path().join(format!("{format:?}"));
+            let archive = pkgr_test_support::write_index_json_bomb(&at, "big", format, over);
+            let err = read_index_json(&archive).unwrap_err();
+            assert!(
+                matches!(err, ArchiveError::MetadataTooLarge { .. }),
+                "{err}"
+            );
+            assert!(
+                err.to_string()
+                    .contains("info/index.json of more than 16 MiB"),
+                "{err}"
+            );
+            let dest = at.join("out");
+            std::fs::create_dir(&dest).unwrap();
+            let err = extract(&archive, &dest).unwrap_err();
+            assert!(
+                matches!(err, ArchiveError::MetadataTooLarge { .. }),
+                "{err}"
+            );
+            assert!(!dest.join("info/index.json").exists());
+        }
+        // An entry's files are read within the same limits, before any of
+        // them is read (the size of the open file says so).
+        let entry = dir.path().join("entry");
+        std::fs::create_dir_all(entry.join("info")).unwrap();
+        let paths = std::fs::File::create(entry.join("info/paths.json")).unwrap();
+        paths
+            .set_len(pkgr_fs::bounded::FILE_LIST_LIMIT + 1)
+            .unwrap();
+        let err = read_entry_paths_json(&entry).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::FileTooLarge, "{err}");
+        assert!(err.to_string().contains("paths.json"), "{err}");
+        let index = std::fs::File::create(entry.join("info/index.json")).unwrap();
+        index.set_len(over).unwrap();
+        let err = read_entry_file::<IndexJson>(&entry).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::FileTooLarge, "{err}");
+        // A legacy entry's file list, too.
+        std::fs::remove_file(entry.join("info/paths.json")).unwrap();
+        std::fs::write(entry.join("info/files"), "a\n").unwrap();
+        std::fs::write(entry.join("a"), "x").unwrap();
+        assert_eq!(read_entry_paths_json(&entry).unwrap().paths.len(), 1);
+        let has_prefix = std::fs::File::create(entry.join("info/has_prefix")).unwrap();
+        has_prefix
+            .set_len(pkgr_fs::bounded::FILE_LIST_LIMIT + 1)
+            .unwrap();
+        let err = read_entry_paths_json(&entry).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::FileTooLarge, "{err}");
     }
 
     /// An extracted tree (see [`tree`]) or the error's text.

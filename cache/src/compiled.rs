@@ -95,7 +95,9 @@ pub fn keep(
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o644))?;
+            // Read-only, as every published file of the cache (see
+            // `archive::PUBLISHED_FILE_MASK`): environments hardlink it.
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o444))?;
         }
     }
     #[cfg(unix)]
@@ -186,7 +188,7 @@ mod tests {
             0o2775
         );
         let kept = find(&entry, "cpython-311").unwrap().join(&pyc);
-        assert_eq!(mode(&kept), 0o644, "files are never group-writable");
+        assert_eq!(mode(&kept), 0o444, "files are read-only");
     }
 
     #[test]
@@ -219,7 +221,7 @@ mod tests {
                 .unwrap()
                 .permissions()
                 .mode();
-            assert_eq!(mode & 0o777, 0o644);
+            assert_eq!(mode & 0o777, 0o444);
         }
         assert!(find(&entry, "cpython-312").is_none(), "per python");
         #[cfg(unix)]

@@ -180,6 +180,18 @@
 //! size check of step 1 (an empty file whose recorded size is not zero, a
 //! missing path) and repaired, and `pkgr cache verify` checks every byte.
 //!
+//! **Published files are read-only.** An entry's files are 0444 (0555 when
+//! executable; no setuid, setgid or sticky bit), and so are its marker, its
+//! archive in `pkgs/` and the kept `.pyc` files; only directories keep their
+//! owner's write bit (to remove the entry). Environments hardlink these
+//! files: a program writing into an environment's file would otherwise
+//! change the cache, and every environment made from it. The linker gives
+//! its *copies* (`--copy`, placeholders replaced, `no_link` files) their
+//! owner's write bit back ([`archive::PUBLISHED_FILE_MASK`]). What an
+//! archive may unpack to is bounded by the archive's real bytes, never by a
+//! size a channel claims, and its metadata files by their size limits
+//! ([`archive`]).
+//!
 //! **A read-only cache** (on a read-only filesystem: [`PackageCache::open`])
 //! takes no locks and writes nothing: nothing can change it, so, like a
 //! read-only layer's, its complete and intact entries are used without a
@@ -1221,7 +1233,7 @@ impl PackageCache {
                 reporter.download_started(&display, expected.size);
                 let progress = |n: u64| reporter.download_progress(&display, n);
                 // Extracted while it downloads when the index gives its
-                // size (the extraction's budget) and its name a format;
+                // size (what the stream must hold) and its name a format;
                 // the extractor thread owns the lock from now on.
                 let format = ArchiveFormat::from_file_name(&display);
                 let (extraction, tap) = match (format, expected.size) {
@@ -2170,6 +2182,10 @@ fn publish_staging(
     let mut file = fs_err::File::create(&marker_path).map_err(io_error("writing the marker"))?;
     std::io::Write::write_all(&mut file, &text)
         .map_err(io_error(format!("writing {}", marker_path.display())))?;
+    // Read-only like the entry's files, and so is the archive it describes
+    // (as far as this account may: it can be another member's download).
+    archive::set_read_only(&file).map_err(io_error("writing the marker"))?;
+    let _ = fs_err::File::open(archive).and_then(|verified| archive::set_read_only(&verified));
     file.sync_all()
         .map_err(io_error(format!("flushing {}", marker_path.display())))?;
     set_aside(dest).map_err(io_error(format!("moving {} aside", dest.display())))?;

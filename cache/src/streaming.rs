@@ -73,7 +73,9 @@ pub fn streaming_counts() -> StreamingCounts {
 pub(crate) struct Job {
     /// The format, from the file name.
     pub(crate) format: ArchiveFormat,
-    /// The archive's size according to the index.
+    /// The archive's size according to the index: what the stream must
+    /// hold in the end, and nothing more (the extraction's budget grows
+    /// with the bytes received, never with what a channel claims).
     pub(crate) size: u64,
     /// Where the verified archive will be (`pkgs/<key>.<ext>`).
     pub(crate) archive: PathBuf,

@@ -11,13 +11,16 @@
 //! - [`resolve`]: where a path below a root really leads through the
 //!   symlinks there (a package's, an environment's), checked without
 //!   following them;
-//! - [`hash`]: a file's size, sha256 and md5 in one streaming pass.
+//! - [`hash`]: a file's size, sha256 and md5 in one streaming pass;
+//! - [`bounded`]: reading a package's metadata file whole, but never more
+//!   of it than a limit by its name.
 //!
 //! It exists so that the linker does not depend on the HTTP client or on the
-//! cache for three small things. **It must not depend on** any other pkgr
+//! cache for a few small things. **It must not depend on** any other pkgr
 //! crate, on an HTTP client, or on the conda data model: it knows files, not
 //! packages.
 
+pub mod bounded;
 pub mod hash;
 pub mod lock;
 pub mod paths;

@@ -462,14 +462,16 @@ fn record_from_archive(
     record: &RepoDataRecord,
     entry: &CacheEntry,
 ) -> Result<RepoDataRecord, InstallError> {
-    use rattler_conda_types::package::{IndexJson, PackageFile};
-    let index = IndexJson::from_package_directory(entry.dir()).map_err(|source| {
-        InstallError::ArchiveIndex {
-            package: record.identifier.to_string(),
-            dir: entry.dir().to_path_buf(),
-            source,
-        }
-    })?;
+    use rattler_conda_types::package::IndexJson;
+    // Within its size limit, as every metadata read of an entry.
+    let index =
+        pkgr_cache::archive::read_entry_file::<IndexJson>(entry.dir()).map_err(|source| {
+            InstallError::ArchiveIndex {
+                package: record.identifier.to_string(),
+                dir: entry.dir().to_path_buf(),
+                source,
+            }
+        })?;
     let marker = entry.marker()?;
     let sha256 = hex::decode(&marker.sha256)
         .ok()

@@ -640,8 +640,18 @@ fn read_entry_points(package_dir: &Path, package: &str) -> Result<Vec<EntryPoint
     if !package_dir.join("info").join("link.json").exists() {
         return Ok(Vec::new());
     }
-    let link = LinkJson::from_package_directory(package_dir).map_err(|source| {
-        match python::malformed_entry_point(package_dir) {
+    // Within its size limit: a package's metadata comes from whoever built it.
+    let path = package_dir.join(LinkJson::package_path());
+    let limit = pkgr_fs::bounded::metadata_limit(LinkJson::package_path())
+        .unwrap_or(pkgr_fs::bounded::METADATA_LIMIT);
+    let text = pkgr_fs::bounded::read_to_string_at_most(&path, limit).map_err(|source| {
+        PrefixError::BadMetadata {
+            package: package.to_owned(),
+            source,
+        }
+    })?;
+    let link = LinkJson::from_str(&text).map_err(|source| {
+        match python::malformed_entry_point(&text) {
             Some((entry, why)) => PrefixError::BadEntryPoint {
                 package: package.to_owned(),
                 entry,
@@ -953,7 +963,9 @@ pub(crate) fn place_file(
     // A reflink shares blocks copy-on-write; where the file system has none
     // this is a plain copy. Either way the prefix file is independent.
     replacing(dest, || match reflink_copy::reflink(src, dest) {
-        Ok(()) => Ok(()),
+        // It has the cache file's (read-only) permissions.
+        Ok(()) => std::fs::metadata(dest)
+            .and_then(|meta| std::fs::set_permissions(dest, owner_writable(meta.permissions()))),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e),
         Err(_) => copy_new(src, dest),
     })
@@ -983,10 +995,10 @@ fn keep_mtime(src: &Path, dest: &Path) -> Result<(), PrefixError> {
 }
 
 /// Copies `src` to a new file `dest` (which must not exist) with `src`'s
-/// permissions.
+/// permissions made [`owner_writable`].
 fn copy_new(src: &Path, dest: &Path) -> std::io::Result<()> {
     let mut from = std::fs::File::open(src)?;
-    let permissions = from.metadata()?.permissions();
+    let permissions = owner_writable(from.metadata()?.permissions());
     let mut to = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -1004,7 +1016,11 @@ fn first_missing_legacy_file(package_dir: &Path) -> Option<String> {
     if package_dir.join("info").join("paths.json").exists() {
         return None;
     }
-    let files = fs_err::read_to_string(package_dir.join("info").join("files")).ok()?;
+    let files = pkgr_fs::bounded::read_to_string_at_most(
+        &package_dir.join("info").join("files"),
+        pkgr_fs::bounded::FILE_LIST_LIMIT,
+    )
+    .ok()?;
     files
         .lines()
         .map(str::trim)
@@ -1024,10 +1040,29 @@ fn make_symlink(target: &Path, dest: &Path) -> std::io::Result<()> {
 }
 
 /// Writes `bytes` to a new file `dest` (which must not exist) with the
-/// permissions of `src`.
+/// permissions of `src` made [`owner_writable`].
 fn write_new_like(src: &Path, dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let permissions = std::fs::metadata(src)?.permissions();
+    let permissions = owner_writable(std::fs::metadata(src)?.permissions());
     write_new(dest, bytes, Some(permissions))
+}
+
+/// The permissions of a file of the cache (read-only: 0444, 0555 when
+/// executable) for the environment's own copy of it: writable by its owner
+/// (0644, 0755), as conda's copies are. Only copies get it: a hardlinked
+/// file *is* the cache's file, and stays read-only so that nothing writes
+/// through it into every environment linked from the cache.
+fn owner_writable(permissions: std::fs::Permissions) -> std::fs::Permissions {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::Permissions::from_mode(permissions.mode() | 0o200)
+    }
+    #[cfg(not(unix))]
+    {
+        let mut permissions = permissions;
+        permissions.set_readonly(false);
+        permissions
+    }
 }
 
 /// Writes an entry point script to a new file `dest`, executable.

@@ -9,13 +9,12 @@ use std::process::{Command, ExitStatus, Stdio};
 use rattler_conda_types::package::EntryPoint;
 use rattler_conda_types::PackageRecord;
 
-/// The first entry point of `info/link.json` in `package_dir` that is not
+/// The first entry point of an `info/link.json` (its text) that is not
 /// `name = module:function`, with why (`None`: the entry points are not
 /// what is wrong with the file). Asked only once link.json failed to parse,
 /// so that the error names the entry rather than the whole file.
-pub(crate) fn malformed_entry_point(package_dir: &Path) -> Option<(String, String)> {
-    let text = fs_err::read(package_dir.join("info").join("link.json")).ok()?;
-    let value: serde_json::Value = serde_json::from_slice(&text).ok()?;
+pub(crate) fn malformed_entry_point(link_json: &str) -> Option<(String, String)> {
+    let value: serde_json::Value = serde_json::from_str(link_json).ok()?;
     let entries = value.get("noarch")?.get("entry_points")?.as_array()?;
     entries.iter().find_map(|entry| match entry.as_str() {
         Some(text) => text

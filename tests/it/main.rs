@@ -5,6 +5,7 @@
 
 #[macro_use]
 mod common;
+mod archive_limits;
 mod auth;
 mod bench;
 mod cli;
