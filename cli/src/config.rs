@@ -3,12 +3,14 @@
 //! Lowest to highest precedence: pkgr's defaults; `~/.condarc` (or
 //! `$CONDARC`), so an existing conda setup works (its `channels`,
 //! `channel_alias`, `pkgs_dirs`, `envs_dirs`, `channel_priority` and
-//! `pinned_packages`; conda's other keys are not pkgr's and are left alone);
+//! `pinned_packages`; conda's other keys are not pkgr's and are left alone;
+//! pkgr's own keys, such as `allow_unverified_packages`, are read there too);
 //! pkgr's own file `$PKGR_CONFIG`, else `$XDG_CONFIG_HOME/pkgr/config.yaml`,
 //! else `~/.config/pkgr/config.yaml` (the same keys; an unknown key is a
 //! warning, a wrong type an error);
 //! environment variables (`PKGR_CACHE_DIR`, `PKGR_CHANNEL_ALIAS`,
-//! `PKGR_ROOT`); command-line flags (`--cache-dir`, `-c`).
+//! `PKGR_ROOT`, `PKGR_ALLOW_UNVERIFIED_PACKAGES`); command-line flags
+//! (`--cache-dir`, `-c`).
 //!
 //! `pkgr config list` prints every value with its origin.
 
@@ -77,6 +79,10 @@ pub struct Config {
     pub channel_priority: Setting<pkgr_solver::ChannelPriority>,
     /// Specs every solve must respect (conda's `pinned_packages`).
     pub pinned_packages: Setting<Vec<String>>,
+    /// Whether packages whose records carry neither a sha256 nor an md5 may
+    /// be installed (with a warning naming them); by default they are
+    /// refused, since nothing would check what is downloaded.
+    pub allow_unverified_packages: Setting<bool>,
     /// Read-only caches searched first (`pkgs_dirs` entries that cannot be
     /// written, and `$PKGR_READONLY_CACHES`, `:`-separated).
     pub read_only_caches: Setting<Vec<PathBuf>>,
@@ -104,6 +110,7 @@ impl Default for Config {
             envs_dirs: Setting::default(Vec::new()),
             channel_priority: Setting::default(pkgr_solver::ChannelPriority::default()),
             pinned_packages: Setting::default(Vec::new()),
+            allow_unverified_packages: Setting::default(false),
             network: Setting::default(pkgr_fetch::NetworkSettings::default()),
             mirrored_channels: Setting::default(Vec::new()),
             ssl_origin: Origin::Default,
@@ -115,7 +122,7 @@ impl Default for Config {
 }
 
 /// The keys pkgr reads from a configuration file.
-const KEYS: [&str; 13] = [
+const KEYS: [&str; 14] = [
     "mirrored_channels",
     "proxy_servers",
     "ssl_verify",
@@ -125,6 +132,7 @@ const KEYS: [&str; 13] = [
     "envs_dirs",
     "channel_priority",
     "pinned_packages",
+    "allow_unverified_packages",
     "remote_max_retries",
     "remote_backoff_factor",
     "remote_connect_timeout_secs",
@@ -194,6 +202,16 @@ impl Config {
                     .map_err(|e| anyhow::anyhow!("${var}: {e}"))?;
                 config.network.origin = Origin::Env(env_var_of(key));
             }
+        }
+        if let Some(text) = env_var("PKGR_ALLOW_UNVERIFIED_PACKAGES") {
+            config.allow_unverified_packages = Setting {
+                value: yes_or_no(&text).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "$PKGR_ALLOW_UNVERIFIED_PACKAGES must be 1 or 0 (true or false), not `{text}`"
+                    )
+                })?,
+                origin: Origin::Env("PKGR_ALLOW_UNVERIFIED_PACKAGES"),
+            };
         }
         if let Some(layers) = env_var("PKGR_READONLY_CACHES") {
             config.read_only_caches = Setting {
@@ -312,6 +330,17 @@ impl Config {
                 "pinned_packages" => {
                     self.pinned_packages = Setting {
                         value: string_list(&value).ok_or_else(|| wrong("a list of specs"))?,
+                        origin: origin.clone(),
+                    };
+                }
+                "allow_unverified_packages" => {
+                    let allow = match &value {
+                        serde_yaml::Value::Bool(b) => Some(*b),
+                        serde_yaml::Value::String(s) => yes_or_no(s),
+                        _ => None,
+                    };
+                    self.allow_unverified_packages = Setting {
+                        value: allow.ok_or_else(|| wrong("true or false"))?,
                         origin: origin.clone(),
                     };
                 }
@@ -453,6 +482,11 @@ impl Config {
                 self.pinned_packages.origin.to_string(),
             ),
             (
+                "allow_unverified_packages",
+                self.allow_unverified_packages.value.to_string(),
+                self.allow_unverified_packages.origin.to_string(),
+            ),
+            (
                 "remote_max_retries",
                 self.network.value.max_retries.to_string(),
                 self.network.origin.to_string(),
@@ -529,6 +563,15 @@ fn env_var_of(key: &str) -> &'static str {
         "remote_backoff_factor" => "PKGR_REMOTE_BACKOFF_FACTOR",
         "remote_connect_timeout_secs" => "PKGR_REMOTE_CONNECT_TIMEOUT_SECS",
         _ => "PKGR_REMOTE_READ_TIMEOUT_SECS",
+    }
+}
+
+/// A yes/no setting written as text: `1`/`true`/`yes` or `0`/`false`/`no`.
+fn yes_or_no(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" => Some(true),
+        "0" | "false" | "no" => Some(false),
+        _ => None,
     }
 }
 
@@ -645,6 +688,31 @@ mod tests {
         let mut condarc = Config::default();
         condarc.read_file(&path, false).unwrap();
         assert!(condarc.warnings.is_empty());
+    }
+
+    #[test]
+    fn allow_unverified_packages_is_a_yes_or_no_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        let mut config = Config::default();
+        assert!(!config.allow_unverified_packages.value);
+        fs_err::write(&path, "allow_unverified_packages: true\n").unwrap();
+        config.read_file(&path, true).unwrap();
+        assert!(config.allow_unverified_packages.value);
+        assert_eq!(
+            config.allow_unverified_packages.origin,
+            Origin::File(path.clone())
+        );
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        fs_err::write(&path, "allow_unverified_packages: maybe\n").unwrap();
+        let err = Config::default().read_file(&path, true).unwrap_err();
+        assert!(
+            err.to_string().contains("`allow_unverified_packages`"),
+            "{err}"
+        );
+        assert_eq!(yes_or_no("1"), Some(true));
+        assert_eq!(yes_or_no("False"), Some(false));
+        assert_eq!(yes_or_no("2"), None);
     }
 
     #[test]

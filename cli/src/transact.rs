@@ -26,6 +26,8 @@ pub struct Workspace {
     pub cache: PackageCache,
     /// Bounds downloads, extractions and linking.
     pub jobs: Arc<Semaphore>,
+    /// The `allow_unverified_packages` setting.
+    pub allow_unverified: bool,
 }
 
 impl Workspace {
@@ -68,7 +70,11 @@ impl Workspace {
             .with_read_only_layers(global.config.read_only_caches.value.clone())
             .with_jobs(jobs.clone())
             .with_repodata_policy(global.repodata_policy());
-        Ok(Self { cache, jobs })
+        Ok(Self {
+            cache,
+            jobs,
+            allow_unverified: global.config.allow_unverified_packages.value,
+        })
     }
 
     /// An installer on this cache and its jobs permits, linking with `mode`.
@@ -76,6 +82,7 @@ impl Workspace {
         Installer::new(&self.cache)
             .with_jobs(self.jobs.clone())
             .with_link_mode(mode)
+            .with_unverified_packages(self.allow_unverified)
     }
 }
 

@@ -34,6 +34,7 @@ pub struct Installer<'a> {
     cache: &'a PackageCache,
     jobs: Arc<Semaphore>,
     link_mode: LinkMode,
+    allow_unverified: bool,
 }
 
 /// One change to an environment, as [`Installer::install`] carries it out.
@@ -92,7 +93,18 @@ impl<'a> Installer<'a> {
             cache,
             jobs: cache.jobs().clone(),
             link_mode: LinkMode::Auto,
+            allow_unverified: false,
         }
+    }
+
+    /// Whether packages whose records carry neither a sha256 nor an md5
+    /// may be installed (default: no). Nothing checks such a download, so
+    /// a tampered mirror or a changed file would go unnoticed: by default
+    /// they are [`InstallError::Unverified`]; allowed, they are installed
+    /// with a warning listing them.
+    pub fn with_unverified_packages(mut self, allow: bool) -> Self {
+        self.allow_unverified = allow;
+        self
     }
 
     /// The permits that bound the link step. Give it the cache's (the
@@ -216,6 +228,7 @@ impl<'a> Installer<'a> {
             requested,
             metadata_from_archives,
         } = change;
+        self.check_records(&plan.link, reporter.as_ref())?;
         if plan.unlink.is_empty() && !metadata_from_archives {
             return self
                 .fetch_and_link_as_fetched(prefix, installed, solution, plan, requested, reporter)
@@ -406,6 +419,52 @@ impl<'a> Installer<'a> {
             downloaded_bytes,
             linked: plan.link.clone(),
         })
+    }
+
+    /// The last line of defence before anything reaches the cache or the
+    /// prefix, whatever gave the records (the solver checks what it
+    /// chooses; a lock file's records come straight here): every record
+    /// must name one file ([`pkgr_cache::repodata_index::check_record`]),
+    /// and must carry a checksum unless [`Self::with_unverified_packages`]
+    /// allows it (then the reporter is warned, naming them).
+    fn check_records(
+        &self,
+        records: &[RepoDataRecord],
+        reporter: &dyn Reporter,
+    ) -> Result<(), InstallError> {
+        for record in records {
+            pkgr_cache::repodata_index::check_record(record).map_err(|problem| {
+                InstallError::UnsafeRecord {
+                    file_name: record.identifier.to_string().escape_debug().to_string(),
+                    channel: record
+                        .channel
+                        .clone()
+                        .unwrap_or_else(|| pkgr_redact::redact_url(&record.url)),
+                    problem,
+                }
+            })?;
+        }
+        let unverified: Vec<String> = records
+            .iter()
+            .filter(|r| r.package_record.sha256.is_none() && r.package_record.md5.is_none())
+            .map(|r| r.identifier.to_string().escape_debug().to_string())
+            .collect();
+        if unverified.is_empty() {
+            return Ok(());
+        }
+        if !self.allow_unverified {
+            return Err(InstallError::Unverified {
+                packages: unverified,
+            });
+        }
+        let text = format!(
+            "installing {} without a checksum (allow_unverified_packages is set): nothing checks that {} what was meant: {}",
+            if unverified.len() == 1 { "a package" } else { "packages" },
+            if unverified.len() == 1 { "it is" } else { "they are" },
+            unverified.join(", ")
+        );
+        reporter.transaction_event(&pkgr_prefix::TransactionEvent::Warning(&text));
+        Ok(())
     }
 
     /// The cache's store of byte-compiled modules (none for a read-only
