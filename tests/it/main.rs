@@ -15,6 +15,7 @@ mod envfiles;
 mod environments;
 mod faults;
 mod healing;
+mod hostile_repodata;
 mod index;
 mod network;
 mod python_paths;
