@@ -608,3 +608,83 @@ where
         done
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keeps the warnings it is told.
+    #[derive(Default)]
+    struct Warnings(std::sync::Mutex<Vec<String>>);
+    impl pkgr_cache::Reporter for Warnings {}
+    impl Reporter for Warnings {
+        fn transaction_event(&self, event: &pkgr_prefix::TransactionEvent<'_>) {
+            if let pkgr_prefix::TransactionEvent::Warning(text) = event {
+                self.0.lock().unwrap().push((*text).to_owned());
+            }
+        }
+    }
+
+    /// A record of `name-1.0-<build>` with file name `file_name`, with
+    /// checksums when asked.
+    fn record(file_name: &str, build: &str, checksums: bool) -> RepoDataRecord {
+        let mut json = serde_json::json!({
+            "name": "a", "version": "1.0", "build": build, "build_number": 0,
+            "subdir": "linux-64", "fn": file_name,
+            "url": format!("https://example.com/chan/linux-64/{file_name}"),
+            "channel": "https://example.com/chan",
+        });
+        if checksums {
+            json["sha256"] = serde_json::json!("ab".repeat(32));
+        }
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn records_that_cannot_name_one_file_or_be_verified_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = PackageCache::open(dir.path(), pkgr_fetch::Fetcher::new().unwrap()).unwrap();
+        let reporter = Warnings::default();
+        let strict = Installer::new(&cache);
+        let lenient = Installer::new(&cache).with_unverified_packages(true);
+        let good = record("a-1.0-0.conda", "0", true);
+        strict.check_records(&[good.clone()], &reporter).unwrap();
+
+        // A path in the build: refused, also where unverified ones may go.
+        let climbing = record("a-1.0-0.conda", "0/../../../x", true);
+        for installer in [&strict, &lenient] {
+            let err = installer
+                .check_records(&[good.clone(), climbing.clone()], &reporter)
+                .unwrap_err();
+            assert!(matches!(err, InstallError::UnsafeRecord { .. }), "{err}");
+            assert!(err.to_string().contains("holds a path separator"), "{err}");
+        }
+        let renamed = record("b-1.0-0.conda", "0", true);
+        let err = strict.check_records(&[renamed], &reporter).unwrap_err();
+        assert!(
+            err.to_string().contains("its file name is not a-1.0-0"),
+            "{err}"
+        );
+
+        // No checksum: refused, naming it; allowed, a warning names it.
+        let unverified = record("a-1.0-1.conda", "1", false);
+        let err = strict
+            .check_records(&[good.clone(), unverified.clone()], &reporter)
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, InstallError::Unverified { .. }), "{text}");
+        assert!(
+            text.contains("this package has no sha256 or md5 checksum")
+                && text.contains("a-1.0-1.conda")
+                && !text.contains("a-1.0-0.conda"),
+            "{text}"
+        );
+        assert!(reporter.0.lock().unwrap().is_empty());
+        lenient
+            .check_records(&[good, unverified], &reporter)
+            .unwrap();
+        let warnings = reporter.0.lock().unwrap();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("a-1.0-1.conda"), "{warnings:?}");
+    }
+}
