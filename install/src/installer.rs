@@ -648,7 +648,9 @@ mod tests {
         let strict = Installer::new(&cache);
         let lenient = Installer::new(&cache).with_unverified_packages(true);
         let good = record("a-1.0-0.conda", "0", true);
-        strict.check_records(&[good.clone()], &reporter).unwrap();
+        strict
+            .check_records(std::slice::from_ref(&good), &reporter)
+            .unwrap();
 
         // A path in the build: refused, also where unverified ones may go.
         let climbing = record("a-1.0-0.conda", "0/../../../x", true);
