@@ -61,6 +61,104 @@ struct Header {
     base_url: Option<String>,
 }
 
+/// Why `part` (a record's name, version or build string) cannot be a piece
+/// of a file name, if it cannot: pkgr names cache entries, lock files and
+/// `conda-meta/` files `<name>-<version>-<build>…`, so a `/`, `\` or `..`
+/// there would put them anywhere the user can write. Plain means: not
+/// empty, not `.` or `..`, no `/`, `\`, NUL or other control character.
+pub fn plain_part_problem(part: &str) -> Option<&'static str> {
+    if part.is_empty() {
+        Some("is empty")
+    } else if part == "." || part == ".." {
+        Some("is a relative directory name")
+    } else if part.contains(['/', '\\']) {
+        Some("holds a path separator")
+    } else if part.chars().any(char::is_control) {
+        Some("holds a control character")
+    } else {
+        None
+    }
+}
+
+/// Checks that a record can name files: its `name`, `version` and `build`
+/// are plain ([`plain_part_problem`]), `name` is a conda package name
+/// (letters, digits, `-`, `_`, `.`), and its archive's `file_name` is
+/// exactly `<name>-<version>-<build>.conda` or `.tar.bz2`, one path
+/// component that says what the record says. The error says what is wrong;
+/// the caller names the channel and the record.
+///
+/// Records come from channels and lock files, which may be hostile: this
+/// is checked where they enter pkgr and once more before anything is
+/// fetched or linked.
+pub fn check_identity(
+    file_name: &str,
+    name: &str,
+    version: &str,
+    build: &str,
+) -> Result<(), String> {
+    for (what, part) in [
+        ("name", name),
+        ("version", version),
+        ("build string", build),
+    ] {
+        if let Some(problem) = plain_part_problem(part) {
+            return Err(format!("its {what} `{}` {problem}", part.escape_debug()));
+        }
+    }
+    if !is_package_name(name) {
+        return Err(format!(
+            "its name `{}` is not a package name (letters, digits, -, _ and . only)",
+            name.escape_debug()
+        ));
+    }
+    let matches = file_name
+        .strip_suffix(".conda")
+        .or_else(|| file_name.strip_suffix(".tar.bz2"))
+        .and_then(|stem| stem.strip_prefix(name))
+        .and_then(|rest| rest.strip_prefix('-'))
+        .and_then(|rest| rest.strip_prefix(version))
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|rest| rest == build);
+    if matches {
+        Ok(())
+    } else {
+        Err(format!(
+            "its file name is not {name}-{version}-{build}.conda or .tar.bz2, as its name, version and build say",
+            name = name.escape_debug(),
+            version = version.escape_debug(),
+            build = build.escape_debug(),
+        ))
+    }
+}
+
+/// [`check_identity`] of a record: its archive's file name (as the
+/// repodata or lock file names it) against its name (as written, or
+/// normalized), version and build.
+pub fn check_record(record: &rattler_conda_types::RepoDataRecord) -> Result<(), String> {
+    let p = &record.package_record;
+    let file_name = record.identifier.to_string();
+    let version = p.version.to_string();
+    let source = check_identity(&file_name, p.name.as_source(), &version, p.build.as_str());
+    if source.is_ok() || p.name.as_source() == p.name.as_normalized() {
+        return source;
+    }
+    check_identity(
+        &file_name,
+        p.name.as_normalized(),
+        &version,
+        p.build.as_str(),
+    )
+}
+
+/// Whether `name` is made of what conda allows in a package name: ASCII
+/// letters, digits, `-`, `_` and `.`.
+fn is_package_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
 /// `name` of `name-version-build.ext`.
 pub fn name_from_file_name(file_name: &str) -> Option<&str> {
     let stem = file_name
@@ -124,6 +222,12 @@ impl RepodataIndex {
             for (file_name, value) in &section {
                 let name = name_from_file_name(file_name)
                     .ok_or_else(|| format!("`{file_name}` is not a package file name"))?;
+                if !is_package_name(name) {
+                    // No spec can name it, and the index file holds one
+                    // name a line, space-separated: leave it out.
+                    tracing::debug!(file_name = %file_name.escape_debug(), "a repodata key whose name is not a package name");
+                    continue;
+                }
                 let value_start = value.get().as_ptr() as usize - start;
                 let key = key_start(text, value_start)
                     .ok_or_else(|| format!("cannot find the key of `{file_name}`"))?;
@@ -259,6 +363,100 @@ mod tests {
             None,
             "another version"
         );
+    }
+
+    #[test]
+    fn a_record_must_name_one_file_that_is_its_own() {
+        let ok = |f, n, v, b| check_identity(f, n, v, b);
+        ok("zlib-1.3.1-h4ab18f5_1.conda", "zlib", "1.3.1", "h4ab18f5_1").unwrap();
+        ok(
+            "zlib-1.3.1-h4ab18f5_1.tar.bz2",
+            "zlib",
+            "1.3.1",
+            "h4ab18f5_1",
+        )
+        .unwrap();
+        ok("a-1!2.0+x-py_0.conda", "a", "1!2.0+x", "py_0").unwrap();
+        for (file_name, name, version, build, problem) in [
+            (
+                "a-1-x/../y.conda",
+                "a",
+                "1",
+                "x/../y",
+                "build string `x/../y` holds a path separator",
+            ),
+            ("a-1-x\\y.conda", "a", "1", "x\\y", "holds a path separator"),
+            (
+                "a-1-...conda",
+                "a",
+                "1",
+                "..",
+                "is a relative directory name",
+            ),
+            ("a-1-..conda", "a", "1", ".", "is a relative directory name"),
+            ("a-1-.conda", "a", "1", "", "build string `` is empty"),
+            (
+                "a-1/..-0.conda",
+                "a",
+                "1/..",
+                "0",
+                "version `1/..` holds a path separator",
+            ),
+            (
+                "a-1-x\ny.conda",
+                "a",
+                "1",
+                "x\ny",
+                "`x\\ny` holds a control character",
+            ),
+            (
+                "a-1-x\0.conda",
+                "a",
+                "1",
+                "x\0",
+                "holds a control character",
+            ),
+            (
+                "../a-1-0.conda",
+                "../a",
+                "1",
+                "0",
+                "name `../a` holds a path separator",
+            ),
+            ("a b-1-0.conda", "a b", "1", "0", "is not a package name"),
+            (
+                "..-1-0.conda",
+                "..",
+                "1",
+                "0",
+                "is a relative directory name",
+            ),
+            (
+                "a-1-0/../../x.conda",
+                "a",
+                "1",
+                "0",
+                "file name is not a-1-0.conda",
+            ),
+            ("b-1-0.conda", "a", "1", "0", "file name is not"),
+            ("a-1-0.whl", "a", "1", "0", "file name is not"),
+            ("a-1-0.conda/x", "a", "1", "0", "file name is not"),
+        ] {
+            let err = ok(file_name, name, version, build).unwrap_err();
+            assert!(err.contains(problem), "{file_name}: {err}");
+        }
+    }
+
+    #[test]
+    fn names_that_are_not_package_names_are_left_out_of_the_index() {
+        let text = r#"{"packages": {
+            "a-1-0.tar.bz2": {"name": "a"},
+            "../../x-1-0.tar.bz2": {"name": "../../x"},
+            "y z\n5 0 1-1-0.tar.bz2": {"name": "y"}
+        }}"#;
+        let index = RepodataIndex::build(text.as_bytes()).unwrap();
+        let names: Vec<&str> = index.names.keys().map(AsRef::as_ref).collect();
+        assert_eq!(names, ["a"]);
     }
 
     #[test]

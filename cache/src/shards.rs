@@ -62,6 +62,29 @@ fn resolve_base(subdir_url: &Url, base: Option<&str>) -> Result<Url, String> {
     Ok(url)
 }
 
+/// Refuses a base URL (`key`: `info.base_url`, `info.shards_base_url`) that a
+/// channel at `subdir_url` may not point at. A channel served over http(s)
+/// may point only at http(s) URLs: a `file://` base would make pkgr read
+/// (and, once hashed, install) whatever local file the channel names, and
+/// other schemes are nothing pkgr fetches. A `file://` channel may point at
+/// local files (relative bases are how such channels are laid out) and at
+/// http(s).
+pub fn check_base_scheme(subdir_url: &Url, base: &Url, key: &str) -> Result<(), String> {
+    let (allowed, said): (&[&str], _) = match subdir_url.scheme() {
+        "file" => (&["file", "http", "https"], "file, http or https"),
+        _ => (&["http", "https"], "http or https"),
+    };
+    if allowed.contains(&base.scheme()) {
+        return Ok(());
+    }
+    Err(format!(
+        "its {key} points at {}, a {}: URL; a channel served over {} may only point at {said} URLs",
+        pkgr_redact::redact_url(base),
+        base.scheme(),
+        subdir_url.scheme(),
+    ))
+}
+
 /// A sha256 given as 32 raw bytes (CEP-16) or as hex text (some writers).
 fn sha256_of(value: &rmpv::Value) -> Option<[u8; 32]> {
     match value {
@@ -83,7 +106,9 @@ impl ShardIndex {
                 .and_then(rmpv::Value::as_str)
         };
         let packages_base = resolve_base(subdir_url, text("base_url"))?;
+        check_base_scheme(subdir_url, &packages_base, "info.base_url")?;
         let shards_base = resolve_base(subdir_url, text("shards_base_url"))?;
+        check_base_scheme(subdir_url, &shards_base, "info.shards_base_url")?;
         let entries = map_get(value, "shards")
             .and_then(rmpv::Value::as_map)
             .ok_or_else(|| String::from("it has no `shards` map"))?;
@@ -294,5 +319,39 @@ mod tests {
             resolve_base(&subdir, None).unwrap().as_str(),
             "https://h/c/linux-64/"
         );
+    }
+
+    #[test]
+    fn an_http_channel_may_point_only_at_http() {
+        let https = Url::parse("https://h/c/linux-64/").unwrap();
+        let file = Url::parse("file:///srv/c/linux-64/").unwrap();
+        let index = |base: &str| {
+            rmpv::Value::Map(vec![
+                (
+                    rmpv::Value::from("info"),
+                    rmpv::Value::Map(vec![(
+                        rmpv::Value::from("base_url"),
+                        rmpv::Value::from(base),
+                    )]),
+                ),
+                (rmpv::Value::from("shards"), rmpv::Value::Map(Vec::new())),
+            ])
+        };
+        let err = ShardIndex::parse(&index("file:///etc/"), &https).unwrap_err();
+        assert!(
+            err.contains("info.base_url points at file:///etc/"),
+            "{err}"
+        );
+        assert!(ShardIndex::parse(&index("ftp://h/x/"), &https).is_err());
+        assert!(ShardIndex::parse(&index("http://cdn/x/"), &https).is_ok());
+        // A local channel keeps its relative (and local) bases.
+        let local = ShardIndex::parse(&index("../pkgs"), &file).unwrap();
+        assert_eq!(local.packages_base.as_str(), "file:///srv/c/pkgs/");
+        assert!(ShardIndex::parse(&index("https://cdn/x/"), &file).is_ok());
+        assert!(ShardIndex::parse(&index("data:text/plain,x"), &file).is_err());
+        let base = Url::parse("file:///etc/").unwrap();
+        assert!(check_base_scheme(&https, &base, "info.shards_base_url")
+            .unwrap_err()
+            .contains("info.shards_base_url"));
     }
 }

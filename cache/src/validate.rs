@@ -56,7 +56,8 @@ pub(crate) struct Found {
 ///
 /// The error says what is wrong, naming the path.
 pub(crate) fn check_files(dir: &Path, depth: Depth) -> Result<Found, String> {
-    let paths = PathsJson::from_package_directory_with_deprecated_fallback(dir)
+    // Within its size limit: a package's metadata comes from whoever built it.
+    let paths = crate::archive::read_entry_paths_json(dir)
         .map_err(|e| format!("its info/paths.json (or info/files) is unreadable: {e}"))?;
     let mut links_as_files = BTreeMap::new();
     let mut symlinks = BTreeSet::new();

@@ -3,13 +3,14 @@
 //! Lowest to highest precedence: pkgr's defaults; `~/.condarc` (or
 //! `$CONDARC`), so an existing conda setup works (its `channels`,
 //! `channel_alias`, `pkgs_dirs`, `envs_dirs`, `channel_priority` and
-//! `pinned_packages`; conda's other keys are not pkgr's and are left alone);
+//! `pinned_packages`; conda's other keys are not pkgr's and are left alone;
+//! pkgr's own keys, such as `allow_unverified_packages`, are read there too);
 //! pkgr's own file `$PKGR_CONFIG`, else `$XDG_CONFIG_HOME/pkgr/config.yaml`,
 //! else `~/.config/pkgr/config.yaml` (the same keys; an unknown key is a
 //! warning, a wrong type an error);
 //! environment variables (`PKGR_CACHE_DIR`, `PKGR_CHANNEL_ALIAS`,
-//! `PKGR_ROOT`, `PKGR_NO_SCRIPTS`); command-line flags (`--cache-dir`, `-c`,
-//! `--no-scripts`).
+//! `PKGR_ROOT`, `PKGR_NO_SCRIPTS`, `PKGR_ALLOW_UNVERIFIED_PACKAGES`); command-line
+//! flags (`--cache-dir`, `-c`, `--no-scripts`).
 //!
 //! `pkgr config list` prints every value with its origin.
 
@@ -81,6 +82,10 @@ pub struct Config {
     /// Whether packages' post-link and pre-unlink scripts run (`run_scripts:
     /// false`, or `$PKGR_NO_SCRIPTS=1`, for pixi's default of running none).
     pub run_scripts: Setting<bool>,
+    /// Whether packages whose records carry neither a sha256 nor an md5 may
+    /// be installed (with a warning naming them); by default they are
+    /// refused, since nothing would check what is downloaded.
+    pub allow_unverified_packages: Setting<bool>,
     /// Read-only caches searched first (`pkgs_dirs` entries that cannot be
     /// written, and `$PKGR_READONLY_CACHES`, `:`-separated).
     pub read_only_caches: Setting<Vec<PathBuf>>,
@@ -109,6 +114,7 @@ impl Default for Config {
             channel_priority: Setting::default(pkgr_solver::ChannelPriority::default()),
             pinned_packages: Setting::default(Vec::new()),
             run_scripts: Setting::default(true),
+            allow_unverified_packages: Setting::default(false),
             network: Setting::default(pkgr_fetch::NetworkSettings::default()),
             mirrored_channels: Setting::default(Vec::new()),
             ssl_origin: Origin::Default,
@@ -120,7 +126,7 @@ impl Default for Config {
 }
 
 /// The keys pkgr reads from a configuration file.
-const KEYS: [&str; 14] = [
+const KEYS: [&str; 15] = [
     "mirrored_channels",
     "proxy_servers",
     "ssl_verify",
@@ -131,6 +137,7 @@ const KEYS: [&str; 14] = [
     "channel_priority",
     "pinned_packages",
     "run_scripts",
+    "allow_unverified_packages",
     "remote_max_retries",
     "remote_backoff_factor",
     "remote_connect_timeout_secs",
@@ -210,6 +217,16 @@ impl Config {
             config.run_scripts = Setting {
                 value: !no_scripts,
                 origin: Origin::Env("PKGR_NO_SCRIPTS"),
+            };
+        }
+        if let Some(text) = env_var("PKGR_ALLOW_UNVERIFIED_PACKAGES") {
+            config.allow_unverified_packages = Setting {
+                value: yes_or_no(&text).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "$PKGR_ALLOW_UNVERIFIED_PACKAGES must be 1 or 0 (true or false), not `{text}`"
+                    )
+                })?,
+                origin: Origin::Env("PKGR_ALLOW_UNVERIFIED_PACKAGES"),
             };
         }
         if let Some(layers) = env_var("PKGR_READONLY_CACHES") {
@@ -340,6 +357,17 @@ impl Config {
                     };
                     self.run_scripts = Setting {
                         value: run.ok_or_else(|| wrong("true or false"))?,
+                        origin: origin.clone(),
+                    };
+                }
+                "allow_unverified_packages" => {
+                    let allow = match &value {
+                        serde_yaml::Value::Bool(b) => Some(*b),
+                        serde_yaml::Value::String(s) => yes_or_no(s),
+                        _ => None,
+                    };
+                    self.allow_unverified_packages = Setting {
+                        value: allow.ok_or_else(|| wrong("true or false"))?,
                         origin: origin.clone(),
                     };
                 }
@@ -484,6 +512,11 @@ impl Config {
                 "run_scripts",
                 self.run_scripts.value.to_string(),
                 self.run_scripts.origin.to_string(),
+            ),
+            (
+                "allow_unverified_packages",
+                self.allow_unverified_packages.value.to_string(),
+                self.allow_unverified_packages.origin.to_string(),
             ),
             (
                 "remote_max_retries",
@@ -687,6 +720,31 @@ mod tests {
         let mut condarc = Config::default();
         condarc.read_file(&path, false).unwrap();
         assert!(condarc.warnings.is_empty());
+    }
+
+    #[test]
+    fn allow_unverified_packages_is_a_yes_or_no_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        let mut config = Config::default();
+        assert!(!config.allow_unverified_packages.value);
+        fs_err::write(&path, "allow_unverified_packages: true\n").unwrap();
+        config.read_file(&path, true).unwrap();
+        assert!(config.allow_unverified_packages.value);
+        assert_eq!(
+            config.allow_unverified_packages.origin,
+            Origin::File(path.clone())
+        );
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        fs_err::write(&path, "allow_unverified_packages: maybe\n").unwrap();
+        let err = Config::default().read_file(&path, true).unwrap_err();
+        assert!(
+            err.to_string().contains("`allow_unverified_packages`"),
+            "{err}"
+        );
+        assert_eq!(yes_or_no("1"), Some(true));
+        assert_eq!(yes_or_no("False"), Some(false));
+        assert_eq!(yes_or_no("2"), None);
     }
 
     #[test]

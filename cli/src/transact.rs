@@ -26,6 +26,8 @@ pub struct Workspace {
     pub cache: PackageCache,
     /// Bounds downloads, extractions and linking.
     pub jobs: Arc<Semaphore>,
+    /// The `allow_unverified_packages` setting.
+    pub allow_unverified: bool,
 }
 
 impl Workspace {
@@ -72,7 +74,11 @@ impl Workspace {
             .with_read_only_layers(global.config.read_only_caches.value.clone())
             .with_jobs(jobs.clone())
             .with_repodata_policy(global.repodata_policy());
-        Ok(Self { cache, jobs })
+        Ok(Self {
+            cache,
+            jobs,
+            allow_unverified: global.config.allow_unverified_packages.value,
+        })
     }
 
     /// An installer on this cache and its jobs permits, linking with `mode`.
@@ -80,6 +86,7 @@ impl Workspace {
         Installer::new(&self.cache)
             .with_jobs(self.jobs.clone())
             .with_link_mode(mode)
+            .with_unverified_packages(self.allow_unverified)
     }
 }
 

@@ -60,7 +60,7 @@ pub(crate) fn conda_lock_from_value(
     origin: &str,
     options: &ReadOptions,
 ) -> Result<LockedEnvironment, EnvFileError> {
-    read_with(text, value, origin, options).map(|(env, _)| env)
+    read_with(text, value, origin, options).and_then(|(env, _)| crate::checked(env, origin))
 }
 
 pub(crate) fn read_with(

@@ -248,6 +248,23 @@ pub enum EnvFileError {
         file_name: String,
     },
 
+    /// A locked package whose file name, name, version or build cannot name
+    /// one file (a `/`, `\` or `..` in it), or whose file name is not
+    /// `<name>-<version>-<build>.conda` / `.tar.bz2`: pkgr makes cache and
+    /// `conda-meta/` paths from them, so a lock file must not choose where
+    /// they go.
+    #[error(
+        "{origin}: refusing locked package {file_name}: {problem}; the file is broken or hostile"
+    )]
+    UnsafeRecord {
+        /// The file.
+        origin: String,
+        /// The package's file name (escaped).
+        file_name: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+
     /// A lock file that locks conda packages to be built from source (pixi
     /// build); pkgr installs only built artifacts.
     #[error(

@@ -73,7 +73,7 @@ pub fn parse_explicit(text: &str, origin: &str) -> Result<LockedEnvironment, Env
             metadata_complete: false,
         });
     }
-    Ok(env)
+    crate::checked(env, origin)
 }
 
 fn record_from_line(

@@ -334,6 +334,75 @@ fn yaml_scalar_string(value: &serde_yaml::Value) -> Option<String> {
     }
 }
 
+/// `env` if every locked record can name files ([`check_identity`]), else
+/// [`EnvFileError::UnsafeRecord`] naming the first that cannot. Every
+/// reader of lock files ends with this.
+pub(crate) fn checked(
+    env: LockedEnvironment,
+    origin: &str,
+) -> Result<LockedEnvironment, EnvFileError> {
+    for package in &env.packages {
+        check_identity(&package.record).map_err(|problem| EnvFileError::UnsafeRecord {
+            origin: origin.to_owned(),
+            file_name: package
+                .record
+                .identifier
+                .to_string()
+                .escape_debug()
+                .to_string(),
+            problem,
+        })?;
+    }
+    Ok(env)
+}
+
+/// Checks that a locked record can name files: its name, version and build
+/// are plain (not empty, `.` or `..`; no `/`, `\`, NUL or control
+/// character) and its file name is `<name>-<version>-<build>.conda` or
+/// `.tar.bz2`. The same rule as `pkgr_cache::repodata_index::check_record`,
+/// which pkgr-install applies again before anything is fetched; here so that
+/// the error names the lock file (this crate depends on no other pkgr crate).
+fn check_identity(record: &RepoDataRecord) -> Result<(), String> {
+    let p = &record.package_record;
+    let version = p.version.to_string();
+    let parts = [
+        ("name", p.name.as_source()),
+        ("version", version.as_str()),
+        ("build string", p.build.as_str()),
+    ];
+    for (what, part) in parts {
+        let problem = if part.is_empty() {
+            "is empty"
+        } else if part == "." || part == ".." {
+            "is a relative directory name"
+        } else if part.contains(['/', '\\']) {
+            "holds a path separator"
+        } else if part.chars().any(char::is_control) {
+            "holds a control character"
+        } else {
+            continue;
+        };
+        return Err(format!("its {what} `{}` {problem}", part.escape_debug()));
+    }
+    let file_name = record.identifier.to_string();
+    let stem = file_name
+        .strip_suffix(".conda")
+        .or_else(|| file_name.strip_suffix(".tar.bz2"));
+    let matches = [p.name.as_source(), p.name.as_normalized()]
+        .iter()
+        .any(|name| stem.is_some_and(|s| s == format!("{name}-{version}-{}", p.build.as_str())));
+    if matches {
+        Ok(())
+    } else {
+        Err(format!(
+            "its file name is not {}-{}-{}.conda or .tar.bz2, as its name, version and build say",
+            p.name.as_source().escape_debug(),
+            version.escape_debug(),
+            p.build.as_str().escape_debug()
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

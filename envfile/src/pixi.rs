@@ -162,13 +162,16 @@ pub(crate) fn from_lock_file(
             names: source,
         });
     }
-    Ok(LockedEnvironment {
-        format,
-        platform: Some(wanted),
-        channels: env.channels().iter().map(|c| c.url.clone()).collect(),
-        packages,
-        pypi,
-    })
+    crate::checked(
+        LockedEnvironment {
+            format,
+            platform: Some(wanted),
+            channels: env.channels().iter().map(|c| c.url.clone()).collect(),
+            packages,
+            pypi,
+        },
+        origin,
+    )
 }
 
 #[cfg(test)]
@@ -231,6 +234,31 @@ packages:
             parse_pixi_lock(V6, "pixi.lock", None, &ReadOptions::new(Subdir::OsxArm64)).unwrap();
         assert_eq!(osx.packages.len(), 1);
         assert!(osx.pypi.is_empty());
+    }
+
+    /// A lock file whose record says a build with a path (rattler_lock
+    /// keeps what the file says) is refused, naming the file and package.
+    #[test]
+    fn a_record_that_cannot_name_one_file_is_refused() {
+        let hostile = V6.replacen(
+            "  md5: edb0dca6bc32e4f4789199455a1dbeb8\n",
+            "  md5: edb0dca6bc32e4f4789199455a1dbeb8\n  build: hb9d3cd8_2/../../../x\n",
+            1,
+        );
+        let err = parse_pixi_lock(
+            &hostile,
+            "pixi.lock",
+            None,
+            &ReadOptions::new(Subdir::Linux64),
+        )
+        .unwrap_err();
+        assert!(matches!(err, EnvFileError::UnsafeRecord { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("pixi.lock: refusing locked package libzlib-1.3.1-hb9d3cd8_2.conda")
+                && text.contains("holds a path separator"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -61,6 +61,31 @@ pub enum InstallError {
         /// `name-version-build` of what it holds.
         found: String,
     },
+    /// A record to install cannot name one file: its file name, name,
+    /// version or build holds a `/` or `..`, or its file name is not
+    /// `<name>-<version>-<build>.conda` / `.tar.bz2`. Checked before
+    /// anything reaches the cache or the prefix, whose paths are made from
+    /// them, wherever the record came from (a channel, a lock file).
+    #[error("refusing to install {file_name} (from {channel}): {problem}; a record like this could make pkgr write outside its cache or environment, so whatever gave it (a channel's repodata, a lock file) is broken or hostile")]
+    UnsafeRecord {
+        /// The record's file name (escaped).
+        file_name: String,
+        /// Its channel or URL (redacted).
+        channel: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// Records with neither a sha256 nor an md5: nothing could check that
+    /// what is downloaded is the package meant, so they are refused unless
+    /// the installer allows them ([`Installer::with_unverified_packages`](crate::Installer::with_unverified_packages)).
+    #[error("{} no sha256 or md5 checksum, so nothing can check that what is downloaded is the package meant: {}; take {} from a channel or lock file that gives checksums, or allow unverified packages (the setting `allow_unverified_packages: true`, or PKGR_ALLOW_UNVERIFIED_PACKAGES=1)",
+        if packages.len() == 1 { "this package has" } else { "these packages have" },
+        packages.join(", "),
+        if packages.len() == 1 { "it" } else { "them" })]
+    Unverified {
+        /// The packages (file names, escaped).
+        packages: Vec<String>,
+    },
     /// The jobs semaphore was closed (only a front-end can do that).
     #[error("the jobs semaphore was closed")]
     JobsClosed(#[source] tokio::sync::AcquireError),

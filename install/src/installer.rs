@@ -35,6 +35,7 @@ pub struct Installer<'a> {
     jobs: Arc<Semaphore>,
     link_mode: LinkMode,
     link_scripts: LinkScripts,
+    allow_unverified: bool,
 }
 
 /// One change to an environment, as [`Installer::install`] carries it out.
@@ -94,7 +95,18 @@ impl<'a> Installer<'a> {
             jobs: cache.jobs().clone(),
             link_mode: LinkMode::Auto,
             link_scripts: LinkScripts::Run,
+            allow_unverified: false,
         }
+    }
+
+    /// Whether packages whose records carry neither a sha256 nor an md5
+    /// may be installed (default: no). Nothing checks such a download, so
+    /// a tampered mirror or a changed file would go unnoticed: by default
+    /// they are [`InstallError::Unverified`]; allowed, they are installed
+    /// with a warning listing them.
+    pub fn with_unverified_packages(mut self, allow: bool) -> Self {
+        self.allow_unverified = allow;
+        self
     }
 
     /// The permits that bound the link step. Give it the cache's (the
@@ -226,6 +238,7 @@ impl<'a> Installer<'a> {
             requested,
             metadata_from_archives,
         } = change;
+        self.check_records(&plan.link, reporter.as_ref())?;
         if plan.unlink.is_empty() && !metadata_from_archives {
             return self
                 .fetch_and_link_as_fetched(prefix, installed, solution, plan, requested, reporter)
@@ -420,6 +433,52 @@ impl<'a> Installer<'a> {
         })
     }
 
+    /// The last line of defence before anything reaches the cache or the
+    /// prefix, whatever gave the records (the solver checks what it
+    /// chooses; a lock file's records come straight here): every record
+    /// must name one file ([`pkgr_cache::repodata_index::check_record`]),
+    /// and must carry a checksum unless [`Self::with_unverified_packages`]
+    /// allows it (then the reporter is warned, naming them).
+    fn check_records(
+        &self,
+        records: &[RepoDataRecord],
+        reporter: &dyn Reporter,
+    ) -> Result<(), InstallError> {
+        for record in records {
+            pkgr_cache::repodata_index::check_record(record).map_err(|problem| {
+                InstallError::UnsafeRecord {
+                    file_name: record.identifier.to_string().escape_debug().to_string(),
+                    channel: record
+                        .channel
+                        .clone()
+                        .unwrap_or_else(|| pkgr_redact::redact_url(&record.url)),
+                    problem,
+                }
+            })?;
+        }
+        let unverified: Vec<String> = records
+            .iter()
+            .filter(|r| r.package_record.sha256.is_none() && r.package_record.md5.is_none())
+            .map(|r| r.identifier.to_string().escape_debug().to_string())
+            .collect();
+        if unverified.is_empty() {
+            return Ok(());
+        }
+        if !self.allow_unverified {
+            return Err(InstallError::Unverified {
+                packages: unverified,
+            });
+        }
+        let text = format!(
+            "installing {} without a checksum (allow_unverified_packages is set): nothing checks that {} what was meant: {}",
+            if unverified.len() == 1 { "a package" } else { "packages" },
+            if unverified.len() == 1 { "it is" } else { "they are" },
+            unverified.join(", ")
+        );
+        reporter.transaction_event(&pkgr_prefix::TransactionEvent::Warning(&text));
+        Ok(())
+    }
+
     /// The cache's store of byte-compiled modules (none for a read-only
     /// cache: its entries' modules are compiled in each environment).
     fn compiled_modules(&self) -> Option<Arc<dyn pkgr_prefix::CompiledModules>> {
@@ -562,4 +621,86 @@ where
         drop(held);
         done
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keeps the warnings it is told.
+    #[derive(Default)]
+    struct Warnings(std::sync::Mutex<Vec<String>>);
+    impl pkgr_cache::Reporter for Warnings {}
+    impl Reporter for Warnings {
+        fn transaction_event(&self, event: &pkgr_prefix::TransactionEvent<'_>) {
+            if let pkgr_prefix::TransactionEvent::Warning(text) = event {
+                self.0.lock().unwrap().push((*text).to_owned());
+            }
+        }
+    }
+
+    /// A record of `name-1.0-<build>` with file name `file_name`, with
+    /// checksums when asked.
+    fn record(file_name: &str, build: &str, checksums: bool) -> RepoDataRecord {
+        let mut json = serde_json::json!({
+            "name": "a", "version": "1.0", "build": build, "build_number": 0,
+            "subdir": "linux-64", "fn": file_name,
+            "url": format!("https://example.com/chan/linux-64/{file_name}"),
+            "channel": "https://example.com/chan",
+        });
+        if checksums {
+            json["sha256"] = serde_json::json!("ab".repeat(32));
+        }
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn records_that_cannot_name_one_file_or_be_verified_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = PackageCache::open(dir.path(), pkgr_fetch::Fetcher::new().unwrap()).unwrap();
+        let reporter = Warnings::default();
+        let strict = Installer::new(&cache);
+        let lenient = Installer::new(&cache).with_unverified_packages(true);
+        let good = record("a-1.0-0.conda", "0", true);
+        strict
+            .check_records(std::slice::from_ref(&good), &reporter)
+            .unwrap();
+
+        // A path in the build: refused, also where unverified ones may go.
+        let climbing = record("a-1.0-0.conda", "0/../../../x", true);
+        for installer in [&strict, &lenient] {
+            let err = installer
+                .check_records(&[good.clone(), climbing.clone()], &reporter)
+                .unwrap_err();
+            assert!(matches!(err, InstallError::UnsafeRecord { .. }), "{err}");
+            assert!(err.to_string().contains("holds a path separator"), "{err}");
+        }
+        let renamed = record("b-1.0-0.conda", "0", true);
+        let err = strict.check_records(&[renamed], &reporter).unwrap_err();
+        assert!(
+            err.to_string().contains("its file name is not a-1.0-0"),
+            "{err}"
+        );
+
+        // No checksum: refused, naming it; allowed, a warning names it.
+        let unverified = record("a-1.0-1.conda", "1", false);
+        let err = strict
+            .check_records(&[good.clone(), unverified.clone()], &reporter)
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, InstallError::Unverified { .. }), "{text}");
+        assert!(
+            text.contains("this package has no sha256 or md5 checksum")
+                && text.contains("a-1.0-1.conda")
+                && !text.contains("a-1.0-0.conda"),
+            "{text}"
+        );
+        assert!(reporter.0.lock().unwrap().is_empty());
+        lenient
+            .check_records(&[good, unverified], &reporter)
+            .unwrap();
+        let warnings = reporter.0.lock().unwrap();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("a-1.0-1.conda"), "{warnings:?}");
+    }
 }

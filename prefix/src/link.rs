@@ -650,8 +650,8 @@ fn read_entry_points(package_dir: &Path, package: &str) -> Result<Vec<EntryPoint
             source,
         }
     })?;
-    let link = LinkJson::from_str(&text).map_err(|source| {
-        match python::malformed_entry_point(&text) {
+    let link =
+        LinkJson::from_str(&text).map_err(|source| match python::malformed_entry_point(&text) {
             Some((entry, why)) => PrefixError::BadEntryPoint {
                 package: package.to_owned(),
                 entry,
@@ -661,8 +661,7 @@ fn read_entry_points(package_dir: &Path, package: &str) -> Result<Vec<EntryPoint
                 package: package.to_owned(),
                 source,
             },
-        }
-    })?;
+        })?;
     Ok(match link.noarch {
         NoArchLinks::Python(python) => python.entry_points,
         NoArchLinks::Generic => Vec::new(),

@@ -7,6 +7,28 @@
 //! [`solve`] hands the records of the names the request can reach to
 //! `rattler_solve`'s resolvo backend together with the machine's virtual
 //! packages.
+//!
+//! # What a channel is not trusted with
+//!
+//! A channel chooses which packages exist, not where pkgr writes or what it
+//! reads locally:
+//! - a record the solve chooses must name one file that is its own
+//!   ([`pkgr_cache::repodata_index::check_record`]: no `/`, `\` or `..` in
+//!   its name, version or build, and a file name that is
+//!   `<name>-<version>-<build>.conda` / `.tar.bz2`), else the solve fails
+//!   with [`SolverError::UnsafeRecord`] naming the channel and the record.
+//!   Records no solve chooses are left alone: one hostile record does not
+//!   break installs of the channel's other packages, and a choice is never
+//!   silently replaced by an older record;
+//! - an http(s) channel's `info.base_url` (and a sharded one's
+//!   `shards_base_url`) may point only at http(s) URLs
+//!   ([`SolverError::RefusedRepodata`]); a `file://` channel may point at
+//!   local files.
+//!
+//! Failures to load a channel are said as what they are: the network
+//! ([`SolverError::ChannelUnreachable`]), a full cache filesystem
+//! ([`SolverError::CacheFull`]), anything else
+//! ([`SolverError::ChannelFailed`]).
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::ops::Range;
@@ -45,7 +67,8 @@ pub enum SolverError {
         /// 401 or 403.
         status: u16,
     },
-    /// A channel could not be reached.
+    /// A channel could not be reached: the network failed (no connection,
+    /// a timeout, a broken-off transfer), as the error it carries says.
     #[error("channel {channel} is unreachable")]
     ChannelUnreachable {
         /// The channel.
@@ -53,6 +76,55 @@ pub enum SolverError {
         /// Why.
         #[source]
         source: Box<pkgr_cache::CacheError>,
+    },
+    /// The filesystem of the cache is full (or the user's quota there is
+    /// used up) while a channel's repodata was being stored: nothing is
+    /// wrong with the channel.
+    #[error("no space left on the filesystem of the cache {} while storing the repodata of channel {channel}: free some space there (`pkgr clean --all` removes cached repodata and unused packages), or use a cache elsewhere (--cache-dir or PKGR_CACHE_DIR)", cache.display())]
+    CacheFull {
+        /// The channel.
+        channel: String,
+        /// The cache's root directory.
+        cache: PathBuf,
+        /// What failed, with the file being written.
+        #[source]
+        source: Box<pkgr_cache::CacheError>,
+    },
+    /// A channel's repodata could not be loaded for another reason than the
+    /// network (an HTTP error status, the cache, a local file): the error it
+    /// carries says which.
+    #[error("could not load the repodata of channel {channel}")]
+    ChannelFailed {
+        /// The channel.
+        channel: String,
+        /// Why.
+        #[source]
+        source: Box<pkgr_cache::CacheError>,
+    },
+    /// A channel's repodata says its packages are somewhere pkgr must not
+    /// fetch from for it (an http(s) channel pointing at `file://`).
+    #[error("refusing the repodata at {url}: {message}")]
+    RefusedRepodata {
+        /// Where it came from (redacted).
+        url: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The solve chose a record whose file name, name, version or build
+    /// cannot name one file (a `/` or `..` in it, or a file name that is not
+    /// `<name>-<version>-<build>.conda`): pkgr names cache entries, lock
+    /// files and `conda-meta/` files after them, so it refuses the record
+    /// rather than write where it says.
+    #[error("refusing {file_name} from channel {channel}: {problem}; a record like this could make pkgr write outside its cache or environment, so the channel's repodata is broken or hostile (tell its maintainers, or ask for another version or build of {name})")]
+    UnsafeRecord {
+        /// The record's channel (without credentials).
+        channel: String,
+        /// The record's file name as the channel gives it (escaped).
+        file_name: String,
+        /// The package name it was asked for as.
+        name: String,
+        /// What is wrong with it.
+        problem: String,
     },
     /// A repodata.json is not valid.
     #[error("broken repodata.json at {url}: {message}")]
@@ -178,8 +250,7 @@ impl SubdirIndex {
         text: RepodataText,
         index: RepodataIndex,
     ) -> Result<Self, SolverError> {
-        let package_base = package_base(&subdir_url, index.base_url.as_deref())
-            .map_err(|message| Self::broken(&subdir_url, message))?;
+        let package_base = package_base(&subdir_url, index.base_url.as_deref())?;
         Ok(Self {
             channel,
             subdir_url,
@@ -477,8 +548,31 @@ pub fn record_channel(channel: &Channel) -> String {
 }
 
 /// Where package files of a subdir live: the subdir URL, or `info.base_url`
-/// (absolute, or relative to the subdir URL).
-fn package_base(subdir_url: &Url, base_url: Option<&str>) -> Result<Url, String> {
+/// (absolute, or relative to the subdir URL). An http(s) channel may only
+/// point at http(s) URLs ([`pkgr_cache::shards::check_base_scheme`]).
+fn package_base(subdir_url: &Url, base_url: Option<&str>) -> Result<Url, SolverError> {
+    let base = resolve_package_base(subdir_url, base_url).map_err(|message| {
+        SolverError::BrokenRepodata {
+            url: format!(
+                "{}repodata.json",
+                pkgr_redact::redact_url(&with_slash(subdir_url))
+            ),
+            message,
+        }
+    })?;
+    pkgr_cache::shards::check_base_scheme(subdir_url, &base, "info.base_url").map_err(
+        |message| SolverError::RefusedRepodata {
+            url: format!(
+                "{}repodata.json",
+                pkgr_redact::redact_url(&with_slash(subdir_url))
+            ),
+            message,
+        },
+    )?;
+    Ok(base)
+}
+
+fn resolve_package_base(subdir_url: &Url, base_url: Option<&str>) -> Result<Url, String> {
     let mut base = match base_url {
         None => subdir_url.clone(),
         Some(b) => match Url::parse(b) {
@@ -589,10 +683,7 @@ pub async fn load_channels(
                         status,
                     });
                 }
-                return Err(SolverError::ChannelUnreachable {
-                    channel: display_channel(channel),
-                    source: Box::new(source),
-                });
+                return Err(channel_error(cache, channel, source));
             }
         }
     }
@@ -704,10 +795,7 @@ async fn fetch_shards(
             let shard = cache
                 .fetch_shard(&sharded.index, &hash)
                 .await
-                .map_err(|source| SolverError::ChannelUnreachable {
-                    channel: display_channel(index.channel()),
-                    source: Box::new(source),
-                })?;
+                .map_err(|source| channel_error(cache, index.channel(), source))?;
             index.load_shard(name, &shard)
         })
         .buffer_unordered(SHARDS_IN_FLIGHT)
@@ -780,19 +868,12 @@ async fn reread_broken_cache(
     url: &Url,
     reporter: &dyn Reporter,
 ) -> Result<SubdirIndex, SolverError> {
-    let unreachable = |source| SolverError::ChannelUnreachable {
-        channel: display_channel(channel),
-        source: Box::new(source),
-    };
+    let failed = |source| channel_error(cache, channel, source);
     cache
         .discard_repodata(url, reporter)
         .await
-        .map_err(unreachable)?;
-    let Some(file) = cache
-        .fetch_repodata(url, reporter)
-        .await
-        .map_err(unreachable)?
-    else {
+        .map_err(failed)?;
+    let Some(file) = cache.fetch_repodata(url, reporter).await.map_err(failed)? else {
         return Err(SolverError::BrokenRepodata {
             url: pkgr_redact::redact_url(url),
             message: String::from("the cached copy was broken and the channel no longer has it"),
@@ -802,6 +883,63 @@ async fn reread_broken_cache(
     tokio::task::spawn_blocking(move || SubdirIndex::from_file(channel, url, file))
         .await
         .map_err(|e| SolverError::Solver(format!("reading repodata failed: {e}")))?
+}
+
+/// What went wrong loading `channel`, said as what it was: the cache's
+/// filesystem full ([`SolverError::CacheFull`]), the network
+/// ([`SolverError::ChannelUnreachable`]), or anything else
+/// ([`SolverError::ChannelFailed`], an HTTP status or a local error, which
+/// its chain names). A full disk used to be reported as an unreachable
+/// channel, which sent users to check their network.
+fn channel_error(
+    cache: &PackageCache,
+    channel: &Channel,
+    source: pkgr_cache::CacheError,
+) -> SolverError {
+    let channel = display_channel(channel);
+    let source = Box::new(source);
+    if storage_full(source.as_ref()) {
+        SolverError::CacheFull {
+            channel,
+            cache: cache.root().to_path_buf(),
+            source,
+        }
+    } else if network_failed(source.as_ref()) {
+        SolverError::ChannelUnreachable { channel, source }
+    } else {
+        SolverError::ChannelFailed { channel, source }
+    }
+}
+
+/// Whether `error`'s chain holds an I/O error saying the filesystem is full
+/// (ENOSPC) or the user's quota on it is used up (EDQUOT).
+fn storage_full(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ) {
+                return true;
+            }
+        }
+        current = e.source();
+    }
+    false
+}
+
+/// Whether `error`'s chain ends in the network failing: no connection, a
+/// timeout, a transfer broken off (after retries, or on every mirror).
+fn network_failed(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(fetch) = e.downcast_ref::<pkgr_fetch::FetchError>() {
+            return matches!(fetch.last(), pkgr_fetch::FetchError::Transport { .. });
+        }
+        current = e.source();
+    }
+    false
 }
 
 /// The URL and status of a 401/403 answer somewhere in `error`'s chain.
@@ -940,6 +1078,10 @@ pub fn solve(
     options: &SolveOptions,
 ) -> Result<Vec<RepoDataRecord>, SolverError> {
     let no_deps = options.no_deps;
+    let installed: HashSet<String> = locked
+        .iter()
+        .map(|r| pkgr_redact::url_for_record(&r.url))
+        .collect();
     // Which names can the request reach? Parse only those records.
     let mut queue: VecDeque<String> = VecDeque::new();
     let mut seen: HashSet<String> = HashSet::new();
@@ -1089,12 +1231,42 @@ pub fn solve(
             }
             other => SolverError::Solver(other.to_string()),
         })?;
-    let records = solution
+    let records: Vec<RepoDataRecord> = solution
         .records
         .into_iter()
         .map(|r| originals.remove(&r.url).unwrap_or(r))
         .collect();
+    // A chosen record from a channel that cannot name one file is refused
+    // here, before anything is fetched (records no solve chooses do no
+    // harm, and refusing the whole channel for them would let one hostile
+    // record break every install from it). What is installed already stays
+    // as it is.
+    for record in &records {
+        if installed.contains(&pkgr_redact::url_for_record(&record.url)) {
+            continue;
+        }
+        check_chosen(record)?;
+    }
     Ok(PackageRecord::sort_topologically(records))
+}
+
+/// [`pkgr_cache::repodata_index::check_record`] of a record the solve chose,
+/// as [`SolverError::UnsafeRecord`].
+fn check_chosen(record: &RepoDataRecord) -> Result<(), SolverError> {
+    pkgr_cache::repodata_index::check_record(record).map_err(|problem| SolverError::UnsafeRecord {
+        channel: record
+            .channel
+            .clone()
+            .unwrap_or_else(|| pkgr_redact::redact_url(&record.url)),
+        file_name: record.identifier.to_string().escape_debug().to_string(),
+        name: record
+            .package_record
+            .name
+            .as_normalized()
+            .escape_debug()
+            .to_string(),
+        problem,
+    })
 }
 
 /// The solver's explanation (resolvo's tree), led by one sentence in plain
@@ -1418,6 +1590,108 @@ mod tests {
             solved[0].url.as_str(),
             "https://me:pw@example.com/t/tok/chan/linux-64/a-1-0.tar.bz2"
         );
+    }
+
+    #[test]
+    fn a_chosen_record_that_cannot_name_one_file_is_refused() {
+        // `a` 2 has a build with a path; `a` 1 and `b` are fine.
+        let idx = index(
+            r#"{"packages":{"a-1-0.tar.bz2":{"name":"a","version":"1","build":"0","build_number":0,"depends":[],"subdir":"linux-64"},
+                            "a-2-0.tar.bz2":{"name":"a","version":"2","build":"x/../../y","build_number":0,"depends":[],"subdir":"linux-64"},
+                            "b-1-0/../../c.tar.bz2":{"name":"b","version":"1","build":"0","build_number":0,"depends":[],"subdir":"linux-64"},
+                            "d-1-0.tar.bz2":{"name":"d","version":"1","build":"0","build_number":0,"depends":[],"subdir":"linux-64"}}}"#,
+        );
+        let solve_for = |spec: &str| {
+            let specs =
+                vec![
+                    MatchSpec::from_str(spec, rattler_conda_types::ParseStrictness::Lenient)
+                        .unwrap(),
+                ];
+            solve(
+                std::slice::from_ref(&idx),
+                &specs,
+                &[],
+                Vec::new(),
+                &SolveOptions::default(),
+            )
+        };
+        // The newest `a` is the one chosen: a clear error, not an older `a`.
+        let err = solve_for("a").unwrap_err();
+        assert!(matches!(err, SolverError::UnsafeRecord { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("refusing a-2-0.tar.bz2 from channel https://example.com/chan/")
+                && text.contains("build string `x/../../y` holds a path separator"),
+            "{text}"
+        );
+        // Asked for by version, the other record is fine.
+        assert_eq!(
+            solve_for("a <2").unwrap()[0]
+                .package_record
+                .version
+                .to_string(),
+            "1"
+        );
+        let err = solve_for("b").unwrap_err().to_string();
+        assert!(err.contains("its file name is not b-1-0"), "{err}");
+        // A bad record never chosen does not stop the rest.
+        assert_eq!(solve_for("d").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn an_http_channel_may_not_send_packages_to_local_files() {
+        let config = rattler_conda_types::ChannelConfig::default_with_root_dir(PathBuf::from("/"));
+        let channel = Channel::from_str("https://example.com/chan", &config).unwrap();
+        let url = Url::parse("https://example.com/chan/linux-64/").unwrap();
+        let text = r#"{"info":{"base_url":"file:///home/me/"},"packages":{}}"#;
+        let err = SubdirIndex::parse(channel, url, text.to_owned()).unwrap_err();
+        assert!(matches!(err, SolverError::RefusedRepodata { .. }), "{err}");
+        assert!(err.to_string().contains("file:///home/me/"), "{err}");
+        let subdir = Url::parse("file:///srv/chan/linux-64/").unwrap();
+        assert_eq!(
+            package_base(&subdir, Some("../pkgs")).unwrap().as_str(),
+            "file:///srv/chan/pkgs/"
+        );
+    }
+
+    #[test]
+    fn a_full_disk_and_a_network_failure_are_told_apart() {
+        let full = pkgr_cache::CacheError::Fetch {
+            package: String::from("https://example.com/chan/linux-64/repodata.json"),
+            source: pkgr_fetch::FetchError::Io {
+                context: String::from("writing /cache/tmp/x.part"),
+                source: std::io::Error::from(std::io::ErrorKind::StorageFull),
+            },
+        };
+        assert!(storage_full(&full));
+        assert!(!network_failed(&full));
+        let quota = pkgr_cache::CacheError::Io {
+            context: String::from("writing the index"),
+            source: std::io::Error::from(std::io::ErrorKind::QuotaExceeded),
+        };
+        assert!(storage_full(&quota));
+        let down = pkgr_cache::CacheError::Fetch {
+            package: String::from("x"),
+            source: pkgr_fetch::FetchError::GaveUp {
+                url: String::from("x"),
+                attempts: 3,
+                elapsed: std::time::Duration::from_secs(1),
+                last: Box::new(pkgr_fetch::FetchError::Transport {
+                    url: String::from("x"),
+                    kind: pkgr_fetch::TransportKind::Connect,
+                    message: String::from("connection refused"),
+                }),
+            },
+        };
+        assert!(network_failed(&down) && !storage_full(&down));
+        let status = pkgr_cache::CacheError::Fetch {
+            package: String::from("x"),
+            source: pkgr_fetch::FetchError::Status {
+                url: String::from("x"),
+                status: 500,
+            },
+        };
+        assert!(!network_failed(&status) && !storage_full(&status));
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod environments;
 mod faults;
 mod healing;
 mod hostile_links;
+mod hostile_repodata;
 mod index;
 mod network;
 mod python_paths;
