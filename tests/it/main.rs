@@ -7,6 +7,7 @@
 mod common;
 mod auth;
 mod bench;
+mod cache_trust;
 mod cli;
 mod concurrency;
 mod create;
