@@ -654,13 +654,15 @@ impl PackageCache {
         }
         match Self::open_writable(&root) {
             Ok((swept, session, dirs)) => {
+                let dirs = Arc::new(dirs);
+                let session = session.keeping(dirs.clone());
                 let mut cache = Self::new(
                     dirs.root.path().to_path_buf(),
                     fetcher,
                     Some(Arc::new(session)),
                 );
                 cache.swept = swept;
-                cache.dirs = Some(Arc::new(dirs));
+                cache.dirs = Some(dirs);
                 Ok(cache)
             }
             Err(CacheError::NotWritable { source, .. })
@@ -1135,7 +1137,11 @@ impl PackageCache {
                     what: format!("{display} (to repair it: other processes are using it)"),
                     path: self.lock_path(key),
                     holder: lock::holder(
-                        &self.dirs(&display)?.locks.anchored().join(format!("{key}.lock")),
+                        &self
+                            .dirs(&display)?
+                            .locks
+                            .anchored()
+                            .join(format!("{key}.lock")),
                         LockMode::Exclusive,
                     ),
                     waited: self.lock_timeout,
@@ -1274,12 +1280,17 @@ impl PackageCache {
         let tmp = self.tmp_at();
         let dest = self.root.join("pkgs").join(key);
         let dest_at = dirs.pkgs_at.join(key);
+        let session = self.session(format!("fetch {display} into it"))?.clone();
 
-        // Set aside on a thread that owns the lock (and gives it back).
+        // Set aside on a thread that owns the lock (and gives it back), and
+        // the session (which keeps the directories `dest_at` is anchored at
+        // open).
         let (exclusive, aside) = {
             let dest = dest_at.clone();
             let compiled = dirs.pyc_at.join(key);
+            let session = session.clone();
             tokio::task::spawn_blocking(move || {
+                let _session = session;
                 // Modules compiled from the old files would be stale (then
                 // python compiles them again on import): removed if this
                 // process may, which only saves that.
@@ -1309,12 +1320,14 @@ impl PackageCache {
 
         // Reuse an archive left by a process that stopped before extracting.
         let existing = {
-            let (archive, expected) = (archive.clone(), expected.clone());
-            tokio::task::spawn_blocking(move || verify_file(&archive, &expected))
-                .await
-                .map_err(join_error)?
+            let (archive, expected, session) = (archive.clone(), expected.clone(), session.clone());
+            tokio::task::spawn_blocking(move || {
+                let _session = session;
+                verify_file(&archive, &expected)
+            })
+            .await
+            .map_err(join_error)?
         };
-        let session = self.session(format!("fetch {display} into it"))?.clone();
         // The permit is lent to the download, which gives it back while it
         // waits to retry; we get it back for the extraction.
         let mut slot = pkgr_fetch::Slot::new(self.jobs.clone(), permit);
@@ -1403,8 +1416,7 @@ impl PackageCache {
             Extracting::FromFile(exclusive) => {
                 let display = display.clone();
                 tokio::task::spawn_blocking(move || {
-                    let result =
-                        extract_entry(&archive, session.dir(), &dest_at, marker, &display);
+                    let result = extract_entry(&archive, session.dir(), &dest_at, marker, &display);
                     // Released in this order, only once the work above is over.
                     drop(exclusive);
                     drop(permit);
@@ -1620,7 +1632,10 @@ impl PackageCache {
         let index_path = self.repodata_paths(url).index;
         let tmp = self.tmp_at();
         let writable = !self.is_read_only();
+        // Keeps the directories the paths above are anchored at open.
+        let session = self.session.clone();
         tokio::task::spawn_blocking(move || {
+            let _session = session;
             let meta = file
                 .file
                 .metadata()
@@ -1825,7 +1840,9 @@ impl PackageCache {
             let (json, index, downloaded) =
                 (paths.json.clone(), paths.index.clone(), download.clone());
             let redacted = pkgr_redact::redact_url(url);
+            let session = self.session.clone();
             tokio::task::spawn_blocking(move || {
+                let _session = session;
                 let placed = place_repodata(&downloaded, zst, &json, &index, &tmp);
                 let _ = fs_err::remove_file(&downloaded);
                 placed.map_err(|problem| CacheError::BrokenRepodata {
@@ -1850,7 +1867,9 @@ impl PackageCache {
         let (json, index_path, tmp) = (paths.json.clone(), paths.index.clone(), self.tmp_at());
         let redacted = redacted.to_owned();
         let writable = !self.is_read_only();
+        let session = self.session.clone();
         tokio::task::spawn_blocking(move || {
+            let _session = session;
             let file = fs_err::File::open(&json).map_err(io_error("opening cached repodata"))?;
             let size = file
                 .metadata()

@@ -31,6 +31,11 @@ pub(crate) struct Session {
     /// Its real path (for messages and callers outside the cache).
     real: PathBuf,
     _lock: FileLock,
+    /// The cache's held directories, kept open as long as the session:
+    /// whatever owns the session (an extraction thread) may write through
+    /// paths anchored at them (`/proc/self/fd/<fd>/...`), which must not
+    /// outlive their descriptors (see [`Self::keeping`]).
+    _dirs: Option<Arc<crate::Dirs>>,
 }
 
 impl Session {
@@ -62,11 +67,19 @@ impl Session {
                 tmp: tmp.clone(),
                 at: dir.anchored(),
                 real: dir.path().to_path_buf(),
+                _dirs: None,
                 _dir: dir,
                 name,
                 _lock: lock,
             });
         }
+    }
+
+    /// This session, keeping `dirs` open as long as it lives: a task that
+    /// owns the session may use the paths anchored at them.
+    pub(crate) fn keeping(mut self, dirs: Arc<crate::Dirs>) -> Self {
+        self._dirs = Some(dirs);
+        self
     }
 
     /// The directory for this process's temp files, reached through its
@@ -126,7 +139,10 @@ pub(crate) fn sweep(tmp: &Dir) -> Result<SweepReport, CacheError> {
         .collect();
     names.sort();
     let io = |source| CacheError::Io {
-        context: format!("removing a dead process's temp files in {}", tmp.path().display()),
+        context: format!(
+            "removing a dead process's temp files in {}",
+            tmp.path().display()
+        ),
         source,
     };
     let not_ours = |e: &std::io::Error| {
@@ -165,7 +181,8 @@ pub(crate) fn sweep(tmp: &Dir) -> Result<SweepReport, CacheError> {
         if name.ends_with(".lock") || !matches!(tmp.stat(format!("{name}.lock")), Ok(None)) {
             continue;
         }
-        if tmp.remove_all(name).is_ok() {
+        // (Gone already: the first pass removed it with its lock file.)
+        if matches!(tmp.stat(name), Ok(Some(_))) && tmp.remove_all(name).is_ok() {
             report.removed += 1;
         }
     }
@@ -225,7 +242,10 @@ mod tests {
         .unwrap();
         let tmp = Dir::open(root.path()).unwrap();
         sweep(&tmp).unwrap();
-        assert_eq!(std::fs::read(victim.path().join("precious")).unwrap(), b"keep");
+        assert_eq!(
+            std::fs::read(victim.path().join("precious")).unwrap(),
+            b"keep"
+        );
         assert!(victim.path().join("proc-5-0000beef/precious").is_file());
     }
 }

@@ -96,8 +96,7 @@ pub fn euid() -> u32 {
 /// its supplementary groups).
 pub fn in_group(gid: u32) -> bool {
     rustix::process::getegid().as_raw() == gid
-        || rustix::process::getgroups()
-            .is_ok_and(|groups| groups.iter().any(|g| g.as_raw() == gid))
+        || rustix::process::getgroups().is_ok_and(|groups| groups.iter().any(|g| g.as_raw() == gid))
 }
 
 /// The type, owner and mode of an open file or directory (`fstat`).
@@ -123,15 +122,16 @@ pub fn owner_of(fd: impl AsFd) -> std::io::Result<Owner> {
     Ok(owner_from(&st))
 }
 
+// The widths of `st_mode` and `st_nlink` differ between platforms.
+#[allow(clippy::useless_conversion)]
 fn owner_from(st: &rustix::fs::Stat) -> Owner {
     let file_type = FileType::from_raw_mode(st.st_mode as _);
     Owner {
         uid: st.st_uid,
         gid: st.st_gid,
-        mode: (st.st_mode as u32) & 0o7777,
+        mode: u32::from(st.st_mode) & 0o7777,
         is_dir: file_type == FileType::Directory,
         is_file: file_type == FileType::RegularFile,
-        #[allow(clippy::useless_conversion)]
         nlink: u64::from(st.st_nlink),
     }
 }
@@ -298,7 +298,11 @@ impl Dir {
 
     /// Unlinks the file (or symlink) `name`; nothing there is success.
     pub fn remove_file(&self, name: impl AsRef<Path>) -> std::io::Result<()> {
-        ignore_missing(rustix::fs::unlinkat(&self.fd, name.as_ref(), AtFlags::empty()))
+        ignore_missing(rustix::fs::unlinkat(
+            &self.fd,
+            name.as_ref(),
+            AtFlags::empty(),
+        ))
     }
 
     /// Renames `from` in this directory to `to` in `to_dir` (one

@@ -166,7 +166,9 @@ impl std::fmt::Display for Holder {
 #[cfg(unix)]
 fn check_lock_file(file: &std::fs::File, path: &Path) -> Result<bool, LockError> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let meta = file.metadata().map_err(|source| LockError::io(path, source))?;
+    let meta = file
+        .metadata()
+        .map_err(|source| LockError::io(path, source))?;
     let file_type = meta.file_type();
     if !file_type.is_file() {
         let what = if file_type.is_dir() {
@@ -303,7 +305,11 @@ impl FileLock {
     }
 
     #[cfg(not(unix))]
-    fn open_in(_dir: Option<&()>, name: &Path, _path: &Path) -> Result<(std::fs::File, bool), LockError> {
+    fn open_in(
+        _dir: Option<&()>,
+        name: &Path,
+        _path: &Path,
+    ) -> Result<(std::fs::File, bool), LockError> {
         let created = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -426,13 +432,15 @@ impl FileLock {
     /// [`Self::try_acquire_in`]: whether `name` in `dir` is still the file
     /// this lock is held on.
     #[cfg(unix)]
+    // The widths of `st_dev` and `st_ino` differ between platforms.
+    #[allow(clippy::useless_conversion)]
     pub fn is_still_in(&self, dir: &crate::dir::Dir, name: &str) -> bool {
         use std::os::unix::fs::MetadataExt;
         let Ok(held) = self.file.metadata() else {
             return false;
         };
         rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|now| {
-            now.st_dev as u64 == held.dev() && now.st_ino as u64 == held.ino()
+            u64::from(now.st_dev) == held.dev() && u64::from(now.st_ino) == held.ino()
         })
     }
 

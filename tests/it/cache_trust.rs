@@ -58,7 +58,11 @@ fn chmod(path: &Path, mode: u32) {
 }
 
 fn mode(path: &Path) -> u32 {
-    std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777
 }
 
 fn uid_of(user: &str) -> u32 {
@@ -172,7 +176,11 @@ fn assert_victim_intact(dir: &Path, mode_before: u32) {
             "{file} of the victim's directory was changed or deleted"
         );
     }
-    assert_eq!(mode(dir), mode_before, "the victim's directory was chmod'ed");
+    assert_eq!(
+        mode(dir),
+        mode_before,
+        "the victim's directory was chmod'ed"
+    );
 }
 
 /// Asserts pkgr refused, naming the symlink at `link`.
@@ -324,9 +332,15 @@ fn a_fifo_lock_file_does_not_hang() {
     let as_user = |user: &str, program: &Path, args: &[&str]| {
         let mut cmd = Command::new("runuser");
         cmd.args(["-u", user, "--", "env"])
-            .arg(format!("HOME={}", envs.join(format!("home-{user}")).display()))
+            .arg(format!(
+                "HOME={}",
+                envs.join(format!("home-{user}")).display()
+            ))
             .arg(format!("PKGR_CACHE_DIR={}", setup.cache().display()))
-            .arg(format!("PKGR_ROOT={}", envs.join(format!("root-{user}")).display()))
+            .arg(format!(
+                "PKGR_ROOT={}",
+                envs.join(format!("root-{user}")).display()
+            ))
             .arg(program)
             .args(args)
             .current_dir(setup.world.path());
@@ -340,9 +354,13 @@ fn a_fifo_lock_file_does_not_hang() {
         .cache()
         .join("pkgs/.locks")
         .join(format!("{}.lock", setup.key));
-    let made = as_user(MEMBER, Path::new("mkfifo"), &["-m", "0644", lock.to_str().unwrap()])
-        .status()
-        .unwrap();
+    let made = as_user(
+        MEMBER,
+        Path::new("mkfifo"),
+        &["-m", "0644", lock.to_str().unwrap()],
+    )
+    .status()
+    .unwrap();
     assert!(made.success());
     let prefix = envs.join("env-victim");
     let out = run_with_timeout(
@@ -457,7 +475,10 @@ fn a_lock_wait_names_the_real_holder() {
         .lines()
         .all(|l| !l.contains(&format!(" {} ", holder.id())))
     {
-        assert!(started.elapsed() < Duration::from_secs(10), "flock did not lock");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "flock did not lock"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     std::fs::write(&lock, "999999").unwrap();
@@ -479,7 +500,10 @@ fn a_lock_wait_names_the_real_holder() {
     let _ = holder.wait();
     let err = stderr(&out);
     assert!(!out.status.success(), "{err}");
-    assert!(!err.contains("999999"), "the lock file's claim was believed:\n{err}");
+    assert!(
+        !err.contains("999999"),
+        "the lock file's claim was believed:\n{err}"
+    );
     assert!(
         err.contains(&format!("process {}", holder.id())),
         "the real holder is not named:\n{err}"
