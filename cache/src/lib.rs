@@ -54,14 +54,23 @@
 //!    descending; only a directory this account owns is chmod'ed.
 //! 3. **Writes land in the directories that were opened**, whatever is
 //!    renamed meanwhile: the path-based code that fills an entry reaches
-//!    this process's session directory, `pkgs/`, `repodata/` and `pyc/`
-//!    through their held handles (`/proc/self/fd/<fd>/...` on Linux,
-//!    [`pkgr_fs::dir::Dir::anchored`]; messages show the real paths,
-//!    [`pkgr_fs::dir::real_path`]). A session directory is `0700`, and in a
+//!    `pkgs/` (the archive's and the entry's renames, setting aside),
+//!    `repodata/`, `pyc/` and the downloads in this process's session
+//!    directory through their held handles (`/proc/self/fd/<fd>/...` on
+//!    Linux, [`pkgr_fs::dir::Dir::anchored`]; messages show the real paths,
+//!    [`pkgr_fs::dir::real_path`]); the handles live as long as the session
+//!    that whoever writes owns. A session directory is `0700`, and in a
 //!    group-shared cache `tmp/` is made sticky (`3775`, when this account
-//!    made it), so members cannot rename or remove each other's session
-//!    directories either. Where `/proc` is missing the paths are used as
-//!    they are (the checks of 1 and 2 at open still hold).
+//!    made it), so members cannot rename or replace each other's session
+//!    directories. Extraction stages below the session directory's *real*
+//!    path: the tar reader canonicalizes the path of every member it
+//!    writes, and through `/proc/self/fd` that costs the cold path
+//!    measurably; what a member who renames `tmp/` itself could do with
+//!    that is make a fill create new, randomly named directories where
+//!    they choose (the tar reader refuses to write outside its staging
+//!    directory, and nothing is ever deleted through that path). Where
+//!    `/proc` is missing the paths are used as they are (the checks of 1
+//!    and 2 at open still hold).
 //! 4. **Lock files are not trusted** ([`pkgr_fs::lock`]): opened relative to
 //!    the held `pkgs/.locks/`, `repodata/` or `tmp/` with `O_NOFOLLOW` and
 //!    `O_NONBLOCK` (a FIFO cannot hang the open), they must be regular files
@@ -810,7 +819,7 @@ impl PackageCache {
     pub fn tmp_dir(&self) -> PathBuf {
         self.session.as_ref().map_or_else(
             || self.root.join("tmp"),
-            |session| session.real_dir().to_path_buf(),
+            |session| session.dir().to_path_buf(),
         )
     }
 
@@ -819,7 +828,7 @@ impl PackageCache {
     pub(crate) fn tmp_at(&self) -> PathBuf {
         self.session.as_ref().map_or_else(
             || self.root.join("tmp"),
-            |session| session.dir().to_path_buf(),
+            |session| session.anchored().to_path_buf(),
         )
     }
 

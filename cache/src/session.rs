@@ -9,9 +9,11 @@
 //! a member of a group-shared cache could have put a symlink to another
 //! user's directory there; see "Trust" in the crate docs): the sweep lists,
 //! locks and removes relative to it, and never follows a symlink. A
-//! session's directory is made `0700` and handed out as a path through its
-//! own held handle ([`pkgr_fs::dir::Dir::anchored`]), so the files a fill
-//! writes there land in it even if `tmp/` is renamed or replaced meanwhile.
+//! session's directory is made `0700` (in a group-shared cache `tmp/` is
+//! sticky, so no member can rename or replace it); the downloads and small
+//! files written there go through its held handle ([`Session::anchored`]),
+//! the extraction (thousands of files, each path canonicalized by the tar
+//! reader) through its real path (see "Trust" in the crate docs).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -82,17 +84,17 @@ impl Session {
         self
     }
 
-    /// The directory for this process's temp files, reached through its
-    /// held handle (`/proc/self/fd/<fd>` on Linux; messages should show
-    /// [`pkgr_fs::dir::real_path`] of paths below it).
+    /// The directory for this process's temp files: its real path, which
+    /// extractions stage below (see the module docs).
     pub(crate) fn dir(&self) -> &Path {
-        &self.at
+        &self.real
     }
 
-    /// The directory's real path (for messages and for callers outside
-    /// the cache, which only write below it while the cache is open).
-    pub(crate) fn real_dir(&self) -> &Path {
-        &self.real
+    /// The directory reached through its held handle (`/proc/self/fd/<fd>`
+    /// on Linux; messages should show [`pkgr_fs::dir::real_path`] of paths
+    /// below it): what downloads and atomic writes use.
+    pub(crate) fn anchored(&self) -> &Path {
+        &self.at
     }
 }
 
