@@ -16,6 +16,12 @@
 //! read only by a process holding the entry's shared lock, and removed only
 //! under the entry's exclusive lock (when the entry is filled anew or
 //! removed), so it never changes under a reader.
+//!
+//! **Trust.** `pyc/` and `pyc/<key>/` are opened with `O_NOFOLLOW` from
+//! the cache root when modules are kept (a symlink a member put there is
+//! an error naming it, never followed), only a directory of this account
+//! is chmod'ed, and the staging directory is renamed into the held
+//! `pyc/<key>/` (see "Trust" in the crate docs).
 
 use std::path::{Path, PathBuf};
 
@@ -69,7 +75,7 @@ pub fn keep(
         return Ok(());
     }
     let dest = dir(root, key).join(tag);
-    if dest.is_dir() {
+    if std::fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
         return Ok(());
     }
     let staging = tempfile::Builder::new().prefix("pyc-").tempdir_in(tmp)?;
@@ -107,16 +113,18 @@ pub fn keep(
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(dir_mode))?;
         }
     }
-    if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            // Best effort: another user's directory is theirs to change.
-            let _ = std::fs::set_permissions(parent, std::fs::Permissions::from_mode(dir_mode));
-        }
-    }
-    match std::fs::rename(staging.path(), &dest) {
+    // `pyc/<key>/`, opened without following a symlink from the root
+    // (the caller's, canonical), and held while the staging directory is
+    // renamed into it. Best effort for its mode: another user's directory
+    // is theirs to change.
+    let to_io = |e: pkgr_fs::dir::DirError| std::io::Error::other(e.to_string());
+    let parent = pkgr_fs::dir::Dir::open(root)
+        .and_then(|root| root.create_dir("pyc", 0o777))
+        .and_then(|pyc| pyc.create_dir(key, 0o777))
+        .map_err(to_io)?;
+    let _ = parent.add_mode_if_ours(dir_mode);
+    let dest_at = parent.anchored().join(tag);
+    match std::fs::rename(staging.path(), &dest_at) {
         Ok(()) => {
             // Renamed away: nothing left for the guard to remove.
             let _ = staging.keep();
@@ -124,7 +132,7 @@ pub fn keep(
         }
         // Kept by another process meanwhile (a non-empty directory is not
         // replaced): ours goes with the guard.
-        Err(_) if dest.is_dir() => Ok(()),
+        Err(_) if std::fs::symlink_metadata(&dest_at).is_ok_and(|m| m.is_dir()) => Ok(()),
         Err(e) => Err(e),
     }
 }

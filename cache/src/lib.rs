@@ -22,6 +22,70 @@
 //! two channels that ship different files under one file name never share an
 //! entry.
 //!
+//! # Trust (who may change what pkgr deletes, chmods and writes)
+//!
+//! A cache is shared by processes and, in a group-shared cache (the root
+//! `chmod 2775`, its group the sharing users'), by users. Members of the
+//! cache's group are trusted like oneself *inside the cache*: any member can
+//! publish an entry that others then link and run (as with a shared conda
+//! `pkgs_dirs`). What no member, and nobody else, may do is make another
+//! user's pkgr delete, chmod or overwrite anything *outside* the cache. A
+//! member can rename any directory in the root (`tmp/`, `pyc/`, `pkgs/`,
+//! `repodata/`) and put a symlink to someone's home in its place; a member
+//! can put a symlink, a hard link or a FIFO at a lock file's name. So:
+//!
+//! 1. **The root is resolved once** (canonicalized) when the cache is opened
+//!    and held open; **who owns it is checked on that handle** (`fstat`, as
+//!    ssh's `StrictModes`, [`check_root_trust`]): it must not be writable by
+//!    every user, and must belong to this account, to root, or be shared
+//!    (group-writable) with a group this account is in. Root gets no
+//!    exception: root refuses another account's cache unless it is shared
+//!    with a group root is in (root's `clean` in a directory someone else
+//!    controls is exactly what an attacker wants). The error
+//!    ([`CacheError::Untrusted`]) says what is wrong and what to do.
+//! 2. **Below the root, nothing is reached through a symlink.** `pkgs/`,
+//!    `pkgs/.locks/`, `repodata/`, `repodata/shards/`, `tmp/` and `pyc/` are
+//!    made and opened once, relative to the root handle, with `O_NOFOLLOW`
+//!    ([`pkgr_fs::dir`]); one that is a symlink is an error naming it
+//!    ([`CacheError::Dir`]), never followed; one writable by every user is
+//!    refused like the root. Sweeping, cleaning, setting aside, removing and
+//!    chmodding go through these handles (`openat`, `unlinkat`, `renameat`,
+//!    `fchmod`); a recursive removal unlinks a symlink it meets instead of
+//!    descending; only a directory this account owns is chmod'ed.
+//! 3. **Writes land in the directories that were opened**, whatever is
+//!    renamed meanwhile: the path-based code that fills an entry reaches
+//!    `pkgs/` (the archive's and the entry's renames, setting aside),
+//!    `repodata/`, `pyc/` and the downloads in this process's session
+//!    directory through their held handles (`/proc/self/fd/<fd>/...` on
+//!    Linux, [`pkgr_fs::dir::Dir::anchored`]; messages show the real paths,
+//!    [`pkgr_fs::dir::real_path`]); the handles live as long as the session
+//!    that whoever writes owns. A session directory is `0700`, and in a
+//!    group-shared cache `tmp/` is made sticky (`3775`, when this account
+//!    made it), so members cannot rename or replace each other's session
+//!    directories. Extraction stages below the session directory's *real*
+//!    path: the tar reader canonicalizes the path of every member it
+//!    writes, and through `/proc/self/fd` that costs the cold path
+//!    measurably; what a member who renames `tmp/` itself could do with
+//!    that is make a fill create new, randomly named directories where
+//!    they choose (the tar reader refuses to write outside its staging
+//!    directory, and nothing is ever deleted through that path). Where
+//!    `/proc` is missing the paths are used as they are (the checks of 1
+//!    and 2 at open still hold).
+//! 4. **Lock files are not trusted** ([`pkgr_fs::lock`]): opened relative to
+//!    the held `pkgs/.locks/`, `repodata/` or `tmp/` with `O_NOFOLLOW` and
+//!    `O_NONBLOCK` (a FIFO cannot hang the open), they must be regular files
+//!    ([`pkgr_fs::LockError::NotALockFile`] otherwise); only one this
+//!    account owns, with one link, is made group-writable or rewritten with
+//!    the holder's pid: another member's lock file is locked as it is. The
+//!    pid in a lock file is a claim; whom a waiter waits for is checked
+//!    against `/proc/locks` (else said to be "according to the lock file").
+//!
+//! What this does not cover: the ancestors of the root (choose where your
+//! cache lives; a world-writable, non-sticky parent lets anyone rename the
+//! root itself before it is opened), and a member's *content* in the cache
+//! (a member can publish a bad entry: members are trusted inside the
+//! cache). A read-only cache (see below) is only read and not checked.
+//!
 //! # The lock protocol (the one place it is written down)
 //!
 //! Every entry is guarded by an OS file lock on `pkgs/.locks/<key>.lock`
@@ -221,6 +285,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use pkgr_fetch::{Conditional, Expected, FetchError, Fetcher, HttpCacheInfo};
+use pkgr_fs::dir::Dir;
 use pkgr_fs::lock::{self, FileLock, LockError, LockMode};
 use rattler_conda_types::package::PathsJson;
 use rattler_conda_types::RepoDataRecord;
@@ -276,6 +341,22 @@ pub enum CacheError {
         #[source]
         source: std::io::Error,
     },
+    /// The cache root, or a directory in it, could be changed by someone
+    /// this account does not trust: another user who does not share it
+    /// with a group of ours, or every user (see "Trust" in the crate docs).
+    #[error("refusing to use the cache {}: {problem}; {fix}", path.display())]
+    Untrusted {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong (`it is writable by every user (mode 1777)`).
+        problem: String,
+        /// What to do about it.
+        fix: String,
+    },
+    /// A directory of the cache is a symlink (or not a directory): someone
+    /// who can write to the cache replaced it. Never followed.
+    #[error(transparent)]
+    Dir(#[from] pkgr_fs::dir::DirError),
     /// Downloading failed.
     #[error("could not fetch {package}")]
     Fetch {
@@ -559,6 +640,8 @@ pub struct PackageCache {
     jobs: Arc<Semaphore>,
     /// `None` for a cache on a read-only filesystem (see [`Self::open`]).
     session: Option<Arc<session::Session>>,
+    /// The cache's directories, held open (`None` when read-only).
+    dirs: Option<Arc<Dirs>>,
     lock_timeout: Duration,
     swept: SweepReport,
     repodata_policy: RepodataPolicy,
@@ -583,6 +666,10 @@ impl PackageCache {
     /// [`CacheError::ReadOnly`], which names the cache and what to
     /// configure. So commands that fetch nothing (`remove`, installing what
     /// the cache has) work when the only cache is read-only.
+    ///
+    /// **Trust.** A writable cache's root is resolved once (canonicalized)
+    /// and must pass [`check_root_trust`]; its directories are opened once,
+    /// never through a symlink, and held (see "Trust" in the crate docs).
     pub fn open(root: impl Into<PathBuf>, fetcher: Fetcher) -> Result<Self, CacheError> {
         process_start();
         let root = root.into();
@@ -590,9 +677,16 @@ impl PackageCache {
             return Ok(Self::new(root, fetcher, None));
         }
         match Self::open_writable(&root) {
-            Ok((swept, session)) => {
-                let mut cache = Self::new(root, fetcher, Some(Arc::new(session)));
+            Ok((swept, session, dirs)) => {
+                let dirs = Arc::new(dirs);
+                let session = session.keeping(dirs.clone());
+                let mut cache = Self::new(
+                    dirs.root.path().to_path_buf(),
+                    fetcher,
+                    Some(Arc::new(session)),
+                );
                 cache.swept = swept;
+                cache.dirs = Some(dirs);
                 Ok(cache)
             }
             Err(CacheError::NotWritable { source, .. })
@@ -610,6 +704,7 @@ impl PackageCache {
             fetcher,
             jobs: Arc::new(Semaphore::new(default_jobs())),
             session,
+            dirs: None,
             lock_timeout: lock::default_timeout(),
             swept: SweepReport::default(),
             repodata_policy: RepodataPolicy::default(),
@@ -617,54 +712,31 @@ impl PackageCache {
         }
     }
 
-    /// Makes the cache's directories (tolerantly), checks its locks, sweeps
-    /// dead processes' temp files and starts this process's session.
-    fn open_writable(root: &Path) -> Result<(SweepReport, session::Session), CacheError> {
+    /// Makes the cache's directories (tolerantly), checks who may change
+    /// them ([`check_root_trust`], no symlinks, nothing world-writable),
+    /// checks its locks, sweeps dead processes' temp files and starts this
+    /// process's session.
+    fn open_writable(root: &Path) -> Result<(SweepReport, session::Session, Dirs), CacheError> {
         fs_err::create_dir_all(root).map_err(|source| CacheError::NotWritable {
             path: root.to_path_buf(),
             source,
         })?;
+        // Resolved once: from here on the root is this handle.
+        let root = fs_err::canonicalize(root).map_err(|source| CacheError::NotWritable {
+            path: root.to_path_buf(),
+            source,
+        })?;
+        let root_dir = Dir::open(&root).map_err(dir_error)?;
+        check_root_trust(&root_dir)?;
         // In a group-shared cache another member may have just made one of
         // these directories and not yet given it the group's write bit (a
         // mkdir and its chmod are two steps): a refusal then is retried for
         // a moment, not reported.
-        let shared = is_group_shared(root);
+        let shared = root_dir.owner().map_err(dir_error)?.mode & 0o020 != 0;
         let mut attempt = 0;
-        loop {
-            let made = [
-                root.join("pkgs").join(".locks"),
-                root.join("repodata"),
-                root.join("tmp"),
-            ]
-            .into_iter()
-            .try_for_each(|dir| {
-                fs_err::create_dir_all(&dir).map_err(|source| CacheError::NotWritable {
-                    path: dir.clone(),
-                    source,
-                })
-            });
-            share_with_group(root);
-            // Made by another member who has not given them the group's
-            // write bit yet: wait for it, as for a refusal.
-            let made = made.and_then(|()| {
-                let unshared = [
-                    root.join("pkgs"),
-                    root.join("pkgs").join(".locks"),
-                    root.join("repodata"),
-                    root.join("tmp"),
-                ]
-                .into_iter()
-                .find(|dir| shared && !is_group_shared(dir));
-                match unshared {
-                    None => Ok(()),
-                    Some(dir) => Err(CacheError::NotWritable {
-                        path: dir,
-                        source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
-                    }),
-                }
-            });
-            match made {
-                Ok(()) => break,
+        let dirs = loop {
+            match Dirs::open(&root_dir, shared) {
+                Ok(dirs) => break dirs,
                 Err(CacheError::NotWritable { source, .. })
                     if shared
                         && source.kind() == std::io::ErrorKind::PermissionDenied
@@ -675,13 +747,13 @@ impl PackageCache {
                 }
                 Err(e) => return Err(e),
             }
-        }
-        write_cachedir_tag(root)?;
-        check_lock_scope(root)?;
+        };
+        write_cachedir_tag(&dirs.root)?;
+        check_lock_scope(&root)?;
         // Best effort: a sweep that fails (another user's files) must not stop us.
-        let swept = session::sweep(&root.join("tmp")).unwrap_or_default();
-        let session = session::Session::start(&root.join("tmp"))?;
-        Ok((swept, session))
+        let swept = session::sweep(&dirs.tmp).unwrap_or_default();
+        let session = session::Session::start(&dirs.tmp)?;
+        Ok((swept, session, dirs))
     }
 
     /// Whether the cache is on a read-only filesystem and only read (see
@@ -766,6 +838,15 @@ impl PackageCache {
         )
     }
 
+    /// [`Self::tmp_dir`] reached through its held handle (see "Trust" in
+    /// the crate docs): what this crate writes its temp files below.
+    pub(crate) fn tmp_at(&self) -> PathBuf {
+        self.session.as_ref().map_or_else(
+            || self.root.join("tmp"),
+            |session| session.anchored().to_path_buf(),
+        )
+    }
+
     /// The fetcher this cache downloads with.
     pub fn fetcher(&self) -> &Fetcher {
         &self.fetcher
@@ -795,6 +876,34 @@ impl PackageCache {
             .join("pkgs")
             .join(".locks")
             .join(format!("{key}.lock"))
+    }
+
+    /// The held directories of a writable cache; the error for `action`
+    /// in a read-only one.
+    pub(crate) fn dirs(&self, action: impl Into<String>) -> Result<&Arc<Dirs>, CacheError> {
+        self.dirs.as_ref().ok_or_else(|| self.read_only(action))
+    }
+
+    /// Tries the lock of the entry `key` (in the held `pkgs/.locks`).
+    pub(crate) fn try_lock_entry(
+        &self,
+        key: &str,
+        mode: LockMode,
+    ) -> Result<Option<FileLock>, CacheError> {
+        let dirs = self.dirs(format!("lock {key}"))?;
+        Ok(FileLock::try_acquire_in(
+            &dirs.locks,
+            &format!("{key}.lock"),
+            mode,
+        )?)
+    }
+
+    /// `pkgs/` as path-based code should reach it: through the held handle
+    /// ([`pkgr_fs::dir::Dir::anchored`]) in a writable cache.
+    pub(crate) fn pkgs_at(&self) -> PathBuf {
+        self.dirs
+            .as_ref()
+            .map_or_else(|| self.root.join("pkgs"), |d| d.pkgs_at.clone())
     }
 
     /// Returns the complete entry for `record`, downloading and extracting it if
@@ -924,14 +1033,13 @@ impl PackageCache {
         if self.is_read_only() {
             return Err(self.read_only(format!("fetch {display} into it")));
         }
-        let lock_path = self.lock_path(&key);
         let dir = self.root.join("pkgs").join(&key);
         let mut downloaded = 0;
         let mut damage: Option<String> = None;
         let mut refilled_after_damage = false;
         for _round in 0..20 {
             let shared = self
-                .wait_for_lock(&lock_path, LockMode::Shared, &display, reporter, abort)
+                .wait_for_lock(&key, LockMode::Shared, &display, reporter, abort)
                 .await?;
             if let Some(marker) = self.complete_marker(&key, record) {
                 match self.check_entry_files(&dir, marker).await? {
@@ -1015,7 +1123,6 @@ impl PackageCache {
     ) -> Result<Option<u64>, CacheError> {
         let damaged = damage.is_some();
         let display = record.identifier.to_string();
-        let lock_path = self.lock_path(key);
         let dir = self.root.join("pkgs").join(key);
         let started = std::time::Instant::now();
         let mut pause = Duration::from_millis(1);
@@ -1027,7 +1134,7 @@ impl PackageCache {
                     })
                 })
                 .await?;
-            if let Some(exclusive) = FileLock::try_acquire(&lock_path, LockMode::Exclusive)? {
+            if let Some(exclusive) = self.try_lock_entry(key, LockMode::Exclusive)? {
                 // Nobody else fills or reads the entry now: decide again.
                 if let Some(marker) = self.complete_marker(key, record) {
                     if !damaged || self.check_entry_files(&dir, marker).await?.is_ok() {
@@ -1041,7 +1148,7 @@ impl PackageCache {
             }
             drop(permit);
             let shared = self
-                .wait_for_lock(&lock_path, LockMode::Shared, &display, reporter, abort)
+                .wait_for_lock(key, LockMode::Shared, &display, reporter, abort)
                 .await?;
             if let Some(marker) = self.complete_marker(key, record) {
                 if !damaged || self.check_entry_files(&dir, marker).await?.is_ok() {
@@ -1052,8 +1159,15 @@ impl PackageCache {
             if started.elapsed() > self.lock_timeout {
                 return Err(LockError::Timeout {
                     what: format!("{display} (to repair it: other processes are using it)"),
-                    path: lock_path,
-                    holder_pid: FileLock::holder_pid(&self.lock_path(key)),
+                    path: self.lock_path(key),
+                    holder: lock::holder(
+                        &self
+                            .dirs(&display)?
+                            .locks
+                            .anchored()
+                            .join(format!("{key}.lock")),
+                        LockMode::Exclusive,
+                    ),
                     waited: self.lock_timeout,
                 }
                 .into());
@@ -1072,17 +1186,19 @@ impl PackageCache {
     /// another task of the same request failed.
     async fn wait_for_lock(
         &self,
-        lock_path: &Path,
+        key: &str,
         mode: LockMode,
         display: &str,
         reporter: &dyn Reporter,
         abort: &Abort,
     ) -> Result<FileLock, CacheError> {
         let started = std::time::Instant::now();
+        let locks = &self.dirs(format!("lock {display}"))?.locks;
+        let name = format!("{key}.lock");
         let lock = abort
             .unless_set(async {
                 Ok(
-                    lock::acquire(lock_path, mode, display, self.lock_timeout, |pid| {
+                    lock::acquire_in(locks, &name, mode, display, self.lock_timeout, |pid| {
                         reporter.waiting(display, pid);
                     })
                     .await?,
@@ -1176,16 +1292,29 @@ impl PackageCache {
         damage: Option<&str>,
     ) -> Result<u64, CacheError> {
         let display = record.identifier.to_string();
-        let archive = self.archive_path(key, record);
+        // Written through the held `pkgs/` (a member who swaps it for a
+        // symlink meanwhile changes nothing): see "Trust" in the crate docs.
+        let dirs = self.dirs(format!("fetch {display} into it"))?;
+        let archive = self.pkgs_at().join(
+            self.archive_path(key, record)
+                .file_name()
+                .unwrap_or_default(),
+        );
         let expected = expected_of(record);
-        let tmp = self.tmp_dir();
+        let tmp = self.tmp_at();
         let dest = self.root.join("pkgs").join(key);
+        let dest_at = dirs.pkgs_at.join(key);
+        let session = self.session(format!("fetch {display} into it"))?.clone();
 
-        // Set aside on a thread that owns the lock (and gives it back).
+        // Set aside on a thread that owns the lock (and gives it back), and
+        // the session (which keeps the directories `dest_at` is anchored at
+        // open).
         let (exclusive, aside) = {
-            let dest = dest.clone();
-            let compiled = compiled::dir(&self.root, key);
+            let dest = dest_at.clone();
+            let compiled = dirs.pyc_at.join(key);
+            let session = session.clone();
             tokio::task::spawn_blocking(move || {
+                let _session = session;
                 // Modules compiled from the old files would be stale (then
                 // python compiles them again on import): removed if this
                 // process may, which only saves that.
@@ -1215,12 +1344,14 @@ impl PackageCache {
 
         // Reuse an archive left by a process that stopped before extracting.
         let existing = {
-            let (archive, expected) = (archive.clone(), expected.clone());
-            tokio::task::spawn_blocking(move || verify_file(&archive, &expected))
-                .await
-                .map_err(join_error)?
+            let (archive, expected, session) = (archive.clone(), expected.clone(), session.clone());
+            tokio::task::spawn_blocking(move || {
+                let _session = session;
+                verify_file(&archive, &expected)
+            })
+            .await
+            .map_err(join_error)?
         };
-        let session = self.session(format!("fetch {display} into it"))?.clone();
         // The permit is lent to the download, which gives it back while it
         // waits to retry; we get it back for the extraction.
         let mut slot = pkgr_fetch::Slot::new(self.jobs.clone(), permit);
@@ -1242,7 +1373,7 @@ impl PackageCache {
                             format,
                             size,
                             archive: archive.clone(),
-                            dest: dest.clone(),
+                            dest: dest_at.clone(),
                             display: display.clone(),
                         };
                         let (extraction, tap) =
@@ -1309,7 +1440,7 @@ impl PackageCache {
             Extracting::FromFile(exclusive) => {
                 let display = display.clone();
                 tokio::task::spawn_blocking(move || {
-                    let result = extract_entry(&archive, session.dir(), &dest, marker, &display);
+                    let result = extract_entry(&archive, session.dir(), &dest_at, marker, &display);
                     // Released in this order, only once the work above is over.
                     drop(exclusive);
                     drop(permit);
@@ -1369,7 +1500,7 @@ impl PackageCache {
         if policy.offline {
             return Err(CacheError::Offline { what: redacted });
         }
-        let tmp = self.tmp_dir();
+        let tmp = self.tmp_at();
         let now = unix_now();
         // `repodata.json.zst` (about 1/5 of the JSON) when the channel has it;
         // whether it has is remembered for a while, so the probe is not paid
@@ -1523,9 +1654,12 @@ impl PackageCache {
             return Ok(None);
         };
         let index_path = self.repodata_paths(url).index;
-        let tmp = self.tmp_dir();
+        let tmp = self.tmp_at();
         let writable = !self.is_read_only();
+        // Keeps the directories the paths above are anchored at open.
+        let session = self.session.clone();
         tokio::task::spawn_blocking(move || {
+            let _session = session;
             let meta = file
                 .file
                 .metadata()
@@ -1627,7 +1761,7 @@ impl PackageCache {
             // Not cached: the channel's repodata.json, if cached, serves.
             return Ok(None);
         }
-        let tmp = self.tmp_dir();
+        let tmp = self.tmp_at();
         let previous = info
             .as_ref()
             .filter(|i| have_copy && !i.not_found)
@@ -1704,7 +1838,7 @@ impl PackageCache {
         previous: Option<&HttpCacheInfo>,
         zst: bool,
     ) -> Result<Conditional, CacheError> {
-        let tmp = self.tmp_dir();
+        let tmp = self.tmp_at();
         let download = tmp.join(format!(
             "repodata-{}.{}",
             paths.name,
@@ -1730,7 +1864,9 @@ impl PackageCache {
             let (json, index, downloaded) =
                 (paths.json.clone(), paths.index.clone(), download.clone());
             let redacted = pkgr_redact::redact_url(url);
+            let session = self.session.clone();
             tokio::task::spawn_blocking(move || {
+                let _session = session;
                 let placed = place_repodata(&downloaded, zst, &json, &index, &tmp);
                 let _ = fs_err::remove_file(&downloaded);
                 placed.map_err(|problem| CacheError::BrokenRepodata {
@@ -1752,10 +1888,12 @@ impl PackageCache {
         paths: &RepodataPaths,
         redacted: &str,
     ) -> Result<RepodataFile, CacheError> {
-        let (json, index_path, tmp) = (paths.json.clone(), paths.index.clone(), self.tmp_dir());
+        let (json, index_path, tmp) = (paths.json.clone(), paths.index.clone(), self.tmp_at());
         let redacted = redacted.to_owned();
         let writable = !self.is_read_only();
+        let session = self.session.clone();
         tokio::task::spawn_blocking(move || {
+            let _session = session;
             let file = fs_err::File::open(&json).map_err(io_error("opening cached repodata"))?;
             let size = file
                 .metadata()
@@ -1778,7 +1916,7 @@ impl PackageCache {
                 }
             };
             Ok(RepodataFile {
-                path: json,
+                path: pkgr_fs::dir::real_path(&json),
                 file,
                 index: Some(index),
             })
@@ -1824,8 +1962,9 @@ impl PackageCache {
     ) -> Result<(RepodataPaths, FileLock), CacheError> {
         let paths = self.repodata_paths(url);
         let started = std::time::Instant::now();
-        let lock = lock::acquire(
-            &paths.lock,
+        let lock = lock::acquire_in(
+            &self.dirs(format!("download {redacted} into it"))?.repodata,
+            &format!("{}.lock", paths.name),
             LockMode::Exclusive,
             redacted,
             self.lock_timeout,
@@ -1840,11 +1979,15 @@ impl PackageCache {
     fn repodata_paths(&self, url: &Url) -> RepodataPaths {
         let hash = hex::encode(Sha256::digest(url.as_str().as_bytes()));
         let name = hash[..16].to_owned();
-        let base = self.root.join("repodata").join(&name);
+        // Through the held `repodata/` in a writable cache.
+        let base = self
+            .dirs
+            .as_ref()
+            .map_or_else(|| self.root.join("repodata"), |d| d.repodata_at.clone())
+            .join(&name);
         RepodataPaths {
             json: base.with_extension("json"),
             info: base.with_extension("info.json"),
-            lock: base.with_extension("lock"),
             index: base.with_extension("index"),
             name,
         }
@@ -1855,7 +1998,6 @@ impl PackageCache {
 struct RepodataPaths {
     json: PathBuf,
     info: PathBuf,
-    lock: PathBuf,
     index: PathBuf,
     name: String,
 }
@@ -2162,6 +2304,9 @@ fn publish_staging(
         package: display.to_owned(),
         source,
     };
+    // `archive` and `dest` may be reached through a held handle
+    // (`/proc/self/fd/...`); messages name their real paths.
+    let archive = &pkgr_fs::dir::real_path(archive);
     if !staging.path().join("info").join("index.json").is_file() {
         return Err(archive_error(ArchiveError::MissingIndex {
             path: archive.to_path_buf(),
@@ -2188,9 +2333,13 @@ fn publish_staging(
     let _ = fs_err::File::open(archive).and_then(|verified| archive::set_read_only(&verified));
     file.sync_all()
         .map_err(io_error(format!("flushing {}", marker_path.display())))?;
-    set_aside(dest).map_err(io_error(format!("moving {} aside", dest.display())))?;
+    let shown = pkgr_fs::dir::real_path(dest);
+    set_aside(dest).map_err(io_error(format!("moving {} aside", shown.display())))?;
     let staging = staging.keep();
-    fs_err::rename(&staging, dest).map_err(io_error("publishing an extracted entry"))?;
+    std::fs::rename(&staging, dest).map_err(io_error(format!(
+        "publishing an extracted entry as {}",
+        shown.display()
+    )))?;
     Ok(())
 }
 
@@ -2224,6 +2373,12 @@ pub(crate) const SET_ASIDE_PREFIX: &str = ".old-";
 /// member published (a sticky `pkgs/` forbids it: `PermissionDenied`).
 /// That member's files, which only they may delete, stay in `.old-*` until
 /// they (or root) run `pkgr clean`. Nothing at `dest`: nothing to do.
+///
+/// Callers pass `dest` below a held directory ([`Dirs::pkgs_at`],
+/// [`Dirs::pyc_at`]), so the rename and the removal happen in the
+/// directory the cache opened, whatever was put at its path since; neither
+/// follows a symlink at `dest` (`lstat`, `rename`, and `remove_dir_all`,
+/// which unlinks a symlink it meets instead of descending).
 pub(crate) fn set_aside(dest: &Path) -> std::io::Result<()> {
     use std::sync::atomic::AtomicU64;
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -2253,29 +2408,21 @@ pub(crate) fn set_aside(dest: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Removes what [`set_aside`] left in `pkgs` (another account's files, or a
-/// crash between the rename and the deletion), as far as this account may.
-/// Nobody uses a set-aside entry. Returns how many went.
-pub(crate) fn sweep_set_aside(pkgs: &Path) -> usize {
-    let Ok(entries) = fs_err::read_dir(pkgs) else {
+/// Removes what [`set_aside`] left in `dir` (`pkgs/` or `pyc/`: another
+/// account's files, or a crash between the rename and the deletion), as far
+/// as this account may, through the held handle: a symlink there is
+/// unlinked, never followed. Nobody uses a set-aside entry. Returns how
+/// many went.
+pub(crate) fn sweep_set_aside(dir: &Dir) -> usize {
+    let Ok(entries) = dir.entries() else {
         return 0;
     };
     let mut removed = 0;
-    for entry in entries.filter_map(Result::ok) {
-        if !entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with(SET_ASIDE_PREFIX)
-        {
+    for (name, _) in entries {
+        if !name.to_string_lossy().starts_with(SET_ASIDE_PREFIX) {
             continue;
         }
-        let path = entry.path();
-        let gone = if path.is_dir() {
-            std::fs::remove_dir_all(&path)
-        } else {
-            std::fs::remove_file(&path)
-        };
-        removed += usize::from(gone.is_ok());
+        removed += usize::from(dir.remove_all(&name).is_ok());
     }
     removed
 }
@@ -2288,22 +2435,27 @@ fn owner_of(path: &Path) -> String {
         let Ok(uid) = std::fs::symlink_metadata(path).map(|m| m.uid()) else {
             return String::from("another user");
         };
-        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-        passwd
-            .lines()
-            .find_map(|line| {
-                let mut fields = line.split(':');
-                let name = fields.next()?;
-                let id = fields.nth(1)?;
-                (id.parse::<u32>().ok()? == uid).then(|| name.to_owned())
-            })
-            .unwrap_or_else(|| format!("uid {uid}"))
+        user_name(uid)
     }
     #[cfg(not(unix))]
     {
         let _ = path;
         String::from("another user")
     }
+}
+
+/// The name of user `uid` from `/etc/passwd`, else `uid N`.
+fn user_name(uid: u32) -> String {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .find_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            let id = fields.nth(1)?;
+            (id.parse::<u32>().ok()? == uid).then(|| name.to_owned())
+        })
+        .unwrap_or_else(|| format!("uid {uid}"))
 }
 
 /// Whether the cache root is group-writable (shared by a group of users).
@@ -2320,39 +2472,154 @@ pub(crate) fn is_group_shared(root: &Path) -> bool {
     }
 }
 
-/// A cache root that is group-writable (`chmod 2775`, a group of users
-/// sharing it): the directories pkgr makes in it get the same group write
-/// and setgid bits, so that every member can add entries, lock files,
-/// repodata and temp dirs (the files themselves stay writable by their
-/// owner only: they are hardlinked into environments). Best effort: a
-/// directory another member made is theirs to change.
-fn share_with_group(root: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if !is_group_shared(root) {
-            return;
-        }
-        for dir in [
-            root.join("pkgs"),
-            root.join("pkgs").join(".locks"),
-            root.join("repodata"),
-            root.join("repodata").join("shards"),
-            root.join("tmp"),
-            root.join("pyc"),
-        ] {
-            let _ = fs_err::create_dir_all(&dir);
-            if let Ok(meta) = fs_err::metadata(&dir) {
-                let mode = meta.permissions().mode() & 0o7777;
-                if mode & 0o2070 != 0o2070 {
-                    let _ = fs_err::set_permissions(
-                        &dir,
-                        std::fs::Permissions::from_mode(mode | 0o2070),
-                    );
-                }
+/// The directories of a writable cache, opened once by
+/// [`PackageCache::open`] with `O_NOFOLLOW` (see "Trust" in the crate docs)
+/// and held for the cache's life, and the paths that reach `pkgs/`,
+/// `repodata/` and `pyc/` through those handles
+/// ([`pkgr_fs::dir::Dir::anchored`]) for the path-based code that writes
+/// below them.
+#[derive(Debug)]
+pub(crate) struct Dirs {
+    /// The (canonical) root.
+    pub(crate) root: Dir,
+    pub(crate) pkgs: Dir,
+    pub(crate) locks: Arc<Dir>,
+    pub(crate) repodata: Arc<Dir>,
+    pub(crate) shards: Dir,
+    pub(crate) tmp: Arc<Dir>,
+    pub(crate) pyc: Dir,
+    pub(crate) pkgs_at: PathBuf,
+    pub(crate) repodata_at: PathBuf,
+    pub(crate) pyc_at: PathBuf,
+}
+
+impl Dirs {
+    /// Makes (tolerantly) and opens the cache's directories below `root`.
+    ///
+    /// A cache root that is group-writable (`chmod 2775`, a group of users
+    /// sharing it, `shared`): the directories pkgr makes in it get the same
+    /// group write and setgid bits, so that every member can add entries,
+    /// lock files, repodata and temp dirs (the files themselves stay
+    /// writable by their owner only: they are hardlinked into
+    /// environments), and `tmp/` the sticky bit too, so that no member can
+    /// rename or remove another's session directory. Only a directory of
+    /// this account is chmod'ed: one another member made is theirs to
+    /// change (and, made a moment ago, may not have its group bits yet:
+    /// then this fails with `NotWritable`/`PermissionDenied`, which the
+    /// caller retries).
+    ///
+    /// Each must be a directory, not a symlink, and not writable by every
+    /// user ([`CacheError::Untrusted`]).
+    fn open(root: &Dir, shared: bool) -> Result<Self, CacheError> {
+        let make = |parent: &Dir, name: &str, extra: u32| -> Result<Dir, CacheError> {
+            let dir = parent.create_dir(name, 0o777).map_err(dir_error)?;
+            if shared {
+                let _ = dir.add_mode_if_ours(0o2070 | extra);
             }
-        }
+            let owner = dir.owner().map_err(dir_error)?;
+            if owner.mode & 0o002 != 0 {
+                return Err(world_writable(dir.path(), owner.mode));
+            }
+            if shared && owner.mode & 0o020 == 0 {
+                return Err(CacheError::NotWritable {
+                    path: dir.path().to_path_buf(),
+                    source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+                });
+            }
+            Ok(dir)
+        };
+        let pkgs = make(root, "pkgs", 0)?;
+        let locks = make(&pkgs, ".locks", 0)?;
+        let repodata = make(root, "repodata", 0)?;
+        let shards = make(&repodata, "shards", 0)?;
+        let tmp = make(root, "tmp", 0o1000)?;
+        let pyc = make(root, "pyc", 0)?;
+        Ok(Self {
+            root: root.try_clone().map_err(dir_error)?,
+            pkgs_at: pkgs.anchored(),
+            repodata_at: repodata.anchored(),
+            pyc_at: pyc.anchored(),
+            pkgs,
+            locks: Arc::new(locks),
+            repodata: Arc::new(repodata),
+            shards,
+            tmp: Arc::new(tmp),
+            pyc,
+        })
     }
+}
+
+/// A [`pkgr_fs::dir::DirError`] as a cache error: a directory this account
+/// cannot make or open is [`CacheError::NotWritable`] (a read-only
+/// filesystem among them, which [`PackageCache::open`] recognizes), a
+/// symlink is itself.
+fn dir_error(e: pkgr_fs::dir::DirError) -> CacheError {
+    match e {
+        pkgr_fs::dir::DirError::Io { path, source, .. }
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+            ) =>
+        {
+            CacheError::NotWritable { path, source }
+        }
+        other => CacheError::Dir(other),
+    }
+}
+
+fn world_writable(path: &Path, mode: u32) -> CacheError {
+    CacheError::Untrusted {
+        path: path.to_path_buf(),
+        problem: format!(
+            "it is writable by every user (mode {mode:o}), so anyone could replace what pkgr runs or make it delete files"
+        ),
+        fix: format!(
+            "run `chmod o-w {}` (to share a cache, use a group: chgrp GROUP, chmod 2775), or use a cache of your own (--cache-dir or PKGR_CACHE_DIR)",
+            path.display()
+        ),
+    }
+}
+
+/// Whom a cache root must belong to (like ssh's `StrictModes`), checked on
+/// the open handle (`fstat`), so that nobody this account does not trust
+/// can rename or replace what is in it:
+/// - it is not writable by every user (`o+w`, sticky or not);
+/// - it belongs to this account, or to root (who can change this
+///   account's files anyway), or it is shared with a group this account
+///   is in (group-writable, and its group is this process's effective or
+///   a supplementary group).
+///
+/// The same holds for root (uid 0): a cache another account owns is used
+/// by root only when it is shared with a group root is in, since root's
+/// `clean` or `chmod` in a directory someone else controls is exactly the
+/// attack this prevents.
+pub(crate) fn check_root_trust(root: &Dir) -> Result<(), CacheError> {
+    let owner = root.owner().map_err(dir_error)?;
+    if owner.mode & 0o002 != 0 {
+        return Err(world_writable(root.path(), owner.mode));
+    }
+    let me = pkgr_fs::dir::euid();
+    if owner.uid == me || owner.uid == 0 {
+        return Ok(());
+    }
+    if owner.mode & 0o020 != 0 && pkgr_fs::dir::in_group(owner.gid) {
+        return Ok(());
+    }
+    let who = user_name(owner.uid);
+    Err(CacheError::Untrusted {
+        path: root.path().to_path_buf(),
+        problem: if owner.mode & 0o020 != 0 {
+            format!(
+                "it belongs to {who} and is shared with group {}, which this account is not in",
+                owner.gid
+            )
+        } else {
+            format!("it belongs to {who}, who does not share it with a group of this account")
+        },
+        fix: String::from(
+            "use a cache of your own (--cache-dir or PKGR_CACHE_DIR), or have its owner share it with a group you are in (chgrp GROUP; chmod 2775)",
+        ),
+    })
 }
 
 /// The marker of the entry in `dir` if it is complete and of `record`'s
@@ -2412,24 +2679,26 @@ pub fn write_atomically(path: &Path, tmp: &Path, bytes: &[u8]) -> Result<(), Cac
     Ok(())
 }
 
-/// Writes `CACHEDIR.TAG` once; `create_new` makes concurrent openers harmless.
-fn write_cachedir_tag(root: &Path) -> Result<(), CacheError> {
-    let path = root.join("CACHEDIR.TAG");
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
-    {
-        Ok(mut file) => std::io::Write::write_all(
-            &mut file,
+/// Writes `CACHEDIR.TAG` once, in the held root (`O_EXCL` makes concurrent
+/// openers harmless, `O_NOFOLLOW` a planted symlink too: it is left alone).
+fn write_cachedir_tag(root: &Dir) -> Result<(), CacheError> {
+    use rustix::fs::{Mode, OFlags};
+    let path = root.path().join("CACHEDIR.TAG");
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    match rustix::fs::openat(root, "CACHEDIR.TAG", flags, Mode::from_raw_mode(0o644)) {
+        Ok(fd) => std::io::Write::write_all(
+            &mut std::fs::File::from(fd),
             b"Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag created by pkgr.\n",
         )
         .map_err(|source| CacheError::NotWritable {
             path: path.clone(),
             source,
         }),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(source) => Err(CacheError::NotWritable { path, source }),
+        Err(rustix::io::Errno::EXIST) => Ok(()),
+        Err(errno) => Err(CacheError::NotWritable {
+            path,
+            source: errno.into(),
+        }),
     }
 }
 

@@ -8,6 +8,12 @@
 //! [`crate::set_aside`]), so a removal interrupted at any point leaves the
 //! whole entry or none of it, never a partial entry that looks complete; and
 //! in a group-shared cache a member can remove an entry another published.
+//!
+//! Everything is listed, renamed and removed through the directories the
+//! cache holds open (see "Trust" in the crate docs): `pkgs/`, `pyc/`,
+//! `repodata/` and `repodata/shards/` as they were when the cache was
+//! opened, never what a member put at their paths since, and a symlink met
+//! on the way is unlinked, never followed.
 
 use std::path::PathBuf;
 
@@ -65,8 +71,9 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> CacheError {
 }
 
 impl PackageCache {
+    /// `pkgs/`, through its held handle in a writable cache.
     fn pkgs(&self) -> PathBuf {
-        self.root().join("pkgs")
+        self.pkgs_at()
     }
 
     /// The keys of every entry that has an extracted directory or an archive.
@@ -92,17 +99,21 @@ impl PackageCache {
     /// Removes an entry whose exclusive lock the caller holds: the directory
     /// (set aside in one rename, then deleted), then its archives.
     fn remove_entry_locked(&self, key: &str) -> Result<(), CacheError> {
-        let dir = self.pkgs().join(key);
-        let compiled = crate::compiled::dir(self.root(), key);
+        let dirs = self.dirs("remove an entry from it")?;
+        let dir = dirs.pkgs_at.join(key);
+        let compiled = dirs.pyc_at.join(key);
         // Best effort: stale ones would only make python compile again.
         let _ = crate::set_aside(&compiled);
-        crate::set_aside(&dir).map_err(io(format!("removing the entry {}", dir.display())))?;
+        crate::set_aside(&dir).map_err(io(format!(
+            "removing the entry {}",
+            self.root().join("pkgs").join(key).display()
+        )))?;
         for ext in [".conda", ".tar.bz2"] {
-            match fs_err::remove_file(self.pkgs().join(format!("{key}{ext}"))) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io("removing an archive")(e)),
-            }
+            let name = format!("{key}{ext}");
+            dirs.pkgs.remove_file(&name).map_err(io(format!(
+                "removing the archive {}",
+                self.root().join("pkgs").join(&name).display()
+            )))?;
         }
         Ok(())
     }
@@ -113,10 +124,11 @@ impl PackageCache {
         if self.is_read_only() {
             return Err(self.read_only("clean it"));
         }
-        let sweep = session::sweep(&self.root().join("tmp"))?;
-        let set_aside = crate::sweep_set_aside(&self.pkgs())
-            + crate::sweep_set_aside(&self.root().join("pyc"))
-            + self.sweep_orphaned_compiled();
+        let dirs = self.dirs("clean it")?;
+        let sweep = session::sweep(&dirs.tmp)?;
+        let set_aside = crate::sweep_set_aside(&dirs.pkgs)
+            + crate::sweep_set_aside(&dirs.pyc)
+            + self.sweep_orphaned_compiled()?;
         let mut report = CleanReport {
             // What opening the cache swept a moment ago counts too.
             temp_removed: sweep.removed + self.swept().removed + set_aside,
@@ -127,8 +139,7 @@ impl PackageCache {
             return Ok(report);
         }
         for key in self.entry_keys()? {
-            let lock_path = self.lock_path(&key);
-            match FileLock::try_acquire(&lock_path, LockMode::Exclusive)? {
+            match self.try_lock_entry(&key, LockMode::Exclusive)? {
                 None => report.busy.push(key),
                 Some(lock) => {
                     self.remove_entry_locked(&key)?;
@@ -139,15 +150,15 @@ impl PackageCache {
         }
         // Shards are immutable and read with no lock: a reader that loses
         // one to this finds it missing and downloads it again.
-        if let Ok(shards) = fs_err::read_dir(self.root().join("repodata").join("shards")) {
-            for shard in shards.flatten() {
-                let _ = fs_err::remove_file(shard.path());
+        // (Through the held `repodata/shards/`: only files there, a link
+        // itself and never what it points to.)
+        if let Ok(shards) = dirs.shards.entries() {
+            for (shard, _) in shards {
+                let _ = dirs.shards.remove_file(&shard);
             }
         }
         for (base, path) in self.cached_repodata()? {
-            if let Some(lock) =
-                FileLock::try_acquire(&base.with_extension("lock"), LockMode::Exclusive)?
-            {
+            if let Some(lock) = self.try_lock_repodata(&base)? {
                 // The info file goes first: without it the data is never used.
                 let _ = fs_err::remove_file(&path);
                 let _ = fs_err::remove_file(base.with_extension("json"));
@@ -165,30 +176,41 @@ impl PackageCache {
     /// account that could not remove them), each under its entry's
     /// exclusive try-lock, so never while a process fills the entry or
     /// reads them. Returns how many went.
-    fn sweep_orphaned_compiled(&self) -> usize {
-        let Ok(dirs) = fs_err::read_dir(self.root().join("pyc")) else {
-            return 0;
-        };
+    fn sweep_orphaned_compiled(&self) -> Result<usize, CacheError> {
+        let dirs = self.dirs("clean it")?;
         let complete = |key: &str| self.pkgs().join(key).join(ENTRY_MARKER).exists();
         let mut removed = 0;
-        for dir in dirs.flatten() {
-            let name = dir.file_name();
+        for (name, _) in dirs.pyc.entries()? {
             let Some(key) = name.to_str() else {
                 continue;
             };
             if key.starts_with(crate::SET_ASIDE_PREFIX) || complete(key) {
                 continue;
             }
-            let Ok(Some(lock)) = FileLock::try_acquire(&self.lock_path(key), LockMode::Exclusive)
-            else {
+            let Ok(Some(lock)) = self.try_lock_entry(key, LockMode::Exclusive) else {
                 continue;
             };
-            if !complete(key) && crate::set_aside(&dir.path()).is_ok() {
+            if !complete(key) && crate::set_aside(&dirs.pyc_at.join(key)).is_ok() {
                 removed += 1;
             }
             drop(lock);
         }
-        removed
+        Ok(removed)
+    }
+
+    /// Tries the exclusive lock of the cached repodata `base`
+    /// (`repodata/<hash>`), in the held `repodata/`.
+    fn try_lock_repodata(&self, base: &std::path::Path) -> Result<Option<FileLock>, CacheError> {
+        let dirs = self.dirs("lock its repodata")?;
+        let name = base
+            .file_name()
+            .map(|n| format!("{}.lock", n.to_string_lossy()))
+            .unwrap_or_default();
+        Ok(FileLock::try_acquire_in(
+            &dirs.repodata,
+            &name,
+            LockMode::Exclusive,
+        )?)
     }
 
     /// Removes the downloaded archive of every complete entry that no process
@@ -209,15 +231,22 @@ impl PackageCache {
             if archives.is_empty() {
                 continue;
             }
-            match FileLock::try_acquire(&self.lock_path(&key), LockMode::Exclusive)? {
+            match self.try_lock_entry(&key, LockMode::Exclusive)? {
                 None => report.busy.push(key),
                 Some(lock) => {
                     // Only beside a complete entry: an archive without one
                     // is what a fill extracts from next.
                     if dir.join(ENTRY_MARKER).is_file() {
                         for archive in &archives {
-                            let size = fs_err::metadata(archive).map(|m| m.len()).unwrap_or(0);
-                            fs_err::remove_file(archive).map_err(io("removing an archive"))?;
+                            let size = fs_err::symlink_metadata(archive)
+                                .map(|m| m.len())
+                                .unwrap_or(0);
+                            // A path through the held `pkgs/`; the
+                            // archive itself is unlinked, never followed.
+                            std::fs::remove_file(archive).map_err(io(format!(
+                                "removing the archive {}",
+                                pkgr_fs::dir::real_path(archive).display()
+                            )))?;
                             report.tarball_bytes += size;
                         }
                         report.tarballs_removed.push(key);
@@ -242,11 +271,10 @@ impl PackageCache {
         }
         let mut report = VerifyReport::default();
         for key in self.entry_keys()? {
-            let lock_path = self.lock_path(&key);
             let shared = if self.is_read_only() {
                 None
             } else {
-                let Some(shared) = FileLock::try_acquire(&lock_path, LockMode::Shared)? else {
+                let Some(shared) = self.try_lock_entry(&key, LockMode::Shared)? else {
                     report.busy.push(key);
                     continue;
                 };
@@ -260,7 +288,7 @@ impl PackageCache {
             drop(shared);
             let mut removed = false;
             if repair {
-                match FileLock::try_acquire(&lock_path, LockMode::Exclusive)? {
+                match self.try_lock_entry(&key, LockMode::Exclusive)? {
                     Some(lock) => match self.entry_problem(&key) {
                         // Repaired (or removed) by someone else meanwhile.
                         None | Some(Ok(_)) => {}
@@ -324,7 +352,11 @@ impl PackageCache {
     /// Every cached repodata file: its base path (`repodata/<hash>`, to which
     /// `.json` and `.lock` are added) and its `.info.json`.
     fn cached_repodata(&self) -> Result<Vec<(PathBuf, PathBuf)>, CacheError> {
-        let repodata = self.root().join("repodata");
+        // Through the held `repodata/` in a writable cache.
+        let repodata = self.dirs.as_ref().map_or_else(
+            || self.root().join("repodata"),
+            |dirs| dirs.repodata_at.clone(),
+        );
         let mut found = Vec::new();
         for entry in fs_err::read_dir(&repodata).map_err(io("reading the cache"))? {
             let path = entry.map_err(io("reading the cache"))?.path();
@@ -351,9 +383,7 @@ impl PackageCache {
             let lock = if self.is_read_only() {
                 None
             } else {
-                let Some(lock) =
-                    FileLock::try_acquire(&base.with_extension("lock"), LockMode::Exclusive)?
-                else {
+                let Some(lock) = self.try_lock_repodata(&base)? else {
                     report.busy.push(format!("repodata/{hash}.json"));
                     continue;
                 };

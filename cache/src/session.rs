@@ -4,61 +4,105 @@
 //! killed process's lock is released by the kernel, which is how `pkgr clean`
 //! knows that the temp files of a directory are garbage: it sweeps exactly the
 //! directories whose lock it can take, and never those of a live process.
+//!
+//! Everything here goes through the held handle of `tmp/` (never its path:
+//! a member of a group-shared cache could have put a symlink to another
+//! user's directory there; see "Trust" in the crate docs): the sweep lists,
+//! locks and removes relative to it, and never follows a symlink. A
+//! session's directory is made `0700` (in a group-shared cache `tmp/` is
+//! sticky, so no member can rename or replace it); the downloads and small
+//! files written there go through its held handle ([`Session::anchored`]),
+//! the extraction (thousands of files, each path canonicalized by the tar
+//! reader) through its real path (see "Trust" in the crate docs).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::CacheError;
+use pkgr_fs::dir::Dir;
 use pkgr_fs::lock::{FileLock, LockMode};
 
 /// This process's temp directory in the cache, and the lock that says it is alive.
 #[derive(Debug)]
 pub(crate) struct Session {
-    dir: PathBuf,
-    lock_path: PathBuf,
+    tmp: Arc<Dir>,
+    name: String,
+    /// The directory, held open; `at` reaches it through this handle.
+    _dir: Dir,
+    at: PathBuf,
+    /// Its real path (for messages and callers outside the cache).
+    real: PathBuf,
     _lock: FileLock,
+    /// The cache's held directories, kept open as long as the session:
+    /// whatever owns the session (an extraction thread) may write through
+    /// paths anchored at them (`/proc/self/fd/<fd>/...`), which must not
+    /// outlive their descriptors (see [`Self::keeping`]).
+    _dirs: Option<Arc<crate::Dirs>>,
 }
 
 impl Session {
-    /// Creates and locks a new session directory below `tmp`.
-    pub(crate) fn start(tmp: &Path) -> Result<Self, CacheError> {
+    /// Creates and locks a new session directory below the held `tmp`.
+    pub(crate) fn start(tmp: &Arc<Dir>) -> Result<Self, CacheError> {
         let not_writable = |source| CacheError::NotWritable {
-            path: tmp.to_path_buf(),
+            path: tmp.path().to_path_buf(),
             source,
         };
         loop {
             let name = format!("proc-{}-{:08x}", std::process::id(), nonce());
-            let lock_path = tmp.join(format!("{name}.lock"));
-            let lock = match FileLock::try_acquire(&lock_path, LockMode::Exclusive) {
+            let lock_name = format!("{name}.lock");
+            let lock = match FileLock::try_acquire_in(tmp, &lock_name, LockMode::Exclusive) {
                 Ok(Some(lock)) => lock,
                 Ok(None) => continue,
                 Err(pkgr_fs::LockError::Io { source, .. }) => return Err(not_writable(source)),
                 Err(e) => return Err(e.into()),
             };
             // A sweeper may have deleted the file between our open and our lock.
-            if !lock.is_still_at_path() {
+            if !lock.is_still_in(tmp, &lock_name) {
                 continue;
             }
-            let dir = tmp.join(&name);
-            fs_err::create_dir_all(&dir).map_err(not_writable)?;
+            // 0700: nobody else puts anything in it.
+            let dir = tmp.create_dir(&name, 0o700).map_err(|e| match e {
+                pkgr_fs::dir::DirError::Io { source, .. } => not_writable(source),
+                other => CacheError::Dir(other),
+            })?;
             return Ok(Self {
-                dir,
-                lock_path,
+                tmp: tmp.clone(),
+                at: dir.anchored(),
+                real: dir.path().to_path_buf(),
+                _dirs: None,
+                _dir: dir,
+                name,
                 _lock: lock,
             });
         }
     }
 
-    /// The directory for this process's temp files.
+    /// This session, keeping `dirs` open as long as it lives: a task that
+    /// owns the session may use the paths anchored at them.
+    pub(crate) fn keeping(mut self, dirs: Arc<crate::Dirs>) -> Self {
+        self._dirs = Some(dirs);
+        self
+    }
+
+    /// The directory for this process's temp files: its real path, which
+    /// extractions stage below (see the module docs).
     pub(crate) fn dir(&self) -> &Path {
-        &self.dir
+        &self.real
+    }
+
+    /// The directory reached through its held handle (`/proc/self/fd/<fd>`
+    /// on Linux; messages should show [`pkgr_fs::dir::real_path`] of paths
+    /// below it): what downloads and atomic writes use.
+    pub(crate) fn anchored(&self) -> &Path {
+        &self.at
     }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
         // Best effort; `pkgr clean` sweeps whatever a crash leaves.
-        let _ = fs_err::remove_dir_all(&self.dir);
-        let _ = fs_err::remove_file(&self.lock_path);
+        let _ = self.tmp.remove_all(&self.name);
+        let _ = self.tmp.remove_file(format!("{}.lock", self.name));
     }
 }
 
@@ -84,45 +128,51 @@ pub struct SweepReport {
 }
 
 /// Removes the temp directories of processes that are gone (their lock is
-/// free), leaving live ones alone.
-pub(crate) fn sweep(tmp: &Path) -> Result<SweepReport, CacheError> {
+/// free), leaving live ones alone, all through the held `tmp` handle.
+/// What this account may not remove (a dead member's files in a
+/// group-shared cache: theirs to sweep) and what is not a lock file (a
+/// symlink or FIFO at a `.lock` name) are left alone.
+pub(crate) fn sweep(tmp: &Dir) -> Result<SweepReport, CacheError> {
     let mut report = SweepReport::default();
-    let entries = match fs_err::read_dir(tmp) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(report),
-        Err(source) => {
-            return Err(CacheError::Io {
-                context: format!("reading {}", tmp.display()),
-                source,
-            })
-        }
-    };
-    let mut names: Vec<String> = entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str().map(ToOwned::to_owned))
+    let mut names: Vec<String> = tmp
+        .entries()?
+        .into_iter()
+        .filter_map(|(name, _)| name.to_str().map(ToOwned::to_owned))
         .collect();
     names.sort();
+    let io = |source| CacheError::Io {
+        context: format!(
+            "removing a dead process's temp files in {}",
+            tmp.path().display()
+        ),
+        source,
+    };
+    let not_ours = |e: &std::io::Error| {
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::NotFound
+        )
+    };
     for name in &names {
         let Some(session) = name.strip_suffix(".lock") else {
             continue;
         };
-        let lock_path = tmp.join(name);
-        match FileLock::try_acquire(&lock_path, LockMode::Exclusive)? {
-            None => report.live += 1,
-            Some(lock) => {
+        match FileLock::try_acquire_in(tmp, name, LockMode::Exclusive) {
+            Ok(None) => report.live += 1,
+            Ok(Some(lock)) => {
                 // The owner is gone: its directory goes first, then the lock file,
                 // both while we hold the lock.
-                let dir = tmp.join(session);
-                if dir.exists() {
-                    fs_err::remove_dir_all(&dir).map_err(|source| CacheError::Io {
-                        context: String::from("removing a dead process's temp files"),
-                        source,
-                    })?;
+                match tmp.remove_all(session) {
+                    Ok(()) => {}
+                    Err(e) if not_ours(&e) => continue,
+                    Err(e) => return Err(io(e)),
                 }
-                let _ = fs_err::remove_file(&lock_path);
+                let _ = tmp.remove_file(name);
                 drop(lock);
                 report.removed += 1;
             }
+            Err(pkgr_fs::LockError::NotALockFile { .. }) => {}
+            Err(e) => return Err(e.into()),
         }
     }
     // Directories whose lock file is already gone, and stray temp files, are
@@ -130,16 +180,11 @@ pub(crate) fn sweep(tmp: &Path) -> Result<SweepReport, CacheError> {
     for name in &names {
         // A session creates its lock file before its directory: if the lock
         // file exists now, the directory may belong to a live process.
-        if name.ends_with(".lock") || tmp.join(format!("{name}.lock")).exists() {
+        if name.ends_with(".lock") || !matches!(tmp.stat(format!("{name}.lock")), Ok(None)) {
             continue;
         }
-        let path = tmp.join(name);
-        let removed = if path.is_dir() {
-            fs_err::remove_dir_all(&path)
-        } else {
-            fs_err::remove_file(&path)
-        };
-        if removed.is_ok() {
+        // (Gone already: the first pass removed it with its lock file.)
+        if matches!(tmp.stat(name), Ok(Some(_))) && tmp.remove_all(name).is_ok() {
             report.removed += 1;
         }
     }
@@ -152,29 +197,57 @@ mod tests {
 
     #[test]
     fn sweep_removes_dead_sessions_and_keeps_live_ones() {
-        let tmp = tempfile::tempdir().unwrap();
-        let live = Session::start(tmp.path()).unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let tmp = Arc::new(Dir::open(root.path()).unwrap());
+        let live = Session::start(&tmp).unwrap();
         std::fs::write(live.dir().join("download.part"), b"in progress").unwrap();
         // A session whose process died: its lock file is there but nobody holds it.
-        let dead = tmp.path().join("proc-999999-deadbeef");
+        let dead = root.path().join("proc-999999-deadbeef");
         std::fs::create_dir(&dead).unwrap();
         std::fs::write(dead.join("download.part"), b"orphan").unwrap();
-        std::fs::write(tmp.path().join("proc-999999-deadbeef.lock"), b"999999").unwrap();
+        std::fs::write(root.path().join("proc-999999-deadbeef.lock"), b"999999").unwrap();
         // A leftover without a lock file (interrupted sweep).
-        std::fs::create_dir(tmp.path().join("proc-1-00000000")).unwrap();
+        std::fs::create_dir(root.path().join("proc-1-00000000")).unwrap();
 
-        let report = sweep(tmp.path()).unwrap();
+        let report = sweep(&tmp).unwrap();
         assert_eq!(report.live, 1);
         assert_eq!(report.removed, 2);
         assert!(!dead.exists());
-        assert!(!tmp.path().join("proc-1-00000000").exists());
+        assert!(!root.path().join("proc-1-00000000").exists());
         assert!(
             live.dir().join("download.part").is_file(),
             "a live process's files stay"
         );
 
-        let live_dir = live.dir().to_path_buf();
+        let live_dir = pkgr_fs::dir::real_path(live.dir());
+        assert!(live_dir.starts_with(root.path()), "{}", live_dir.display());
         drop(live);
         assert!(!live_dir.exists(), "a session cleans up after itself");
+    }
+
+    #[test]
+    fn sweep_never_follows_a_symlink() {
+        let root = tempfile::tempdir().unwrap();
+        let victim = tempfile::tempdir().unwrap();
+        std::fs::create_dir(victim.path().join("proc-5-0000beef")).unwrap();
+        std::fs::write(victim.path().join("proc-5-0000beef/precious"), b"keep").unwrap();
+        std::fs::write(victim.path().join("precious"), b"keep").unwrap();
+        // A dead session whose directory is a link to the victim's, a stray
+        // link, and a lock file that is a link.
+        std::os::unix::fs::symlink(victim.path(), root.path().join("proc-5-0000beef")).unwrap();
+        std::fs::write(root.path().join("proc-5-0000beef.lock"), b"5").unwrap();
+        std::os::unix::fs::symlink(victim.path(), root.path().join("stray")).unwrap();
+        std::os::unix::fs::symlink(
+            victim.path().join("precious"),
+            root.path().join("proc-6-0000beef.lock"),
+        )
+        .unwrap();
+        let tmp = Dir::open(root.path()).unwrap();
+        sweep(&tmp).unwrap();
+        assert_eq!(
+            std::fs::read(victim.path().join("precious")).unwrap(),
+            b"keep"
+        );
+        assert!(victim.path().join("proc-5-0000beef/precious").is_file());
     }
 }

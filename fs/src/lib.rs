@@ -1,6 +1,9 @@
 //! The small filesystem helpers that pkgr's cache (`pkgr-cache`), its
 //! downloader (`pkgr-fetch`) and its linker (`pkgr-prefix`) share:
 //!
+//! - [`dir`] (Unix): directory handles that never follow a symlink, for
+//!   the directories of a cache other accounts can write to (open,
+//!   create, list, rename, chmod and remove relative to a held handle);
 //! - [`lock`]: one OS file lock (fs4's `flock`/`LockFileEx`), shared or
 //!   exclusive, taken without blocking the async runtime and with a timeout
 //!   that names the holder. The *protocol* built on it (per-entry locks, the
@@ -21,6 +24,8 @@
 //! packages.
 
 pub mod bounded;
+#[cfg(unix)]
+pub mod dir;
 pub mod hash;
 pub mod lock;
 pub mod paths;

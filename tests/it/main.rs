@@ -8,6 +8,7 @@ mod common;
 mod archive_limits;
 mod auth;
 mod bench;
+mod cache_trust;
 mod cli;
 mod cli_safety;
 mod concurrency;
