@@ -341,3 +341,31 @@ fn dead_processes_temp_files_are_swept_and_broken_repodata_is_found() {
     assert!(!json.exists());
     assert_ok(&world.run(&["cache", "verify"]));
 }
+
+/// A published file that someone made writable by others (a post-link
+/// script's `chmod 666`, a member's `chmod g+w`) could be changed under
+/// every environment hardlinked to it: the entry is taken as damaged and
+/// fetched again, and its files are read-only once more.
+#[test]
+fn a_cache_file_writable_by_others_is_damage() {
+    let world = World::new();
+    let channel = small_channel(&world.path().join("channel"));
+    let server = ChannelServer::serve(channel.root());
+    assert_ok(&world.create(&world.env("one"), server.url(), &["app"]));
+    let lib = entry_dir(&world.cache(), "lib");
+    let file = lib.join("lib/data.bin");
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&file), 0o444, "published files are read-only");
+    for writable in [0o664, 0o446] {
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(writable)).unwrap();
+        let out = world.create(&world.env("two"), server.url(), &["app", "-y"]);
+        assert_ok(&out);
+        let err = stderr(&out);
+        assert!(
+            err.contains("is damaged") && err.contains("fetching it again"),
+            "mode {writable:o}: the repair is said\n{err}"
+        );
+        let lib = entry_dir(&world.cache(), "lib");
+        assert_eq!(mode(&lib.join("lib/data.bin")), 0o444, "repaired read-only");
+    }
+}
