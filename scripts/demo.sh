@@ -7,7 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work="${1:-$(mktemp -d "${TMPDIR:-/tmp}/pkgr-demo.XXXXXX")}"
-cargo build --quiet -p pkgr-cli -p pkgr-test-support
+echo "== building pkgr (the first build compiles every dependency: a few minutes on 2 cores)" >&2
+cargo build -p pkgr-cli -p pkgr-test-support
 # Where cargo put the binaries (CARGO_TARGET_DIR or a config may move them).
 target_dir="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
 pkgr="$target_dir/debug/pkgr"
