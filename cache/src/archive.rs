@@ -1192,8 +1192,7 @@ mod tests {
     /// from its stream.
     #[test]
     fn real_packages_stream_to_the_same_tree() {
-        let Some(datasets) = std::env::var_os("PKGR_DATASETS") else {
-            eprintln!("skipped: PKGR_DATASETS is not set");
+        let Some(datasets) = pkgr_test_support::datasets() else {
             return;
         };
         let mut todo = vec![Path::new(&datasets).join("packages")];

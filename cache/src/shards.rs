@@ -272,8 +272,7 @@ mod tests {
 
     #[test]
     fn the_real_cep16_files_are_read() {
-        let Some(datasets) = std::env::var_os("PKGR_DATASETS") else {
-            eprintln!("skipped: PKGR_DATASETS is not set");
+        let Some(datasets) = pkgr_test_support::datasets() else {
             return;
         };
         let dir = std::path::Path::new(&datasets).join("packages/anaconda-main/linux-64");

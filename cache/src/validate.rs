@@ -347,8 +347,7 @@ mod tests {
     /// hold some incomplete archives on purpose).
     #[test]
     fn real_packages_pass_the_symlink_and_mode_checks() {
-        let Some(datasets) = std::env::var_os("PKGR_DATASETS") else {
-            eprintln!("skipped: PKGR_DATASETS is not set");
+        let Some(datasets) = pkgr_test_support::datasets() else {
             return;
         };
         let mut todo = vec![Path::new(&datasets).join("packages")];

@@ -616,6 +616,12 @@ package:
             println!("skipped: PKGR_DATASETS is not set");
             return;
         };
+        // Set but wrong is an error, never a silent skip.
+        assert!(
+            std::path::Path::new(&root).is_dir(),
+            "PKGR_DATASETS is set to {}, which is not a directory (point it at shared/datasets, or unset it)",
+            std::path::Path::new(&root).display()
+        );
         let files = [
             "conda-lock/conda-lock-tests/test-install-with-pip-deps/conda-lock.yml",
             "conda-lock/conda-lock-tests/test-explicit-toposorted/conda-lock.yml",

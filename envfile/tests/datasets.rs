@@ -109,6 +109,12 @@ fn every_dataset_file() {
         println!("skipped: PKGR_DATASETS is not set");
         return;
     };
+    // Set but wrong is an error, never a silent skip.
+    assert!(
+        Path::new(&root).is_dir(),
+        "PKGR_DATASETS is set to {}, which is not a directory (point it at shared/datasets, or unset it)",
+        Path::new(&root).display()
+    );
     let specs = PathBuf::from(root).join("specs");
     let mut files = Vec::new();
     walk(&specs, &mut files);

@@ -516,8 +516,7 @@ fn count_linux_64(text: &str) -> usize {
 /// they call for (no download: a dry run of a lock file fetches nothing).
 #[test]
 fn real_lock_files_plan_their_packages() {
-    let Some(datasets) = std::env::var_os("PKGR_DATASETS") else {
-        eprintln!("skipped: PKGR_DATASETS is not set");
+    let Some(datasets) = pkgr_test_support::datasets() else {
         return;
     };
     let specs = Path::new(&datasets).join("specs");

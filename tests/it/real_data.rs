@@ -17,13 +17,7 @@ use pkgr_test_support::{
 use crate::common::{assert_fails, assert_ok, run_with_timeout, stderr, stdout, World, TIMEOUT};
 
 pub fn datasets() -> Option<PathBuf> {
-    match std::env::var_os("PKGR_DATASETS") {
-        Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir)),
-        _ => {
-            eprintln!("skipped: PKGR_DATASETS is not set (see README)");
-            None
-        }
-    }
+    pkgr_test_support::datasets()
 }
 
 /// Real linux-64 and noarch package archives (not the malformed or synthetic ones).

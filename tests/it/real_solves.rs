@@ -53,11 +53,7 @@ struct Case {
 use Expect::{Includes, Plan, Unsatisfiable};
 
 fn datasets() -> Option<PathBuf> {
-    let Some(dir) = std::env::var_os("PKGR_DATASETS") else {
-        eprintln!("skipped: PKGR_DATASETS is not set");
-        return None;
-    };
-    Some(PathBuf::from(dir).join("repodata"))
+    Some(pkgr_test_support::datasets()?.join("repodata"))
 }
 
 fn read_json(path: &Path) -> Value {
