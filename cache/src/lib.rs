@@ -357,6 +357,20 @@ pub enum CacheError {
     /// who can write to the cache replaced it. Never followed.
     #[error(transparent)]
     Dir(#[from] pkgr_fs::dir::DirError),
+    /// A record whose name, version, build or file name is not one plain
+    /// path component that is its own (`/`, `..`, a control character, a
+    /// file name that is not `<name>-<version>-<build>.<ext>`): its key
+    /// would become a path in the cache (lock file, entry, archive), so it
+    /// is refused before anything is made of it. The solver and the
+    /// installer refuse such records earlier, naming the channel; this is
+    /// the cache's own check, for every program that uses it.
+    #[error("refusing to cache {package}: {problem}")]
+    UnsafeRecord {
+        /// The record's file name (control characters escaped).
+        package: String,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// Downloading failed.
     #[error("could not fetch {package}")]
     Fetch {
@@ -1024,6 +1038,11 @@ impl PackageCache {
         reporter: &dyn Reporter,
         abort: &Abort,
     ) -> Result<CacheEntry, CacheError> {
+        // Before its key becomes a path (lock file, entry, archive).
+        repodata_index::check_record(record).map_err(|problem| CacheError::UnsafeRecord {
+            package: record.identifier.to_string().escape_debug().to_string(),
+            problem,
+        })?;
         let key = Self::entry_key(record);
         let display = record.identifier.to_string();
         if let Some(entry) = self.entry_in_read_only_layers(&key, record).await? {

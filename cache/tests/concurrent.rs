@@ -277,3 +277,32 @@ async fn a_panicking_task_does_not_break_another_extraction() {
     let report = cache.verify(false).unwrap();
     assert!(report.corrupt.is_empty(), "{report:?}");
 }
+
+/// A record whose build climbs out of the cache (`x/../../../outside`) is
+/// refused by the cache itself, before its key becomes a lock file, entry
+/// or archive path: nothing is made outside (or inside) `pkgs/` for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_that_is_not_one_file_is_refused_before_it_is_a_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut record = record(&tmp.path().join("channel"));
+    // As a channel's repodata.json can say it.
+    let mut json = serde_json::to_value(&record.package_record).unwrap();
+    json["build"] = serde_json::json!("0/../../../../outside");
+    record.package_record = serde_json::from_value(json).unwrap();
+    let cache = PackageCache::open(tmp.path().join("cache"), Fetcher::new().unwrap()).unwrap();
+    let err = cache
+        .get_or_fetch(&record, &Counting::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, pkgr_cache::CacheError::UnsafeRecord { .. }),
+        "{err}"
+    );
+    let everything = walk(tmp.path());
+    assert!(
+        everything
+            .iter()
+            .all(|p| !p.to_string_lossy().contains("outside")),
+        "{everything:?}"
+    );
+}
