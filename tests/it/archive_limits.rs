@@ -16,7 +16,9 @@ use pkgr_test_support::{
     current_subdir, ChannelServer, Fault, Format, LocalChannel, Package, TEXT_PLACEHOLDER,
 };
 
-use crate::common::{assert_fails, assert_ok, run_with_timeout, stderr, Running, World};
+use crate::common::{
+    assert_fails, assert_ok, ensure_account, is_root, run_with_timeout, stderr, Running, World,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -159,23 +161,8 @@ fn a_claimed_size_does_not_raise_the_stream_budget() {
     );
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
 /// A non-root account for the mode tests (kept between runs).
 const USER: &str = "pkgr-modes";
-
-fn ensure_account() -> bool {
-    let ok = |cmd: &mut Command| cmd.status().is_ok_and(|s| s.success());
-    ok(Command::new("id")
-        .arg(USER)
-        .stdout(std::process::Stdio::null()))
-        || ok(Command::new("useradd").args(["-M", "-N", "-g", "users", USER]))
-}
 
 /// As a non-root account: the cache's files are read-only; an environment
 /// made with hardlinks has them read-only too (writing into one would
@@ -187,7 +174,7 @@ fn copies_are_writable_and_hardlinks_read_only() {
         eprintln!("skipped: needs root to run as a second, non-root account");
         return;
     }
-    if !ensure_account() {
+    if !ensure_account(USER, None) {
         eprintln!("skipped: useradd failed");
         return;
     }

@@ -7,50 +7,26 @@
 //! Tests that need two real accounts need root (`useradd`, `runuser`) and
 //! are skipped with a message otherwise; CI runs as root.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use pkgr_test_support::{Format, LocalChannel, Package};
 
-use crate::common::{assert_fails, assert_ok, run_with_timeout, stderr, World};
+use crate::common::{
+    assert_fails, assert_ok, ensure_account, is_root, run_with_timeout, stderr, World,
+};
 
 const GROUP: &str = "pkgrtrust";
 /// The member who attacks, and the member who runs pkgr.
 const MEMBER: &str = "pkgr-trust-m";
 const VICTIM: &str = "pkgr-trust-v";
 
-fn is_root() -> bool {
-    rustix_euid() == 0
-}
-
-fn rustix_euid() -> u32 {
-    std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(u32::MAX)
-}
-
-/// The group and the two accounts (idempotent).
 fn ensure_accounts() -> bool {
-    let ok = |cmd: &mut Command| cmd.status().is_ok_and(|s| s.success());
-    let _ = Command::new("groupadd").args(["-f", GROUP]).status();
-    let exists = |user: &str| {
-        ok(Command::new("id")
-            .arg(user)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null()))
-    };
-    for user in [MEMBER, VICTIM] {
-        // Another test may be adding it at the same moment.
-        if !exists(user)
-            && !ok(Command::new("useradd").args(["-M", "-N", "-g", "users", "-G", GROUP, user]))
-            && !exists(user)
-        {
-            return false;
-        }
-    }
-    true
+    [MEMBER, VICTIM]
+        .iter()
+        .all(|user| ensure_account(user, Some(GROUP)))
 }
 
 fn chmod(path: &Path, mode: u32) {

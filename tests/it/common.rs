@@ -256,3 +256,33 @@ fn regex_escape(text: &str) -> String {
     }
     out
 }
+
+/// Whether the tests run as root: the tests that need other accounts,
+/// mounts or namespaces skip (with a printed reason) otherwise.
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Makes the account `user` (primary group `users`, and a member of
+/// `group` when given, which is made too) unless it exists. Idempotent and
+/// safe while another test adds the same account. False when it could not
+/// be made (not root, no `useradd`).
+pub fn ensure_account(user: &str, group: Option<&str>) -> bool {
+    let ok = |cmd: &mut Command| cmd.status().is_ok_and(|s| s.success());
+    let exists = || {
+        ok(Command::new("id")
+            .arg(user)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()))
+    };
+    let mut useradd = Command::new("useradd");
+    useradd.args(["-M", "-N", "-g", "users"]);
+    if let Some(group) = group {
+        let _ = Command::new("groupadd").args(["-f", group]).status();
+        useradd.args(["-G", group]);
+    }
+    exists() || ok(useradd.arg(user)) || exists()
+}

@@ -24,7 +24,9 @@ use pkgr_test_support::{
     current_subdir, ChannelServer, Fault, Format, LocalChannel, Package, TEXT_PLACEHOLDER,
 };
 
-use crate::common::{assert_fails, assert_ok, list_files, run_with_timeout, stderr, World};
+use crate::common::{
+    assert_fails, assert_ok, is_root, list_files, run_with_timeout, stderr, World,
+};
 
 /// How long one pkgr run of these tests may take before the test fails.
 const FAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -578,19 +580,6 @@ fn fifty_creates_one_404() {
     );
     fixture.assert_cache_sound("after the loop");
     fixture.assert_recovers("the create after the loop");
-}
-
-/// `id -u` is 0.
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("Uid:")
-                    .map(|v| v.split_whitespace().next() == Some("0"))
-            })
-        })
-        .unwrap_or(false)
 }
 
 /// Unmounts a tmpfs when dropped (also when the test fails).

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use pkgr_test_support::{current_subdir, ChannelServer, Format, LocalChannel, Package};
 
-use crate::common::{assert_fails, assert_ok, list_files, stderr, World};
+use crate::common::{assert_fails, assert_ok, is_root, list_files, stderr, World};
 
 /// A channel with a harmless package `ok` and a package `evil` (both
 /// `.conda`), served as built; the test then edits `evil`'s record.
@@ -327,13 +327,6 @@ fn a_record_without_checksums_needs_the_setting() {
     )
     .unwrap();
     assert_ok(&world.create(&world.env("configured"), server.url(), &["evil"]));
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 /// A tmpfs mounted for the test, unmounted when dropped.

@@ -11,33 +11,13 @@ use std::time::Duration;
 
 use pkgr_test_support::{ChannelServer, Format, LocalChannel, Package};
 
-use crate::common::{run_many, stderr, World};
+use crate::common::{ensure_account, is_root, run_many, stderr, World};
 
 const GROUP: &str = "pkgrshare";
 const USERS: [&str; 2] = ["pkgr-share-a", "pkgr-share-b"];
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-/// The group and the two accounts (kept between runs: creating them is idempotent).
 fn ensure_accounts() -> bool {
-    let ok = |cmd: &mut Command| cmd.status().is_ok_and(|s| s.success());
-    let _ = Command::new("groupadd").args(["-f", GROUP]).status();
-    for user in USERS {
-        let exists = ok(Command::new("id")
-            .arg(user)
-            .stdout(std::process::Stdio::null()));
-        if !exists
-            && !ok(Command::new("useradd").args(["-M", "-N", "-g", "users", "-G", GROUP, user]))
-        {
-            return false;
-        }
-    }
-    true
+    USERS.iter().all(|user| ensure_account(user, Some(GROUP)))
 }
 
 fn chmod(path: &Path, mode: u32) {
