@@ -43,7 +43,7 @@ pub fn run(global: &GlobalArgs, args: &IndexArgs) -> anyhow::Result<()> {
         skipped += bad;
     }
     if global.json {
-        return crate::transact::print_json(&serde_json::json!({
+        return crate::output::print_json(&serde_json::json!({
             "success": true,
             "channel": dir,
             "subdirs": subdirs,
