@@ -1,6 +1,6 @@
 //! Opening the package cache: with the configured fetcher and this
 //! process's jobs permits for the commands that fetch and link
-//! ([`Workspace`]), or plain for the maintenance commands.
+//! ([`JobLimitedCache`]), or plain for the maintenance commands.
 
 use std::sync::Arc;
 
@@ -15,8 +15,11 @@ use crate::cli::GlobalArgs;
 use crate::output::Progress;
 use crate::paths;
 
-/// The shared cache and the jobs permits of this process.
-pub struct Workspace {
+/// The shared package cache, opened with the configured fetcher, and the
+/// semaphore of this process's jobs permits (`--jobs`) that bounds its
+/// concurrent downloads, extractions and links: what every command that
+/// fetches or links works with.
+pub struct JobLimitedCache {
     /// The package cache.
     pub cache: PackageCache,
     /// Bounds downloads, extractions and linking.
@@ -25,7 +28,7 @@ pub struct Workspace {
     pub allow_unverified: bool,
 }
 
-impl Workspace {
+impl JobLimitedCache {
     /// Opens the cache named by the global options, with a fetcher that uses
     /// the configured network settings and says on `progress` what it retries.
     pub fn open(global: &GlobalArgs, progress: &Arc<Progress>) -> anyhow::Result<Self> {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use pkgr_install::{LockedPrefix, Plan, SpecsKind};
+use pkgr_install::{spec_package_name, LockedPrefix, Plan, SpecsKind};
 
 /// Appends the change to `conda-meta/history` with this process's command
 /// line; `kind` is what conda writes (`update` or `remove` specs).
@@ -58,7 +58,7 @@ pub fn requested_specs(prefix: &Path) -> anyhow::Result<Vec<String>> {
             continue;
         };
         for spec in parse_spec_list(list) {
-            let Some(name) = spec_name(&spec) else {
+            let Some(name) = spec_package_name(&spec) else {
                 continue;
             };
             if remove {
@@ -81,12 +81,6 @@ fn parse_spec_list(list: &str) -> Vec<String> {
         .filter(|(i, piece)| i % 2 == 1 && !piece.trim().is_empty())
         .map(|(_, piece)| piece.trim().to_owned())
         .collect()
-}
-
-fn spec_name(spec: &str) -> Option<String> {
-    rattler_conda_types::MatchSpec::from_str(spec, rattler_conda_types::ParseStrictness::Lenient)
-        .ok()
-        .and_then(|s| s.name.as_exact().map(|n| n.as_normalized().to_owned()))
 }
 
 /// Whether `name` can be a shell variable's name (`[A-Za-z_][A-Za-z0-9_]*`):

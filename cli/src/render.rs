@@ -10,7 +10,7 @@ use pkgr_install::Plan;
 use rattler_conda_types::{PrefixRecord, RepoDataRecord};
 use url::Url;
 
-use crate::output::table;
+use crate::output::{table, with_credentials_as_recorded};
 
 /// The plan as tables for the user.
 pub fn describe(plan: &Plan) -> String {
@@ -81,25 +81,32 @@ pub fn record_row(r: &RepoDataRecord) -> Vec<String> {
         p.name.as_normalized().to_owned(),
         p.version.to_string(),
         p.build.to_string(),
-        channel_label(r),
+        channel_table_label(r),
         p.size
             .map(|s| HumanBytes(s).to_string())
             .unwrap_or_default(),
     ]
 }
 
-/// The channel of a record as pkgr shows and writes it: without credentials
-/// (records written by pkgr have none; this also covers other writers').
-pub fn record_channel(record: &RepoDataRecord) -> Option<String> {
-    record
-        .channel
-        .as_deref()
-        .map(|c| pkgr_redact::redact_urls_in_text(c, pkgr_redact::url_for_record))
+// A record's channel is shown in three forms, each where conda shows it:
+// - [`channel_url`]: the URL, as conda-meta keeps it (`base_url` of the
+//   `--json` shapes; the channels `install` without `-c` goes back to);
+// - [`conda_channel_name`]: the short name `conda list` prints
+//   (`conda-forge`, `pkgs/main`, else that URL), also environment files';
+// - [`channel_table_label`]: the Channel column of the plan and `search`
+//   tables: a short name or a local path, and the subdir.
+
+/// The channel URL of a record as pkgr shows and writes it: without
+/// credentials (records written by pkgr have none; this also covers other
+/// writers').
+pub fn channel_url(record: &RepoDataRecord) -> Option<String> {
+    record.channel.as_deref().map(with_credentials_as_recorded)
 }
 
-/// The channel a record came from, as a user would name it.
-pub fn channel_label(record: &RepoDataRecord) -> String {
-    let channel = record_channel(record).unwrap_or_default();
+/// The channel a record came from, as the plan and `search` tables show
+/// it: the name under the default alias or the local path, then `/subdir`.
+pub fn channel_table_label(record: &RepoDataRecord) -> String {
+    let channel = channel_url(record).unwrap_or_default();
     let channel = channel.as_str();
     let label = match Url::parse(channel) {
         Ok(url) if url.scheme() == "file" => url
@@ -117,6 +124,19 @@ pub fn channel_label(record: &RepoDataRecord) -> String {
     )
 }
 
+/// The channel as `conda list` names it: the name under the default
+/// channel alias (`conda-forge`), `pkgs/main` for Anaconda's, else the URL
+/// (without credentials).
+pub fn conda_channel_name(record: &RepoDataRecord) -> String {
+    let channel = channel_url(record).unwrap_or_default();
+    let channel = channel.trim_end_matches('/');
+    channel
+        .strip_prefix(crate::settings::DEFAULT_CHANNEL_ALIAS)
+        .or_else(|| channel.strip_prefix("https://repo.anaconda.com/"))
+        .unwrap_or(channel)
+        .to_owned()
+}
+
 /// A record in conda's `--json` plan shape (`dist_fields_dump`: base_url,
 /// build_number, build_string, channel (its name), dist_name, name,
 /// platform, version), plus what a script wants to fetch it: `url`, `fn`,
@@ -124,10 +144,10 @@ pub fn channel_label(record: &RepoDataRecord) -> String {
 fn record_json(r: &RepoDataRecord) -> serde_json::Value {
     let p = &r.package_record;
     serde_json::json!({
-        "base_url": record_channel(r),
+        "base_url": channel_url(r),
         "build_number": p.build_number,
         "build_string": p.build,
-        "channel": channel_name(r),
+        "channel": conda_channel_name(r),
         "dist_name": format!("{}-{}-{}", p.name.as_normalized(), p.version, p.build),
         "name": p.name.as_normalized(),
         "platform": p.subdir,
@@ -208,17 +228,4 @@ pub fn explicit(records: &[PrefixRecord], hash: ExplicitHash) -> anyhow::Result<
         }
     }
     Ok(out)
-}
-
-/// The channel as `conda list` names it: the name under the default
-/// channel alias (`conda-forge`), `pkgs/main` for Anaconda's, else the URL
-/// (without credentials).
-pub fn channel_name(record: &RepoDataRecord) -> String {
-    let channel = record_channel(record).unwrap_or_default();
-    let channel = channel.trim_end_matches('/');
-    channel
-        .strip_prefix(crate::settings::DEFAULT_CHANNEL_ALIAS)
-        .or_else(|| channel.strip_prefix("https://repo.anaconda.com/"))
-        .unwrap_or(channel)
-        .to_owned()
 }

@@ -12,7 +12,7 @@ use crate::cli::{EnvCommand, EnvExportArgs, EnvRemoveArgs, GlobalArgs};
 use crate::conda_meta::{requested_specs, state_variables};
 use crate::environments::{self, known_environments};
 use crate::output::{print_json, print_stdout, with_credentials_as_recorded, Progress};
-use crate::render::{channel_name, explicit, ExplicitHash};
+use crate::render::{conda_channel_name, explicit, ExplicitHash};
 use crate::transaction;
 
 /// `pkgr env ...`.
@@ -183,7 +183,9 @@ async fn remove(global: &GlobalArgs, args: &EnvRemoveArgs) -> anyhow::Result<()>
 /// (as `conda list` does: the name under the default alias, else the URL
 /// without credentials), most used first.
 fn channels_of(records: &[PrefixRecord]) -> Vec<String> {
-    channels_by_use(records, |r| Some(channel_name(r)).filter(|c| !c.is_empty()))
+    channels_by_use(records, |r| {
+        Some(conda_channel_name(r)).filter(|c| !c.is_empty())
+    })
 }
 
 /// `name` in YAML: quoted when it would not read back as the same string.

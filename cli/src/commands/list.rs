@@ -8,7 +8,7 @@ use rattler_conda_types::PrefixRecord;
 use crate::cli::{GlobalArgs, ListArgs};
 use crate::environments;
 use crate::output::print_stdout;
-use crate::render::{channel_name, explicit, export_header, record_channel, ExplicitHash};
+use crate::render::{channel_url, conda_channel_name, explicit, export_header, ExplicitHash};
 
 /// `pkgr list`.
 pub fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<()> {
@@ -44,10 +44,10 @@ pub fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<()> {
                 let r = &r.repodata_record;
                 let p = &r.package_record;
                 serde_json::json!({
-                    "base_url": record_channel(r),
+                    "base_url": channel_url(r),
                     "build_number": p.build_number,
                     "build_string": p.build,
-                    "channel": channel_name(r),
+                    "channel": conda_channel_name(r),
                     "dist_name": format!("{}-{}-{}", p.name.as_normalized(), p.version, p.build),
                     "name": p.name.as_normalized(),
                     "platform": p.subdir,
@@ -75,7 +75,7 @@ pub fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<()> {
             } else {
                 out.push_str(&format!(
                     "{}/{}::{}-{}-{}\n",
-                    channel_name(&record.repodata_record),
+                    conda_channel_name(&record.repodata_record),
                     p.subdir,
                     p.name.as_normalized(),
                     p.version,
@@ -104,7 +104,7 @@ fn table(prefix: &str, records: &[PrefixRecord]) -> String {
                 p.name.as_normalized().to_owned(),
                 p.version.to_string(),
                 p.build.to_string(),
-                channel_name(r),
+                conda_channel_name(r),
             ]
         })
         .collect();

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::bail;
-use pkgr_install::{requested_spec_of, Change, Plan, SpecsKind};
-use rattler_conda_types::{MatchSpec, ParseStrictness, PrefixRecord, RepoDataRecord};
+use pkgr_install::{requested_spec_of, spec_package_name, Change, Plan, SpecsKind};
+use rattler_conda_types::{PrefixRecord, RepoDataRecord};
 
-use crate::cache_access::Workspace;
+use crate::cache_access::JobLimitedCache;
 use crate::cli::{GlobalArgs, RemoveArgs};
 use crate::conda_meta::{record_history, requested_specs};
 use crate::environments;
@@ -77,8 +77,8 @@ pub async fn run(global: &GlobalArgs, args: RemoveArgs) -> anyhow::Result<()> {
     }
     let staying_records: Vec<RepoDataRecord> =
         staying.iter().map(|r| r.repodata_record.clone()).collect();
-    let workspace = Workspace::open(global, &progress)?;
-    workspace
+    let shared_cache = JobLimitedCache::open(global, &progress)?;
+    shared_cache
         .installer(link_mode(false))
         .with_link_scripts(link_scripts(global, args.no_scripts))
         .install(
@@ -104,11 +104,7 @@ fn orphans_after_removal(
 ) -> anyhow::Result<BTreeSet<String>> {
     let mut roots: BTreeSet<String> = requested_specs(prefix)?
         .iter()
-        .filter_map(|s| {
-            MatchSpec::from_str(s, ParseStrictness::Lenient)
-                .ok()
-                .and_then(|s| s.name.as_exact().map(|n| n.as_normalized().to_owned()))
-        })
+        .filter_map(|s| spec_package_name(s))
         .collect();
     roots.extend(
         staying
@@ -140,6 +136,11 @@ fn orphans_after_removal(
 }
 
 /// The name a dependency spec is about (`python >=3.8` → `python`).
+///
+/// For a record's `depends` entries, which always start with the bare name
+/// (conda's form): a split, not a parse, so it is cheap for every entry of
+/// every record and never fails. A user's spec (`channel::name`, brackets,
+/// globs) is read with [`spec_package_name`] instead.
 fn dependency_name(spec: &str) -> &str {
     spec.split([' ', '=', '<', '>', '!', '~', '[', ';'])
         .next()

@@ -15,13 +15,13 @@ use rattler_conda_types::{
 use super::{
     finish_planning, link_mode, link_scripts, name_of, open_environment, report_done, solve,
 };
-use crate::cache_access::Workspace;
+use crate::cache_access::JobLimitedCache;
 use crate::channels::{channel_config, channels_by_use, parse_channels};
 use crate::cli::{GlobalArgs, InstallArgs};
 use crate::conda_meta::record_history;
 use crate::environments;
 use crate::output::Progress;
-use crate::render::record_channel;
+use crate::render::channel_url;
 use crate::request::{parse_platform, parse_specs, solve_options};
 
 /// `pkgr install` (`update == false`) and `pkgr update`.
@@ -123,17 +123,27 @@ pub async fn change_environment(
         options.update_dependencies_of = named.iter().cloned().collect();
     }
 
-    let workspace = Workspace::open(global, &progress)?;
+    let shared_cache = JobLimitedCache::open(global, &progress)?;
     let from_records = args.channels.is_empty() && !installed.is_empty();
     let channels = if from_records {
         // The credentials the fetcher has (read once per command).
-        channels_of(global, &installed, workspace.cache.fetcher().credentials())?
+        channels_of(
+            global,
+            &installed,
+            shared_cache.cache.fetcher().credentials(),
+        )?
     } else {
         parse_channels(global, &args.channels, args.override_channels)?
     };
     let platform = platform_of(&installed)?;
     let solution = solve(
-        &workspace, &channels, platform, specs, locked, options, &progress,
+        &shared_cache,
+        &channels,
+        platform,
+        specs,
+        locked,
+        options,
+        &progress,
     )
     .await
     .map_err(|err| {
@@ -158,7 +168,7 @@ pub async fn change_environment(
         }
         return Ok(());
     }
-    let downloaded = workspace
+    let downloaded = shared_cache
         .installer(link_mode(args.copy))
         .with_link_scripts(link_scripts(global, args.no_scripts))
         .install(
@@ -201,7 +211,7 @@ fn channels_of(
 ) -> anyhow::Result<Vec<Channel>> {
     // In the form pkgr writes it (records written elsewhere, or by an older
     // pkgr, may hold `user:********@` or `/t/********/`).
-    let channels = channels_by_use(installed, record_channel);
+    let channels = channels_by_use(installed, channel_url);
     let config = channel_config(global)?;
     channels
         .iter()

@@ -10,7 +10,7 @@ use pkgr_install::{Change, NewEnvironment, Plan, SpecsKind};
 use rattler_conda_types::RepoDataRecord;
 
 use super::{link_mode, link_scripts, solve};
-use crate::cache_access::Workspace;
+use crate::cache_access::JobLimitedCache;
 use crate::channels::parse_channels;
 use crate::cli::{CreateArgs, GlobalArgs};
 use crate::conda_meta::{record_history, write_state_variables};
@@ -53,7 +53,7 @@ pub async fn create_environment(global: &GlobalArgs, args: CreateArgs) -> anyhow
     }
     pkgr_prefix::check_replaceable(&prefix)?;
 
-    let workspace = Workspace::open(global, &progress)?;
+    let shared_cache = JobLimitedCache::open(global, &progress)?;
     let (records, metadata_from_archives) = match &from_files.locked {
         Some((_, locked)) => {
             // Installed exactly as the file says: no solve. The records of
@@ -105,7 +105,7 @@ pub async fn create_environment(global: &GlobalArgs, args: CreateArgs) -> anyhow
             let channels = parse_channels(global, &channel_names, args.override_channels)?;
             let options = solve_options(global, &args.solve, args.no_deps, None)?;
             let records = solve(
-                &workspace,
+                &shared_cache,
                 &channels,
                 platform,
                 specs,
@@ -152,7 +152,7 @@ pub async fn create_environment(global: &GlobalArgs, args: CreateArgs) -> anyhow
         if args.yes {
             environment.clear()?;
         }
-        let report = workspace
+        let report = shared_cache
             .installer(link_mode(args.copy))
             .with_link_scripts(link_scripts(global, args.no_scripts))
             .install(

@@ -21,7 +21,7 @@ use rattler_conda_types::{Channel, MatchSpec, PrefixRecord, RepoDataRecord, Subd
 pub use change::change_environment;
 pub use create::create_environment;
 
-use crate::cache_access::Workspace;
+use crate::cache_access::JobLimitedCache;
 use crate::cli::GlobalArgs;
 use crate::environments;
 use crate::output::{print_json, print_stdout, Progress};
@@ -48,7 +48,7 @@ pub fn link_scripts(global: &GlobalArgs, no_scripts: bool) -> LinkScripts {
 /// Loads the channels' repodata and solves `specs`, keeping `locked` (the
 /// installed records) where the request allows.
 pub async fn solve(
-    workspace: &Workspace,
+    shared_cache: &JobLimitedCache,
     channels: &[Channel],
     platform: Subdir,
     specs: Vec<MatchSpec>,
@@ -57,7 +57,7 @@ pub async fn solve(
     progress: &Arc<Progress>,
 ) -> anyhow::Result<Vec<RepoDataRecord>> {
     let spinner = progress.spinner("loading channels and solving");
-    let records = Installer::new(&workspace.cache)
+    let records = Installer::new(&shared_cache.cache)
         .solve(
             channels,
             platform,
