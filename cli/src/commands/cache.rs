@@ -4,7 +4,7 @@ use anyhow::{bail, Context};
 
 use crate::cache_access::open_for_maintenance;
 use crate::cli::GlobalArgs;
-use crate::output::{print_stdout, Progress};
+use crate::output::{print_json, Progress};
 
 /// `pkgr cache verify`: reports corrupt cache entries; `--repair` removes them.
 pub async fn verify(global: &GlobalArgs, repair: bool) -> anyhow::Result<()> {
@@ -23,7 +23,7 @@ pub async fn verify(global: &GlobalArgs, repair: bool) -> anyhow::Result<()> {
             "corrupt": corrupt,
             "busy": report.busy,
         });
-        print_stdout(&format!("{}\n", serde_json::to_string_pretty(&value)?));
+        print_json(&value)?;
     } else {
         let progress = Progress::new(global.quiet);
         for c in &report.corrupt {

@@ -4,7 +4,7 @@ use anyhow::Context;
 
 use crate::cache_access::open_for_maintenance;
 use crate::cli::{CleanArgs, GlobalArgs};
-use crate::output::{print_stdout, Progress};
+use crate::output::{print_json, Progress};
 
 /// `pkgr clean`: the temp files of dead processes always (what `--temp`
 /// names); `--tarballs`: the archives of extracted entries; `--all`: every
@@ -31,7 +31,7 @@ pub async fn run(global: &GlobalArgs, args: &CleanArgs) -> anyhow::Result<()> {
             "tarballs_removed": report.tarballs_removed,
             "tarball_bytes": report.tarball_bytes,
         });
-        print_stdout(&format!("{}\n", serde_json::to_string_pretty(&value)?));
+        print_json(&value)?;
         return Ok(());
     }
     let progress = Progress::new(global.quiet);

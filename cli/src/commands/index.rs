@@ -13,6 +13,7 @@ use rattler_conda_types::PackageRecord;
 use crate::cli::{GlobalArgs, IndexArgs};
 use crate::output::Progress;
 
+/// `pkgr index DIR`.
 pub fn run(global: &GlobalArgs, args: &IndexArgs) -> anyhow::Result<()> {
     let progress = Progress::new(global.quiet || global.json);
     let dir = &args.dir;

@@ -7,7 +7,7 @@ use rattler_conda_types::PrefixRecord;
 
 use crate::cli::{GlobalArgs, ListArgs};
 use crate::environments;
-use crate::output::print_stdout;
+use crate::output::{print_json, print_stdout};
 use crate::render::{channel_url, conda_channel_name, explicit, export_header, ExplicitHash};
 
 /// `pkgr list`.
@@ -55,7 +55,7 @@ pub fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<()> {
                 })
             })
             .collect();
-        print_stdout(&format!("{}\n", serde_json::to_string_pretty(&list)?));
+        print_json(&serde_json::Value::Array(list))?;
         return Ok(());
     }
     if args.export || args.canonical {

@@ -16,7 +16,7 @@ use crate::conda_meta::{record_history, requested_specs};
 use crate::environments;
 use crate::output::Progress;
 use crate::transaction::{
-    finish_planning, link_mode, link_scripts, name_of, open_environment, report_done,
+    link_mode, link_scripts, name_of, open_environment, report_done, show_plan,
 };
 
 /// `pkgr remove`.
@@ -72,7 +72,7 @@ pub async fn run(global: &GlobalArgs, args: RemoveArgs) -> anyhow::Result<()> {
         unlink: leaving,
         link: Vec::new(),
     };
-    if !finish_planning(global, &prefix, &plan, args.dry_run)? {
+    if !show_plan(global, &prefix, &plan, args.dry_run)? {
         return Ok(());
     }
     let staying_records: Vec<RepoDataRecord> =

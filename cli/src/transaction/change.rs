@@ -12,9 +12,7 @@ use rattler_conda_types::{
     Channel, MatchSpec, PackageName, ParseStrictness, PrefixRecord, RepoDataRecord, Subdir,
 };
 
-use super::{
-    finish_planning, link_mode, link_scripts, name_of, open_environment, report_done, solve,
-};
+use super::{link_mode, link_scripts, name_of, open_environment, report_done, show_plan, solve};
 use crate::cache_access::JobLimitedCache;
 use crate::channels::{channel_config, channels_by_use, parse_channels};
 use crate::cli::{GlobalArgs, InstallArgs};
@@ -147,20 +145,20 @@ pub async fn change_environment(
     )
     .await
     .map_err(|err| {
-        let refused = match err.downcast_ref::<InstallError>() {
+        let credentials_hint = match err.downcast_ref::<InstallError>() {
             Some(InstallError::Solve(pkgr_solver::SolverError::NeedsCredentials {
                 channel,
                 ..
             })) if from_records => Some(needs_credentials(channel)),
             _ => None,
         };
-        match refused {
+        match credentials_hint {
             Some(message) => err.context(message),
             None => err,
         }
     })?;
     let plan = Plan::between(&installed, &solution);
-    if !finish_planning(global, &prefix, &plan, args.dry_run)? {
+    if !show_plan(global, &prefix, &plan, args.dry_run)? {
         if plan.is_empty() && !args.dry_run && !args.specs.is_empty() {
             // Nothing to change, but the user asked for these: record it, so
             // that `remove` never prunes them and `--from-history` names them.

@@ -94,8 +94,9 @@ pub fn name_of(record: &PrefixRecord) -> &str {
     record.repodata_record.package_record.name.as_normalized()
 }
 
-/// Shows the plan; says whether to go on (not for a dry run or an empty plan).
-pub fn finish_planning(
+/// Shows the plan (with `--json`: only for a dry run or an empty plan, which
+/// end here); returns whether to apply it (not for a dry run or an empty plan).
+pub fn show_plan(
     global: &GlobalArgs,
     prefix: &Path,
     plan: &Plan,
