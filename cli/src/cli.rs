@@ -50,7 +50,7 @@ pub struct GlobalArgs {
     pub repodata_ttl: u64,
     /// The configuration files and environment variables, read once at start.
     #[arg(skip)]
-    pub config: crate::config::Config,
+    pub config: crate::settings::Config,
 }
 
 impl GlobalArgs {

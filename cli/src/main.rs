@@ -1,31 +1,31 @@
 //! `pkgr`: a conda-compatible package manager whose package cache is safe to
 //! share between any number of concurrent processes.
 
-mod activate;
-mod auth;
-mod cache;
+mod activation;
+mod cache_access;
+mod channels;
 mod cli;
-mod config;
-mod create;
-mod envs;
-mod files;
-mod index;
-mod info;
-mod list;
-mod modify;
+mod commands;
+mod conda_meta;
+mod env_files;
+mod environments;
 mod output;
 mod paths;
-mod search;
-mod transact;
+mod render;
+mod request;
+mod settings;
+mod transaction;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::Parser;
+
+use crate::cli::{CacheCommand, Command, ConfigCommand};
 
 fn main() -> ExitCode {
     let mut args = cli::Cli::parse();
     output::init_logging(args.global.verbose);
-    args.global.config = match config::Config::load() {
+    args.global.config = match settings::Config::load() {
         Ok(config) => config,
         Err(err) => {
             output::print_error(&err);
@@ -70,37 +70,29 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs the subcommand `args` name.
 async fn run(args: cli::Cli) -> anyhow::Result<ExitCode> {
     let global = args.global;
     match args.command {
-        cli::Command::Create(create) => create::run(&global, create).await?,
-        cli::Command::Install(install) => modify::install(&global, install, false).await?,
-        cli::Command::Update(update) => modify::install(&global, update, true).await?,
-        cli::Command::Remove(remove) => modify::remove(&global, remove).await?,
-        cli::Command::List(list) => list::run(&global, &list)?,
-        cli::Command::Index(index) => index::run(&global, &index)?,
-        cli::Command::Clean(clean) => cache::clean(&global, &clean).await?,
-        cli::Command::Cache(cli::CacheCommand::Verify { repair }) => {
-            cache::verify(&global, repair).await?;
+        Command::Create(create) => commands::create::run(&global, create).await?,
+        Command::Install(install) => commands::install::install(&global, install).await?,
+        Command::Update(update) => commands::install::update(&global, update).await?,
+        Command::Remove(remove) => commands::remove::run(&global, remove).await?,
+        Command::List(list) => commands::list::run(&global, &list)?,
+        Command::Index(index) => commands::index::run(&global, &index)?,
+        Command::Clean(clean) => commands::clean::run(&global, &clean).await?,
+        Command::Cache(CacheCommand::Verify { repair }) => {
+            commands::cache::verify(&global, repair).await?;
         }
-        cli::Command::Search(search) => search::run(&global, &search).await?,
-        cli::Command::Info => info::info(&global)?,
-        cli::Command::Env(command) => envs::run(&global, command).await?,
-        cli::Command::Run(run) => return activate::run(&global, run),
-        cli::Command::Shell(command) => activate::shell(&global, &command)?,
-        cli::Command::Config(cli::ConfigCommand::List) => info::config_list(&global)?,
-        cli::Command::Auth(command) => auth::run(&global, &command)?,
-        cli::Command::Activate { .. } | cli::Command::Deactivate => {
-            // Only the shell function the hook defines can change the shell.
-            anyhow::bail!(
-                "`pkgr activate` and `pkgr deactivate` change the calling shell, which needs pkgr's shell function: run `eval \"$(pkgr shell hook)\"` first (fish: `pkgr shell hook -s fish | source`), or use `pkgr run -n ENV COMMAND`"
-            );
-        }
-        cli::Command::Completion { shell } => {
-            let mut out = Vec::new();
-            clap_complete::generate(shell, &mut cli::Cli::command(), "pkgr", &mut out);
-            output::print_stdout(&String::from_utf8_lossy(&out));
-        }
+        Command::Search(search) => commands::search::run(&global, &search).await?,
+        Command::Info => commands::info::run(&global)?,
+        Command::Env(command) => commands::env::run(&global, command).await?,
+        Command::Run(run) => return commands::run::run(&global, run),
+        Command::Shell(command) => commands::shell::run(&global, &command)?,
+        Command::Config(ConfigCommand::List) => commands::config::list(&global)?,
+        Command::Auth(command) => commands::auth::run(&global, &command)?,
+        Command::Activate { .. } | Command::Deactivate => commands::shell::needs_hook()?,
+        Command::Completion { shell } => commands::completion::run(shell),
     }
     Ok(ExitCode::SUCCESS)
 }

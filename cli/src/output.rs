@@ -10,11 +10,20 @@ use std::time::Duration;
 
 use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// `text` with any URL that carries credentials redacted: the last line of
+/// `text` with the credentials of any URL in it masked (`********`): the last line of
 /// defence for everything pkgr prints (an error of the HTTP client, say, may
 /// quote the URL it was given).
-fn redacted(text: &str) -> String {
+fn with_credentials_masked(text: &str) -> String {
     pkgr_redact::redact_urls_in_text(text, pkgr_redact::redact_url)
+}
+
+/// `text` with any URL that carries credentials in the form pkgr writes to
+/// disk (conda's: no user info, the token as `<TOKEN>`): for what pkgr keeps
+/// or exports (an exported environment file, a record's channel), where a
+/// masked `********` would not read back as a URL. Messages use
+/// [`with_credentials_masked`], which keeps more of the URL's shape.
+pub fn with_credentials_as_recorded(text: &str) -> String {
+    pkgr_redact::redact_urls_in_text(text, pkgr_redact::url_for_record)
 }
 
 /// Turns on `tracing` logs on stderr: `-v` info, `-vv` debug, `-vvv` trace
@@ -63,7 +72,7 @@ struct RedactingStderr;
 
 impl std::io::Write for RedactingStderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let text = redacted(&String::from_utf8_lossy(buf));
+        let text = with_credentials_masked(&String::from_utf8_lossy(buf));
         std::io::stderr().write_all(text.as_bytes())?;
         Ok(buf.len())
     }
@@ -78,8 +87,8 @@ impl std::io::Write for RedactingStderr {
 pub fn print_error_json(err: &anyhow::Error) {
     let value = serde_json::json!({
         "success": false,
-        "error": redacted(&err.to_string()),
-        "caused_by": err.chain().skip(1).map(|c| redacted(&c.to_string())).collect::<Vec<_>>(),
+        "error": with_credentials_masked(&err.to_string()),
+        "caused_by": err.chain().skip(1).map(|c| with_credentials_masked(&c.to_string())).collect::<Vec<_>>(),
     });
     if let Ok(text) = serde_json::to_string_pretty(&value) {
         println!("{text}");
@@ -88,14 +97,17 @@ pub fn print_error_json(err: &anyhow::Error) {
 
 /// Prints a warning before any progress exists (config problems).
 pub fn print_warning(text: &str) {
-    eprintln!("warning: {}", redacted(text));
+    eprintln!("warning: {}", with_credentials_masked(text));
 }
 
 /// Prints an error and its causes.
 pub fn print_error(err: &anyhow::Error) {
-    eprintln!("error: {}", redacted(&err.to_string()));
+    eprintln!("error: {}", with_credentials_masked(&err.to_string()));
     for cause in err.chain().skip(1) {
-        eprintln!("  caused by: {}", redacted(&cause.to_string()));
+        eprintln!(
+            "  caused by: {}",
+            with_credentials_masked(&cause.to_string())
+        );
     }
 }
 
@@ -208,7 +220,7 @@ impl Progress {
         if self.quiet {
             return;
         }
-        let text = redacted(text);
+        let text = with_credentials_masked(text);
         if self.terminal {
             self.multi.suspend(|| eprintln!("{text}"));
         } else {
@@ -218,7 +230,7 @@ impl Progress {
 
     /// A warning (shown even with `-q`).
     pub fn warn(&self, text: &str) {
-        let text = redacted(text);
+        let text = with_credentials_masked(text);
         self.multi.suspend(|| eprintln!("warning: {text}"));
     }
 
@@ -425,5 +437,11 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 
 /// Prints to stdout (URLs with credentials redacted).
 pub fn print_stdout(text: &str) {
-    print!("{}", redacted(text));
+    print!("{}", with_credentials_masked(text));
+}
+
+/// Prints `value` as pretty JSON on stdout.
+pub fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    print_stdout(&format!("{}\n", serde_json::to_string_pretty(value)?));
+    Ok(())
 }

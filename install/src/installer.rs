@@ -9,7 +9,7 @@ use pkgr_prefix::{CheckedFiles, LinkMode, LinkRequest, LinkScripts, Transaction}
 use rattler_conda_types::{Channel, MatchSpec, PrefixRecord, RepoDataRecord, Subdir};
 use tokio::sync::Semaphore;
 
-use crate::plan::{python_of, requested_spec_of, spec_names};
+use crate::plan::{python_of, requested_spec_of, spec_is_for};
 use crate::{InstallError, LockedPrefix, Plan, Reporter};
 
 /// Installs into environments from one shared cache.
@@ -503,7 +503,7 @@ fn requested_spec(
     let name = record.package_record.name.as_normalized();
     requested
         .iter()
-        .find(|s| spec_names(s, name))
+        .find(|s| spec_is_for(s, name))
         .cloned()
         .or_else(|| {
             installed

@@ -78,12 +78,19 @@ pub fn requested_spec_of(record: &PrefixRecord) -> Option<String> {
         .find(|s| !s.is_empty() && s != "None")
 }
 
-/// Whether the user's spec text names package `name`.
-pub fn spec_names(spec: &str, name: &str) -> bool {
+/// The package name a user's spec text names (`conda-forge::numpy >=1` →
+/// `numpy`, normalized), read as conda reads specs (leniently); `None` when
+/// the text is not a spec or names no one package (`*[md5=...]`, `py*`).
+pub fn spec_package_name(spec: &str) -> Option<String> {
     MatchSpec::from_str(spec, ParseStrictness::Lenient)
         .ok()
-        .and_then(|s| s.name.as_exact().map(|n| n.as_normalized() == name))
-        .unwrap_or(false)
+        .and_then(|s| s.name.as_exact().map(|n| n.as_normalized().to_owned()))
+}
+
+/// Whether the user's spec text is for package `name` (see
+/// [`spec_package_name`]).
+pub fn spec_is_for(spec: &str, name: &str) -> bool {
+    spec_package_name(spec).is_some_and(|named| named == name)
 }
 
 #[cfg(test)]
@@ -216,16 +223,21 @@ mod tests {
     }
 
     #[test]
-    fn requested_specs_and_spec_names() {
+    fn requested_specs_and_spec_is_for() {
         let mut r = PrefixRecord::from_repodata_record(record("a", "1", CHAN, false), Vec::new());
         assert_eq!(requested_spec_of(&r), None);
         r.requested_specs = vec![String::from("None")];
         assert_eq!(requested_spec_of(&r), None);
         r.requested_specs = vec![String::from("a >=1")];
         assert_eq!(requested_spec_of(&r).as_deref(), Some("a >=1"));
-        assert!(spec_names("a >=1", "a"));
-        assert!(spec_names("conda-forge::a", "a"));
-        assert!(!spec_names("ab", "a"));
-        assert!(!spec_names("*[md5=00]", "a"));
+        assert_eq!(
+            spec_package_name("conda-forge::a >=1").as_deref(),
+            Some("a")
+        );
+        assert_eq!(spec_package_name("*[md5=00]"), None);
+        assert!(spec_is_for("a >=1", "a"));
+        assert!(spec_is_for("conda-forge::a", "a"));
+        assert!(!spec_is_for("ab", "a"));
+        assert!(!spec_is_for("*[md5=00]", "a"));
     }
 }

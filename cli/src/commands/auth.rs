@@ -6,9 +6,8 @@ use anyhow::{bail, Context};
 use pkgr_fetch::{AuthFile, Credential};
 
 use crate::cli::{AuthCommand, AuthLoginArgs, GlobalArgs};
-use crate::output::print_stdout;
+use crate::output::{print_json, print_stdout};
 use crate::paths;
-use crate::transact::print_json;
 
 /// `pkgr auth ...`.
 pub fn run(global: &GlobalArgs, command: &AuthCommand) -> anyhow::Result<()> {

@@ -1,49 +1,34 @@
-//! `pkgr env list`, `pkgr env remove` and `pkgr env export`.
+//! `pkgr env list`, `pkgr env remove` and `pkgr env export`; `env create` and
+//! `env update` run the transaction flows `create` and `install` run.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use rattler_conda_types::PrefixRecord;
 
+use crate::channels::channels_by_use;
 use crate::cli::{EnvCommand, EnvExportArgs, EnvRemoveArgs, GlobalArgs};
-use crate::output::{print_stdout, Progress};
-use crate::paths;
-use crate::transact::print_json;
+use crate::conda_meta::{requested_specs, state_variables};
+use crate::environments::{self, known_environments};
+use crate::output::{print_json, print_stdout, with_credentials_as_recorded, Progress};
+use crate::render::{conda_channel_name, explicit, ExplicitHash};
+use crate::transaction;
 
 /// `pkgr env ...`.
 pub async fn run(global: &GlobalArgs, command: EnvCommand) -> anyhow::Result<()> {
     match command {
         EnvCommand::List => list(global),
-        EnvCommand::Create(args) => crate::create::run(global, args).await,
+        EnvCommand::Create(args) => transaction::create_environment(global, args).await,
         EnvCommand::Update(args) => {
             if args.files.is_empty() {
                 bail!("name the file to update from with -f FILE (or use `pkgr install`)");
             }
-            crate::modify::install(global, args, false).await
+            transaction::change_environment(global, args, false).await
         }
         EnvCommand::Remove(args) => remove(global, &args).await,
         EnvCommand::Export(args) => export(global, &args),
     }
-}
-
-/// Every environment in the envs directories, sorted by path.
-pub fn known_environments(global: &GlobalArgs) -> anyhow::Result<Vec<PathBuf>> {
-    let mut found = Vec::new();
-    for dir in paths::envs_dirs(global)? {
-        let Ok(entries) = fs_err::read_dir(dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.join("conda-meta").is_dir() {
-                found.push(path);
-            }
-        }
-    }
-    found.sort();
-    Ok(found)
 }
 
 fn list(global: &GlobalArgs) -> anyhow::Result<()> {
@@ -118,8 +103,8 @@ fn removal_target(prefix: &Path, given: &Path, link: Option<&Path>) -> String {
 }
 
 async fn remove(global: &GlobalArgs, args: &EnvRemoveArgs) -> anyhow::Result<()> {
-    let given = paths::prefix(global, &args.target)?;
-    paths::require_environment(global, &given)?;
+    let given = environments::prefix(global, &args.target)?;
+    environments::require_environment(global, &given)?;
     // What is removed is the directory the path names, every symlink (of the
     // path or of a directory on the way) and `..` resolved: never the
     // directory a symlink sits in, never anything outside the environment.
@@ -158,7 +143,7 @@ async fn remove(global: &GlobalArgs, args: &EnvRemoveArgs) -> anyhow::Result<()>
         return Ok(());
     }
     let progress = Arc::new(Progress::new(global.quiet || global.json));
-    let lock = crate::create::lock_prefix(&prefix, &progress).await?;
+    let lock = transaction::lock_prefix(&prefix, &progress).await?;
     // Checked again under the lock: what was checked before is what goes.
     require_real_environment(&prefix)?;
     // Moved aside first (one rename, so no process ever sees half an
@@ -194,63 +179,12 @@ async fn remove(global: &GlobalArgs, args: &EnvRemoveArgs) -> anyhow::Result<()>
     Ok(())
 }
 
-/// The specs the user asked for, from `conda-meta/history` as conda reads
-/// it: each `# update specs:` line sets the spec of the names it mentions,
-/// each `# remove specs:` line drops them.
-pub fn requested_specs(prefix: &Path) -> anyhow::Result<Vec<String>> {
-    let path = prefix.join("conda-meta").join("history");
-    let text = match fs_err::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e.into()),
-    };
-    let mut specs: BTreeMap<String, String> = BTreeMap::new();
-    for line in text.lines() {
-        let (remove, list) = if let Some(list) = line.strip_prefix("# update specs: ") {
-            (false, list)
-        } else if let Some(list) = line.strip_prefix("# remove specs: ") {
-            (true, list)
-        } else {
-            continue;
-        };
-        for spec in parse_spec_list(list) {
-            let Some(name) = spec_name(&spec) else {
-                continue;
-            };
-            if remove {
-                specs.remove(&name);
-            } else {
-                specs.insert(name, spec);
-            }
-        }
-    }
-    Ok(specs.into_values().collect())
-}
-
-/// `['a', 'b >=1']` → `a`, `b >=1` (conda writes a Python list of strings).
-fn parse_spec_list(list: &str) -> Vec<String> {
-    let inner = list.trim().trim_start_matches('[').trim_end_matches(']');
-    inner
-        .split(['\'', '"'])
-        .enumerate()
-        // Inside quotes are the odd pieces.
-        .filter(|(i, piece)| i % 2 == 1 && !piece.trim().is_empty())
-        .map(|(_, piece)| piece.trim().to_owned())
-        .collect()
-}
-
-fn spec_name(spec: &str) -> Option<String> {
-    rattler_conda_types::MatchSpec::from_str(spec, rattler_conda_types::ParseStrictness::Lenient)
-        .ok()
-        .and_then(|s| s.name.as_exact().map(|n| n.as_normalized().to_owned()))
-}
-
 /// The channels of the installed records as an environment file names them
 /// (as `conda list` does: the name under the default alias, else the URL
 /// without credentials), most used first.
 fn channels_of(records: &[PrefixRecord]) -> Vec<String> {
-    crate::transact::channels_by_use(records, |r| {
-        Some(crate::list::channel_name(r)).filter(|c| !c.is_empty())
+    channels_by_use(records, |r| {
+        Some(conda_channel_name(r)).filter(|c| !c.is_empty())
     })
 }
 
@@ -262,8 +196,8 @@ fn yaml_scalar(text: &str) -> String {
 }
 
 fn export(global: &GlobalArgs, args: &EnvExportArgs) -> anyhow::Result<()> {
-    let prefix = paths::prefix_or_active(global, &args.target)?;
-    paths::require_environment(global, &prefix)?;
+    let prefix = environments::prefix_or_active(global, &args.target)?;
+    environments::require_environment(global, &prefix)?;
     let records = pkgr_prefix::read_prefix_records(&prefix)
         .with_context(|| format!("could not read the environment at {}", prefix.display()))?;
     let text = if args.explicit {
@@ -317,7 +251,7 @@ fn export(global: &GlobalArgs, args: &EnvExportArgs) -> anyhow::Result<()> {
         for dependency in &dependencies {
             out.push_str(&format!("  - {}\n", yaml_scalar(dependency)));
         }
-        let variables = crate::activate::state_variables(&prefix)?;
+        let variables = state_variables(&prefix)?;
         if !variables.is_empty() {
             out.push_str("variables:\n");
             for (key, value) in &variables {
@@ -333,75 +267,6 @@ fn export(global: &GlobalArgs, args: &EnvExportArgs) -> anyhow::Result<()> {
     write_or_print(args.file.as_deref(), &text)
 }
 
-/// Which checksum an `@EXPLICIT` line carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExplicitHash {
-    /// The bare URL (`conda list --explicit`).
-    None,
-    /// `URL#<md5>`.
-    Md5,
-    /// `URL#<sha256>` (64 hex digits, as conda writes it).
-    Sha256,
-}
-
-/// The header conda writes above exported lists (`# platform:` is what an
-/// explicit install checks).
-pub fn export_header(records: &[PrefixRecord]) -> String {
-    let subdir = records
-        .iter()
-        .map(|r| r.repodata_record.package_record.subdir.as_str())
-        .find(|s| *s != "noarch")
-        .map(ToOwned::to_owned)
-        .unwrap_or_else(|| {
-            rattler_conda_types::Subdir::current()
-                .map(|s| s.as_str().to_owned())
-                .unwrap_or_default()
-        });
-    format!(
-        "# This file may be used to create an environment using:\n# $ pkgr create --name <env> --file <this file>\n# platform: {subdir}\n# created-by: pkgr {}\n",
-        env!("CARGO_PKG_VERSION")
-    )
-}
-
-/// conda's `@EXPLICIT` list: one URL per package (without credentials),
-/// with the checksum `hash` asks for. An explicit install links in
-/// dependency order whatever the order of the lines.
-pub fn explicit(records: &[PrefixRecord], hash: ExplicitHash) -> anyhow::Result<String> {
-    let mut out = export_header(records);
-    out.push_str("@EXPLICIT\n");
-    for record in records {
-        let r = &record.repodata_record;
-        let url = pkgr_redact::url_for_record(&r.url);
-        let p = &r.package_record;
-        let digest = match hash {
-            ExplicitHash::None => {
-                out.push_str(&format!("{url}\n"));
-                continue;
-            }
-            ExplicitHash::Md5 => p.md5.as_ref().map(hex::encode),
-            ExplicitHash::Sha256 => p.sha256.as_ref().map(hex::encode),
-        };
-        match digest {
-            Some(digest) => out.push_str(&format!("{url}#{digest}\n")),
-            None => bail!(
-                "{} has no {} in its record: cannot write it to an explicit list with checksums{}",
-                r.identifier,
-                if hash == ExplicitHash::Sha256 {
-                    "sha256"
-                } else {
-                    "md5"
-                },
-                if hash == ExplicitHash::Sha256 {
-                    " (try without --sha256)"
-                } else {
-                    " (try --sha256)"
-                }
-            ),
-        }
-    }
-    Ok(out)
-}
-
 fn write_or_print(file: Option<&Path>, text: &str) -> anyhow::Result<()> {
     match file {
         Some(path) => {
@@ -411,7 +276,7 @@ fn write_or_print(file: Option<&Path>, text: &str) -> anyhow::Result<()> {
                 .unwrap_or(Path::new("."));
             let mut tmp = tempfile::NamedTempFile::new_in(dir)
                 .with_context(|| format!("could not write in {}", dir.display()))?;
-            std::io::Write::write_all(&mut tmp, redacted(text).as_bytes())
+            std::io::Write::write_all(&mut tmp, with_credentials_as_recorded(text).as_bytes())
                 .with_context(|| format!("could not write {}", path.display()))?;
             // An exported file is for sharing (the temp file was made 0600).
             {
@@ -428,38 +293,5 @@ fn write_or_print(file: Option<&Path>, text: &str) -> anyhow::Result<()> {
             print_stdout(text);
             Ok(())
         }
-    }
-}
-
-fn redacted(text: &str) -> String {
-    pkgr_redact::redact_urls_in_text(text, pkgr_redact::url_for_record)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn history_spec_lists_are_read_as_conda_writes_them() {
-        assert_eq!(
-            parse_spec_list("['python=3.11', 'numpy >=1.26,<2']"),
-            ["python=3.11", "numpy >=1.26,<2"]
-        );
-        assert!(parse_spec_list("[]").is_empty());
-    }
-
-    #[test]
-    fn requested_specs_follow_updates_and_removes() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        fs_err::create_dir_all(dir.path().join("conda-meta")).unwrap_or_else(|e| panic!("{e}"));
-        fs_err::write(
-            dir.path().join("conda-meta").join("history"),
-            "==> 2024 <==\n# update specs: ['python=3.11', 'zlib']\n==> 2024 <==\n# update specs: ['python=3.12']\n# remove specs: ['zlib']\n==> 2024 <==\n# update specs: ['xz']\n",
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            requested_specs(dir.path()).unwrap_or_else(|e| panic!("{e}")),
-            ["python=3.12", "xz"]
-        );
     }
 }

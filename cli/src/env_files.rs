@@ -67,7 +67,7 @@ pub fn read(
                 if let Some(bad) = env
                     .variables
                     .keys()
-                    .find(|k| !crate::activate::is_variable_name(k))
+                    .find(|k| !crate::conda_meta::is_variable_name(k))
                 {
                     bail!(
                         "{}: `variables:` has `{bad}`, which is not a variable name (letters, digits and _, not starting with a digit)",
@@ -121,7 +121,7 @@ pub fn read(
 /// `${VAR}` / `$VAR` in a channel of an environment file, as conda expands
 /// them (an unset variable is an error naming it, not an empty string).
 fn expand_variables(text: &str, file: &Path) -> anyhow::Result<String> {
-    crate::config::expand_env_vars(text)
+    crate::settings::expand_env_vars(text)
         .map_err(|e| anyhow::anyhow!("{}: the channel `{text}`: {e}", file.display()))
 }
 

@@ -6,9 +6,13 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use rattler_conda_types::{MatchSpec, ParseMatchSpecOptions};
 
+use crate::cache_access::JobLimitedCache;
+use crate::channels::parse_channels;
 use crate::cli::{GlobalArgs, SearchArgs};
+use crate::output::print_json;
 use crate::output::{print_stdout, table, Progress};
-use crate::transact::{print_json, record_row, Workspace};
+use crate::render::{channel_url, record_row};
+use crate::request::parse_platform;
 
 /// `pkgr search`.
 pub async fn run(global: &GlobalArgs, args: &SearchArgs) -> anyhow::Result<()> {
@@ -16,15 +20,15 @@ pub async fn run(global: &GlobalArgs, args: &SearchArgs) -> anyhow::Result<()> {
     let options = ParseMatchSpecOptions::lenient().with_exact_names_only(false);
     let spec = MatchSpec::from_str(&args.spec, options)
         .with_context(|| format!("invalid package spec `{}`", args.spec))?;
-    let channels = crate::create::parse_channels(global, &args.channels, args.override_channels)?;
-    let platform = crate::create::parse_platform(args.platform.as_deref())?;
+    let channels = parse_channels(global, &args.channels, args.override_channels)?;
+    let platform = parse_platform(args.platform.as_deref())?;
     let progress = Arc::new(Progress::new(global.quiet || global.json));
-    let workspace = Workspace::open(global, &progress)?;
+    let shared_cache = JobLimitedCache::open(global, &progress)?;
     let spinner = progress.spinner("loading channels");
     let indexes =
-        pkgr_solver::load_channels(&workspace.cache, &channels, platform, progress.as_ref())
+        pkgr_solver::load_channels(&shared_cache.cache, &channels, platform, progress.as_ref())
             .await?;
-    let records = pkgr_solver::search(&workspace.cache, &indexes, &spec).await?;
+    let records = pkgr_solver::search(&shared_cache.cache, &indexes, &spec).await?;
     if let Some(spinner) = spinner {
         spinner.finish_and_clear();
     }
@@ -41,10 +45,7 @@ pub async fn run(global: &GlobalArgs, args: &SearchArgs) -> anyhow::Result<()> {
                 "url".to_owned(),
                 pkgr_redact::url_for_record(&record.url).into(),
             );
-            value.insert(
-                "channel".to_owned(),
-                crate::transact::record_channel(record).into(),
-            );
+            value.insert("channel".to_owned(), channel_url(record).into());
             value.insert("fn".to_owned(), record.identifier.to_string().into());
             if let Some(list) = by_name
                 .entry(record.package_record.name.as_normalized().to_owned())

@@ -13,6 +13,7 @@ use rattler_conda_types::PackageRecord;
 use crate::cli::{GlobalArgs, IndexArgs};
 use crate::output::Progress;
 
+/// `pkgr index DIR`.
 pub fn run(global: &GlobalArgs, args: &IndexArgs) -> anyhow::Result<()> {
     let progress = Progress::new(global.quiet || global.json);
     let dir = &args.dir;
@@ -43,7 +44,7 @@ pub fn run(global: &GlobalArgs, args: &IndexArgs) -> anyhow::Result<()> {
         skipped += bad;
     }
     if global.json {
-        return crate::transact::print_json(&serde_json::json!({
+        return crate::output::print_json(&serde_json::json!({
             "success": true,
             "channel": dir,
             "subdirs": subdirs,

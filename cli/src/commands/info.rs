@@ -1,17 +1,19 @@
-//! `pkgr info` and `pkgr config list`.
+//! `pkgr info`.
 
+use crate::channels::parse_channels;
 use crate::cli::GlobalArgs;
-use crate::output::{print_stdout, table};
+use crate::environments::{envs_dirs, known_environments};
+use crate::output::{print_json, print_stdout};
 use crate::paths;
-use crate::transact::print_json;
+use crate::request::parse_platform;
 
 /// `pkgr info`: what a bug report needs.
-pub fn info(global: &GlobalArgs) -> anyhow::Result<()> {
-    let platform = crate::create::parse_platform(None)?;
+pub fn run(global: &GlobalArgs) -> anyhow::Result<()> {
+    let platform = parse_platform(None)?;
     let virtual_packages = pkgr_solver::detect_virtual_packages(platform)?;
     let cache_dir = paths::cache_root(global)?;
-    let envs_dirs = paths::envs_dirs(global)?.to_vec();
-    let channels = crate::create::parse_channels(global, &[], false)?;
+    let envs_dirs = envs_dirs(global)?.to_vec();
+    let channels = parse_channels(global, &[], false)?;
     let channel_urls: Vec<String> = channels
         .iter()
         .flat_map(|c| {
@@ -26,7 +28,7 @@ pub fn info(global: &GlobalArgs) -> anyhow::Result<()> {
                 })
         })
         .collect();
-    let envs = crate::envs::known_environments(global)?;
+    let envs = known_environments(global)?;
     let cache_fs = pkgr_cache::filesystem::lock_scope_of(
         cache_dir
             .ancestors()
@@ -158,51 +160,6 @@ pub fn info(global: &GlobalArgs) -> anyhow::Result<()> {
             out.push_str(&format!("{key:>width$} :\n"));
         }
     }
-    print_stdout(&out);
-    Ok(())
-}
-
-/// `pkgr config list`.
-pub fn config_list(global: &GlobalArgs) -> anyhow::Result<()> {
-    let cache_dir = paths::cache_root(global)?;
-    let config = &global.config;
-    let mut rows = config.rows(&cache_dir);
-    if global.cache_dir.is_some() {
-        for row in rows.iter_mut().filter(|r| r.0 == "pkgs_dirs") {
-            row.2 = "--cache-dir".to_owned();
-        }
-    }
-    if global.json {
-        let mut map = serde_json::Map::new();
-        for (key, value, origin) in &rows {
-            map.insert(
-                (*key).to_owned(),
-                serde_json::json!({ "value": value, "origin": origin }),
-            );
-        }
-        return print_json(&serde_json::json!({
-            "settings": map,
-            "config_files": config.files_read,
-        }));
-    }
-    let table_rows: Vec<Vec<String>> = rows
-        .into_iter()
-        .map(|(key, value, origin)| vec![key.to_owned(), value, origin])
-        .collect();
-    let mut out = table(&["Setting", "Value", "From"], &table_rows);
-    out.push_str(&format!(
-        "\nconfig files read: {}\n",
-        if config.files_read.is_empty() {
-            "(none)".to_owned()
-        } else {
-            config
-                .files_read
-                .iter()
-                .map(|f| f.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        }
-    ));
     print_stdout(&out);
     Ok(())
 }

@@ -3,15 +3,17 @@
 //! `--canonical`).
 
 use anyhow::Context;
-use rattler_conda_types::{PrefixRecord, RepoDataRecord};
+use rattler_conda_types::PrefixRecord;
 
 use crate::cli::{GlobalArgs, ListArgs};
-use crate::output::print_stdout;
-use crate::paths;
+use crate::environments;
+use crate::output::{print_json, print_stdout};
+use crate::render::{channel_url, conda_channel_name, explicit, export_header, ExplicitHash};
 
+/// `pkgr list`.
 pub fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<()> {
-    let prefix = paths::prefix_or_active(global, &args.target)?;
-    paths::require_environment(global, &prefix)?;
+    let prefix = environments::prefix_or_active(global, &args.target)?;
+    environments::require_environment(global, &prefix)?;
     let mut records = pkgr_prefix::read_prefix_records(&prefix)
         .with_context(|| format!("could not read the environment at {}", prefix.display()))?;
     if let Some(pattern) = &args.regex {
@@ -26,13 +28,13 @@ pub fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<()> {
     }
     if args.explicit {
         let hash = if args.md5 {
-            crate::envs::ExplicitHash::Md5
+            ExplicitHash::Md5
         } else if args.sha256 {
-            crate::envs::ExplicitHash::Sha256
+            ExplicitHash::Sha256
         } else {
-            crate::envs::ExplicitHash::None
+            ExplicitHash::None
         };
-        print_stdout(&crate::envs::explicit(&records, hash)?);
+        print_stdout(&explicit(&records, hash)?);
         return Ok(());
     }
     if global.json {
@@ -42,10 +44,10 @@ pub fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<()> {
                 let r = &r.repodata_record;
                 let p = &r.package_record;
                 serde_json::json!({
-                    "base_url": crate::transact::record_channel(r),
+                    "base_url": channel_url(r),
                     "build_number": p.build_number,
                     "build_string": p.build,
-                    "channel": channel_name(r),
+                    "channel": conda_channel_name(r),
                     "dist_name": format!("{}-{}-{}", p.name.as_normalized(), p.version, p.build),
                     "name": p.name.as_normalized(),
                     "platform": p.subdir,
@@ -53,13 +55,13 @@ pub fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<()> {
                 })
             })
             .collect();
-        print_stdout(&format!("{}\n", serde_json::to_string_pretty(&list)?));
+        print_json(&serde_json::Value::Array(list))?;
         return Ok(());
     }
     if args.export || args.canonical {
         let mut out = String::new();
         if args.export {
-            out.push_str(&crate::envs::export_header(&records));
+            out.push_str(&export_header(&records));
         }
         for record in &records {
             let p = &record.repodata_record.package_record;
@@ -73,7 +75,7 @@ pub fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<()> {
             } else {
                 out.push_str(&format!(
                     "{}/{}::{}-{}-{}\n",
-                    channel_name(&record.repodata_record),
+                    conda_channel_name(&record.repodata_record),
                     p.subdir,
                     p.name.as_normalized(),
                     p.version,
@@ -86,19 +88,6 @@ pub fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<()> {
     }
     print_stdout(&table(&prefix.display().to_string(), &records));
     Ok(())
-}
-
-/// The channel as `conda list` names it: the name under the default
-/// channel alias (`conda-forge`), `pkgs/main` for Anaconda's, else the URL
-/// (without credentials).
-pub fn channel_name(record: &RepoDataRecord) -> String {
-    let channel = crate::transact::record_channel(record).unwrap_or_default();
-    let channel = channel.trim_end_matches('/');
-    channel
-        .strip_prefix(crate::config::DEFAULT_CHANNEL_ALIAS)
-        .or_else(|| channel.strip_prefix("https://repo.anaconda.com/"))
-        .unwrap_or(channel)
-        .to_owned()
 }
 
 /// conda's table (conda 25.5 and later): columns left-aligned, two spaces
@@ -115,7 +104,7 @@ fn table(prefix: &str, records: &[PrefixRecord]) -> String {
                 p.name.as_normalized().to_owned(),
                 p.version.to_string(),
                 p.build.to_string(),
-                channel_name(r),
+                conda_channel_name(r),
             ]
         })
         .collect();
