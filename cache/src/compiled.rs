@@ -82,7 +82,7 @@ pub fn keep(
     // Every user of the cache reads them (a temp dir is made 0700, and
     // the umask may be as strict); in a group-shared cache the members
     // also add other pythons' directories beside this one.
-    let shared = crate::is_group_shared(root);
+    let shared = crate::trust::is_group_shared(root);
     let dir_mode = if shared { 0o2775 } else { 0o755 };
     let mut dirs = std::collections::BTreeSet::from([staging.path().to_path_buf()]);
     for pyc in pycs {

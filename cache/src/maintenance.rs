@@ -5,7 +5,7 @@
 //! an entry someone links from (shared lock) or fills (exclusive lock) is
 //! skipped and reported as busy, never waited for and never deleted under them.
 //! An entry is removed by setting it aside first (one rename to `pkgs/.old-*`,
-//! [`crate::set_aside`]), so a removal interrupted at any point leaves the
+//! [`crate::set_aside::set_aside`]), so a removal interrupted at any point leaves the
 //! whole entry or none of it, never a partial entry that looks complete; and
 //! in a group-shared cache a member can remove an entry another published.
 //!
@@ -103,8 +103,8 @@ impl PackageCache {
         let dir = dirs.pkgs_at.join(key);
         let compiled = dirs.pyc_at.join(key);
         // Best effort: stale ones would only make python compile again.
-        let _ = crate::set_aside(&compiled);
-        crate::set_aside(&dir).map_err(io(format!(
+        let _ = crate::set_aside::set_aside(&compiled);
+        crate::set_aside::set_aside(&dir).map_err(io(format!(
             "removing the entry {}",
             self.root().join("pkgs").join(key).display()
         )))?;
@@ -126,8 +126,8 @@ impl PackageCache {
         }
         let dirs = self.dirs("clean it")?;
         let sweep = session::sweep(&dirs.tmp)?;
-        let set_aside = crate::sweep_set_aside(&dirs.pkgs)
-            + crate::sweep_set_aside(&dirs.pyc)
+        let set_aside = crate::set_aside::sweep_set_aside(&dirs.pkgs)
+            + crate::set_aside::sweep_set_aside(&dirs.pyc)
             + self.sweep_orphaned_compiled()?;
         let mut report = CleanReport {
             // What opening the cache swept a moment ago counts too.
@@ -184,13 +184,13 @@ impl PackageCache {
             let Some(key) = name.to_str() else {
                 continue;
             };
-            if key.starts_with(crate::SET_ASIDE_PREFIX) || complete(key) {
+            if key.starts_with(crate::set_aside::SET_ASIDE_PREFIX) || complete(key) {
                 continue;
             }
             let Ok(Some(lock)) = self.try_lock_entry(key, LockMode::Exclusive) else {
                 continue;
             };
-            if !complete(key) && crate::set_aside(&dirs.pyc_at.join(key)).is_ok() {
+            if !complete(key) && crate::set_aside::set_aside(&dirs.pyc_at.join(key)).is_ok() {
                 removed += 1;
             }
             drop(lock);

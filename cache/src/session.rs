@@ -37,7 +37,7 @@ pub(crate) struct Session {
     /// whatever owns the session (an extraction thread) may write through
     /// paths anchored at them (`/proc/self/fd/<fd>/...`), which must not
     /// outlive their descriptors (see [`Self::keeping`]).
-    _dirs: Option<Arc<crate::Dirs>>,
+    _dirs: Option<Arc<crate::trust::Dirs>>,
 }
 
 impl Session {
@@ -79,7 +79,7 @@ impl Session {
 
     /// This session, keeping `dirs` open as long as it lives: a task that
     /// owns the session may use the paths anchored at them.
-    pub(crate) fn keeping(mut self, dirs: Arc<crate::Dirs>) -> Self {
+    pub(crate) fn keeping(mut self, dirs: Arc<crate::trust::Dirs>) -> Self {
         self._dirs = Some(dirs);
         self
     }

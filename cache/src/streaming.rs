@@ -8,7 +8,7 @@
 //! entry is published only when the download has been verified (size and
 //! checksum, as for every download) **and** the stream extraction read the
 //! whole body and succeeded, through the tail every fill shares
-//! ([`crate::publish_staging`]: `info/index.json`, paths.json complete,
+//! ([`crate::fill::publish_staging`]: `info/index.json`, paths.json complete,
 //! marker, rename).
 //!
 //! Anything else falls back, never to a wrong result: a discontinuity (the
@@ -20,7 +20,7 @@
 //! read), or any error of the attempt
 //! removes the staging directory; once the download is verified, the entry
 //! is extracted from the file exactly as without streaming
-//! ([`crate::extract_entry`]), so a bad archive is reported by that
+//! ([`crate::fill::extract_entry`]), so a bad archive is reported by that
 //! extraction, in its usual words. The stream attempt's error is only
 //! logged (debug, target `pkgr_cache::stream`). A download that fails
 //! publishes nothing and leaves no staging directory.
@@ -35,8 +35,10 @@ use pkgr_fs::lock::FileLock;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use crate::archive::{self, ArchiveFormat, ExtractLimits, StreamedMembers};
+use crate::error::join_error;
+use crate::fill::{extract_entry, publish_staging};
 use crate::session::Session;
-use crate::{extract_entry, join_error, publish_staging, CacheError, EntryMarker};
+use crate::{CacheError, EntryMarker};
 
 /// How many chunks the download may be ahead of the extraction (a chunk is
 /// at most a few hundred KiB: what the HTTP client reads at once, or 256 KiB
@@ -174,7 +176,7 @@ fn run(
             marker.clone(),
             &job.display,
         )
-        .map_err(|e| crate::error_text(&e))
+        .map_err(|e| crate::error::error_text(&e))
     });
     let result = match attempt {
         Ok(()) => {
@@ -214,7 +216,7 @@ fn extract_streamed(
         staging.path(),
         ExtractLimits::default(),
     )
-    .map_err(|e| crate::error_text(&e))?;
+    .map_err(|e| crate::error::error_text(&e))?;
     Ok((staging, members))
 }
 
