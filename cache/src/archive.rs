@@ -38,6 +38,9 @@ pub enum ArchiveFormat {
 }
 
 impl ArchiveFormat {
+    /// Every format, `.conda` first.
+    pub const ALL: [Self; 2] = [Self::Conda, Self::TarBz2];
+
     /// The format named by a file name's extension, if it is a conda archive.
     pub fn from_file_name(name: &str) -> Option<Self> {
         if name.ends_with(".conda") {

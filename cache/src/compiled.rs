@@ -25,10 +25,12 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::Layout;
+
 /// Where the compiled modules of the entry `key` are kept (one directory
 /// per python tag in it), below the cache `root`.
 pub(crate) fn dir(root: &Path, key: &str) -> PathBuf {
-    root.join("pyc").join(key)
+    Layout::new(root).compiled(key)
 }
 
 /// The root of the cache (or read-only layer) holding the entry at
@@ -36,7 +38,7 @@ pub(crate) fn dir(root: &Path, key: &str) -> PathBuf {
 fn root_and_key(entry_dir: &Path) -> Option<(&Path, &str)> {
     let key = entry_dir.file_name()?.to_str()?;
     let pkgs = entry_dir.parent()?;
-    (pkgs.file_name()? == "pkgs").then_some(())?;
+    (pkgs.file_name()? == Layout::PKGS).then_some(())?;
     Some((pkgs.parent()?, key))
 }
 
@@ -119,7 +121,7 @@ pub fn keep(
     // is theirs to change.
     let to_io = |e: pkgr_fs::dir::DirError| std::io::Error::other(e.to_string());
     let parent = pkgr_fs::dir::Dir::open(root)
-        .and_then(|root| root.create_dir("pyc", 0o777))
+        .and_then(|root| root.create_dir(Layout::PYC, 0o777))
         .and_then(|pyc| pyc.create_dir(key, 0o777))
         .map_err(to_io)?;
     let _ = parent.add_mode_if_ours(dir_mode);
@@ -152,8 +154,8 @@ mod tests {
 
     fn fixture(pyc: &Path, contents: &[u8]) -> Fixture {
         let cache = tempfile::tempdir().unwrap();
-        let tmp = cache.path().join("tmp");
-        let entry = cache.path().join("pkgs").join("foo-1.0-0-abc");
+        let tmp = Layout::new(cache.path()).tmp();
+        let entry = Layout::new(cache.path()).entry_dir("foo-1.0-0-abc");
         std::fs::create_dir_all(&tmp).unwrap();
         std::fs::create_dir_all(&entry).unwrap();
         let prefix = tempfile::tempdir().unwrap();
@@ -258,7 +260,7 @@ mod tests {
 
         // An entry of another cache (a read-only layer) is not kept here.
         let layer = tempfile::tempdir().unwrap();
-        let other = layer.path().join("pkgs").join("bar-1.0-0-def");
+        let other = Layout::new(layer.path()).entry_dir("bar-1.0-0-def");
         std::fs::create_dir_all(&other).unwrap();
         keep(
             root,
@@ -273,7 +275,7 @@ mod tests {
         assert!(find(&other, "cpython-311").is_none());
 
         // A path out of the prefix is refused.
-        let entry2 = root.join("pkgs").join("baz-1.0-0-123");
+        let entry2 = Layout::new(root).entry_dir("baz-1.0-0-123");
         std::fs::create_dir_all(&entry2).unwrap();
         let escaping = PathBuf::from("../outside.pyc");
         assert!(keep(

@@ -118,6 +118,6 @@ impl PackageCache {
         key: &str,
         record: &RepoDataRecord,
     ) -> Option<EntryMarker> {
-        marker_matching(&self.root.join("pkgs").join(key), record)
+        marker_matching(&self.layout().entry_dir(key), record)
     }
 }

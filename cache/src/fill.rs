@@ -20,8 +20,8 @@ use crate::set_aside::set_aside;
 use crate::trust::owner_of;
 use crate::{archive, streaming, validate};
 use crate::{
-    ArchiveError, ArchiveFormat, CacheEntry, CacheError, EntryMarker, PackageCache, Reporter,
-    ENTRY_MARKER,
+    ArchiveError, ArchiveFormat, CacheEntry, CacheError, EntryMarker, Layout, PackageCache,
+    Reporter, ENTRY_MARKER,
 };
 
 /// Set when one task of a [`PackageCache::get_all`] fails: the other tasks
@@ -203,7 +203,7 @@ impl PackageCache {
         if self.is_read_only() {
             return Err(self.read_only(format!("fetch {display} into it")));
         }
-        let dir = self.root.join("pkgs").join(&key);
+        let dir = self.layout().entry_dir(&key);
         let mut downloaded = 0;
         let mut damage: Option<String> = None;
         let mut refilled_after_damage = false;
@@ -293,7 +293,7 @@ impl PackageCache {
     ) -> Result<Option<u64>, CacheError> {
         let damaged = damage.is_some();
         let display = record.identifier.to_string();
-        let dir = self.root.join("pkgs").join(key);
+        let dir = self.layout().entry_dir(key);
         let started = std::time::Instant::now();
         let mut pause = Duration::from_millis(1);
         loop {
@@ -335,7 +335,7 @@ impl PackageCache {
                             .dirs(&display)?
                             .locks
                             .anchored()
-                            .join(format!("{key}.lock")),
+                            .join(Layout::lock_name(key)),
                         LockMode::Exclusive,
                     ),
                     waited: self.lock_timeout,
@@ -364,7 +364,7 @@ impl PackageCache {
     ) -> Result<FileLock, CacheError> {
         let started = std::time::Instant::now();
         let locks = &self.dirs(format!("lock {display}"))?.locks;
-        let name = format!("{key}.lock");
+        let name = Layout::lock_name(key);
         let lock = abort
             .unless_set(async {
                 Ok(
@@ -380,11 +380,7 @@ impl PackageCache {
     }
 
     fn archive_path(&self, key: &str, record: &RepoDataRecord) -> PathBuf {
-        let format = ArchiveFormat::from_file_name(&record.identifier.to_string())
-            .unwrap_or(ArchiveFormat::TarBz2);
-        self.root
-            .join("pkgs")
-            .join(format!("{key}{}", format.extension()))
+        self.layout().archive(key, archive_format(record))
     }
 
     /// The complete, intact entry of `record` in the first read-only layer
@@ -399,18 +395,15 @@ impl PackageCache {
     ) -> Result<Option<CacheEntry>, CacheError> {
         let itself = self.is_read_only().then_some(&self.root);
         for layer in self.read_only_layers.iter().chain(itself) {
-            let dir = layer.join("pkgs").join(key);
+            let layout = Layout::new(layer);
+            let dir = layout.entry_dir(key);
             let Some(marker) = marker_matching(&dir, record) else {
                 continue;
             };
             match self.check_entry_files(&dir, marker).await? {
                 Ok(found) => {
-                    let format = ArchiveFormat::from_file_name(&record.identifier.to_string())
-                        .unwrap_or(ArchiveFormat::TarBz2);
                     return Ok(Some(CacheEntry {
-                        archive: layer
-                            .join("pkgs")
-                            .join(format!("{key}{}", format.extension())),
+                        archive: layout.archive(key, archive_format(record)),
                         dir,
                         key: key.to_owned(),
                         downloaded: None,
@@ -459,14 +452,12 @@ impl PackageCache {
         // Written through the held `pkgs/` (a member who swaps it for a
         // symlink meanwhile changes nothing): see "Trust" in the crate docs.
         let dirs = self.dirs(format!("fetch {display} into it"))?;
-        let archive = self.pkgs_at().join(
-            self.archive_path(key, record)
-                .file_name()
-                .unwrap_or_default(),
-        );
+        let archive = self
+            .pkgs_at()
+            .join(Layout::archive_name(key, archive_format(record)));
         let expected = expected_of(record);
         let tmp = self.tmp_at();
-        let dest = self.root.join("pkgs").join(key);
+        let dest = self.layout().entry_dir(key);
         let dest_at = dirs.pkgs_at.join(key);
         let session = self.session(format!("fetch {display} into it"))?.clone();
 
@@ -618,6 +609,12 @@ impl PackageCache {
         reporter.extracted(&display);
         Ok(bytes)
     }
+}
+
+/// The format of `record`'s archive, by its file name (`.tar.bz2` when the
+/// name says neither).
+fn archive_format(record: &RepoDataRecord) -> ArchiveFormat {
+    ArchiveFormat::from_file_name(&record.identifier.to_string()).unwrap_or(ArchiveFormat::TarBz2)
 }
 
 /// What the index promises about a record's archive.

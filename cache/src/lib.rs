@@ -17,6 +17,8 @@
 //!                                           entry's noarch python modules
 //! ```
 //!
+//! Every name in it is [`Layout`]'s (the one place they are spelled out).
+//!
 //! `<key>` is `<name>-<version>-<build>-<hash>`, where `<hash>` is the first 12
 //! hex digits of the record's sha256 (else md5, else the sha256 of its URL), so
 //! two channels that ship different files under one file name never share an
@@ -281,6 +283,7 @@ mod validate;
 mod entry;
 mod error;
 mod fill;
+pub mod layout;
 mod reporter;
 mod set_aside;
 mod trust;
@@ -315,6 +318,7 @@ pub use streaming::{streaming_counts, StreamingCounts};
 pub use entry::{CacheEntry, EntryMarker, ENTRY_MARKER};
 pub use error::CacheError;
 pub use fill::expected_of;
+pub use layout::Layout;
 pub use reporter::{Reporter, Silent};
 use trust::{check_lock_scope, check_root_trust, dir_error, write_cachedir_tag, Dirs};
 
@@ -549,12 +553,17 @@ impl PackageCache {
         &self.root
     }
 
+    /// The names below the cache root ([`Layout`]).
+    pub fn layout(&self) -> Layout<'_> {
+        Layout::new(&self.root)
+    }
+
     /// This process's directory for temp files (same filesystem as the
     /// entries; swept by `clean` once this process is gone). A read-only
     /// cache has none: then the cache's `tmp/`, where nothing can be written.
     pub fn tmp_dir(&self) -> PathBuf {
         self.session.as_ref().map_or_else(
-            || self.root.join("tmp"),
+            || self.layout().tmp(),
             |session| session.dir().to_path_buf(),
         )
     }
@@ -563,7 +572,7 @@ impl PackageCache {
     /// the crate docs): what this crate writes its temp files below.
     pub(crate) fn tmp_at(&self) -> PathBuf {
         self.session.as_ref().map_or_else(
-            || self.root.join("tmp"),
+            || self.layout().tmp(),
             |session| session.anchored().to_path_buf(),
         )
     }
@@ -593,10 +602,7 @@ impl PackageCache {
     }
 
     pub(crate) fn lock_path(&self, key: &str) -> PathBuf {
-        self.root
-            .join("pkgs")
-            .join(".locks")
-            .join(format!("{key}.lock"))
+        self.layout().entry_lock(key)
     }
 
     /// The held directories of a writable cache; the error for `action`
@@ -614,7 +620,7 @@ impl PackageCache {
         let dirs = self.dirs(format!("lock {key}"))?;
         Ok(FileLock::try_acquire_in(
             &dirs.locks,
-            &format!("{key}.lock"),
+            &Layout::lock_name(key),
             mode,
         )?)
     }
@@ -624,7 +630,7 @@ impl PackageCache {
     pub(crate) fn pkgs_at(&self) -> PathBuf {
         self.dirs
             .as_ref()
-            .map_or_else(|| self.root.join("pkgs"), |d| d.pkgs_at.clone())
+            .map_or_else(|| self.layout().pkgs(), |d| d.pkgs_at.clone())
     }
 }
 

@@ -18,7 +18,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::CacheError;
+use crate::{CacheError, Layout};
 use pkgr_fs::dir::Dir;
 use pkgr_fs::lock::{FileLock, LockMode};
 
@@ -48,8 +48,8 @@ impl Session {
             source,
         };
         loop {
-            let name = format!("proc-{}-{:08x}", std::process::id(), nonce());
-            let lock_name = format!("{name}.lock");
+            let name = Layout::session_name(std::process::id(), nonce());
+            let lock_name = Layout::lock_name(&name);
             let lock = match FileLock::try_acquire_in(tmp, &lock_name, LockMode::Exclusive) {
                 Ok(Some(lock)) => lock,
                 Ok(None) => continue,
@@ -102,7 +102,7 @@ impl Drop for Session {
     fn drop(&mut self) {
         // Best effort; `pkgr clean` sweeps whatever a crash leaves.
         let _ = self.tmp.remove_all(&self.name);
-        let _ = self.tmp.remove_file(format!("{}.lock", self.name));
+        let _ = self.tmp.remove_file(Layout::lock_name(&self.name));
     }
 }
 
@@ -154,7 +154,7 @@ pub(crate) fn sweep(tmp: &Dir) -> Result<SweepReport, CacheError> {
         )
     };
     for name in &names {
-        let Some(session) = name.strip_suffix(".lock") else {
+        let Some(session) = name.strip_suffix(Layout::LOCK_SUFFIX) else {
             continue;
         };
         match FileLock::try_acquire_in(tmp, name, LockMode::Exclusive) {
@@ -180,7 +180,9 @@ pub(crate) fn sweep(tmp: &Dir) -> Result<SweepReport, CacheError> {
     for name in &names {
         // A session creates its lock file before its directory: if the lock
         // file exists now, the directory may belong to a live process.
-        if name.ends_with(".lock") || !matches!(tmp.stat(format!("{name}.lock")), Ok(None)) {
+        if name.ends_with(Layout::LOCK_SUFFIX)
+            || !matches!(tmp.stat(Layout::lock_name(name)), Ok(None))
+        {
             continue;
         }
         // (Gone already: the first pass removed it with its lock file.)

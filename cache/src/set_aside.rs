@@ -8,8 +8,7 @@ use std::time::SystemTime;
 
 use pkgr_fs::dir::Dir;
 
-/// The prefix of the names entries are set aside under in `pkgs/`.
-pub(crate) const SET_ASIDE_PREFIX: &str = ".old-";
+use crate::Layout;
 
 /// Moves whatever is at the entry directory `dest` (`pkgs/<key>`: a damaged
 /// entry being repaired, an incomplete leftover; the caller holds the
@@ -45,7 +44,8 @@ pub(crate) fn set_aside(dest: &Path) -> std::io::Result<()> {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     let aside = dest.with_file_name(format!(
-        "{SET_ASIDE_PREFIX}{name}-{}-{}-{nanos:08x}",
+        "{}{name}-{}-{}-{nanos:08x}",
+        Layout::SET_ASIDE_PREFIX,
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
@@ -69,7 +69,7 @@ pub(crate) fn sweep_set_aside(dir: &Dir) -> usize {
     };
     let mut removed = 0;
     for (name, _) in entries {
-        if !name.to_string_lossy().starts_with(SET_ASIDE_PREFIX) {
+        if !name.to_string_lossy().starts_with(Layout::SET_ASIDE_PREFIX) {
             continue;
         }
         removed += usize::from(dir.remove_all(&name).is_ok());

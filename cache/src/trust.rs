@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use pkgr_fs::dir::Dir;
 
-use crate::{filesystem, CacheError};
+use crate::{filesystem, CacheError, Layout};
 
 /// Who owns `path`: the user's name from `/etc/passwd`, else `uid N`.
 pub(crate) fn owner_of(path: &Path) -> String {
@@ -111,12 +111,12 @@ impl Dirs {
             }
             Ok(dir)
         };
-        let pkgs = make(root, "pkgs", 0)?;
-        let locks = make(&pkgs, ".locks", 0)?;
-        let repodata = make(root, "repodata", 0)?;
-        let shards = make(&repodata, "shards", 0)?;
-        let tmp = make(root, "tmp", 0o1000)?;
-        let pyc = make(root, "pyc", 0)?;
+        let pkgs = make(root, Layout::PKGS, 0)?;
+        let locks = make(&pkgs, Layout::ENTRY_LOCKS, 0)?;
+        let repodata = make(root, Layout::REPODATA, 0)?;
+        let shards = make(&repodata, Layout::SHARDS, 0)?;
+        let tmp = make(root, Layout::TMP, 0o1000)?;
+        let pyc = make(root, Layout::PYC, 0)?;
         Ok(Self {
             root: root.try_clone().map_err(dir_error)?,
             pkgs_at: pkgs.anchored(),
@@ -228,9 +228,9 @@ pub(crate) fn check_lock_scope(root: &Path) -> Result<(), CacheError> {
 /// openers harmless, `O_NOFOLLOW` a planted symlink too: it is left alone).
 pub(crate) fn write_cachedir_tag(root: &Dir) -> Result<(), CacheError> {
     use rustix::fs::{Mode, OFlags};
-    let path = root.path().join("CACHEDIR.TAG");
+    let path = Layout::new(root.path()).cachedir_tag();
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    match rustix::fs::openat(root, "CACHEDIR.TAG", flags, Mode::from_raw_mode(0o644)) {
+    match rustix::fs::openat(root, Layout::CACHEDIR_TAG, flags, Mode::from_raw_mode(0o644)) {
         Ok(fd) => std::io::Write::write_all(
             &mut std::fs::File::from(fd),
             b"Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag created by pkgr.\n",
