@@ -181,6 +181,7 @@ impl PackageCache {
     /// A complete entry whose files were damaged since it was published is
     /// filled anew (said once through [`Reporter::repairing`]) instead of
     /// failing every later install.
+    #[tracing::instrument(level = "debug", skip_all, fields(package = %record.identifier))]
     async fn get_one(
         &self,
         record: &RepoDataRecord,
@@ -283,6 +284,7 @@ impl PackageCache {
     /// (the lock was free again by the time we looked) or a damaged entry that
     /// other processes still read makes it retry after a pause, within the
     /// lock timeout.
+    #[tracing::instrument(level = "debug", skip_all, fields(entry = key, repair = damage.is_some()))]
     async fn claim_and_fill(
         &self,
         record: &RepoDataRecord,
@@ -439,6 +441,7 @@ impl PackageCache {
     /// A cold fill whose size the index gives extracts while it downloads:
     /// the extractor thread ([`streaming::Extraction`]) is started first and
     /// owns the lock from then on (see "Who owns what" in the crate docs).
+    #[tracing::instrument(level = "debug", skip_all, fields(entry = key))]
     async fn fill(
         &self,
         key: &str,
@@ -594,7 +597,10 @@ impl PackageCache {
             Extracting::Streaming(extraction) => extraction.publish(marker, permit).await?,
             Extracting::FromFile(exclusive) => {
                 let display = display.clone();
+                // The extraction's events belong to this fill's span.
+                let span = tracing::Span::current();
                 tokio::task::spawn_blocking(move || {
+                    let _in_fill = span.enter();
                     let result = extract_entry(&archive, session.dir(), &dest_at, marker, &display);
                     // Released in this order, only once the work above is over.
                     drop(exclusive);
@@ -668,15 +674,16 @@ fn verify_file(path: &Path, expected: &Expected) -> Option<pkgr_fetch::Downloade
 /// directory to `dest`. The caller holds the entry's exclusive lock (and
 /// has set aside what was at `dest`; whatever is there still, nobody uses:
 /// it is set aside too).
+#[tracing::instrument(level = "debug", skip_all, fields(package = %package))]
 pub(crate) fn extract_entry(
     archive: &Path,
     tmp: &Path,
     dest: &Path,
     marker: EntryMarker,
-    display: &str,
+    package: &str,
 ) -> Result<(), CacheError> {
     let archive_error = |source| CacheError::Archive {
-        package: display.to_owned(),
+        package: package.to_owned(),
         source,
     };
     let staging = tempfile::Builder::new()
@@ -687,7 +694,7 @@ pub(crate) fn extract_entry(
             source,
         })?;
     archive::extract(archive, staging.path()).map_err(archive_error)?;
-    publish_staging(staging, archive, dest, marker, display)
+    publish_staging(staging, archive, dest, marker, package)
 }
 
 /// The tail of every fill, after `archive` was extracted into `staging`

@@ -111,8 +111,11 @@ impl Extraction {
     pub(crate) fn start(lock: FileLock, session: Arc<Session>, job: Job) -> (Self, Tap) {
         let (tap, chunks) = Tap::channel(TAP_CHUNKS);
         let (verdict, verdict_rx) = oneshot::channel();
-        let handle =
-            tokio::task::spawn_blocking(move || run(lock, &session, &job, chunks, verdict_rx));
+        // The thread's events belong to the span of the fill that started it.
+        let span = tracing::Span::current();
+        let handle = tokio::task::spawn_blocking(move || {
+            span.in_scope(|| run(lock, &session, &job, chunks, verdict_rx))
+        });
         (Self { verdict, handle }, tap)
     }
 
@@ -142,6 +145,7 @@ impl Extraction {
 /// waits for the download's verdict and publishes (or falls back, or
 /// cleans up), releasing the lock, the permit and the session in that
 /// order, only when it has stopped writing.
+#[tracing::instrument(level = "debug", skip_all, fields(package = %job.display))]
 fn run(
     lock: FileLock,
     session: &Arc<Session>,

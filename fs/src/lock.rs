@@ -23,10 +23,17 @@
 //! member's lock file is locked as it is. And the pid written in a lock
 //! file is only a claim: whom a waiter waits for is checked against
 //! `/proc/locks` ([`Holder`]).
+//!
+//! **What `-vv` shows** (debug events, target `pkgr_fs::lock`): a lock that
+//! is not free at once says when the wait started ("waiting for a lock"),
+//! when it was acquired and how long that took (`waited_ms`), and when it
+//! was released (`held_ms`); a wait given up says so too. A lock taken at
+//! once (the warm path) costs no more than before: its acquisition and
+//! release are trace events, with no clock read.
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fs4::FileExt;
 
@@ -64,6 +71,14 @@ pub struct FileLock {
     file: std::fs::File,
     path: PathBuf,
     mode: LockMode,
+    /// When it was acquired, if it had to be waited for (its release is
+    /// then a debug event with how long it was held; see the module docs).
+    acquired_after_waiting: Option<Instant>,
+}
+
+/// Milliseconds in `duration`, for the `waited_ms`/`held_ms` of events.
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Why a lock could not be taken.
@@ -356,7 +371,10 @@ impl FileLock {
         };
         match result {
             Ok(()) => Ok(Some(Self::finish(file, ours, path, mode))),
-            Err(fs4::TryLockError::WouldBlock) => Ok(None),
+            Err(fs4::TryLockError::WouldBlock) => {
+                tracing::trace!(target: "pkgr_fs::lock", lock = %path.display(), ?mode, "lock busy");
+                Ok(None)
+            }
             Err(fs4::TryLockError::Error(source)) => Err(LockError::locking(path, source)),
         }
     }
@@ -403,10 +421,12 @@ impl FileLock {
             let _ = file.seek(SeekFrom::Start(0));
             let _ = write!(file, "{}", std::process::id());
         }
+        tracing::trace!(target: "pkgr_fs::lock", lock = %path.display(), ?mode, "lock acquired");
         Self {
             file,
             path: path.to_path_buf(),
             mode,
+            acquired_after_waiting: None,
         }
     }
 
@@ -546,6 +566,14 @@ fn flock_holders(text: &str, dev: u64, ino: u64, mode: LockMode) -> Vec<u32> {
 impl Drop for FileLock {
     fn drop(&mut self) {
         let _ = FileExt::unlock(&self.file);
+        let (lock, mode) = (self.path.display(), self.mode);
+        match self.acquired_after_waiting {
+            Some(acquired) => {
+                let held_ms = millis(acquired.elapsed());
+                tracing::debug!(target: "pkgr_fs::lock", %lock, ?mode, held_ms, "lock released");
+            }
+            None => tracing::trace!(target: "pkgr_fs::lock", %lock, ?mode, "lock released"),
+        }
     }
 }
 
@@ -599,7 +627,9 @@ pub async fn acquire_in(
 }
 
 /// The wait of [`acquire`]: `task` blocks in `flock` on the lock file
-/// `path` (`read_at` reaches the same file, to read who holds it).
+/// `path` (`read_at` reaches the same file, to read who holds it). Says
+/// when the wait starts and ends, and how long it took (see the module
+/// docs).
 async fn wait_for(
     mut task: tokio::task::JoinHandle<Result<FileLock, LockError>>,
     path: &Path,
@@ -609,6 +639,9 @@ async fn wait_for(
     timeout: Duration,
     on_wait: impl FnOnce(Option<u32>),
 ) -> Result<FileLock, LockError> {
+    let started = Instant::now();
+    let lock = path.display();
+    tracing::debug!(target: "pkgr_fs::lock", %lock, ?mode, what, "waiting for a lock");
     let notice = WAIT_NOTICE_AFTER.min(timeout);
     let joined = match tokio::time::timeout(notice, &mut task).await {
         Ok(joined) => joined,
@@ -617,6 +650,8 @@ async fn wait_for(
             match tokio::time::timeout(timeout - notice, &mut task).await {
                 Ok(joined) => joined,
                 Err(_elapsed) => {
+                    let waited_ms = millis(started.elapsed());
+                    tracing::debug!(target: "pkgr_fs::lock", %lock, ?mode, what, waited_ms, "gave up waiting for a lock");
                     return Err(LockError::Timeout {
                         what: what.to_owned(),
                         path: path.to_path_buf(),
@@ -627,7 +662,11 @@ async fn wait_for(
             }
         }
     };
-    joined.map_err(|e| LockError::io(path, std::io::Error::other(e)))?
+    let mut held = joined.map_err(|e| LockError::io(path, std::io::Error::other(e)))??;
+    let waited_ms = millis(started.elapsed());
+    tracing::debug!(target: "pkgr_fs::lock", %lock, ?mode, what, waited_ms, "lock acquired after waiting");
+    held.acquired_after_waiting = Some(Instant::now());
+    Ok(held)
 }
 
 #[cfg(test)]
