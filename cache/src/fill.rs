@@ -747,6 +747,8 @@ pub(crate) fn publish_staging(
     let shown = pkgr_fs::dir::real_path(dest);
     set_aside(dest).map_err(io_error(format!("moving {} aside", shown.display())))?;
     let staging = staging.keep();
+    // raw std::fs: `dest` is below a held handle (`/proc/self/fd/N/...`);
+    // the context names its real path.
     std::fs::rename(&staging, dest).map_err(io_error(format!(
         "publishing an extracted entry as {}",
         shown.display()

@@ -232,6 +232,7 @@ impl PackageCache {
                                 .unwrap_or(0);
                             // A path through the held `pkgs/`; the
                             // archive itself is unlinked, never followed.
+                            // (raw std::fs: the message names its real path.)
                             std::fs::remove_file(archive).map_err(io_error(format!(
                                 "removing the archive {}",
                                 pkgr_fs::dir::real_path(archive).display()

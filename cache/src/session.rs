@@ -202,14 +202,14 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let tmp = Arc::new(Dir::open(root.path()).unwrap());
         let live = Session::start(&tmp).unwrap();
-        std::fs::write(live.dir().join("download.part"), b"in progress").unwrap();
+        fs_err::write(live.dir().join("download.part"), b"in progress").unwrap();
         // A session whose process died: its lock file is there but nobody holds it.
         let dead = root.path().join("proc-999999-deadbeef");
-        std::fs::create_dir(&dead).unwrap();
-        std::fs::write(dead.join("download.part"), b"orphan").unwrap();
-        std::fs::write(root.path().join("proc-999999-deadbeef.lock"), b"999999").unwrap();
+        fs_err::create_dir(&dead).unwrap();
+        fs_err::write(dead.join("download.part"), b"orphan").unwrap();
+        fs_err::write(root.path().join("proc-999999-deadbeef.lock"), b"999999").unwrap();
         // A leftover without a lock file (interrupted sweep).
-        std::fs::create_dir(root.path().join("proc-1-00000000")).unwrap();
+        fs_err::create_dir(root.path().join("proc-1-00000000")).unwrap();
 
         let report = sweep(&tmp).unwrap();
         assert_eq!(report.live, 1);
@@ -231,13 +231,13 @@ mod tests {
     fn sweep_never_follows_a_symlink() {
         let root = tempfile::tempdir().unwrap();
         let victim = tempfile::tempdir().unwrap();
-        std::fs::create_dir(victim.path().join("proc-5-0000beef")).unwrap();
-        std::fs::write(victim.path().join("proc-5-0000beef/precious"), b"keep").unwrap();
-        std::fs::write(victim.path().join("precious"), b"keep").unwrap();
+        fs_err::create_dir(victim.path().join("proc-5-0000beef")).unwrap();
+        fs_err::write(victim.path().join("proc-5-0000beef/precious"), b"keep").unwrap();
+        fs_err::write(victim.path().join("precious"), b"keep").unwrap();
         // A dead session whose directory is a link to the victim's, a stray
         // link, and a lock file that is a link.
         std::os::unix::fs::symlink(victim.path(), root.path().join("proc-5-0000beef")).unwrap();
-        std::fs::write(root.path().join("proc-5-0000beef.lock"), b"5").unwrap();
+        fs_err::write(root.path().join("proc-5-0000beef.lock"), b"5").unwrap();
         std::os::unix::fs::symlink(victim.path(), root.path().join("stray")).unwrap();
         std::os::unix::fs::symlink(
             victim.path().join("precious"),
@@ -247,7 +247,7 @@ mod tests {
         let tmp = Dir::open(root.path()).unwrap();
         sweep(&tmp).unwrap();
         assert_eq!(
-            std::fs::read(victim.path().join("precious")).unwrap(),
+            fs_err::read(victim.path().join("precious")).unwrap(),
             b"keep"
         );
         assert!(victim.path().join("proc-5-0000beef/precious").is_file());

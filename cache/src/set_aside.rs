@@ -28,6 +28,9 @@ use crate::Layout;
 /// directory the cache opened, whatever was put at its path since; neither
 /// follows a symlink at `dest` (`lstat`, `rename`, and `remove_dir_all`,
 /// which unlinks a symlink it meets instead of descending).
+///
+/// (raw std::fs: `dest` is below a held handle, `/proc/self/fd/N/...`, and
+/// callers name its real path in their messages.)
 pub(crate) fn set_aside(dest: &Path) -> std::io::Result<()> {
     use std::sync::atomic::AtomicU64;
     static COUNTER: AtomicU64 = AtomicU64::new(0);

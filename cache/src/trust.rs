@@ -15,7 +15,7 @@ pub(crate) fn owner_of(path: &Path) -> String {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        let Ok(uid) = std::fs::symlink_metadata(path).map(|m| m.uid()) else {
+        let Ok(uid) = fs_err::symlink_metadata(path).map(|m| m.uid()) else {
             return String::from("another user");
         };
         user_name(uid)
@@ -29,7 +29,7 @@ pub(crate) fn owner_of(path: &Path) -> String {
 
 /// The name of user `uid` from `/etc/passwd`, else `uid N`.
 pub(crate) fn user_name(uid: u32) -> String {
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let passwd = fs_err::read_to_string("/etc/passwd").unwrap_or_default();
     passwd
         .lines()
         .find_map(|line| {
@@ -231,6 +231,7 @@ pub(crate) fn write_cachedir_tag(root: &Dir) -> Result<(), CacheError> {
     let path = Layout::new(root.path()).cachedir_tag();
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     match rustix::fs::openat(root, Layout::CACHEDIR_TAG, flags, Mode::from_raw_mode(0o644)) {
+        // raw std::fs: a `File` over the descriptor opened in the held root.
         Ok(fd) => std::io::Write::write_all(
             &mut std::fs::File::from(fd),
             b"Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag created by pkgr.\n",

@@ -291,6 +291,8 @@ impl FileLock {
             ),
             Err(e) => return Err(Self::open_error(path, e)),
         };
+        // raw std::fs: a `File` over the descriptor opened relative to `dir`
+        // (fs4 locks a `std::fs::File`).
         let file = std::fs::File::from(fd);
         let ours = check_lock_file(&file, path)? && writable;
         if ours {
@@ -299,7 +301,7 @@ impl FileLock {
                 None => {
                     use std::os::unix::fs::PermissionsExt;
                     path.parent()
-                        .and_then(|d| std::fs::metadata(d).ok())
+                        .and_then(|d| fs_err::metadata(d).ok())
                         .is_some_and(|m| m.permissions().mode() & 0o020 != 0)
                 }
             };
@@ -325,6 +327,7 @@ impl FileLock {
         name: &Path,
         _path: &Path,
     ) -> Result<(std::fs::File, bool), LockError> {
+        // raw std::fs: a `LockError` names the lock file itself.
         let created = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -437,7 +440,7 @@ impl FileLock {
         #[cfg(unix)]
         {
             use std::os::unix::fs::MetadataExt;
-            match (self.file.metadata(), std::fs::metadata(&self.path)) {
+            match (self.file.metadata(), fs_err::metadata(&self.path)) {
                 (Ok(held), Ok(now)) => held.dev() == now.dev() && held.ino() == now.ino(),
                 _ => false,
             }
@@ -474,11 +477,11 @@ impl FileLock {
 /// The pid written in the lock file at `path` (not following a symlink,
 /// not blocking on a FIFO), with the file's device and inode.
 fn read_claimed_pid(path: &Path) -> Option<(u32, Option<(u64, u64)>)> {
-    let mut options = std::fs::OpenOptions::new();
+    let mut options = fs_err::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::OpenOptionsExt;
+        use fs_err::os::unix::fs::OpenOptionsExt;
         options.custom_flags(
             (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32,
         );
@@ -513,7 +516,7 @@ pub fn holder(path: &Path, mode: LockMode) -> Holder {
         #[cfg(unix)]
         {
             use std::os::unix::fs::MetadataExt;
-            std::fs::symlink_metadata(path)
+            fs_err::symlink_metadata(path)
                 .ok()
                 .filter(std::fs::Metadata::is_file)
                 .map(|m| (m.dev(), m.ino()))
@@ -522,7 +525,7 @@ pub fn holder(path: &Path, mode: LockMode) -> Holder {
         None
     });
     let holders = id.and_then(|(dev, ino)| {
-        let text = std::fs::read_to_string("/proc/locks").ok()?;
+        let text = fs_err::read_to_string("/proc/locks").ok()?;
         Some(flock_holders(&text, dev, ino, mode))
     });
     let claimed = claimed.map(|(pid, _)| pid);
@@ -768,13 +771,13 @@ mod tests {
     fn a_symlink_or_fifo_is_not_a_lock_file() {
         let dir = tempfile::tempdir().unwrap();
         let victim = dir.path().join("bashrc");
-        std::fs::write(&victim, "echo hi\n").unwrap();
+        fs_err::write(&victim, "echo hi\n").unwrap();
         let link = dir.path().join("x.lock");
         std::os::unix::fs::symlink(&victim, &link).unwrap();
         let err = FileLock::try_acquire(&link, LockMode::Exclusive).unwrap_err();
         assert!(matches!(err, LockError::NotALockFile { .. }), "{err}");
         assert!(err.to_string().contains("symbolic link"), "{err}");
-        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "echo hi\n");
+        assert_eq!(fs_err::read_to_string(&victim).unwrap(), "echo hi\n");
         let held = crate::dir::Dir::open(dir.path()).unwrap();
         assert!(FileLock::try_acquire_in(&held, "x.lock", LockMode::Shared).is_err());
 
@@ -797,22 +800,22 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.lock");
-        std::fs::write(&path, "theirs").unwrap();
+        fs_err::write(&path, "theirs").unwrap();
         std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
         let held = FileLock::try_acquire(&path, LockMode::Exclusive)
             .unwrap()
             .unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "theirs");
+        assert_eq!(fs_err::read_to_string(&path).unwrap(), "theirs");
         drop(held);
         // Nor a hard link to a file of ours.
         let ours = dir.path().join("ours");
-        std::fs::write(&ours, "keep").unwrap();
+        fs_err::write(&ours, "keep").unwrap();
         let linked = dir.path().join("y.lock");
-        std::fs::hard_link(&ours, &linked).unwrap();
+        fs_err::hard_link(&ours, &linked).unwrap();
         let _held = FileLock::try_acquire(&linked, LockMode::Exclusive)
             .unwrap()
             .unwrap();
-        assert_eq!(std::fs::read_to_string(&ours).unwrap(), "keep");
+        assert_eq!(fs_err::read_to_string(&ours).unwrap(), "keep");
     }
 
     #[test]
@@ -823,9 +826,9 @@ mod tests {
         let _held = FileLock::try_acquire(&path, LockMode::Exclusive)
             .unwrap()
             .unwrap();
-        std::fs::write(&path, "999999").unwrap();
+        fs_err::write(&path, "999999").unwrap();
         let found = holder(&path, LockMode::Shared);
-        if std::fs::read_to_string("/proc/locks").is_ok() {
+        if fs_err::read_to_string("/proc/locks").is_ok() {
             assert_eq!(found, Holder::Process(std::process::id()));
         } else {
             assert_eq!(found, Holder::AccordingToFile(999_999));
