@@ -351,34 +351,22 @@ mod tests {
         let Some(datasets) = pkgr_test_support::datasets() else {
             return;
         };
-        let mut todo = vec![Path::new(&datasets).join("packages")];
         let (mut checked, mut with_links, mut refused) = (0, 0, 0);
-        while let Some(dir) = todo.pop() {
-            for entry in fs_err::read_dir(&dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    todo.push(path);
-                    continue;
+        for path in crate::archive::dataset_archives(&datasets) {
+            let dest = tempfile::tempdir().unwrap();
+            if crate::archive::extract(&path, dest.path()).is_err() {
+                continue;
+            }
+            match check_files(dest.path(), Depth::Sizes) {
+                Ok(found) => {
+                    checked += 1;
+                    with_links += usize::from(!found.symlinks.is_empty());
                 }
-                let name = path.file_name().unwrap().to_string_lossy().into_owned();
-                if !(name.ends_with(".conda") || name.ends_with(".tar.bz2")) {
-                    continue;
-                }
-                let dest = tempfile::tempdir().unwrap();
-                if crate::archive::extract(&path, dest.path()).is_err() {
-                    continue;
-                }
-                match check_files(dest.path(), Depth::Sizes) {
-                    Ok(found) => {
-                        checked += 1;
-                        with_links += usize::from(!found.symlinks.is_empty());
-                    }
-                    Err(problem) => {
-                        refused += 1;
-                        eprintln!("{}: {problem}", path.display());
-                        for new in ["lies below", "outside the package", "writable by others"] {
-                            assert!(!problem.contains(new), "{}: {problem}", path.display());
-                        }
+                Err(problem) => {
+                    refused += 1;
+                    eprintln!("{}: {problem}", path.display());
+                    for new in ["lies below", "outside the package", "writable by others"] {
+                        assert!(!problem.contains(new), "{}: {problem}", path.display());
                     }
                 }
             }

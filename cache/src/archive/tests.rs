@@ -426,35 +426,23 @@ fn real_packages_stream_to_the_same_tree() {
     let Some(datasets) = pkgr_test_support::datasets() else {
         return;
     };
-    let mut todo = vec![Path::new(&datasets).join("packages")];
     let (mut compared, mut info_last) = (0, 0);
-    while let Some(dir) = todo.pop() {
-        for entry in fs_err::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                todo.push(path);
-                continue;
+    for path in dataset_archives(&datasets) {
+        if ArchiveFormat::from_file_name(&path.to_string_lossy()) == Some(ArchiveFormat::Conda) {
+            let bytes = fs_err::read(&path).unwrap();
+            let info = bytes.windows(5).position(|w| w == b"info-");
+            let pkg = bytes.windows(4).position(|w| w == b"pkg-");
+            if let (Some(info), Some(pkg)) = (info, pkg) {
+                info_last += usize::from(info > pkg);
             }
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            if ArchiveFormat::from_file_name(&name).is_none() || name.starts_with("repodata") {
-                continue;
+        }
+        let (file, stream) = both_ways(&path, ExtractLimits::default());
+        match file {
+            Ok(file) => {
+                assert_eq!(stream, Ok(file), "{}", path.display());
+                compared += 1;
             }
-            if name.ends_with(".conda") {
-                let bytes = fs_err::read(&path).unwrap();
-                let info = bytes.windows(5).position(|w| w == b"info-");
-                let pkg = bytes.windows(4).position(|w| w == b"pkg-");
-                if let (Some(info), Some(pkg)) = (info, pkg) {
-                    info_last += usize::from(info > pkg);
-                }
-            }
-            let (file, stream) = both_ways(&path, ExtractLimits::default());
-            match file {
-                Ok(file) => {
-                    assert_eq!(stream, Ok(file), "{}", path.display());
-                    compared += 1;
-                }
-                Err(e) => eprintln!("{}: not a good archive ({e})", path.display()),
-            }
+            Err(e) => eprintln!("{}: not a good archive ({e})", path.display()),
         }
     }
     eprintln!("{compared} real archives compared, {info_last} .conda with info last");
