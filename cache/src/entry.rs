@@ -30,7 +30,7 @@ pub struct EntryMarker {
     /// The archive's file name.
     pub file_name: String,
     /// `softlink` paths of paths.json that the package holds as regular
-    /// files, with their sizes (see [`validate::check_files`]).
+    /// files, with their sizes (see [`crate::validate::check_files`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub links_as_files: BTreeMap<String, u64>,
 }

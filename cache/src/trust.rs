@@ -101,7 +101,7 @@ impl Dirs {
             }
             let owner = dir.owner().map_err(dir_error)?;
             if owner.mode & 0o002 != 0 {
-                return Err(world_writable(dir.path(), owner.mode));
+                return Err(world_writable_error(dir.path(), owner.mode));
             }
             if shared && owner.mode & 0o020 == 0 {
                 return Err(CacheError::NotWritable {
@@ -150,7 +150,7 @@ pub(crate) fn dir_error(e: pkgr_fs::dir::DirError) -> CacheError {
     }
 }
 
-fn world_writable(path: &Path, mode: u32) -> CacheError {
+fn world_writable_error(path: &Path, mode: u32) -> CacheError {
     CacheError::Untrusted {
         path: path.to_path_buf(),
         problem: format!(
@@ -179,7 +179,7 @@ fn world_writable(path: &Path, mode: u32) -> CacheError {
 pub(crate) fn check_root_trust(root: &Dir) -> Result<(), CacheError> {
     let owner = root.owner().map_err(dir_error)?;
     if owner.mode & 0o002 != 0 {
-        return Err(world_writable(root.path(), owner.mode));
+        return Err(world_writable_error(root.path(), owner.mode));
     }
     let me = pkgr_fs::dir::euid();
     if owner.uid == me || owner.uid == 0 {
