@@ -331,7 +331,7 @@ impl PackageCache {
             if started.elapsed() > self.lock_timeout {
                 return Err(LockError::Timeout {
                     what: format!("{display} (to repair it: other processes are using it)"),
-                    path: self.lock_path(key),
+                    path: self.layout().entry_lock(key),
                     holder: lock::holder(
                         &self
                             .dirs(&display)?

@@ -601,10 +601,6 @@ impl PackageCache {
         )
     }
 
-    pub(crate) fn lock_path(&self, key: &str) -> PathBuf {
-        self.layout().entry_lock(key)
-    }
-
     /// The held directories of a writable cache; the error for `action`
     /// in a read-only one.
     pub(crate) fn dirs(&self, action: impl Into<String>) -> Result<&Arc<Dirs>, CacheError> {
