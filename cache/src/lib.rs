@@ -299,9 +299,11 @@ use rattler_conda_types::RepoDataRecord;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
+use error::io_error;
+
 // What `repodata.rs` reaches through `use super::*` (it moves to its own
 // crate; these go with it).
-use error::{error_text, io_error, join_error};
+use error::{error_text, join_error};
 use fill::log_wait;
 use pkgr_fetch::{Conditional, HttpCacheInfo};
 use serde::{Deserialize, Serialize};

@@ -145,7 +145,7 @@ impl Extraction {
 /// waits for the download's verdict and publishes (or falls back, or
 /// cleans up), releasing the lock, the permit and the session in that
 /// order, only when it has stopped writing.
-#[tracing::instrument(level = "debug", skip_all, fields(package = %job.display))]
+#[tracing::instrument(name = "extract_while_downloading", level = "debug", skip_all, fields(package = %job.display))]
 fn run(
     lock: FileLock,
     session: &Arc<Session>,
