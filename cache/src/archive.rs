@@ -38,6 +38,9 @@ pub enum ArchiveFormat {
 }
 
 impl ArchiveFormat {
+    /// Every format, `.conda` first.
+    pub const ALL: [Self; 2] = [Self::Conda, Self::TarBz2];
+
     /// The format named by a file name's extension, if it is a conda archive.
     pub fn from_file_name(name: &str) -> Option<Self> {
         if name.ends_with(".conda") {
@@ -764,6 +767,28 @@ fn metadata_too_large(archive: &Path, file: &Path, limit: u64) -> ArchiveError {
         file: file.to_path_buf(),
         limit,
     }
+}
+
+/// Every conda archive below `<datasets>/packages` (not the channels'
+/// `repodata*` files), for the unit tests that run on real packages.
+#[cfg(test)]
+pub(crate) fn dataset_archives(datasets: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![datasets.join("packages")];
+    while let Some(dir) = todo.pop() {
+        for entry in fs_err::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+                continue;
+            }
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if ArchiveFormat::from_file_name(&name).is_some() && !name.starts_with("repodata") {
+                found.push(path);
+            }
+        }
+    }
+    found
 }
 
 #[cfg(test)]

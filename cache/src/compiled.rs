@@ -25,10 +25,12 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::Layout;
+
 /// Where the compiled modules of the entry `key` are kept (one directory
 /// per python tag in it), below the cache `root`.
 pub(crate) fn dir(root: &Path, key: &str) -> PathBuf {
-    root.join("pyc").join(key)
+    Layout::new(root).compiled(key)
 }
 
 /// The root of the cache (or read-only layer) holding the entry at
@@ -36,7 +38,7 @@ pub(crate) fn dir(root: &Path, key: &str) -> PathBuf {
 fn root_and_key(entry_dir: &Path) -> Option<(&Path, &str)> {
     let key = entry_dir.file_name()?.to_str()?;
     let pkgs = entry_dir.parent()?;
-    (pkgs.file_name()? == "pkgs").then_some(())?;
+    (pkgs.file_name()? == Layout::PKGS).then_some(())?;
     Some((pkgs.parent()?, key))
 }
 
@@ -75,21 +77,21 @@ pub fn keep(
         return Ok(());
     }
     let dest = dir(root, key).join(tag);
-    if std::fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
+    if fs_err::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
         return Ok(());
     }
     let staging = tempfile::Builder::new().prefix("pyc-").tempdir_in(tmp)?;
     // Every user of the cache reads them (a temp dir is made 0700, and
     // the umask may be as strict); in a group-shared cache the members
     // also add other pythons' directories beside this one.
-    let shared = crate::is_group_shared(root);
+    let shared = crate::trust::is_group_shared(root);
     let dir_mode = if shared { 0o2775 } else { 0o755 };
     let mut dirs = std::collections::BTreeSet::from([staging.path().to_path_buf()]);
     for pyc in pycs {
         pkgr_fs::check_relative_path(pyc).map_err(std::io::Error::other)?;
         let to = staging.path().join(pyc);
         if let Some(parent) = to.parent() {
-            std::fs::create_dir_all(parent)?;
+            fs_err::create_dir_all(parent)?;
             dirs.extend(
                 parent
                     .ancestors()
@@ -97,20 +99,20 @@ pub fn keep(
                     .map(Path::to_path_buf),
             );
         }
-        std::fs::copy(prefix.join(pyc), &to)?;
+        fs_err::copy(prefix.join(pyc), &to)?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             // Read-only, as every published file of the cache (see
             // `archive::PUBLISHED_FILE_MASK`): environments hardlink it.
-            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o444))?;
+            fs_err::set_permissions(&to, std::fs::Permissions::from_mode(0o444))?;
         }
     }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         for dir in &dirs {
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(dir_mode))?;
+            fs_err::set_permissions(dir, std::fs::Permissions::from_mode(dir_mode))?;
         }
     }
     // `pyc/<key>/`, opened without following a symlink from the root
@@ -119,11 +121,13 @@ pub fn keep(
     // is theirs to change.
     let to_io = |e: pkgr_fs::dir::DirError| std::io::Error::other(e.to_string());
     let parent = pkgr_fs::dir::Dir::open(root)
-        .and_then(|root| root.create_dir("pyc", 0o777))
+        .and_then(|root| root.create_dir(Layout::PYC, 0o777))
         .and_then(|pyc| pyc.create_dir(key, 0o777))
         .map_err(to_io)?;
     let _ = parent.add_mode_if_ours(dir_mode);
     let dest_at = parent.anchored().join(tag);
+    // raw std::fs: `dest_at` is below a held handle (`/proc/self/fd/N/...`),
+    // a path no message should show.
     match std::fs::rename(staging.path(), &dest_at) {
         Ok(()) => {
             // Renamed away: nothing left for the guard to remove.
@@ -152,13 +156,13 @@ mod tests {
 
     fn fixture(pyc: &Path, contents: &[u8]) -> Fixture {
         let cache = tempfile::tempdir().unwrap();
-        let tmp = cache.path().join("tmp");
-        let entry = cache.path().join("pkgs").join("foo-1.0-0-abc");
-        std::fs::create_dir_all(&tmp).unwrap();
-        std::fs::create_dir_all(&entry).unwrap();
+        let tmp = Layout::new(cache.path()).tmp();
+        let entry = Layout::new(cache.path()).entry_dir("foo-1.0-0-abc");
+        fs_err::create_dir_all(&tmp).unwrap();
+        fs_err::create_dir_all(&entry).unwrap();
         let prefix = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(prefix.path().join(pyc.parent().unwrap())).unwrap();
-        std::fs::write(prefix.path().join(pyc), contents).unwrap();
+        fs_err::create_dir_all(prefix.path().join(pyc.parent().unwrap())).unwrap();
+        fs_err::write(prefix.path().join(pyc), contents).unwrap();
         Fixture {
             cache,
             tmp,
@@ -179,7 +183,7 @@ mod tests {
             prefix,
         } = fixture(&pyc, b"pyc");
         let root = cache.path();
-        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o2775)).unwrap();
+        fs_err::set_permissions(root, std::fs::Permissions::from_mode(0o2775)).unwrap();
         keep(
             root,
             &tmp,
@@ -189,7 +193,7 @@ mod tests {
             std::slice::from_ref(&pyc),
         )
         .unwrap();
-        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        let mode = |p: &Path| fs_err::metadata(p).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode(&dir(root, "foo-1.0-0-abc")), 0o2775);
         assert_eq!(
             mode(&dir(root, "foo-1.0-0-abc").join("cpython-311")),
@@ -221,11 +225,11 @@ mod tests {
         )
         .unwrap();
         let found = find(&entry, "cpython-311").unwrap();
-        assert_eq!(std::fs::read(found.join(&pyc)).unwrap(), b"first");
+        assert_eq!(fs_err::read(found.join(&pyc)).unwrap(), b"first");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(found.join(&pyc))
+            let mode = fs_err::metadata(found.join(&pyc))
                 .unwrap()
                 .permissions()
                 .mode();
@@ -237,13 +241,13 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             // Readable by every user of the cache, down to the .pyc.
             for dir in found.join(&pyc).ancestors().skip(1).take(6) {
-                let mode = std::fs::metadata(dir).unwrap().permissions().mode();
+                let mode = fs_err::metadata(dir).unwrap().permissions().mode();
                 assert_eq!(mode & 0o755, 0o755, "{}: {mode:o}", dir.display());
             }
         }
 
         // The second one to compile keeps nothing: the first copy stays.
-        std::fs::write(prefix.path().join(&pyc), b"second").unwrap();
+        fs_err::write(prefix.path().join(&pyc), b"second").unwrap();
         keep(
             root,
             &tmp,
@@ -253,13 +257,13 @@ mod tests {
             std::slice::from_ref(&pyc),
         )
         .unwrap();
-        assert_eq!(std::fs::read(found.join(&pyc)).unwrap(), b"first");
-        assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "no temp left");
+        assert_eq!(fs_err::read(found.join(&pyc)).unwrap(), b"first");
+        assert_eq!(fs_err::read_dir(&tmp).unwrap().count(), 0, "no temp left");
 
         // An entry of another cache (a read-only layer) is not kept here.
         let layer = tempfile::tempdir().unwrap();
-        let other = layer.path().join("pkgs").join("bar-1.0-0-def");
-        std::fs::create_dir_all(&other).unwrap();
+        let other = Layout::new(layer.path()).entry_dir("bar-1.0-0-def");
+        fs_err::create_dir_all(&other).unwrap();
         keep(
             root,
             &tmp,
@@ -273,8 +277,8 @@ mod tests {
         assert!(find(&other, "cpython-311").is_none());
 
         // A path out of the prefix is refused.
-        let entry2 = root.join("pkgs").join("baz-1.0-0-123");
-        std::fs::create_dir_all(&entry2).unwrap();
+        let entry2 = Layout::new(root).entry_dir("baz-1.0-0-123");
+        fs_err::create_dir_all(&entry2).unwrap();
         let escaping = PathBuf::from("../outside.pyc");
         assert!(keep(
             root,

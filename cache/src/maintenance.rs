@@ -5,7 +5,7 @@
 //! an entry someone links from (shared lock) or fills (exclusive lock) is
 //! skipped and reported as busy, never waited for and never deleted under them.
 //! An entry is removed by setting it aside first (one rename to `pkgs/.old-*`,
-//! [`crate::set_aside`]), so a removal interrupted at any point leaves the
+//! [`crate::set_aside::set_aside`]), so a removal interrupted at any point leaves the
 //! whole entry or none of it, never a partial entry that looks complete; and
 //! in a group-shared cache a member can remove an entry another published.
 //!
@@ -19,7 +19,10 @@ use std::path::PathBuf;
 
 use pkgr_fs::hash_file;
 
-use crate::{session, validate, CacheError, EntryMarker, PackageCache, ENTRY_MARKER};
+use crate::error::io_error;
+use crate::{
+    session, validate, ArchiveFormat, CacheError, EntryMarker, Layout, PackageCache, ENTRY_MARKER,
+};
 use pkgr_fs::lock::{FileLock, LockMode};
 
 /// What `clean` did.
@@ -65,33 +68,19 @@ pub struct VerifyReport {
     pub busy: Vec<String>,
 }
 
-fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> CacheError {
-    let context = context.into();
-    move |source| CacheError::Io { context, source }
-}
-
 impl PackageCache {
-    /// `pkgs/`, through its held handle in a writable cache.
-    fn pkgs(&self) -> PathBuf {
-        self.pkgs_at()
-    }
-
     /// The keys of every entry that has an extracted directory or an archive.
     fn entry_keys(&self) -> Result<Vec<String>, CacheError> {
         let mut keys = std::collections::BTreeSet::new();
-        for entry in fs_err::read_dir(self.pkgs()).map_err(io("reading the cache"))? {
-            let entry = entry.map_err(io("reading the cache"))?;
+        for entry in fs_err::read_dir(self.pkgs_at()).map_err(io_error("reading the cache"))? {
+            let entry = entry.map_err(io_error("reading the cache"))?;
             let Some(name) = entry.file_name().to_str().map(ToOwned::to_owned) else {
                 continue;
             };
             if name.starts_with('.') {
                 continue;
             }
-            let key = name
-                .strip_suffix(".conda")
-                .or_else(|| name.strip_suffix(".tar.bz2"))
-                .unwrap_or(&name);
-            keys.insert(key.to_owned());
+            keys.insert(Layout::key_of(&name).to_owned());
         }
         Ok(keys.into_iter().collect())
     }
@@ -103,16 +92,16 @@ impl PackageCache {
         let dir = dirs.pkgs_at.join(key);
         let compiled = dirs.pyc_at.join(key);
         // Best effort: stale ones would only make python compile again.
-        let _ = crate::set_aside(&compiled);
-        crate::set_aside(&dir).map_err(io(format!(
+        let _ = crate::set_aside::set_aside(&compiled);
+        crate::set_aside::set_aside(&dir).map_err(io_error(format!(
             "removing the entry {}",
-            self.root().join("pkgs").join(key).display()
+            self.layout().entry_dir(key).display()
         )))?;
-        for ext in [".conda", ".tar.bz2"] {
-            let name = format!("{key}{ext}");
-            dirs.pkgs.remove_file(&name).map_err(io(format!(
+        for format in ArchiveFormat::ALL {
+            let name = Layout::archive_name(key, format);
+            dirs.pkgs.remove_file(&name).map_err(io_error(format!(
                 "removing the archive {}",
-                self.root().join("pkgs").join(&name).display()
+                self.layout().archive(key, format).display()
             )))?;
         }
         Ok(())
@@ -126,8 +115,8 @@ impl PackageCache {
         }
         let dirs = self.dirs("clean it")?;
         let sweep = session::sweep(&dirs.tmp)?;
-        let set_aside = crate::sweep_set_aside(&dirs.pkgs)
-            + crate::sweep_set_aside(&dirs.pyc)
+        let set_aside = crate::set_aside::sweep_set_aside(&dirs.pkgs)
+            + crate::set_aside::sweep_set_aside(&dirs.pyc)
             + self.sweep_orphaned_compiled()?;
         let mut report = CleanReport {
             // What opening the cache swept a moment ago counts too.
@@ -178,19 +167,19 @@ impl PackageCache {
     /// reads them. Returns how many went.
     fn sweep_orphaned_compiled(&self) -> Result<usize, CacheError> {
         let dirs = self.dirs("clean it")?;
-        let complete = |key: &str| self.pkgs().join(key).join(ENTRY_MARKER).exists();
+        let complete = |key: &str| self.pkgs_at().join(key).join(ENTRY_MARKER).exists();
         let mut removed = 0;
         for (name, _) in dirs.pyc.entries()? {
             let Some(key) = name.to_str() else {
                 continue;
             };
-            if key.starts_with(crate::SET_ASIDE_PREFIX) || complete(key) {
+            if key.starts_with(Layout::SET_ASIDE_PREFIX) || complete(key) {
                 continue;
             }
             let Ok(Some(lock)) = self.try_lock_entry(key, LockMode::Exclusive) else {
                 continue;
             };
-            if !complete(key) && crate::set_aside(&dirs.pyc_at.join(key)).is_ok() {
+            if !complete(key) && crate::set_aside::set_aside(&dirs.pyc_at.join(key)).is_ok() {
                 removed += 1;
             }
             drop(lock);
@@ -204,7 +193,7 @@ impl PackageCache {
         let dirs = self.dirs("lock its repodata")?;
         let name = base
             .file_name()
-            .map(|n| format!("{}.lock", n.to_string_lossy()))
+            .map(|n| Layout::lock_name(&n.to_string_lossy()))
             .unwrap_or_default();
         Ok(FileLock::try_acquire_in(
             &dirs.repodata,
@@ -222,10 +211,10 @@ impl PackageCache {
             return Err(self.read_only("remove archives from it"));
         }
         for key in self.entry_keys()? {
-            let dir = self.pkgs().join(&key);
-            let archives: Vec<PathBuf> = [".conda", ".tar.bz2"]
+            let dir = self.pkgs_at().join(&key);
+            let archives: Vec<PathBuf> = ArchiveFormat::ALL
                 .iter()
-                .map(|ext| self.pkgs().join(format!("{key}{ext}")))
+                .map(|format| self.pkgs_at().join(Layout::archive_name(&key, *format)))
                 .filter(|p| p.is_file())
                 .collect();
             if archives.is_empty() {
@@ -243,7 +232,8 @@ impl PackageCache {
                                 .unwrap_or(0);
                             // A path through the held `pkgs/`; the
                             // archive itself is unlinked, never followed.
-                            std::fs::remove_file(archive).map_err(io(format!(
+                            // (raw std::fs: the message names its real path.)
+                            std::fs::remove_file(archive).map_err(io_error(format!(
                                 "removing the archive {}",
                                 pkgr_fs::dir::real_path(archive).display()
                             )))?;
@@ -315,7 +305,7 @@ impl PackageCache {
     /// (nothing that looks complete, nothing to check), `Some(Ok(()))` if it
     /// is fine, else the problem. The caller holds a lock on it.
     fn entry_problem(&self, key: &str) -> Option<Result<(), String>> {
-        let dir = self.pkgs().join(key);
+        let dir = self.pkgs_at().join(key);
         let text = fs_err::read_to_string(dir.join(ENTRY_MARKER)).ok()?;
         Some(match serde_json::from_str::<EntryMarker>(&text) {
             Err(e) => Err(format!("unreadable marker: {e}")),
@@ -328,12 +318,9 @@ impl PackageCache {
 
     /// Checks the archive of an entry against the sha256 in its marker.
     fn check_archive(&self, key: &str, marker: &EntryMarker) -> Result<(), String> {
-        let ext = if marker.file_name.ends_with(".conda") {
-            ".conda"
-        } else {
-            ".tar.bz2"
-        };
-        let archive = self.pkgs().join(format!("{key}{ext}"));
+        let format =
+            ArchiveFormat::from_file_name(&marker.file_name).unwrap_or(ArchiveFormat::TarBz2);
+        let archive = self.pkgs_at().join(Layout::archive_name(key, format));
         match hash_file(&archive) {
             // Removed by `clean --tarballs`: the extracted files are what
             // is checked then.
@@ -353,13 +340,13 @@ impl PackageCache {
     /// `.json` and `.lock` are added) and its `.info.json`.
     fn cached_repodata(&self) -> Result<Vec<(PathBuf, PathBuf)>, CacheError> {
         // Through the held `repodata/` in a writable cache.
-        let repodata = self.dirs.as_ref().map_or_else(
-            || self.root().join("repodata"),
-            |dirs| dirs.repodata_at.clone(),
-        );
+        let repodata = self
+            .dirs
+            .as_ref()
+            .map_or_else(|| self.layout().repodata(), |dirs| dirs.repodata_at.clone());
         let mut found = Vec::new();
-        for entry in fs_err::read_dir(&repodata).map_err(io("reading the cache"))? {
-            let path = entry.map_err(io("reading the cache"))?.path();
+        for entry in fs_err::read_dir(&repodata).map_err(io_error("reading the cache"))? {
+            let path = entry.map_err(io_error("reading the cache"))?.path();
             let name = path
                 .file_name()
                 .and_then(|n| n.to_str())

@@ -18,7 +18,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::CacheError;
+use crate::{CacheError, Layout};
 use pkgr_fs::dir::Dir;
 use pkgr_fs::lock::{FileLock, LockMode};
 
@@ -37,7 +37,7 @@ pub(crate) struct Session {
     /// whatever owns the session (an extraction thread) may write through
     /// paths anchored at them (`/proc/self/fd/<fd>/...`), which must not
     /// outlive their descriptors (see [`Self::keeping`]).
-    _dirs: Option<Arc<crate::Dirs>>,
+    _dirs: Option<Arc<crate::trust::Dirs>>,
 }
 
 impl Session {
@@ -48,8 +48,8 @@ impl Session {
             source,
         };
         loop {
-            let name = format!("proc-{}-{:08x}", std::process::id(), nonce());
-            let lock_name = format!("{name}.lock");
+            let name = Layout::session_name(std::process::id(), nonce());
+            let lock_name = Layout::lock_name(&name);
             let lock = match FileLock::try_acquire_in(tmp, &lock_name, LockMode::Exclusive) {
                 Ok(Some(lock)) => lock,
                 Ok(None) => continue,
@@ -79,7 +79,7 @@ impl Session {
 
     /// This session, keeping `dirs` open as long as it lives: a task that
     /// owns the session may use the paths anchored at them.
-    pub(crate) fn keeping(mut self, dirs: Arc<crate::Dirs>) -> Self {
+    pub(crate) fn keeping(mut self, dirs: Arc<crate::trust::Dirs>) -> Self {
         self._dirs = Some(dirs);
         self
     }
@@ -102,7 +102,7 @@ impl Drop for Session {
     fn drop(&mut self) {
         // Best effort; `pkgr clean` sweeps whatever a crash leaves.
         let _ = self.tmp.remove_all(&self.name);
-        let _ = self.tmp.remove_file(format!("{}.lock", self.name));
+        let _ = self.tmp.remove_file(Layout::lock_name(&self.name));
     }
 }
 
@@ -154,7 +154,7 @@ pub(crate) fn sweep(tmp: &Dir) -> Result<SweepReport, CacheError> {
         )
     };
     for name in &names {
-        let Some(session) = name.strip_suffix(".lock") else {
+        let Some(session) = name.strip_suffix(Layout::LOCK_SUFFIX) else {
             continue;
         };
         match FileLock::try_acquire_in(tmp, name, LockMode::Exclusive) {
@@ -180,7 +180,9 @@ pub(crate) fn sweep(tmp: &Dir) -> Result<SweepReport, CacheError> {
     for name in &names {
         // A session creates its lock file before its directory: if the lock
         // file exists now, the directory may belong to a live process.
-        if name.ends_with(".lock") || !matches!(tmp.stat(format!("{name}.lock")), Ok(None)) {
+        if name.ends_with(Layout::LOCK_SUFFIX)
+            || !matches!(tmp.stat(Layout::lock_name(name)), Ok(None))
+        {
             continue;
         }
         // (Gone already: the first pass removed it with its lock file.)
@@ -200,14 +202,14 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let tmp = Arc::new(Dir::open(root.path()).unwrap());
         let live = Session::start(&tmp).unwrap();
-        std::fs::write(live.dir().join("download.part"), b"in progress").unwrap();
+        fs_err::write(live.dir().join("download.part"), b"in progress").unwrap();
         // A session whose process died: its lock file is there but nobody holds it.
         let dead = root.path().join("proc-999999-deadbeef");
-        std::fs::create_dir(&dead).unwrap();
-        std::fs::write(dead.join("download.part"), b"orphan").unwrap();
-        std::fs::write(root.path().join("proc-999999-deadbeef.lock"), b"999999").unwrap();
+        fs_err::create_dir(&dead).unwrap();
+        fs_err::write(dead.join("download.part"), b"orphan").unwrap();
+        fs_err::write(root.path().join("proc-999999-deadbeef.lock"), b"999999").unwrap();
         // A leftover without a lock file (interrupted sweep).
-        std::fs::create_dir(root.path().join("proc-1-00000000")).unwrap();
+        fs_err::create_dir(root.path().join("proc-1-00000000")).unwrap();
 
         let report = sweep(&tmp).unwrap();
         assert_eq!(report.live, 1);
@@ -229,13 +231,13 @@ mod tests {
     fn sweep_never_follows_a_symlink() {
         let root = tempfile::tempdir().unwrap();
         let victim = tempfile::tempdir().unwrap();
-        std::fs::create_dir(victim.path().join("proc-5-0000beef")).unwrap();
-        std::fs::write(victim.path().join("proc-5-0000beef/precious"), b"keep").unwrap();
-        std::fs::write(victim.path().join("precious"), b"keep").unwrap();
+        fs_err::create_dir(victim.path().join("proc-5-0000beef")).unwrap();
+        fs_err::write(victim.path().join("proc-5-0000beef/precious"), b"keep").unwrap();
+        fs_err::write(victim.path().join("precious"), b"keep").unwrap();
         // A dead session whose directory is a link to the victim's, a stray
         // link, and a lock file that is a link.
         std::os::unix::fs::symlink(victim.path(), root.path().join("proc-5-0000beef")).unwrap();
-        std::fs::write(root.path().join("proc-5-0000beef.lock"), b"5").unwrap();
+        fs_err::write(root.path().join("proc-5-0000beef.lock"), b"5").unwrap();
         std::os::unix::fs::symlink(victim.path(), root.path().join("stray")).unwrap();
         std::os::unix::fs::symlink(
             victim.path().join("precious"),
@@ -245,7 +247,7 @@ mod tests {
         let tmp = Dir::open(root.path()).unwrap();
         sweep(&tmp).unwrap();
         assert_eq!(
-            std::fs::read(victim.path().join("precious")).unwrap(),
+            fs_err::read(victim.path().join("precious")).unwrap(),
             b"keep"
         );
         assert!(victim.path().join("proc-5-0000beef/precious").is_file());

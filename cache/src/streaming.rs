@@ -8,7 +8,7 @@
 //! entry is published only when the download has been verified (size and
 //! checksum, as for every download) **and** the stream extraction read the
 //! whole body and succeeded, through the tail every fill shares
-//! ([`crate::publish_staging`]: `info/index.json`, paths.json complete,
+//! ([`crate::fill::publish_staging`]: `info/index.json`, paths.json complete,
 //! marker, rename).
 //!
 //! Anything else falls back, never to a wrong result: a discontinuity (the
@@ -20,7 +20,7 @@
 //! read), or any error of the attempt
 //! removes the staging directory; once the download is verified, the entry
 //! is extracted from the file exactly as without streaming
-//! ([`crate::extract_entry`]), so a bad archive is reported by that
+//! ([`crate::fill::extract_entry`]), so a bad archive is reported by that
 //! extraction, in its usual words. The stream attempt's error is only
 //! logged (debug, target `pkgr_cache::stream`). A download that fails
 //! publishes nothing and leaves no staging directory.
@@ -35,8 +35,10 @@ use pkgr_fs::lock::FileLock;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use crate::archive::{self, ArchiveFormat, ExtractLimits, StreamedMembers};
+use crate::error::join_error;
+use crate::fill::{extract_entry, publish_staging};
 use crate::session::Session;
-use crate::{extract_entry, join_error, publish_staging, CacheError, EntryMarker};
+use crate::{CacheError, EntryMarker};
 
 /// How many chunks the download may be ahead of the extraction (a chunk is
 /// at most a few hundred KiB: what the HTTP client reads at once, or 256 KiB
@@ -109,8 +111,11 @@ impl Extraction {
     pub(crate) fn start(lock: FileLock, session: Arc<Session>, job: Job) -> (Self, Tap) {
         let (tap, chunks) = Tap::channel(TAP_CHUNKS);
         let (verdict, verdict_rx) = oneshot::channel();
-        let handle =
-            tokio::task::spawn_blocking(move || run(lock, &session, &job, chunks, verdict_rx));
+        // The thread's events belong to the span of the fill that started it.
+        let span = tracing::Span::current();
+        let handle = tokio::task::spawn_blocking(move || {
+            span.in_scope(|| run(lock, &session, &job, chunks, verdict_rx))
+        });
         (Self { verdict, handle }, tap)
     }
 
@@ -140,6 +145,7 @@ impl Extraction {
 /// waits for the download's verdict and publishes (or falls back, or
 /// cleans up), releasing the lock, the permit and the session in that
 /// order, only when it has stopped writing.
+#[tracing::instrument(name = "extract_while_downloading", level = "debug", skip_all, fields(package = %job.display))]
 fn run(
     lock: FileLock,
     session: &Arc<Session>,
@@ -174,7 +180,7 @@ fn run(
             marker.clone(),
             &job.display,
         )
-        .map_err(|e| crate::error_text(&e))
+        .map_err(|e| crate::error::error_text(&e))
     });
     let result = match attempt {
         Ok(()) => {
@@ -214,7 +220,7 @@ fn extract_streamed(
         staging.path(),
         ExtractLimits::default(),
     )
-    .map_err(|e| crate::error_text(&e))?;
+    .map_err(|e| crate::error::error_text(&e))?;
     Ok((staging, members))
 }
 

@@ -69,7 +69,7 @@ pub(crate) fn check_files(dir: &Path, depth: Depth) -> Result<Found, String> {
             .map_err(|why| format!("`{shown}` is not a path inside the package ({why})"))?;
         directories.check_ancestors(&entry.relative_path)?;
         let path = dir.join(&entry.relative_path);
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+        let Ok(meta) = fs_err::symlink_metadata(&path) else {
             return Err(format!("`{shown}` is missing"));
         };
         match entry.path_type {
@@ -176,7 +176,7 @@ impl Directories {
             .take_while(|d| !d.as_os_str().is_empty() && !self.real.contains(d.as_os_str()))
             .collect();
         for dir in unknown.into_iter().rev() {
-            if let Ok(meta) = std::fs::symlink_metadata(self.root.join(dir)) {
+            if let Ok(meta) = fs_err::symlink_metadata(self.root.join(dir)) {
                 if meta.file_type().is_symlink() {
                     return Err(format!(
                         "`{}` lies below `{}`, which is a symlink: the package may only \
@@ -197,6 +197,7 @@ impl Directories {
     fn check_links(&mut self, links: &BTreeSet<PathBuf>) -> Result<(), String> {
         let mut targets = Vec::with_capacity(links.len());
         for link in links {
+            // raw std::fs: the message names the link as the package does.
             let target = std::fs::read_link(self.root.join(link))
                 .map_err(|e| format!("`{}`: reading the symlink: {e}", link.display()))?;
             self.resolver.add_link(link, &target);
@@ -241,9 +242,9 @@ mod tests {
     use super::*;
 
     fn paths_json(dir: &Path, entries: serde_json::Value) {
-        std::fs::create_dir_all(dir.join("info")).unwrap();
+        fs_err::create_dir_all(dir.join("info")).unwrap();
         let json = serde_json::json!({ "paths": entries, "paths_version": 1 });
-        std::fs::write(dir.join("info/paths.json"), json.to_string()).unwrap();
+        fs_err::write(dir.join("info/paths.json"), json.to_string()).unwrap();
     }
 
     /// Item 4 of issue 22: paths.json lists a file through the package's
@@ -253,10 +254,10 @@ mod tests {
     fn a_path_below_a_symlink_is_refused_without_following_it() {
         let outside = tempfile::tempdir().unwrap();
         let victim = outside.path().join("victim.txt");
-        std::fs::write(&victim, b"precious").unwrap();
+        fs_err::write(&victim, b"precious").unwrap();
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        std::fs::create_dir_all(d.join("a/b")).unwrap();
+        fs_err::create_dir_all(d.join("a/b")).unwrap();
         std::os::unix::fs::symlink("../..", d.join("a/b/l")).unwrap();
         let ups = "../".repeat(40);
         std::os::unix::fs::symlink(format!("l/{ups}"), d.join("a/b/m")).unwrap();
@@ -292,8 +293,8 @@ mod tests {
         // `lib64 -> lib` with files listed in `lib` is fine.
         let fine = tempfile::tempdir().unwrap();
         let f = fine.path();
-        std::fs::create_dir_all(f.join("lib")).unwrap();
-        std::fs::write(f.join("lib/x"), b"x").unwrap();
+        fs_err::create_dir_all(f.join("lib")).unwrap();
+        fs_err::write(f.join("lib/x"), b"x").unwrap();
         std::os::unix::fs::symlink("lib", f.join("lib64")).unwrap();
         std::os::unix::fs::symlink("../lib64/x", f.join("lib/y")).unwrap();
         paths_json(
@@ -315,8 +316,8 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        std::fs::create_dir_all(d.join("bin")).unwrap();
-        std::fs::write(d.join("bin/tool"), b"hello").unwrap();
+        fs_err::create_dir_all(d.join("bin")).unwrap();
+        fs_err::write(d.join("bin/tool"), b"hello").unwrap();
         paths_json(
             d,
             serde_json::json!([
@@ -324,7 +325,7 @@ mod tests {
             ]),
         );
         let chmod = |mode| {
-            std::fs::set_permissions(d.join("bin/tool"), std::fs::Permissions::from_mode(mode))
+            fs_err::set_permissions(d.join("bin/tool"), std::fs::Permissions::from_mode(mode))
                 .unwrap();
         };
         for fine in [0o444, 0o555, 0o644, 0o755] {
@@ -350,34 +351,22 @@ mod tests {
         let Some(datasets) = pkgr_test_support::datasets() else {
             return;
         };
-        let mut todo = vec![Path::new(&datasets).join("packages")];
         let (mut checked, mut with_links, mut refused) = (0, 0, 0);
-        while let Some(dir) = todo.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    todo.push(path);
-                    continue;
+        for path in crate::archive::dataset_archives(&datasets) {
+            let dest = tempfile::tempdir().unwrap();
+            if crate::archive::extract(&path, dest.path()).is_err() {
+                continue;
+            }
+            match check_files(dest.path(), Depth::Sizes) {
+                Ok(found) => {
+                    checked += 1;
+                    with_links += usize::from(!found.symlinks.is_empty());
                 }
-                let name = path.file_name().unwrap().to_string_lossy().into_owned();
-                if !(name.ends_with(".conda") || name.ends_with(".tar.bz2")) {
-                    continue;
-                }
-                let dest = tempfile::tempdir().unwrap();
-                if crate::archive::extract(&path, dest.path()).is_err() {
-                    continue;
-                }
-                match check_files(dest.path(), Depth::Sizes) {
-                    Ok(found) => {
-                        checked += 1;
-                        with_links += usize::from(!found.symlinks.is_empty());
-                    }
-                    Err(problem) => {
-                        refused += 1;
-                        eprintln!("{}: {problem}", path.display());
-                        for new in ["lies below", "outside the package", "writable by others"] {
-                            assert!(!problem.contains(new), "{}: {problem}", path.display());
-                        }
+                Err(problem) => {
+                    refused += 1;
+                    eprintln!("{}: {problem}", path.display());
+                    for new in ["lies below", "outside the package", "writable by others"] {
+                        assert!(!problem.contains(new), "{}: {problem}", path.display());
                     }
                 }
             }
@@ -404,13 +393,13 @@ mod tests {
             check_files(d, Depth::Sizes).unwrap_err(),
             "`bin/tool` is missing"
         );
-        std::fs::create_dir_all(d.join("bin")).unwrap();
-        std::fs::write(d.join("bin/tool"), b"").unwrap();
+        fs_err::create_dir_all(d.join("bin")).unwrap();
+        fs_err::write(d.join("bin/tool"), b"").unwrap();
         assert!(check_files(d, Depth::Sizes)
             .unwrap_err()
             .contains("`bin/tool` has 0 bytes, expected 5"));
-        std::fs::write(d.join("bin/tool"), b"hellO").unwrap();
-        std::fs::create_dir_all(d.join("lib")).unwrap();
+        fs_err::write(d.join("bin/tool"), b"hellO").unwrap();
+        fs_err::create_dir_all(d.join("lib")).unwrap();
         std::os::unix::fs::symlink("../bin/tool", d.join("lib/link")).unwrap();
         let found = check_files(d, Depth::Sizes).unwrap();
         assert!(found.links_as_files.is_empty());
@@ -419,12 +408,12 @@ mod tests {
             check_files(d, Depth::Hashes).unwrap_err(),
             "`bin/tool` has the wrong sha256"
         );
-        std::fs::write(d.join("bin/tool"), b"hello").unwrap();
+        fs_err::write(d.join("bin/tool"), b"hello").unwrap();
         assert!(check_files(d, Depth::Hashes).is_ok());
 
         // A link held as a file is fine if the marker says so, and only then.
-        std::fs::remove_file(d.join("lib/link")).unwrap();
-        std::fs::write(d.join("lib/link"), b"").unwrap();
+        fs_err::remove_file(d.join("lib/link")).unwrap();
+        fs_err::write(d.join("lib/link"), b"").unwrap();
         let found = check_files(d, Depth::Sizes).unwrap().links_as_files;
         assert_eq!(found.get("lib/link"), Some(&0));
         assert!(check_entry(d, Depth::Sizes, &found)

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use pkgr_cache::{PackageCache, Reporter};
+use pkgr_cache::{Layout, PackageCache, Reporter};
 use pkgr_fetch::Fetcher;
 use pkgr_test_support::{Format, LocalChannel, Package};
 use rattler_conda_types::package::DistArchiveIdentifier;
@@ -41,7 +41,7 @@ fn record_of(dir: &std::path::Path, package: &Package) -> RepoDataRecord {
     let archive = channel.add(package, Format::Conda);
     channel.write_repodata();
     let repodata: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(archive.parent().unwrap().join("repodata.json")).unwrap(),
+        &fs_err::read(archive.parent().unwrap().join("repodata.json")).unwrap(),
     )
     .unwrap();
     let file_name = package.file_name(Format::Conda);
@@ -69,7 +69,7 @@ async fn many_tasks_share_one_fetch() {
                 .get_or_fetch(&record, counting.as_ref())
                 .await
                 .unwrap();
-            std::fs::read_to_string(entry.dir().join("share/shared.txt")).unwrap()
+            fs_err::read_to_string(entry.dir().join("share/shared.txt")).unwrap()
         }));
     }
     for task in tasks {
@@ -152,7 +152,7 @@ async fn a_failing_package_waits_for_the_others_extraction() {
         format!("{err} {:?}", std::error::Error::source(&err)).contains("missing-1.0-0.conda"),
         "{err}"
     );
-    let leftovers: Vec<_> = std::fs::read_dir(cache.tmp_dir())
+    let leftovers: Vec<_> = fs_err::read_dir(cache.tmp_dir())
         .unwrap()
         .flatten()
         .map(|e| e.file_name())
@@ -161,7 +161,7 @@ async fn a_failing_package_waits_for_the_others_extraction() {
         leftovers.is_empty(),
         "work still ran after the error: {leftovers:?}"
     );
-    let entry = cache_dir.join("pkgs").join(PackageCache::entry_key(&big));
+    let entry = Layout::new(&cache_dir).entry_dir(&PackageCache::entry_key(&big));
     let files = |dir: &std::path::Path| walk(dir).len();
     let at_return = files(&entry);
     std::thread::sleep(std::time::Duration::from_millis(500));
@@ -185,7 +185,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+        for e in fs_err::read_dir(&d).into_iter().flatten().flatten() {
             if e.file_type().unwrap().is_dir() {
                 stack.push(e.path());
             }
@@ -225,7 +225,7 @@ async fn a_panicking_task_does_not_break_another_extraction() {
         &Package::new("small", "1.0").file("x", "x"),
     );
     let subdir = big.package_record.subdir.clone();
-    std::fs::copy(
+    fs_err::copy(
         small.url.to_file_path().unwrap(),
         channel.join(&subdir).join("small-1.0-0.conda"),
     )
@@ -254,9 +254,7 @@ async fn a_panicking_task_does_not_break_another_extraction() {
         "the injected panic happened"
     );
     // The extraction of `big` goes on under its lock; wait for the lock.
-    let lock = cache_dir
-        .join("pkgs/.locks")
-        .join(format!("{}.lock", PackageCache::entry_key(&big)));
+    let lock = Layout::new(&cache_dir).entry_lock(&PackageCache::entry_key(&big));
     let started = std::time::Instant::now();
     while pkgr_fs::FileLock::try_acquire(&lock, pkgr_fs::LockMode::Exclusive)
         .unwrap()
@@ -265,7 +263,7 @@ async fn a_panicking_task_does_not_break_another_extraction() {
         assert!(started.elapsed() < std::time::Duration::from_secs(60));
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    let entry = cache_dir.join("pkgs").join(PackageCache::entry_key(&big));
+    let entry = Layout::new(&cache_dir).entry_dir(&PackageCache::entry_key(&big));
     assert!(walk(&entry).len() > 3000, "big was published complete");
     // The last owner of the session (the extraction) removed its temp dir.
     let started = std::time::Instant::now();

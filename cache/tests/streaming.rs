@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use pkgr_cache::{streaming_counts, PackageCache, Silent};
+use pkgr_cache::{streaming_counts, Layout, PackageCache, Silent};
 use pkgr_fetch::Fetcher;
 use pkgr_fs::lock::{FileLock, LockMode};
 use pkgr_test_support::bench::random_bytes;
@@ -34,7 +34,7 @@ fn record(
 fn record_of(channel: &LocalChannel, archive: &Path, base: Option<&str>) -> RepoDataRecord {
     channel.write_repodata();
     let repodata: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(archive.parent().unwrap().join("repodata.json")).unwrap(),
+        &fs_err::read(archive.parent().unwrap().join("repodata.json")).unwrap(),
     )
     .unwrap();
     let file_name = archive.file_name().unwrap().to_str().unwrap();
@@ -81,12 +81,12 @@ fn big(name: &str, files: usize) -> Package {
 /// Staging directories (`x-*`) in the cache's temp directories.
 fn staging_dirs(cache: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
-    for session in std::fs::read_dir(cache.join("tmp")).unwrap() {
+    for session in fs_err::read_dir(Layout::new(cache).tmp()).unwrap() {
         let session = session.unwrap().path();
         if !session.is_dir() {
             continue;
         }
-        for entry in std::fs::read_dir(&session).into_iter().flatten() {
+        for entry in fs_err::read_dir(&session).into_iter().flatten() {
             let path = entry.unwrap().path();
             if path
                 .file_name()
@@ -140,7 +140,7 @@ async fn a_cold_fill_extracts_while_the_body_is_still_coming() {
         seen = staging_dirs(&cache_dir)
             .iter()
             .map(|dir| {
-                std::fs::read_dir(dir.join("lib/slow"))
+                fs_err::read_dir(dir.join("lib/slow"))
                     .map(Iterator::count)
                     .unwrap_or(0)
             })
@@ -158,7 +158,7 @@ async fn a_cold_fill_extracts_while_the_body_is_still_coming() {
     assert_eq!(after.fell_back, before.fell_back, "{before:?} {after:?}");
     let entry = cache.get_or_fetch(&record, &Silent).await.unwrap();
     assert_eq!(
-        std::fs::read(entry.dir().join("lib/slow/f99.bin")).unwrap(),
+        fs_err::read(entry.dir().join("lib/slow/f99.bin")).unwrap(),
         random_bytes(99, 20_000)
     );
     assert!(staging_dirs(&cache_dir).is_empty());
@@ -198,10 +198,7 @@ async fn a_fill_dropped_mid_stream_cleans_up_before_its_lock_goes() {
     }
     // The caller goes away: the fill's future is dropped.
     fill.abort();
-    let lock = tmp
-        .path()
-        .join("cache/pkgs/.locks")
-        .join(format!("{}.lock", PackageCache::entry_key(&record)));
+    let lock = Layout::new(&tmp.path().join("cache")).entry_lock(&PackageCache::entry_key(&record));
     // The moment the lock can be had, the staging directory is gone.
     let staging_when_free = std::thread::spawn({
         let cache_dir = cache_dir.clone();
@@ -225,9 +222,7 @@ async fn a_fill_dropped_mid_stream_cleans_up_before_its_lock_goes() {
         staging.is_empty(),
         "staging left under a free lock: {staging:?}"
     );
-    let dest = cache_dir
-        .join("pkgs")
-        .join(PackageCache::entry_key(&record));
+    let dest = Layout::new(&cache_dir).entry_dir(&PackageCache::entry_key(&record));
     assert!(!dest.exists(), "nothing was published");
     drop(held);
     server.clear_faults();
@@ -274,7 +269,7 @@ async fn a_sibling_failing_mid_stream_publishes_no_half_entry() {
     assert!(staging_dirs(&cache_dir).is_empty());
     for record in [&big, &small] {
         let key = PackageCache::entry_key(record);
-        assert!(!cache_dir.join("pkgs").join(&key).exists(), "{key}");
+        assert!(!Layout::new(&cache_dir).entry_dir(&key).exists(), "{key}");
     }
     let report = cache.verify(false).unwrap();
     assert!(report.corrupt.is_empty(), "{report:?}");
@@ -311,13 +306,13 @@ async fn restarts_and_unfollowable_streams_fall_back_to_the_file() {
             "deflated" => pkgr_test_support::rewrite_conda(&archive, &["info-", "pkg-"], true),
             "flagged" => pkgr_test_support::set_data_descriptor_flag(&archive),
             _ => {
-                let mut bytes = std::fs::read(&archive).unwrap();
+                let mut bytes = fs_err::read(&archive).unwrap();
                 let at = bytes
                     .windows(b"pkg-renamed".len())
                     .rposition(|w| w == b"pkg-renamed")
                     .unwrap();
                 bytes[at..at + 3].copy_from_slice(b"PKG");
-                std::fs::write(&archive, bytes).unwrap();
+                fs_err::write(&archive, bytes).unwrap();
             }
         }
         let archive = channel.add_archive(&archive);
@@ -338,7 +333,7 @@ async fn restarts_and_unfollowable_streams_fall_back_to_the_file() {
     assert_eq!(after.streamed, before.streamed, "{before:?} {after:?}");
     assert!(entries[0].dir().join("lib/restarted/f19.bin").is_file());
     assert_eq!(
-        std::fs::read(entries[2].dir().join("lib/deflated/f4.bin")).unwrap(),
+        fs_err::read(entries[2].dir().join("lib/deflated/f4.bin")).unwrap(),
         random_bytes(4, 20_000)
     );
     assert!(entries[1].dir().join("lib/flagged/f4.bin").is_file());
@@ -365,9 +360,7 @@ async fn a_stream_that_extracts_but_fails_its_checksum_publishes_nothing() {
         let err = cache.get_or_fetch(&record, &Silent).await.unwrap_err();
         let text = format!("{err}: {}", std::error::Error::source(&err).unwrap());
         assert!(text.contains("checksum mismatch"), "{text}");
-        let dest = cache_dir
-            .join("pkgs")
-            .join(PackageCache::entry_key(&record));
+        let dest = Layout::new(&cache_dir).entry_dir(&PackageCache::entry_key(&record));
         assert!(!dest.exists(), "{name}: published unverified bytes");
         assert!(staging_dirs(&cache_dir).is_empty());
     }
@@ -412,7 +405,7 @@ async fn a_switch_to_another_mirror_falls_back_to_the_file() {
     );
     assert_eq!(after.streamed, before.streamed, "{before:?} {after:?}");
     assert_eq!(
-        std::fs::read(entry.dir().join("lib/mirrored/f19.bin")).unwrap(),
+        fs_err::read(entry.dir().join("lib/mirrored/f19.bin")).unwrap(),
         random_bytes(19, 20_000)
     );
     let report = cache.verify(false).unwrap();

@@ -89,7 +89,7 @@ mod tests {
     fn reads_up_to_the_limit_and_no_more() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("index.json");
-        std::fs::write(&path, "{}").unwrap();
+        fs_err::write(&path, "{}").unwrap();
         assert_eq!(read_to_string_at_most(&path, 2).unwrap(), "{}");
         let err = read_to_string_at_most(&path, 1).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::FileTooLarge);

@@ -13,6 +13,9 @@
 //! descending into it.
 //!
 //! Unix only (the cache's other platforms have no group-shared caches).
+//!
+//! raw fds (rustix), not `std::fs`/`fs_err`: everything here is relative to
+//! a held descriptor, which no path-based API can express.
 
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -416,7 +419,7 @@ mod tests {
     fn a_symlinked_subdirectory_is_refused_by_name() {
         let root = tempfile::tempdir().unwrap();
         let victim = tempfile::tempdir().unwrap();
-        std::fs::write(victim.path().join("precious"), "keep").unwrap();
+        fs_err::write(victim.path().join("precious"), "keep").unwrap();
         std::os::unix::fs::symlink(victim.path(), root.path().join("tmp")).unwrap();
         let dir = Dir::open(root.path()).unwrap();
         let err = dir.open_dir("tmp").unwrap_err();
@@ -437,10 +440,10 @@ mod tests {
     fn remove_all_never_descends_through_a_symlink() {
         let root = tempfile::tempdir().unwrap();
         let victim = tempfile::tempdir().unwrap();
-        std::fs::write(victim.path().join("precious"), "keep").unwrap();
+        fs_err::write(victim.path().join("precious"), "keep").unwrap();
         let tree = root.path().join("a/b");
-        std::fs::create_dir_all(&tree).unwrap();
-        std::fs::write(tree.join("f"), "x").unwrap();
+        fs_err::create_dir_all(&tree).unwrap();
+        fs_err::write(tree.join("f"), "x").unwrap();
         std::os::unix::fs::symlink(victim.path(), tree.join("link")).unwrap();
         let dir = Dir::open(root.path()).unwrap();
         dir.remove_all("a").unwrap();
@@ -457,7 +460,7 @@ mod tests {
         let again = dir.create_dir("sub", 0o755).unwrap();
         assert_eq!(sub.owner().unwrap(), again.owner().unwrap());
         let anchored = sub.anchored().join("f");
-        std::fs::write(&anchored, "x").unwrap();
+        fs_err::write(&anchored, "x").unwrap();
         if anchored.starts_with("/proc") {
             assert_eq!(real_path(&anchored), root.path().join("sub/f"));
         }

@@ -23,10 +23,17 @@
 //! member's lock file is locked as it is. And the pid written in a lock
 //! file is only a claim: whom a waiter waits for is checked against
 //! `/proc/locks` ([`Holder`]).
+//!
+//! **What `-vv` shows** (debug events, target `pkgr_fs::lock`): a lock that
+//! is not free at once says when the wait started ("waiting for a lock"),
+//! when it was acquired and how long that took (`waited_ms`), and when it
+//! was released (`held_ms`); a wait given up says so too. A lock taken at
+//! once (the warm path) costs no more than before: its acquisition and
+//! release are trace events, with no clock read.
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fs4::FileExt;
 
@@ -64,6 +71,14 @@ pub struct FileLock {
     file: std::fs::File,
     path: PathBuf,
     mode: LockMode,
+    /// When it was acquired, if it had to be waited for (its release is
+    /// then a debug event with how long it was held; see the module docs).
+    acquired_after_waiting: Option<Instant>,
+}
+
+/// Milliseconds in `duration`, for the `waited_ms`/`held_ms` of events.
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Why a lock could not be taken.
@@ -276,6 +291,8 @@ impl FileLock {
             ),
             Err(e) => return Err(Self::open_error(path, e)),
         };
+        // raw std::fs: a `File` over the descriptor opened relative to `dir`
+        // (fs4 locks a `std::fs::File`).
         let file = std::fs::File::from(fd);
         let ours = check_lock_file(&file, path)? && writable;
         if ours {
@@ -284,7 +301,7 @@ impl FileLock {
                 None => {
                     use std::os::unix::fs::PermissionsExt;
                     path.parent()
-                        .and_then(|d| std::fs::metadata(d).ok())
+                        .and_then(|d| fs_err::metadata(d).ok())
                         .is_some_and(|m| m.permissions().mode() & 0o020 != 0)
                 }
             };
@@ -310,6 +327,7 @@ impl FileLock {
         name: &Path,
         _path: &Path,
     ) -> Result<(std::fs::File, bool), LockError> {
+        // raw std::fs: a `LockError` names the lock file itself.
         let created = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -356,7 +374,10 @@ impl FileLock {
         };
         match result {
             Ok(()) => Ok(Some(Self::finish(file, ours, path, mode))),
-            Err(fs4::TryLockError::WouldBlock) => Ok(None),
+            Err(fs4::TryLockError::WouldBlock) => {
+                tracing::trace!(target: "pkgr_fs::lock", lock = %path.display(), ?mode, "lock busy");
+                Ok(None)
+            }
             Err(fs4::TryLockError::Error(source)) => Err(LockError::locking(path, source)),
         }
     }
@@ -403,10 +424,12 @@ impl FileLock {
             let _ = file.seek(SeekFrom::Start(0));
             let _ = write!(file, "{}", std::process::id());
         }
+        tracing::trace!(target: "pkgr_fs::lock", lock = %path.display(), ?mode, "lock acquired");
         Self {
             file,
             path: path.to_path_buf(),
             mode,
+            acquired_after_waiting: None,
         }
     }
 
@@ -417,7 +440,7 @@ impl FileLock {
         #[cfg(unix)]
         {
             use std::os::unix::fs::MetadataExt;
-            match (self.file.metadata(), std::fs::metadata(&self.path)) {
+            match (self.file.metadata(), fs_err::metadata(&self.path)) {
                 (Ok(held), Ok(now)) => held.dev() == now.dev() && held.ino() == now.ino(),
                 _ => false,
             }
@@ -454,11 +477,11 @@ impl FileLock {
 /// The pid written in the lock file at `path` (not following a symlink,
 /// not blocking on a FIFO), with the file's device and inode.
 fn read_claimed_pid(path: &Path) -> Option<(u32, Option<(u64, u64)>)> {
-    let mut options = std::fs::OpenOptions::new();
+    let mut options = fs_err::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::OpenOptionsExt;
+        use fs_err::os::unix::fs::OpenOptionsExt;
         options.custom_flags(
             (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32,
         );
@@ -493,7 +516,7 @@ pub fn holder(path: &Path, mode: LockMode) -> Holder {
         #[cfg(unix)]
         {
             use std::os::unix::fs::MetadataExt;
-            std::fs::symlink_metadata(path)
+            fs_err::symlink_metadata(path)
                 .ok()
                 .filter(std::fs::Metadata::is_file)
                 .map(|m| (m.dev(), m.ino()))
@@ -502,7 +525,7 @@ pub fn holder(path: &Path, mode: LockMode) -> Holder {
         None
     });
     let holders = id.and_then(|(dev, ino)| {
-        let text = std::fs::read_to_string("/proc/locks").ok()?;
+        let text = fs_err::read_to_string("/proc/locks").ok()?;
         Some(flock_holders(&text, dev, ino, mode))
     });
     let claimed = claimed.map(|(pid, _)| pid);
@@ -546,6 +569,14 @@ fn flock_holders(text: &str, dev: u64, ino: u64, mode: LockMode) -> Vec<u32> {
 impl Drop for FileLock {
     fn drop(&mut self) {
         let _ = FileExt::unlock(&self.file);
+        let (lock, mode) = (self.path.display(), self.mode);
+        match self.acquired_after_waiting {
+            Some(acquired) => {
+                let held_ms = millis(acquired.elapsed());
+                tracing::debug!(target: "pkgr_fs::lock", %lock, ?mode, held_ms, "lock released");
+            }
+            None => tracing::trace!(target: "pkgr_fs::lock", %lock, ?mode, "lock released"),
+        }
     }
 }
 
@@ -599,7 +630,9 @@ pub async fn acquire_in(
 }
 
 /// The wait of [`acquire`]: `task` blocks in `flock` on the lock file
-/// `path` (`read_at` reaches the same file, to read who holds it).
+/// `path` (`read_at` reaches the same file, to read who holds it). Says
+/// when the wait starts and ends, and how long it took (see the module
+/// docs).
 async fn wait_for(
     mut task: tokio::task::JoinHandle<Result<FileLock, LockError>>,
     path: &Path,
@@ -609,6 +642,9 @@ async fn wait_for(
     timeout: Duration,
     on_wait: impl FnOnce(Option<u32>),
 ) -> Result<FileLock, LockError> {
+    let started = Instant::now();
+    let lock = path.display();
+    tracing::debug!(target: "pkgr_fs::lock", %lock, ?mode, what, "waiting for a lock");
     let notice = WAIT_NOTICE_AFTER.min(timeout);
     let joined = match tokio::time::timeout(notice, &mut task).await {
         Ok(joined) => joined,
@@ -617,6 +653,8 @@ async fn wait_for(
             match tokio::time::timeout(timeout - notice, &mut task).await {
                 Ok(joined) => joined,
                 Err(_elapsed) => {
+                    let waited_ms = millis(started.elapsed());
+                    tracing::debug!(target: "pkgr_fs::lock", %lock, ?mode, what, waited_ms, "gave up waiting for a lock");
                     return Err(LockError::Timeout {
                         what: what.to_owned(),
                         path: path.to_path_buf(),
@@ -627,7 +665,11 @@ async fn wait_for(
             }
         }
     };
-    joined.map_err(|e| LockError::io(path, std::io::Error::other(e)))?
+    let mut held = joined.map_err(|e| LockError::io(path, std::io::Error::other(e)))??;
+    let waited_ms = millis(started.elapsed());
+    tracing::debug!(target: "pkgr_fs::lock", %lock, ?mode, what, waited_ms, "lock acquired after waiting");
+    held.acquired_after_waiting = Some(Instant::now());
+    Ok(held)
 }
 
 #[cfg(test)]
@@ -729,13 +771,13 @@ mod tests {
     fn a_symlink_or_fifo_is_not_a_lock_file() {
         let dir = tempfile::tempdir().unwrap();
         let victim = dir.path().join("bashrc");
-        std::fs::write(&victim, "echo hi\n").unwrap();
+        fs_err::write(&victim, "echo hi\n").unwrap();
         let link = dir.path().join("x.lock");
         std::os::unix::fs::symlink(&victim, &link).unwrap();
         let err = FileLock::try_acquire(&link, LockMode::Exclusive).unwrap_err();
         assert!(matches!(err, LockError::NotALockFile { .. }), "{err}");
         assert!(err.to_string().contains("symbolic link"), "{err}");
-        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "echo hi\n");
+        assert_eq!(fs_err::read_to_string(&victim).unwrap(), "echo hi\n");
         let held = crate::dir::Dir::open(dir.path()).unwrap();
         assert!(FileLock::try_acquire_in(&held, "x.lock", LockMode::Shared).is_err());
 
@@ -758,22 +800,22 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.lock");
-        std::fs::write(&path, "theirs").unwrap();
+        fs_err::write(&path, "theirs").unwrap();
         std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
         let held = FileLock::try_acquire(&path, LockMode::Exclusive)
             .unwrap()
             .unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "theirs");
+        assert_eq!(fs_err::read_to_string(&path).unwrap(), "theirs");
         drop(held);
         // Nor a hard link to a file of ours.
         let ours = dir.path().join("ours");
-        std::fs::write(&ours, "keep").unwrap();
+        fs_err::write(&ours, "keep").unwrap();
         let linked = dir.path().join("y.lock");
-        std::fs::hard_link(&ours, &linked).unwrap();
+        fs_err::hard_link(&ours, &linked).unwrap();
         let _held = FileLock::try_acquire(&linked, LockMode::Exclusive)
             .unwrap()
             .unwrap();
-        assert_eq!(std::fs::read_to_string(&ours).unwrap(), "keep");
+        assert_eq!(fs_err::read_to_string(&ours).unwrap(), "keep");
     }
 
     #[test]
@@ -784,9 +826,9 @@ mod tests {
         let _held = FileLock::try_acquire(&path, LockMode::Exclusive)
             .unwrap()
             .unwrap();
-        std::fs::write(&path, "999999").unwrap();
+        fs_err::write(&path, "999999").unwrap();
         let found = holder(&path, LockMode::Shared);
-        if std::fs::read_to_string("/proc/locks").is_ok() {
+        if fs_err::read_to_string("/proc/locks").is_ok() {
             assert_eq!(found, Holder::Process(std::process::id()));
         } else {
             assert_eq!(found, Holder::AccordingToFile(999_999));

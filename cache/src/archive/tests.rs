@@ -14,7 +14,7 @@ fn archive_bombs_stop_before_writing() {
     ] {
         let archive = package.write(dir.path(), format);
         let dest = dir.path().join(format!("out-{format:?}"));
-        std::fs::create_dir_all(&dest).unwrap();
+        fs_err::create_dir_all(&dest).unwrap();
         let few = ExtractLimits {
             max_entries: 2,
             ..ExtractLimits::default()
@@ -34,9 +34,9 @@ fn archive_bombs_stop_before_writing() {
         );
         // Within the default limits it unpacks.
         let ok = dir.path().join(format!("ok-{format:?}"));
-        std::fs::create_dir_all(&ok).unwrap();
+        fs_err::create_dir_all(&ok).unwrap();
         extract(&archive, &ok).unwrap();
-        assert_eq!(std::fs::metadata(ok.join("c")).unwrap().len(), 4 << 20);
+        assert_eq!(fs_err::metadata(ok.join("c")).unwrap().len(), 4 << 20);
     }
 }
 
@@ -44,7 +44,7 @@ fn archive_bombs_stop_before_writing() {
 fn published_files_are_read_only_and_directories_their_owners() {
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("perm-1-0.tar.bz2");
-    let file = std::fs::File::create(&archive).unwrap();
+    let file = fs_err::File::create(&archive).unwrap();
     let mut builder = tar::Builder::new(bzip2::write::BzEncoder::new(
         file,
         bzip2::Compression::fast(),
@@ -91,7 +91,7 @@ fn a_pax_size_counts_for_the_budget() {
     ] {
         let at = dir.path().join(format!("{format:?}"));
         let archive = sample_package().write_with_raw_payload(&at, format, &records);
-        let size = std::fs::metadata(&archive).unwrap().len();
+        let size = fs_err::metadata(&archive).unwrap().len();
         // Its budget is under 8 MiB: 2x its size plus 1 MiB.
         let limits = ExtractLimits {
             max_ratio: 2,
@@ -105,14 +105,14 @@ fn a_pax_size_counts_for_the_budget() {
         assert_eq!(stream.unwrap_err(), file);
         // Refused before writing it.
         let dest = at.join("out");
-        std::fs::create_dir(&dest).unwrap();
+        fs_err::create_dir(&dest).unwrap();
         extract_with_limits(&archive, &dest, limits).unwrap_err();
         assert!(!dest.join("lib/bomb").exists());
         // Within a budget that holds it, it is the 8 MiB `tar` says.
         let ok = at.join("ok");
-        std::fs::create_dir(&ok).unwrap();
+        fs_err::create_dir(&ok).unwrap();
         extract(&archive, &ok).unwrap();
-        assert_eq!(std::fs::metadata(ok.join("lib/bomb")).unwrap().len(), eight);
+        assert_eq!(fs_err::metadata(ok.join("lib/bomb")).unwrap().len(), eight);
     }
 }
 
@@ -131,11 +131,11 @@ fn a_claimed_size_raises_no_budget() {
         pkgr_test_support::Format::TarBz2,
     ] {
         let archive = bomb.write(&dir.path().join(format!("{format:?}")), format);
-        let real = std::fs::metadata(&archive).unwrap().len();
+        let real = fs_err::metadata(&archive).unwrap().len();
         assert!(250 * real + (1 << 20) < 4 << 20, "{real}");
         let dest = dir.path().join(format!("out-{format:?}"));
-        std::fs::create_dir(&dest).unwrap();
-        let stream = std::io::BufReader::new(std::fs::File::open(&archive).unwrap());
+        fs_err::create_dir(&dest).unwrap();
+        let stream = std::io::BufReader::new(fs_err::File::open(&archive).unwrap());
         let format = ArchiveFormat::from_file_name(&archive.display().to_string()).unwrap();
         let err =
             extract_stream(format, stream, 10u64.pow(12), &archive, &dest, limits).unwrap_err();
@@ -165,7 +165,7 @@ fn metadata_bigger_than_its_limit_is_refused() {
             "{err}"
         );
         let dest = at.join("out");
-        std::fs::create_dir(&dest).unwrap();
+        fs_err::create_dir(&dest).unwrap();
         let err = extract(&archive, &dest).unwrap_err();
         assert!(
             matches!(err, ArchiveError::MetadataTooLarge { .. }),
@@ -176,24 +176,24 @@ fn metadata_bigger_than_its_limit_is_refused() {
     // An entry's files are read within the same limits, before any of
     // them is read (the size of the open file says so).
     let entry = dir.path().join("entry");
-    std::fs::create_dir_all(entry.join("info")).unwrap();
-    let paths = std::fs::File::create(entry.join("info/paths.json")).unwrap();
+    fs_err::create_dir_all(entry.join("info")).unwrap();
+    let paths = fs_err::File::create(entry.join("info/paths.json")).unwrap();
     paths
         .set_len(pkgr_fs::bounded::FILE_LIST_LIMIT + 1)
         .unwrap();
     let err = read_entry_paths_json(&entry).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::FileTooLarge, "{err}");
     assert!(err.to_string().contains("paths.json"), "{err}");
-    let index = std::fs::File::create(entry.join("info/index.json")).unwrap();
+    let index = fs_err::File::create(entry.join("info/index.json")).unwrap();
     index.set_len(over).unwrap();
     let err = read_entry_file::<IndexJson>(&entry).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::FileTooLarge, "{err}");
     // A legacy entry's file list, too.
-    std::fs::remove_file(entry.join("info/paths.json")).unwrap();
-    std::fs::write(entry.join("info/files"), "a\n").unwrap();
-    std::fs::write(entry.join("a"), "x").unwrap();
+    fs_err::remove_file(entry.join("info/paths.json")).unwrap();
+    fs_err::write(entry.join("info/files"), "a\n").unwrap();
+    fs_err::write(entry.join("a"), "x").unwrap();
     assert_eq!(read_entry_paths_json(&entry).unwrap().paths.len(), 1);
-    let has_prefix = std::fs::File::create(entry.join("info/has_prefix")).unwrap();
+    let has_prefix = fs_err::File::create(entry.join("info/has_prefix")).unwrap();
     has_prefix
         .set_len(pkgr_fs::bounded::FILE_LIST_LIMIT + 1)
         .unwrap();
@@ -211,18 +211,18 @@ fn tree(dir: &Path) -> std::collections::BTreeMap<String, String> {
     let mut out = std::collections::BTreeMap::new();
     let mut todo = vec![dir.to_path_buf()];
     while let Some(at) = todo.pop() {
-        for entry in std::fs::read_dir(&at).unwrap() {
+        for entry in fs_err::read_dir(&at).unwrap() {
             let path = entry.unwrap().path();
             let rel = path.strip_prefix(dir).unwrap().display().to_string();
-            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let meta = fs_err::symlink_metadata(&path).unwrap();
             let mode = meta.permissions().mode() & 0o7777;
             let what = if meta.file_type().is_symlink() {
-                format!("link {}", std::fs::read_link(&path).unwrap().display())
+                format!("link {}", fs_err::read_link(&path).unwrap().display())
             } else if meta.is_dir() {
                 todo.push(path.clone());
                 format!("dir {mode:o}")
             } else {
-                let bytes = std::fs::read(&path).unwrap();
+                let bytes = fs_err::read(&path).unwrap();
                 format!("file {mode:o} {}", pkgr_test_support::sha256_hex(&bytes))
             };
             out.insert(rel, what);
@@ -236,15 +236,15 @@ fn tree(dir: &Path) -> std::collections::BTreeMap<String, String> {
 fn both_ways(archive: &Path, limits: ExtractLimits) -> (Tree, Tree) {
     let dir = tempfile::tempdir().unwrap();
     let (by_file, by_stream) = (dir.path().join("file"), dir.path().join("stream"));
-    std::fs::create_dir(&by_file).unwrap();
-    std::fs::create_dir(&by_stream).unwrap();
+    fs_err::create_dir(&by_file).unwrap();
+    fs_err::create_dir(&by_stream).unwrap();
     let file = extract_with_limits(archive, &by_file, limits)
         .map(|()| tree(&by_file))
         .map_err(|e| e.to_string());
     let name = archive.file_name().unwrap().to_str().unwrap();
     let format = ArchiveFormat::from_file_name(name).unwrap();
-    let size = std::fs::metadata(archive).unwrap().len();
-    let stream = std::io::BufReader::with_capacity(1000, std::fs::File::open(archive).unwrap());
+    let size = fs_err::metadata(archive).unwrap().len();
+    let stream = std::io::BufReader::with_capacity(1000, fs_err::File::open(archive).unwrap());
     let streamed = extract_stream(format, stream, size, archive, &by_stream, limits)
         .map(|members| {
             // What the stream walked is what the directory lists.
@@ -259,10 +259,10 @@ fn both_ways(archive: &Path, limits: ExtractLimits) -> (Tree, Tree) {
 fn local_headers_that_are_not_the_central_directory_are_found() {
     let dir = tempfile::tempdir().unwrap();
     let archive = sample_package().write(dir.path(), pkgr_test_support::Format::Conda);
-    let size = std::fs::metadata(&archive).unwrap().len();
-    let stream = || std::io::BufReader::new(std::fs::File::open(&archive).unwrap());
+    let size = fs_err::metadata(&archive).unwrap().len();
+    let stream = || std::io::BufReader::new(fs_err::File::open(&archive).unwrap());
     let out = dir.path().join("out");
-    std::fs::create_dir(&out).unwrap();
+    fs_err::create_dir(&out).unwrap();
     let members = extract_stream(
         ArchiveFormat::Conda,
         stream(),
@@ -275,11 +275,11 @@ fn local_headers_that_are_not_the_central_directory_are_found() {
     members.match_central_directory(&archive).unwrap();
     // The directory names the payload otherwise than its local header
     // (same length, so the zip stays readable both ways).
-    let mut bytes = std::fs::read(&archive).unwrap();
+    let mut bytes = fs_err::read(&archive).unwrap();
     let name = b"pkg-sample";
     let last = bytes.windows(name.len()).rposition(|w| w == name).unwrap();
     bytes[last..last + 3].copy_from_slice(b"PKG");
-    std::fs::write(&archive, &bytes).unwrap();
+    fs_err::write(&archive, &bytes).unwrap();
     let err = members.match_central_directory(&archive).unwrap_err();
     assert!(
         err.contains("not what its central directory lists"),
@@ -396,7 +396,7 @@ fn a_stream_cut_short_or_too_long_fails() {
         pkgr_test_support::Format::TarBz2,
     ] {
         let archive = package.write(dir.path(), format);
-        let bytes = std::fs::read(&archive).unwrap();
+        let bytes = fs_err::read(&archive).unwrap();
         let size = bytes.len() as u64;
         for (stream, claimed) in [
             (&bytes[..bytes.len() - 10], size),
@@ -426,35 +426,23 @@ fn real_packages_stream_to_the_same_tree() {
     let Some(datasets) = pkgr_test_support::datasets() else {
         return;
     };
-    let mut todo = vec![Path::new(&datasets).join("packages")];
     let (mut compared, mut info_last) = (0, 0);
-    while let Some(dir) = todo.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                todo.push(path);
-                continue;
+    for path in dataset_archives(&datasets) {
+        if ArchiveFormat::from_file_name(&path.to_string_lossy()) == Some(ArchiveFormat::Conda) {
+            let bytes = fs_err::read(&path).unwrap();
+            let info = bytes.windows(5).position(|w| w == b"info-");
+            let pkg = bytes.windows(4).position(|w| w == b"pkg-");
+            if let (Some(info), Some(pkg)) = (info, pkg) {
+                info_last += usize::from(info > pkg);
             }
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            if ArchiveFormat::from_file_name(&name).is_none() || name.starts_with("repodata") {
-                continue;
+        }
+        let (file, stream) = both_ways(&path, ExtractLimits::default());
+        match file {
+            Ok(file) => {
+                assert_eq!(stream, Ok(file), "{}", path.display());
+                compared += 1;
             }
-            if name.ends_with(".conda") {
-                let bytes = std::fs::read(&path).unwrap();
-                let info = bytes.windows(5).position(|w| w == b"info-");
-                let pkg = bytes.windows(4).position(|w| w == b"pkg-");
-                if let (Some(info), Some(pkg)) = (info, pkg) {
-                    info_last += usize::from(info > pkg);
-                }
-            }
-            let (file, stream) = both_ways(&path, ExtractLimits::default());
-            match file {
-                Ok(file) => {
-                    assert_eq!(stream, Ok(file), "{}", path.display());
-                    compared += 1;
-                }
-                Err(e) => eprintln!("{}: not a good archive ({e})", path.display()),
-            }
+            Err(e) => eprintln!("{}: not a good archive ({e})", path.display()),
         }
     }
     eprintln!("{compared} real archives compared, {info_last} .conda with info last");
