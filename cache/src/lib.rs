@@ -188,12 +188,13 @@
 //! in a given-up wait holds nothing; when it gets the lock it drops it at once.
 //!
 //! Repodata files follow the same pattern with an exclusive lock on
-//! `repodata/<hash>.lock` around "is the cached copy fresh? else download
+//! `repodata/<hash>.lock` ([`PackageCache::lock_repodata_file`], which
+//! `pkgr-repodata` takes) around "is the cached copy fresh? else download
 //! beside it, check it is whole JSON, and rename into place"; readers read the
 //! renamed file without a lock (a rename never changes a file someone has
 //! open). A body that is cut short or not JSON is never stored (so never
 //! revalidated with the server's ETag); a cached copy that fails to parse
-//! later is discarded ([`PackageCache::discard_repodata`]) and fetched anew.
+//! later is discarded (`pkgr_repodata`'s `discard_repodata`) and fetched anew.
 //!
 //! **Lock order** (global, rules out deadlock): prefix lock → repodata locks →
 //! entry locks. A process holds the shared locks of the entries it has obtained
@@ -271,10 +272,9 @@ pub mod archive;
 pub mod compiled;
 pub mod filesystem;
 mod maintenance;
-mod repodata;
-pub mod repodata_index;
+pub mod repodata;
+mod repodata_access;
 mod session;
-pub mod shards;
 mod streaming;
 mod validate;
 
@@ -285,7 +285,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use pkgr_fetch::{Conditional, Expected, FetchError, Fetcher, HttpCacheInfo};
+use pkgr_fetch::{Expected, FetchError, Fetcher};
 use pkgr_fs::dir::Dir;
 use pkgr_fs::lock::{self, FileLock, LockError, LockMode};
 use rattler_conda_types::package::PathsJson;
@@ -293,14 +293,12 @@ use rattler_conda_types::RepoDataRecord;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
-use url::Url;
 
 pub use archive::{ArchiveError, ArchiveFormat};
 pub use maintenance::{CleanReport, CorruptEntry, VerifyReport};
-pub use repodata::{check_repodata_file, RepodataFile};
-pub use repodata_index::RepodataIndex;
+pub use repodata::check_repodata_file;
+pub use repodata_access::{background_task_error, error_chain_text, SessionGuard};
 pub use session::SweepReport;
-pub use shards::ShardIndex;
 pub use streaming::{streaming_counts, StreamingCounts};
 
 /// Name of the completion marker inside an extracted entry.
@@ -1041,7 +1039,7 @@ impl PackageCache {
         abort: &Abort,
     ) -> Result<CacheEntry, CacheError> {
         // Before its key becomes a path (lock file, entry, archive).
-        repodata_index::check_record(record).map_err(|problem| CacheError::UnsafeRecord {
+        repodata::check_record(record).map_err(|problem| CacheError::UnsafeRecord {
             package: record.identifier.to_string().escape_debug().to_string(),
             problem,
         })?;

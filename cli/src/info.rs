@@ -15,7 +15,7 @@ pub fn info(global: &GlobalArgs) -> anyhow::Result<()> {
     let channel_urls: Vec<String> = channels
         .iter()
         .flat_map(|c| {
-            pkgr_solver::subdirs_for(platform)
+            pkgr_repodata::subdirs_for(platform)
                 .into_iter()
                 .map(move |s| {
                     pkgr_redact::url_for_record(c.base_url.url())

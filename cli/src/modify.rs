@@ -144,7 +144,7 @@ pub async fn install(global: &GlobalArgs, args: InstallArgs, update: bool) -> an
     .await
     .map_err(|err| {
         let refused = match err.downcast_ref::<InstallError>() {
-            Some(InstallError::Solve(pkgr_solver::SolverError::NeedsCredentials {
+            Some(InstallError::Repodata(pkgr_repodata::RepodataError::NeedsCredentials {
                 channel,
                 ..
             })) if from_records => Some(needs_credentials(channel)),

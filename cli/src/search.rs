@@ -22,9 +22,9 @@ pub async fn run(global: &GlobalArgs, args: &SearchArgs) -> anyhow::Result<()> {
     let workspace = Workspace::open(global, &progress)?;
     let spinner = progress.spinner("loading channels");
     let indexes =
-        pkgr_solver::load_channels(&workspace.cache, &channels, platform, progress.as_ref())
+        pkgr_repodata::load_channels(&workspace.cache, &channels, platform, progress.as_ref())
             .await?;
-    let records = pkgr_solver::search(&workspace.cache, &indexes, &spec).await?;
+    let records = pkgr_repodata::search(&workspace.cache, &indexes, &spec).await?;
     if let Some(spinner) = spinner {
         spinner.finish_and_clear();
     }
@@ -59,7 +59,7 @@ pub async fn run(global: &GlobalArgs, args: &SearchArgs) -> anyhow::Result<()> {
     if records.is_empty() {
         let where_ = channels
             .iter()
-            .map(pkgr_solver::display_channel)
+            .map(pkgr_repodata::channel_as_shown)
             .collect::<Vec<_>>()
             .join(", ");
         bail!(
