@@ -190,12 +190,13 @@
 //! in a given-up wait holds nothing; when it gets the lock it drops it at once.
 //!
 //! Repodata files follow the same pattern with an exclusive lock on
-//! `repodata/<hash>.lock` around "is the cached copy fresh? else download
+//! `repodata/<hash>.lock` ([`PackageCache::lock_repodata_file`], which
+//! `pkgr-repodata` takes) around "is the cached copy fresh? else download
 //! beside it, check it is whole JSON, and rename into place"; readers read the
 //! renamed file without a lock (a rename never changes a file someone has
 //! open). A body that is cut short or not JSON is never stored (so never
 //! revalidated with the server's ETag); a cached copy that fails to parse
-//! later is discarded ([`PackageCache::discard_repodata`]) and fetched anew.
+//! later is discarded (`pkgr_repodata`'s `discard_repodata`) and fetched anew.
 //!
 //! **Lock order** (global, rules out deadlock): prefix lock → repodata locks →
 //! entry locks. A process holds the shared locks of the entries it has obtained
@@ -273,10 +274,9 @@ pub mod archive;
 pub mod compiled;
 pub mod filesystem;
 mod maintenance;
-mod repodata;
-pub mod repodata_index;
+pub mod repodata;
+mod repodata_access;
 mod session;
-pub mod shards;
 mod streaming;
 mod validate;
 
@@ -301,20 +301,11 @@ use tokio::sync::Semaphore;
 
 use error::io_error;
 
-// What `repodata.rs` reaches through `use super::*` (it moves to its own
-// crate; these go with it).
-use error::{error_text, join_error};
-use fill::log_wait;
-use pkgr_fetch::{Conditional, HttpCacheInfo};
-use serde::{Deserialize, Serialize};
-use url::Url;
-
 pub use archive::{ArchiveError, ArchiveFormat};
 pub use maintenance::{CleanReport, CorruptEntry, VerifyReport};
-pub use repodata::{check_repodata_file, RepodataFile};
-pub use repodata_index::RepodataIndex;
+pub use repodata::check_repodata_file;
+pub use repodata_access::{background_task_error, error_chain_text, SessionGuard};
 pub use session::SweepReport;
-pub use shards::ShardIndex;
 pub use streaming::{streaming_counts, StreamingCounts};
 
 pub use entry::{CacheEntry, EntryMarker, ENTRY_MARKER};

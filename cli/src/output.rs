@@ -46,6 +46,7 @@ pub fn init_logging(verbose: u8) {
                 "pkgr",
                 "pkgr_cli",
                 "pkgr_cache",
+                "pkgr_repodata",
                 "pkgr_fetch",
                 "pkgr_solver",
                 "pkgr_prefix",

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use pkgr_cache::CacheError;
 use pkgr_prefix::PrefixError;
+use pkgr_repodata::RepodataError;
 use pkgr_solver::SolverError;
 
 /// Why an install step failed. Each variant names what it concerns (the
@@ -12,7 +13,10 @@ use pkgr_solver::SolverError;
 /// its own context.
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
-    /// Loading the channels or solving failed.
+    /// Loading the channels' repodata failed.
+    #[error(transparent)]
+    Repodata(#[from] RepodataError),
+    /// Solving failed.
     #[error(transparent)]
     Solve(#[from] SolverError),
     /// A spec whose name is a glob matches no package of the channels.

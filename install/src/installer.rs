@@ -152,9 +152,10 @@ impl<'a> Installer<'a> {
         options: pkgr_solver::SolveOptions,
         reporter: &dyn Reporter,
     ) -> Result<Vec<RepoDataRecord>, InstallError> {
-        let indexes = pkgr_solver::load_channels(self.cache, channels, platform, reporter).await?;
+        let indexes =
+            pkgr_repodata::load_channels(self.cache, channels, platform, reporter).await?;
         let specs = self.resolve_name_globs(&indexes, specs).await?;
-        pkgr_solver::prefetch_shards(self.cache, &indexes, &specs, &locked).await?;
+        pkgr_repodata::prefetch_shards(self.cache, &indexes, &specs, &locked).await?;
         let records = tokio::task::spawn_blocking(move || {
             let virtual_packages = pkgr_solver::detect_virtual_packages(platform)?;
             pkgr_solver::solve(&indexes, &specs, &locked, virtual_packages, &options)
@@ -167,13 +168,13 @@ impl<'a> Installer<'a> {
     /// one name whose records they match (an error when none or several do).
     async fn resolve_name_globs(
         &self,
-        indexes: &[pkgr_solver::SubdirIndex],
+        indexes: &[pkgr_repodata::SubdirIndex],
         specs: Vec<MatchSpec>,
     ) -> Result<Vec<MatchSpec>, InstallError> {
         let mut resolved = Vec::with_capacity(specs.len());
         for mut spec in specs {
             if spec.name.as_exact().is_none() {
-                let records = pkgr_solver::search(self.cache, indexes, &spec).await?;
+                let records = pkgr_repodata::search(self.cache, indexes, &spec).await?;
                 let mut names: Vec<&str> = records
                     .iter()
                     .map(|r| r.package_record.name.as_normalized())
@@ -436,7 +437,7 @@ impl<'a> Installer<'a> {
     /// The last line of defence before anything reaches the cache or the
     /// prefix, whatever gave the records (the solver checks what it
     /// chooses; a lock file's records come straight here): every record
-    /// must name one file ([`pkgr_cache::repodata_index::check_record`]),
+    /// must name one file ([`pkgr_cache::repodata::check_record`]),
     /// and must carry a checksum unless [`Self::with_unverified_packages`]
     /// allows it (then the reporter is warned, naming them).
     fn check_records(
@@ -445,7 +446,7 @@ impl<'a> Installer<'a> {
         reporter: &dyn Reporter,
     ) -> Result<(), InstallError> {
         for record in records {
-            pkgr_cache::repodata_index::check_record(record).map_err(|problem| {
+            pkgr_cache::repodata::check_record(record).map_err(|problem| {
                 InstallError::UnsafeRecord {
                     file_name: record.identifier.to_string().escape_debug().to_string(),
                     channel: record

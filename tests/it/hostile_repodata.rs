@@ -49,7 +49,7 @@ fn replace_evil(root: &Path, file_name: &str, edit: impl FnOnce(&mut serde_json:
 
 /// Writes the CEP-16 sharded form of each subdir beside its repodata.json.
 fn add_shards(root: &Path, info: &[(&str, &str)]) {
-    use pkgr_cache::shards::{encode_msgpack_zst, json_to_msgpack};
+    use pkgr_repodata::shards::{encode_msgpack_zst, json_to_msgpack};
     use rmpv::Value;
     use sha2::Digest;
     for subdir in [current_subdir(), "noarch"] {

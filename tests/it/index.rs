@@ -63,19 +63,22 @@ fn index_writes_repodata_with_checksums() {
     for dir in [root.join(subdir), root.join("noarch")] {
         let repodata: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.join("repodata.json")).unwrap()).unwrap();
-        let index = pkgr_cache::shards::decode_msgpack_zst(
+        let index = pkgr_repodata::shards::decode_msgpack_zst(
             &std::fs::read(dir.join("repodata_shards.msgpack.zst")).unwrap(),
         )
         .unwrap();
-        let index = pkgr_cache::ShardIndex::parse(&index, &url::Url::parse("http://h/s/").unwrap())
-            .unwrap();
+        let index = pkgr_repodata::shards::ShardIndex::parse(
+            &index,
+            &url::Url::parse("http://h/s/").unwrap(),
+        )
+        .unwrap();
         let mut seen = 0;
         for (name, hash) in &index.shards {
             let bytes =
                 std::fs::read(dir.join(format!("{}.msgpack.zst", hex::encode(hash)))).unwrap();
             assert_eq!(sha2::Sha256::digest(&bytes).as_slice(), hash.as_slice());
-            let shard = pkgr_cache::shards::msgpack_to_json(
-                &pkgr_cache::shards::decode_msgpack_zst(&bytes).unwrap(),
+            let shard = pkgr_repodata::shards::msgpack_to_json(
+                &pkgr_repodata::shards::decode_msgpack_zst(&bytes).unwrap(),
             );
             for section in ["packages", "packages.conda"] {
                 for (file_name, record) in shard[section].as_object().unwrap() {
@@ -255,18 +258,18 @@ fn index_real_packages_records_match_conda_index() {
             assert_eq!(record, &want, "{key}: values differ from conda-index's");
 
             // The shard of the package's name holds the same record.
-            let shards = pkgr_cache::shards::decode_msgpack_zst(
+            let shards = pkgr_repodata::shards::decode_msgpack_zst(
                 &std::fs::read(root.join(&subdir).join("repodata_shards.msgpack.zst")).unwrap(),
             )
             .unwrap();
-            let shards = pkgr_cache::shards::msgpack_to_json(&shards);
+            let shards = pkgr_repodata::shards::msgpack_to_json(&shards);
             assert_eq!(shards["info"]["subdir"], subdir.as_str());
             let hash = shards["shards"][record["name"].as_str().unwrap()]
                 .as_str()
                 .unwrap()
                 .to_owned();
-            let shard = pkgr_cache::shards::msgpack_to_json(
-                &pkgr_cache::shards::decode_msgpack_zst(
+            let shard = pkgr_repodata::shards::msgpack_to_json(
+                &pkgr_repodata::shards::decode_msgpack_zst(
                     &std::fs::read(root.join(&subdir).join(format!("{hash}.msgpack.zst"))).unwrap(),
                 )
                 .unwrap(),

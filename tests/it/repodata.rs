@@ -326,13 +326,15 @@ fn a_shard_that_does_not_match_its_hash_is_refused_and_not_cached() {
     add_shards(plain.root());
     let dir = plain.root().join(current_subdir());
     // Replace the bytes of python's shard, keeping its name (the hash).
-    let index = pkgr_cache::shards::decode_msgpack_zst(
+    let index = pkgr_repodata::shards::decode_msgpack_zst(
         &std::fs::read(dir.join("repodata_shards.msgpack.zst")).unwrap(),
     )
     .unwrap();
-    let index =
-        pkgr_cache::ShardIndex::parse(&index, &url::Url::parse("http://x/linux-64/").unwrap())
-            .unwrap();
+    let index = pkgr_repodata::shards::ShardIndex::parse(
+        &index,
+        &url::Url::parse("http://x/linux-64/").unwrap(),
+    )
+    .unwrap();
     let python = hex::encode(index.shards["python"]);
     let shard = dir.join(format!("{python}.msgpack.zst"));
     let mut bytes = std::fs::read(&shard).unwrap();

@@ -143,7 +143,7 @@ fn write_sharded(
     conda_packages: &BTreeMap<String, serde_json::Value>,
     run_exports: &BTreeMap<String, serde_json::Value>,
 ) -> anyhow::Result<()> {
-    use pkgr_cache::shards::{encode_msgpack_zst, json_to_msgpack};
+    use pkgr_repodata::shards::{encode_msgpack_zst, json_to_msgpack};
     use rmpv::Value;
     use sha2::Digest;
     type Members = Vec<(Value, Value)>;

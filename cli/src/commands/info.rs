@@ -17,7 +17,7 @@ pub fn run(global: &GlobalArgs) -> anyhow::Result<()> {
     let channel_urls: Vec<String> = channels
         .iter()
         .flat_map(|c| {
-            pkgr_solver::subdirs_for(platform)
+            pkgr_repodata::subdirs_for(platform)
                 .into_iter()
                 .map(move |s| {
                     pkgr_redact::url_for_record(c.base_url.url())

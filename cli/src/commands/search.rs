@@ -26,9 +26,9 @@ pub async fn run(global: &GlobalArgs, args: &SearchArgs) -> anyhow::Result<()> {
     let shared_cache = JobLimitedCache::open(global, &progress)?;
     let spinner = progress.spinner("loading channels");
     let indexes =
-        pkgr_solver::load_channels(&shared_cache.cache, &channels, platform, progress.as_ref())
+        pkgr_repodata::load_channels(&shared_cache.cache, &channels, platform, progress.as_ref())
             .await?;
-    let records = pkgr_solver::search(&shared_cache.cache, &indexes, &spec).await?;
+    let records = pkgr_repodata::search(&shared_cache.cache, &indexes, &spec).await?;
     if let Some(spinner) = spinner {
         spinner.finish_and_clear();
     }
@@ -60,7 +60,7 @@ pub async fn run(global: &GlobalArgs, args: &SearchArgs) -> anyhow::Result<()> {
     if records.is_empty() {
         let where_ = channels
             .iter()
-            .map(pkgr_solver::display_channel)
+            .map(pkgr_repodata::channel_as_shown)
             .collect::<Vec<_>>()
             .join(", ");
         bail!(

@@ -146,7 +146,7 @@ pub async fn change_environment(
     .await
     .map_err(|err| {
         let credentials_hint = match err.downcast_ref::<InstallError>() {
-            Some(InstallError::Solve(pkgr_solver::SolverError::NeedsCredentials {
+            Some(InstallError::Repodata(pkgr_repodata::RepodataError::NeedsCredentials {
                 channel,
                 ..
             })) if from_records => Some(needs_credentials(channel)),

@@ -16,7 +16,7 @@ use pkgr_fetch::Expected;
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use crate::{CacheError, PackageCache};
+use pkgr_cache::{CacheError, PackageCache};
 
 /// The shard index of one channel subdir.
 #[derive(Debug, Clone)]
@@ -200,157 +200,73 @@ pub fn encode_msgpack_zst(value: &rmpv::Value) -> std::io::Result<Vec<u8>> {
     zstd::encode_all(&raw[..], 3)
 }
 
-impl PackageCache {
-    fn shard_path(&self, hash: &[u8; 32]) -> PathBuf {
-        self.root()
-            .join("repodata")
-            .join("shards")
-            .join(format!("{}.msgpack.zst", hex::encode(hash)))
-    }
+/// Where the shard with sha256 `hash` is cached.
+fn shard_path(cache: &PackageCache, hash: &[u8; 32]) -> PathBuf {
+    cache
+        .shards_dir()
+        .join(format!("{}.msgpack.zst", hex::encode(hash)))
+}
 
-    /// The decoded shard with sha256 `hash` from `index`: from the cache when
-    /// there (checked against its hash), else downloaded, verified and put
-    /// in the cache. Shards are immutable and named by their hash, so no lock
-    /// is needed: two processes that download one shard at once write the
-    /// same bytes, each by an atomic rename.
-    pub async fn fetch_shard(
-        &self,
-        index: &ShardIndex,
-        hash: &[u8; 32],
-    ) -> Result<rmpv::Value, CacheError> {
-        let path = self.shard_path(hash);
-        let file_name = format!("{}.msgpack.zst", hex::encode(hash));
-        let url = index
-            .shards_base
-            .join(&file_name)
-            .map_err(|e| CacheError::BrokenRepodata {
-                url: pkgr_redact::redact_url(&index.shards_base),
-                problem: e.to_string(),
-            })?;
-        let redacted = pkgr_redact::redact_url(&url);
-        let broken = |problem| CacheError::BrokenRepodata {
-            url: redacted.clone(),
-            problem,
-        };
-        if let Ok(bytes) = fs_err::read(&path) {
-            if Sha256::digest(&bytes).as_slice() == hash.as_slice() {
-                return decode_msgpack_zst(&bytes).map_err(broken);
-            }
-            // Damaged on disk: fetched again below (the download replaces it).
+/// The decoded shard with sha256 `hash` from `index`: from the cache when
+/// there (checked against its hash), else downloaded, verified and put
+/// in the cache. Shards are immutable and named by their hash, so no lock
+/// is needed: two processes that download one shard at once write the
+/// same bytes, each by an atomic rename.
+pub(crate) async fn fetch_shard(
+    cache: &PackageCache,
+    index: &ShardIndex,
+    hash: &[u8; 32],
+) -> Result<rmpv::Value, CacheError> {
+    let path = shard_path(cache, hash);
+    let file_name = format!("{}.msgpack.zst", hex::encode(hash));
+    let url = index
+        .shards_base
+        .join(&file_name)
+        .map_err(|e| CacheError::BrokenRepodata {
+            url: pkgr_redact::redact_url(&index.shards_base),
+            problem: e.to_string(),
+        })?;
+    let redacted = pkgr_redact::redact_url(&url);
+    let broken = |problem| CacheError::BrokenRepodata {
+        url: redacted.clone(),
+        problem,
+    };
+    if let Ok(bytes) = fs_err::read(&path) {
+        if Sha256::digest(&bytes).as_slice() == hash.as_slice() {
+            return decode_msgpack_zst(&bytes).map_err(broken);
         }
-        if self.repodata_policy.offline && url.scheme() != "file" {
-            return Err(CacheError::Offline { what: redacted });
-        }
-        if self.is_read_only() {
-            return Err(self.read_only(format!("download {redacted} into it")));
-        }
-        let dir = path.parent().map(ToOwned::to_owned).unwrap_or_default();
-        fs_err::create_dir_all(&dir).map_err(|source| CacheError::NotWritable {
-            path: dir.clone(),
+        // Damaged on disk: fetched again below (the download replaces it).
+    }
+    if cache.repodata_policy().offline && url.scheme() != "file" {
+        return Err(CacheError::Offline { what: redacted });
+    }
+    if cache.is_read_only() {
+        return Err(cache.read_only_error(format!("download {redacted} into it")));
+    }
+    let dir = path.parent().map(ToOwned::to_owned).unwrap_or_default();
+    fs_err::create_dir_all(&dir).map_err(|source| CacheError::NotWritable {
+        path: dir.clone(),
+        source,
+    })?;
+    let expected = Expected {
+        size: None,
+        sha256: Some(*hash),
+        md5: None,
+    };
+    cache
+        .fetcher()
+        .download(&url, &path, &cache.tmp_dir(), &expected)
+        .await
+        .map_err(|source| CacheError::Fetch {
+            package: redacted.clone(),
             source,
         })?;
-        let expected = Expected {
-            size: None,
-            sha256: Some(*hash),
-            md5: None,
-        };
-        self.fetcher()
-            .download(&url, &path, &self.tmp_dir(), &expected)
-            .await
-            .map_err(|source| CacheError::Fetch {
-                package: redacted.clone(),
-                source,
-            })?;
-        let bytes = fs_err::read(&path).map_err(crate::io_error("reading a shard"))?;
-        decode_msgpack_zst(&bytes).map_err(broken)
-    }
+    let bytes = fs_err::read(&path).map_err(|source| CacheError::Io {
+        context: String::from("reading a shard"),
+        source,
+    })?;
+    decode_msgpack_zst(&bytes).map_err(broken)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_real_cep16_files_are_read() {
-        let Some(datasets) = pkgr_test_support::datasets() else {
-            return;
-        };
-        let dir = std::path::Path::new(&datasets).join("packages/anaconda-main/linux-64");
-        let bytes = std::fs::read(dir.join("repodata_shards.msgpack.zst")).unwrap();
-        let subdir = Url::parse("https://example.invalid/main/linux-64/").unwrap();
-        let index = ShardIndex::parse(&decode_msgpack_zst(&bytes).unwrap(), &subdir).unwrap();
-        assert_eq!(index.packages_base, subdir);
-        assert_eq!(index.shards_base, subdir);
-        let zlib = index.shards["zlib"];
-        let shard_bytes =
-            std::fs::read(dir.join(format!("{}.msgpack.zst", hex::encode(zlib)))).unwrap();
-        assert_eq!(Sha256::digest(&shard_bytes).as_slice(), zlib.as_slice());
-        let shard = msgpack_to_json(&decode_msgpack_zst(&shard_bytes).unwrap());
-        let record: rattler_conda_types::PackageRecord =
-            serde_json::from_value(shard["packages.conda"]["zlib-1.2.11-h7b6447c_3.conda"].clone())
-                .unwrap();
-        assert_eq!(record.version.to_string(), "1.2.11");
-        assert_eq!(
-            record.sha256.map(hex::encode).as_deref(),
-            Some("f33afff2144e1d6c4cf2e3e184937db8bf825b4537df74662aea5ee207b6a31b")
-        );
-    }
-
-    #[test]
-    fn binary_digests_become_hex_and_bases_resolve() {
-        let value = rmpv::Value::Map(vec![(
-            rmpv::Value::from("sha256"),
-            rmpv::Value::Binary(vec![0xab; 32]),
-        )]);
-        assert_eq!(msgpack_to_json(&value)["sha256"], "ab".repeat(32));
-        let subdir = Url::parse("https://h/c/linux-64").unwrap();
-        assert_eq!(
-            resolve_base(&subdir, Some("../shards")).unwrap().as_str(),
-            "https://h/c/shards/"
-        );
-        assert_eq!(
-            resolve_base(&subdir, Some("https://cdn/x"))
-                .unwrap()
-                .as_str(),
-            "https://cdn/x/"
-        );
-        assert_eq!(
-            resolve_base(&subdir, None).unwrap().as_str(),
-            "https://h/c/linux-64/"
-        );
-    }
-
-    #[test]
-    fn an_http_channel_may_point_only_at_http() {
-        let https = Url::parse("https://h/c/linux-64/").unwrap();
-        let file = Url::parse("file:///srv/c/linux-64/").unwrap();
-        let index = |base: &str| {
-            rmpv::Value::Map(vec![
-                (
-                    rmpv::Value::from("info"),
-                    rmpv::Value::Map(vec![(
-                        rmpv::Value::from("base_url"),
-                        rmpv::Value::from(base),
-                    )]),
-                ),
-                (rmpv::Value::from("shards"), rmpv::Value::Map(Vec::new())),
-            ])
-        };
-        let err = ShardIndex::parse(&index("file:///etc/"), &https).unwrap_err();
-        assert!(
-            err.contains("info.base_url points at file:///etc/"),
-            "{err}"
-        );
-        assert!(ShardIndex::parse(&index("ftp://h/x/"), &https).is_err());
-        assert!(ShardIndex::parse(&index("http://cdn/x/"), &https).is_ok());
-        // A local channel keeps its relative (and local) bases.
-        let local = ShardIndex::parse(&index("../pkgs"), &file).unwrap();
-        assert_eq!(local.packages_base.as_str(), "file:///srv/c/pkgs/");
-        assert!(ShardIndex::parse(&index("https://cdn/x/"), &file).is_ok());
-        assert!(ShardIndex::parse(&index("data:text/plain,x"), &file).is_err());
-        let base = Url::parse("file:///etc/").unwrap();
-        assert!(check_base_scheme(&https, &base, "info.shards_base_url")
-            .unwrap_err()
-            .contains("info.shards_base_url"));
-    }
-}
+mod tests;
