@@ -42,10 +42,11 @@ use std::sync::{Arc, Mutex};
 use rattler_conda_types::{PackageRecord, PrefixRecord, RepoDataRecord};
 
 use crate::link::{CheckedFiles, LinkGuard, LinkMode, PackagePlan};
+use crate::meta::record_file_name;
 use crate::python::{CompiledModules, PythonInfo};
 use crate::scripts::{LinkScripts, ScriptKind};
 use crate::unlink::{record_paths, remove_paths};
-use crate::{io, record_file_name, PrefixError};
+use crate::{io, PrefixError};
 
 use clobbers::owners_of;
 pub use commit::StagedLinks;

@@ -14,10 +14,11 @@ use super::compile::compile_modules;
 use super::journal::remove_journal;
 use super::{sort_dependencies_first, TransactionEvent};
 use crate::link::{LinkMode, LinkedFiles, LinkedPackage, PackagePlan};
+use crate::meta::{prefix_record_json, write_prefix_record_json};
 use crate::python::{CompiledBatch, CompiledModules};
 use crate::scripts::{LinkScripts, ScriptKind};
 use crate::unlink::remove_paths;
-use crate::{prefix_record_json, write_prefix_record_json, PrefixError};
+use crate::PrefixError;
 
 /// One package whose files are (being) linked, under its journal.
 pub(super) struct Staged {

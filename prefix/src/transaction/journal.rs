@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use rattler_conda_types::RepoDataRecord;
 use serde::{Deserialize, Serialize};
 
+use crate::meta::{read_prefix_records, record_file_name};
 use crate::unlink::{record_paths, remove_paths};
-use crate::{io, read_prefix_records, record_file_name, PrefixError};
+use crate::{io, PrefixError};
 
 pub(super) const JOURNAL_SUFFIX: &str = "pkgr-partial";
 

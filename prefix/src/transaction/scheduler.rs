@@ -14,6 +14,7 @@ use super::commit::{Outcome, PreparedRecord, Staged, StagedLinks};
 use super::journal::write_journal;
 use super::Transaction;
 use crate::link::{Hardlinks, KnownDirs, LinkGuard, PackagePlan};
+use crate::meta::spec_package_name;
 use crate::PrefixError;
 
 impl Transaction {
@@ -164,13 +165,13 @@ impl LinkOrder {
             for dependency in record
                 .depends
                 .iter()
-                .filter_map(|spec| spec_name(spec))
-                .filter(|name| position.get(*name).is_some_and(|&p| p < index))
+                .filter_map(|spec| spec_package_name(spec))
+                .filter(|name| position.get(name).is_some_and(|&p| p < index))
             {
-                if let Some(further) = follows.get(dependency) {
+                if let Some(further) = follows.get(&dependency) {
                     all.extend(further.iter().cloned());
                 }
-                all.insert(dependency.to_owned());
+                all.insert(dependency);
             }
             follows.insert(record.name.as_normalized().to_owned(), all);
         }
@@ -184,13 +185,6 @@ impl LinkOrder {
             .map(|names| names.iter().cloned().collect())
             .unwrap_or_default()
     }
-}
-
-/// The package name a `depends` entry names.
-fn spec_name(spec: &str) -> Option<&str> {
-    spec.split(|c: char| c.is_whitespace() || "[=<>!~".contains(c))
-        .next()
-        .filter(|name| !name.is_empty())
 }
 
 /// The queue of packages to link: holds each arrived package until what

@@ -5,7 +5,7 @@ use rattler_conda_types::package::PathsJson;
 use super::journal::*;
 use super::scheduler::*;
 use super::*;
-use crate::read_prefix_records;
+use crate::meta::read_prefix_records;
 
 fn repodata_record(name: &str) -> RepoDataRecord {
     crate::test_record(name)
@@ -21,7 +21,7 @@ fn install_record(prefix: &Path, name: &str, files: &[&str]) -> PrefixRecord {
         })
         .collect();
     let record = PrefixRecord::from_repodata_record(repodata_record(name), entries);
-    crate::write_prefix_record(prefix, &record).unwrap();
+    crate::meta::write_prefix_record(prefix, &record).unwrap();
     record
 }
 
