@@ -174,7 +174,7 @@ impl PackagePlan {
             let is_link = match known_symlinks {
                 Some(known) => known.contains(&entry.relative_path),
                 None if entry.path_type == PathType::Directory => false,
-                None => match std::fs::symlink_metadata(&src) {
+                None => match fs_err::symlink_metadata(&src) {
                     Ok(meta) => meta.file_type().is_symlink(),
                     Err(_) => {
                         return Err(PrefixError::Incomplete {
@@ -275,7 +275,7 @@ impl PackagePlan {
                 let src = self
                     .package_dir
                     .join(&self.paths.paths[f.index].relative_path);
-                std::fs::metadata(src).map_or(true, |meta| meta.is_dir())
+                fs_err::metadata(src).map_or(true, |meta| meta.is_dir())
             })
             .map(|f| f.target.clone())
             .collect()
@@ -370,6 +370,6 @@ fn first_missing_legacy_file(package_dir: &Path) -> Option<String> {
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
-        .find(|l| std::fs::symlink_metadata(package_dir.join(l)).is_err())
+        .find(|l| fs_err::symlink_metadata(package_dir.join(l)).is_err())
         .map(ToOwned::to_owned)
 }

@@ -290,7 +290,7 @@ impl KnownDirs {
             .take_while(|d| !d.as_os_str().is_empty() && !self.known.contains(d.as_os_str()))
             .collect();
         for d in missing.into_iter().rev() {
-            match std::fs::create_dir(d) {
+            match fs_err::create_dir(d) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => {
@@ -348,12 +348,12 @@ fn replacing(dest: &Path, create: impl Fn() -> std::io::Result<()>) -> Result<()
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && rounds < 64 => {
                 rounds += 1;
-                match std::fs::symlink_metadata(dest) {
+                match fs_err::symlink_metadata(dest) {
                     // A directory is not replaced by a file: say so.
                     Ok(meta) if meta.is_dir() => return Err(fail(e)),
                     _ => {}
                 }
-                match std::fs::remove_file(dest) {
+                match fs_err::remove_file(dest) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => return Err(io(format!("replacing {}", dest.display()))(e)),
@@ -374,7 +374,7 @@ pub(crate) fn place_file(
     hardlinks: &Hardlinks,
 ) -> Result<LinkType, PrefixError> {
     if mode == LinkMode::Auto && !no_link && !hardlinks.unavailable.load(Ordering::Relaxed) {
-        let linked = replacing(dest, || std::fs::hard_link(src, dest));
+        let linked = replacing(dest, || fs_err::hard_link(src, dest));
         match linked {
             Ok(()) => return Ok(LinkType::HardLink),
             Err(PrefixError::Io { source, .. }) => match source.kind() {
@@ -402,8 +402,8 @@ pub(crate) fn place_file(
     // this is a plain copy. Either way the prefix file is independent.
     replacing(dest, || match reflink_copy::reflink(src, dest) {
         // It has the cache file's (read-only) permissions.
-        Ok(()) => std::fs::metadata(dest)
-            .and_then(|meta| std::fs::set_permissions(dest, owner_writable(meta.permissions()))),
+        Ok(()) => fs_err::metadata(dest)
+            .and_then(|meta| fs_err::set_permissions(dest, owner_writable(meta.permissions()))),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e),
         Err(_) => copy_new(src, dest),
     })
@@ -419,12 +419,12 @@ pub(crate) fn place_file(
 
 /// Gives `dest` the modification time of `src`.
 fn keep_mtime(src: &Path, dest: &Path) -> Result<(), PrefixError> {
-    let modified = std::fs::metadata(src)
+    let modified = fs_err::metadata(src)
         .and_then(|m| m.modified())
         .map_err(io(format!("reading {}", src.display())))?;
     // A read-only handle: setting times needs ownership, not write
     // permission (a module may be read-only).
-    std::fs::File::open(dest)
+    fs_err::File::open(dest)
         .and_then(|f| f.set_modified(modified))
         .map_err(io(format!(
             "setting the modification time of {}",
@@ -435,15 +435,15 @@ fn keep_mtime(src: &Path, dest: &Path) -> Result<(), PrefixError> {
 /// Copies `src` to a new file `dest` (which must not exist) with `src`'s
 /// permissions made [`owner_writable`].
 fn copy_new(src: &Path, dest: &Path) -> std::io::Result<()> {
-    let mut from = std::fs::File::open(src)?;
+    let mut from = fs_err::File::open(src)?;
     let permissions = owner_writable(from.metadata()?.permissions());
-    let mut to = std::fs::OpenOptions::new()
+    let mut to = fs_err::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(dest)?;
     let copied = std::io::copy(&mut from, &mut to).and_then(|_| to.set_permissions(permissions));
     if copied.is_err() {
-        let _ = std::fs::remove_file(dest);
+        let _ = fs_err::remove_file(dest);
     }
     copied
 }
@@ -461,7 +461,7 @@ fn make_symlink(target: &Path, dest: &Path) -> std::io::Result<()> {
 /// Writes `bytes` to a new file `dest` (which must not exist) with the
 /// permissions of `src` made [`owner_writable`].
 fn write_new_like(src: &Path, dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let permissions = owner_writable(std::fs::metadata(src)?.permissions());
+    let permissions = owner_writable(fs_err::metadata(src)?.permissions());
     write_new(dest, bytes, Some(permissions))
 }
 
@@ -502,7 +502,7 @@ fn write_new(
     permissions: Option<std::fs::Permissions>,
 ) -> std::io::Result<()> {
     use std::io::Write as _;
-    let mut file = std::fs::OpenOptions::new()
+    let mut file = fs_err::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(dest)?;
@@ -511,7 +511,7 @@ fn write_new(
         None => Ok(()),
     });
     if written.is_err() {
-        let _ = std::fs::remove_file(dest);
+        let _ = fs_err::remove_file(dest);
     }
     written
 }
