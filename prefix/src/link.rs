@@ -226,6 +226,11 @@ impl PackagePlan {
         &self.record
     }
 
+    /// How many files and entry points linking puts in place.
+    pub(crate) fn file_count(&self) -> usize {
+        self.files.len() + self.entry_points.len()
+    }
+
     /// Every path (relative to the prefix) linking may create: files,
     /// entry points and the `.pyc` files python may write.
     pub fn target_paths(&self) -> Vec<PathBuf> {

@@ -23,6 +23,16 @@
 //! back at once every package of the transaction not recorded yet, after the
 //! packages being linked beside it have finished; packages already unlinked
 //! or recorded stay so, and the records say what is there.
+//!
+//! Here: the transaction (plan, check, unlink, link, commit). Beside it:
+//! `scheduler.rs` (the linking threads and their `LinkQueue`),
+//! `commit.rs` (post-link scripts and records, dependencies first, or the
+//! rollback), `clobbers.rs` (paths several packages ship), `compile.rs`
+//! (byte-compiling), `journal.rs` (the journal and [`recover`]).
+//!
+//! With `-vv` (debug), each step is a span: `transaction` (or
+//! `link_as_fetched`), `unlink_package`, `link_package`, `clobbers`,
+//! `byte_compile`, `commit`, `recover`.
 
 mod clobbers;
 mod commit;
@@ -33,7 +43,7 @@ mod scheduler;
 mod tests;
 
 use std::any::Any;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::Receiver;
@@ -136,6 +146,7 @@ impl Transaction {
     /// Everything to link is checked first (paths, metadata), so a bad
     /// package changes nothing. Then unlinks run dependents first, links
     /// dependencies first.
+    #[tracing::instrument(level = "debug", name = "transaction", skip_all, fields(prefix = %prefix.display(), link = self.link.len(), unlink = self.unlink.len(), files = tracing::field::Empty))]
     pub fn execute(
         &self,
         prefix: &Path,
@@ -156,6 +167,13 @@ impl Transaction {
         for plan in &plans {
             guard.check(plan)?;
         }
+        let files: usize = plans.iter().map(PackagePlan::file_count).sum();
+        tracing::Span::current().record("files", files);
+        tracing::debug!(
+            packages = plans.len(),
+            files,
+            "every path of the packages to link checked"
+        );
 
         let leaving: HashSet<String> = self.unlink.iter().map(package_id).collect();
         let owners = owners_of(installed, &leaving);
@@ -164,44 +182,7 @@ impl Transaction {
         unlink = sort_dependencies_first(unlink, |r| &r.repodata_record.package_record);
         unlink.reverse();
         for record in unlink {
-            let name = record.repodata_record.package_record.name.as_normalized();
-            // As in conda, a failing pre-unlink script is reported, not fatal:
-            // the package is removed either way.
-            let kind = ScriptKind::PreUnlink;
-            let skipped = || {
-                on_event(TransactionEvent::ScriptSkipped {
-                    package: name,
-                    kind,
-                })
-            };
-            match self.scripts.run(
-                prefix,
-                &record.repodata_record.package_record,
-                kind,
-                &skipped,
-            ) {
-                Ok(Some(text)) => on_event(TransactionEvent::Message {
-                    package: name,
-                    text: &text,
-                }),
-                Ok(None) => {}
-                Err(err) => on_event(TransactionEvent::Warning(&format!(
-                    "{err}; removing the package anyway (consider telling its maintainers)"
-                ))),
-            }
-            let paths: Vec<PathBuf> = record_paths(record).into_iter().collect();
-            let journal = write_journal(prefix, &record.repodata_record, &paths)?;
-            let meta = prefix
-                .join("conda-meta")
-                .join(record_file_name(&record.repodata_record));
-            match fs_err::remove_file(&meta) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io("removing an installed-package record")(e)),
-            }
-            remove_paths(prefix, &paths, |p| owners.contains_key(p))?;
-            remove_journal(&journal)?;
-            on_event(TransactionEvent::Unlinked(&record.repodata_record));
+            self.unlink_package(prefix, record, &owners, on_event)?;
         }
 
         // Every package's files first, several packages at once, then,
@@ -220,6 +201,58 @@ impl Transaction {
         staged.record_with(owners, on_event)
     }
 
+    /// Unlinks one installed package: pre-unlink script, journal, record
+    /// removed, files (but those `owners` still claim), journal removed.
+    #[tracing::instrument(level = "debug", name = "unlink_package", skip_all, fields(package = %record.repodata_record.identifier))]
+    fn unlink_package(
+        &self,
+        prefix: &Path,
+        record: &PrefixRecord,
+        owners: &HashMap<PathBuf, String>,
+        on_event: &dyn Fn(TransactionEvent<'_>),
+    ) -> Result<(), PrefixError> {
+        let name = record.repodata_record.package_record.name.as_normalized();
+        // As in conda, a failing pre-unlink script is reported, not fatal:
+        // the package is removed either way.
+        let kind = ScriptKind::PreUnlink;
+        let skipped = || {
+            on_event(TransactionEvent::ScriptSkipped {
+                package: name,
+                kind,
+            })
+        };
+        match self.scripts.run(
+            prefix,
+            &record.repodata_record.package_record,
+            kind,
+            &skipped,
+        ) {
+            Ok(Some(text)) => on_event(TransactionEvent::Message {
+                package: name,
+                text: &text,
+            }),
+            Ok(None) => {}
+            Err(err) => on_event(TransactionEvent::Warning(&format!(
+                "{err}; removing the package anyway (consider telling its maintainers)"
+            ))),
+        }
+        let paths: Vec<PathBuf> = record_paths(record).into_iter().collect();
+        let journal = write_journal(prefix, &record.repodata_record, &paths)?;
+        let meta = prefix
+            .join("conda-meta")
+            .join(record_file_name(&record.repodata_record));
+        match fs_err::remove_file(&meta) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("removing an installed-package record")(e)),
+        }
+        let removed = remove_paths(prefix, &paths, |p| owners.contains_key(p))?;
+        remove_journal(&journal)?;
+        tracing::debug!(files = paths.len(), removed, "unlinked");
+        on_event(TransactionEvent::Unlinked(&record.repodata_record));
+        Ok(())
+    }
+
     /// The link half of [`Self::execute`] for packages that are still being
     /// fetched: links the files of each package as it arrives on `arrivals`
     /// (until every sender is gone) and those of its dependencies among
@@ -236,6 +269,7 @@ impl Transaction {
     ///
     /// `failed` is set as soon as a package fails (so the caller can stop
     /// fetching the others).
+    #[tracing::instrument(level = "debug", skip_all, fields(prefix = %prefix.display(), packages = expected.len()))]
     pub fn link_as_fetched(
         &self,
         prefix: &Path,

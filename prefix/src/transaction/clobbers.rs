@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use rattler_conda_types::PrefixRecord;
 
 use super::commit::Staged;
-use super::package_id;
+use super::{package_id, TransactionEvent};
 use crate::link::{Hardlinks, KnownDirs, LinkMode};
 use crate::unlink::record_paths;
 use crate::PrefixError;
@@ -39,6 +39,7 @@ pub(super) fn owners_of(
 /// any order: puts the file of the last of them (in `staged`'s order,
 /// dependencies first) there, as linking one after the other would have.
 /// Returns the paths shipped by more than one of them.
+#[tracing::instrument(level = "debug", name = "clobbers", skip_all, fields(packages = staged.len()))]
 pub(super) fn settle_shared_paths(
     prefix: &Path,
     staged: &[Staged],
@@ -58,6 +59,10 @@ pub(super) fn settle_shared_paths(
     let hardlinks = Hardlinks::new();
     shared.sort_unstable();
     shared.dedup();
+    tracing::debug!(
+        shared = shared.len(),
+        "paths several packages ship, each given the last one's file"
+    );
     for path in &shared {
         if let Some(&winner) = last.get(path) {
             staged[winner]
@@ -66,4 +71,33 @@ pub(super) fn settle_shared_paths(
         }
     }
     Ok(shared.into_iter().map(ToOwned::to_owned).collect())
+}
+
+/// Gives `package`, just recorded, its `files` in `owners`, and reports
+/// each path another package owned ([`TransactionEvent::Clobbered`]).
+/// Unless `all_paths_matter` (the environment had packages), only a path in
+/// `shared` (shipped by several of the packages linked) can be another's:
+/// the others are skipped.
+pub(super) fn claim_paths(
+    owners: &mut HashMap<PathBuf, String>,
+    files: &[PathBuf],
+    package: &str,
+    all_paths_matter: bool,
+    shared: &HashSet<OsString>,
+    on_event: &dyn Fn(TransactionEvent<'_>),
+) {
+    for path in files {
+        if !all_paths_matter && !shared.contains(path.as_os_str()) {
+            continue;
+        }
+        if let Some(previous) = owners.insert(path.clone(), package.to_owned()) {
+            if previous != package {
+                on_event(TransactionEvent::Clobbered {
+                    path,
+                    loser: &previous,
+                    winner: package,
+                });
+            }
+        }
+    }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use rattler_conda_types::PrefixRecord;
 
-use super::clobbers::{owners_of, settle_shared_paths};
+use super::clobbers::{claim_paths, owners_of, settle_shared_paths};
 use super::compile::compile_modules;
 use super::journal::remove_journal;
 use super::{sort_dependencies_first, TransactionEvent};
@@ -109,8 +109,9 @@ fn prepare_records(
 }
 
 /// Packages whose files are linked but not recorded yet
-/// ([`Transaction::link_as_fetched`]): each has its journal, so a kill now
-/// is rolled back by the next [`recover`].
+/// ([`Transaction::link_as_fetched`](super::Transaction::link_as_fetched)):
+/// each has its journal, so a kill now is rolled back by the next
+/// [`recover`](super::recover).
 #[must_use = "record or roll back the linked packages"]
 pub struct StagedLinks {
     pub(super) prefix: PathBuf,
@@ -157,6 +158,7 @@ impl StagedLinks {
     }
 
     /// [`Self::record`] with who owns each path of the environment now.
+    #[tracing::instrument(level = "debug", name = "commit", skip_all, fields(prefix = %self.prefix.display(), packages = self.staged.len()))]
     pub(super) fn record_with(
         self,
         owners: HashMap<PathBuf, String>,
@@ -236,20 +238,14 @@ impl StagedLinks {
                 }
             };
             remove_journal(&staged[index].journal)?;
-            for path in &linked.record.files {
-                if !all_paths_matter && !shared.contains(path.as_os_str()) {
-                    continue;
-                }
-                if let Some(previous) = owners.insert(path.clone(), name.clone()) {
-                    if previous != name {
-                        on_event(TransactionEvent::Clobbered {
-                            path,
-                            loser: &previous,
-                            winner: &name,
-                        });
-                    }
-                }
-            }
+            claim_paths(
+                &mut owners,
+                &linked.record.files,
+                &name,
+                all_paths_matter,
+                &shared,
+                on_event,
+            );
             for warning in &linked.warnings {
                 on_event(TransactionEvent::Warning(warning));
             }
@@ -259,8 +255,10 @@ impl StagedLinks {
                     text,
                 });
             }
+            tracing::trace!(package = %record.identifier, "recorded");
             on_event(TransactionEvent::Linked(record));
         }
+        tracing::debug!(packages = staged.len(), "every package recorded");
         Ok(())
     }
 }
@@ -273,6 +271,7 @@ fn roll_back_keeping_error<'a>(
     staged: impl Iterator<Item = &'a Staged>,
     owners: &HashMap<PathBuf, String>,
 ) {
+    tracing::debug!("rolling back the packages not recorded");
     for package in staged {
         let _ = roll_back(prefix, std::iter::once(package), owners);
     }

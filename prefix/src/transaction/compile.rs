@@ -18,6 +18,7 @@ use crate::PrefixError;
 /// now are kept for next time. A module several of them ship (`shared`) is
 /// always compiled here, from the one in place, and kept for none of them.
 /// `None` when there is nothing to compile or no interpreter.
+#[tracing::instrument(level = "debug", name = "byte_compile", skip_all)]
 pub(super) fn compile_modules(
     prefix: &Path,
     staged: &[Staged],
@@ -77,6 +78,11 @@ pub(super) fn compile_modules(
     }
     to_compile.sort();
     to_compile.dedup();
+    tracing::debug!(
+        compile = to_compile.len(),
+        reused = reused.len(),
+        "byte-compiling modules (reusing the kept .pyc files of the others)"
+    );
     let mut batch = if to_compile.is_empty() {
         CompiledBatch::default()
     } else {

@@ -67,6 +67,7 @@ pub(super) fn remove_journal(path: &Path) -> Result<(), PrefixError> {
 /// removes the paths it lists that no installed-package record claims, then
 /// the entry. Returns the packages it cleaned up after. The caller holds the
 /// prefix lock.
+#[tracing::instrument(level = "debug", skip_all, fields(prefix = %prefix.display()))]
 pub fn recover(prefix: &Path) -> Result<Vec<String>, PrefixError> {
     let meta = prefix.join("conda-meta");
     let Ok(entries) = fs_err::read_dir(&meta) else {
@@ -90,6 +91,10 @@ pub fn recover(prefix: &Path) -> Result<Vec<String>, PrefixError> {
         // A journal emptied by a power loss lists nothing usable (journals
         // are not synced): what it listed stays, unclaimed.
         if let Ok(journal) = serde_json::from_slice::<Journal>(&text) {
+            tracing::debug!(
+                package = %journal.package,
+                "rolling forward an interrupted change"
+            );
             remove_paths(prefix, &journal.paths, |p| owned.contains(p))?;
             recovered.push(journal.package);
         }

@@ -37,6 +37,8 @@ impl Transaction {
         let staged: Mutex<Vec<Staged>> = Mutex::new(Vec::new());
         let first_error: Mutex<Option<PrefixError>> = Mutex::new(None);
         let queue = LinkQueue::default();
+        // The linking threads' spans go inside the transaction's.
+        let transaction = tracing::Span::current();
         let fail = |err: PrefixError| {
             failed.store(true, Ordering::Relaxed);
             if let Ok(mut first) = first_error.lock() {
@@ -71,6 +73,7 @@ impl Transaction {
             }
         };
         let work = || {
+            let _in_transaction = transaction.enter();
             let mut dirs = KnownDirs::new(prefix);
             while let Some(plan) = queue.next() {
                 let name = plan.record().package_record.name.as_normalized().to_owned();
@@ -99,6 +102,7 @@ impl Transaction {
 
     /// Links one package's files under its journal and a permit.
     #[allow(clippy::too_many_arguments)]
+    #[tracing::instrument(level = "debug", name = "link_package", skip_all, fields(package = %plan.record().identifier))]
     fn stage_one(
         &self,
         prefix: &Path,
@@ -117,6 +121,10 @@ impl Transaction {
         let guard = permit();
         let linked = plan.link_files(prefix, self.mode, dirs, hardlinks);
         drop(guard);
+        match &linked {
+            Ok(_) => tracing::debug!(files = plan.file_count(), "files linked"),
+            Err(err) => tracing::debug!(%err, "linking failed"),
+        }
         let (outcome, error) = match linked {
             // Its record lists no `.pyc` files: made now, beside the
             // other packages' linking.
