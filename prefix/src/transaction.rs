@@ -167,13 +167,16 @@ impl Transaction {
         for plan in &plans {
             guard.check(plan)?;
         }
-        let files: usize = plans.iter().map(PackagePlan::file_count).sum();
-        tracing::Span::current().record("files", files);
-        tracing::debug!(
-            packages = plans.len(),
-            files,
-            "every path of the packages to link checked"
-        );
+        let span = tracing::Span::current();
+        if !span.is_disabled() && !plans.is_empty() {
+            let files: usize = plans.iter().map(PackagePlan::file_count).sum();
+            span.record("files", files);
+            tracing::debug!(
+                packages = plans.len(),
+                files,
+                "every path of the packages to link checked"
+            );
+        }
 
         let leaving: HashSet<String> = self.unlink.iter().map(package_id).collect();
         let owners = owners_of(installed, &leaving);

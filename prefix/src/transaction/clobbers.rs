@@ -59,10 +59,12 @@ pub(super) fn settle_shared_paths(
     let hardlinks = Hardlinks::new();
     shared.sort_unstable();
     shared.dedup();
-    tracing::debug!(
-        shared = shared.len(),
-        "paths several packages ship, each given the last one's file"
-    );
+    if !shared.is_empty() {
+        tracing::debug!(
+            shared = shared.len(),
+            "paths several packages ship, each given the last one's file"
+        );
+    }
     for path in &shared {
         if let Some(&winner) = last.get(path) {
             staged[winner]
