@@ -121,7 +121,7 @@ pub fn run_link_script(
     };
     // Whatever an earlier, interrupted script left is not this script's message.
     let messages = prefix.join(".messages.txt");
-    let _ = std::fs::remove_file(&messages);
+    let _ = fs_err::remove_file(&messages);
 
     let mut command = Command::new(shell());
     match kind {
@@ -147,10 +147,10 @@ pub fn run_link_script(
         .env("PATH", path)
         .output()
         .map_err(|e| fail(format!("could not run {}: {e}", script.display())))?;
-    let text = std::fs::read_to_string(&messages)
+    let text = fs_err::read_to_string(&messages)
         .ok()
         .filter(|t| !t.trim().is_empty());
-    let _ = std::fs::remove_file(&messages);
+    let _ = fs_err::remove_file(&messages);
     if !output.status.success() {
         let mut detail = format!("{} ({})", script.display(), output.status);
         if let Some(text) = &text {

@@ -59,7 +59,7 @@ pub fn remove_paths<'a>(
             continue;
         }
         let full = prefix.join(path);
-        match std::fs::symlink_metadata(&full) {
+        match fs_err::symlink_metadata(&full) {
             Ok(meta) if meta.is_dir() => {
                 dirs.insert(path.clone());
             }
@@ -87,7 +87,7 @@ pub fn remove_paths<'a>(
             remove_empty_pycache(&prefix.join(&dir));
         }
         // Fails (and stays) unless empty; a symlink is not a directory.
-        let _ = std::fs::remove_dir(prefix.join(&dir));
+        let _ = fs_err::remove_dir(prefix.join(&dir));
     }
     match refused {
         Some(err) => Err(err),
@@ -98,7 +98,7 @@ pub fn remove_paths<'a>(
 /// A `__pycache__` left with only `.pyc` files of modules that are gone
 /// (python writes some on import that no record lists) is removed too.
 fn remove_empty_pycache(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir.join("__pycache__")) else {
+    let Ok(entries) = fs_err::read_dir(dir.join("__pycache__")) else {
         return;
     };
     let mut stale = Vec::new();
@@ -114,9 +114,9 @@ fn remove_empty_pycache(dir: &Path) {
         stale.push(entry.path());
     }
     for pyc in stale {
-        let _ = std::fs::remove_file(pyc);
+        let _ = fs_err::remove_file(pyc);
     }
-    let _ = std::fs::remove_dir(dir.join("__pycache__"));
+    let _ = fs_err::remove_dir(dir.join("__pycache__"));
 }
 
 #[cfg(test)]
@@ -217,7 +217,7 @@ mod tests {
         std::os::unix::fs::symlink(root.path().join("elsewhere"), prefix.join("lib/link")).unwrap();
         let listed = paths(&["lib/link"]);
         assert_eq!(remove_paths(&prefix, &listed, |_: &Path| false).unwrap(), 1);
-        assert!(std::fs::symlink_metadata(prefix.join("lib/link")).is_err());
+        assert!(fs_err::symlink_metadata(prefix.join("lib/link")).is_err());
         assert!(root.path().join("elsewhere/precious.txt").is_file());
     }
 
