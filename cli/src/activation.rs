@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::cli::GlobalArgs;
-use crate::conda_meta::state_variables;
 use crate::environments;
+use pkgr_prefix::meta::read_state_variables;
 
 /// What activating a prefix sets.
 pub struct Activation {
@@ -89,7 +89,7 @@ pub fn activation(
             format!("({display_name}) ").into(),
         ),
     ];
-    for (key, value) in state_variables(prefix)? {
+    for (key, value) in read_state_variables(prefix)? {
         set.push((key, value.into()));
     }
     Ok(Activation {

@@ -67,7 +67,7 @@ pub fn read(
                 if let Some(bad) = env
                     .variables
                     .keys()
-                    .find(|k| !crate::conda_meta::is_variable_name(k))
+                    .find(|k| !pkgr_prefix::meta::is_variable_name(k))
                 {
                     bail!(
                         "{}: `variables:` has `{bad}`, which is not a variable name (letters, digits and _, not starting with a digit)",

@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use rattler_conda_types::{MatchSpec, ParseStrictness, Subdir};
 
 use crate::cli::{GlobalArgs, SolveArgs};
-use crate::conda_meta::environment_pins;
+use pkgr_prefix::meta::read_pinned_specs;
 
 /// Parses the user's specs, pointing at the first bad one.
 ///
@@ -53,7 +53,7 @@ pub fn solve_options(
     let mut pins: Vec<String> = args.pins.clone();
     pins.extend(global.config.pinned_packages.value.iter().cloned());
     if let Some(prefix) = prefix {
-        pins.extend(environment_pins(prefix)?);
+        pins.extend(read_pinned_specs(prefix)?);
     }
     let constraints = pins
         .iter()

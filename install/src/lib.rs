@@ -59,5 +59,5 @@ pub use error::InstallError;
 pub use installer::{Change, InstallReport, Installer};
 pub use locked::{lock_prefix, open_environment, LockedPrefix, NewEnvironment, SpecsKind};
 pub use pkgr_prefix::{LinkMode, LinkScripts};
-pub use plan::{python_of, requested_spec_of, spec_is_for, spec_package_name, Plan};
+pub use plan::{python_of, requested_spec_of, spec_is_for, Plan};
 pub use reporter::Reporter;

@@ -4,8 +4,9 @@
 
 use std::collections::HashSet;
 
+use pkgr_prefix::meta::spec_package_name;
 use pkgr_prefix::PythonInfo;
-use rattler_conda_types::{MatchSpec, ParseStrictness, PrefixRecord, RepoDataRecord};
+use rattler_conda_types::{PrefixRecord, RepoDataRecord};
 use url::Url;
 
 /// What a change does to an environment.
@@ -78,17 +79,8 @@ pub fn requested_spec_of(record: &PrefixRecord) -> Option<String> {
         .find(|s| !s.is_empty() && s != "None")
 }
 
-/// The package name a user's spec text names (`conda-forge::numpy >=1` →
-/// `numpy`, normalized), read as conda reads specs (leniently); `None` when
-/// the text is not a spec or names no one package (`*[md5=...]`, `py*`).
-pub fn spec_package_name(spec: &str) -> Option<String> {
-    MatchSpec::from_str(spec, ParseStrictness::Lenient)
-        .ok()
-        .and_then(|s| s.name.as_exact().map(|n| n.as_normalized().to_owned()))
-}
-
-/// Whether the user's spec text is for package `name` (see
-/// [`spec_package_name`]).
+/// Whether the user's spec text is for package `name` (as
+/// [`spec_package_name`] reads it).
 pub fn spec_is_for(spec: &str, name: &str) -> bool {
     spec_package_name(spec).is_some_and(|named| named == name)
 }

@@ -9,11 +9,11 @@ use rattler_conda_types::PrefixRecord;
 
 use crate::channels::channels_by_use;
 use crate::cli::{EnvCommand, EnvExportArgs, EnvRemoveArgs, GlobalArgs};
-use crate::conda_meta::{requested_specs, state_variables};
 use crate::environments::{self, known_environments};
 use crate::output::{print_json, print_stdout, with_credentials_as_recorded, Progress};
 use crate::render::{conda_channel_name, explicit, ExplicitHash};
 use crate::transaction;
+use pkgr_prefix::meta::{read_requested_specs, read_state_variables};
 
 /// `pkgr env ...`.
 pub async fn run(global: &GlobalArgs, command: EnvCommand) -> anyhow::Result<()> {
@@ -215,7 +215,7 @@ fn export(global: &GlobalArgs, args: &EnvExportArgs) -> anyhow::Result<()> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let dependencies: Vec<String> = if args.from_history {
-            requested_specs(&prefix)?
+            read_requested_specs(&prefix)?
         } else {
             records
                 .iter()
@@ -251,7 +251,7 @@ fn export(global: &GlobalArgs, args: &EnvExportArgs) -> anyhow::Result<()> {
         for dependency in &dependencies {
             out.push_str(&format!("  - {}\n", yaml_scalar(dependency)));
         }
-        let variables = state_variables(&prefix)?;
+        let variables = read_state_variables(&prefix)?;
         if !variables.is_empty() {
             out.push_str("variables:\n");
             for (key, value) in &variables {

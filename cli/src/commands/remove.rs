@@ -7,17 +7,20 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::bail;
-use pkgr_install::{requested_spec_of, spec_package_name, Change, Plan, SpecsKind};
+use pkgr_install::{requested_spec_of, Change, Plan, SpecsKind};
+use pkgr_prefix::meta::spec_package_name;
+use pkgr_solver::dependency_name;
 use rattler_conda_types::{PrefixRecord, RepoDataRecord};
 
 use crate::cache_access::JobLimitedCache;
 use crate::cli::{GlobalArgs, RemoveArgs};
-use crate::conda_meta::{record_history, requested_specs};
+use crate::conda_meta::record_history;
 use crate::environments;
 use crate::output::Progress;
 use crate::transaction::{
     link_mode, link_scripts, name_of, open_environment, report_done, show_plan,
 };
+use pkgr_prefix::meta::read_requested_specs;
 
 /// `pkgr remove`.
 pub async fn run(global: &GlobalArgs, args: RemoveArgs) -> anyhow::Result<()> {
@@ -102,7 +105,7 @@ fn orphans_after_removal(
     staying: &[PrefixRecord],
     removed: &BTreeSet<&str>,
 ) -> anyhow::Result<BTreeSet<String>> {
-    let mut roots: BTreeSet<String> = requested_specs(prefix)?
+    let mut roots: BTreeSet<String> = read_requested_specs(prefix)?
         .iter()
         .filter_map(|s| spec_package_name(s))
         .collect();
@@ -133,16 +136,4 @@ fn orphans_after_removal(
         .map(|r| name_of(r).to_owned())
         .filter(|n| !needed.contains(n))
         .collect())
-}
-
-/// The name a dependency spec is about (`python >=3.8` → `python`).
-///
-/// For a record's `depends` entries, which always start with the bare name
-/// (conda's form): a split, not a parse, so it is cheap for every entry of
-/// every record and never fails. A user's spec (`channel::name`, brackets,
-/// globs) is read with [`spec_package_name`] instead.
-fn dependency_name(spec: &str) -> &str {
-    spec.split([' ', '=', '<', '>', '!', '~', '[', ';'])
-        .next()
-        .unwrap_or(spec)
 }

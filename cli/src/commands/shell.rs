@@ -8,9 +8,9 @@ use anyhow::{bail, Context};
 
 use crate::activation::{activation, display_name, fish_quote, scripts, sh_quote};
 use crate::cli::{GlobalArgs, ShellCommand, ShellKind};
-use crate::conda_meta::state_variables;
 use crate::environments;
 use crate::output::print_stdout;
+use pkgr_prefix::meta::read_state_variables;
 
 /// The shell named by `--shell`, else by `$SHELL`, else bash.
 fn shell_of(given: Option<ShellKind>) -> ShellKind {
@@ -114,7 +114,7 @@ fn deactivate_script(shell: ShellKind, prefix: &Path, last: bool) -> anyhow::Res
             quote(shell, &script.to_string_lossy())
         ));
     }
-    for key in state_variables(prefix).unwrap_or_default().keys() {
+    for key in read_state_variables(prefix).unwrap_or_default().keys() {
         out.push_str(&unset_line(shell, key));
     }
     if last {

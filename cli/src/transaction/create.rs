@@ -13,11 +13,12 @@ use super::{link_mode, link_scripts, solve};
 use crate::cache_access::JobLimitedCache;
 use crate::channels::parse_channels;
 use crate::cli::{CreateArgs, GlobalArgs};
-use crate::conda_meta::{record_history, write_state_variables};
+use crate::conda_meta::record_history;
 use crate::environments;
 use crate::output::{print_json, print_stdout, Progress};
 use crate::render::{describe, plan_json};
 use crate::request::{parse_platform, parse_specs, solve_options};
+use pkgr_prefix::meta::write_state_variables;
 
 /// Creates the environment `args` ask for.
 pub async fn create_environment(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
