@@ -14,8 +14,8 @@ use crate::http::{HttpOutcome, Partial};
 use crate::http_cache::downloaded_or_304_error;
 use crate::local::copy_local;
 use crate::{
-    is_transient_status, Conditional, Credentials, Downloaded, Expected, FetchError, HttpCacheInfo,
-    NetworkSettings, Slot, Tap, TransportKind, MAX_RETRY_AFTER,
+    is_transient_status, Conditional, Credentials, DownloadPermit, Downloaded, Expected,
+    FetchError, HttpCacheInfo, NetworkSettings, Tap, TransportKind, MAX_RETRY_AFTER,
 };
 
 /// Whether another mirror may do better than the one that gave `error`:
@@ -306,7 +306,7 @@ impl Fetcher {
         temp_dir: &Path,
         expected: &Expected,
         on_bytes: &(dyn Fn(u64) + Send + Sync),
-        slot: &mut Slot,
+        slot: &mut DownloadPermit,
     ) -> Result<Downloaded, FetchError> {
         self.download_in_slot_tapped(
             url,
@@ -343,7 +343,7 @@ impl Fetcher {
         temp_dir: &Path,
         expected: &Expected,
         on_bytes: &(dyn Fn(u64) + Send + Sync),
-        slot: &mut Slot,
+        slot: &mut DownloadPermit,
         mut tap: Tap,
     ) -> Result<Downloaded, FetchError> {
         let done = self
@@ -369,7 +369,7 @@ impl Fetcher {
         dest: &Path,
         temp_dir: &Path,
         previous: Option<&HttpCacheInfo>,
-        slot: &mut Slot,
+        slot: &mut DownloadPermit,
     ) -> Result<Conditional, FetchError> {
         self.download_inner(
             url,
@@ -388,6 +388,12 @@ impl Fetcher {
     /// when one fails after its retries, or answers 404 or 5xx; the last
     /// mirror's error is returned, naming every mirror tried.
     #[allow(clippy::too_many_arguments)]
+    #[tracing::instrument(
+        name = "download",
+        level = "debug",
+        skip_all,
+        fields(url = %redact_url(url), dest = %dest.display(), conditional = previous.is_some())
+    )]
     async fn download_inner(
         &self,
         url: &Url,
@@ -396,7 +402,7 @@ impl Fetcher {
         expected: &Expected,
         previous: Option<&HttpCacheInfo>,
         on_bytes: &(dyn Fn(u64) + Send + Sync),
-        mut slot: Option<&mut Slot>,
+        mut slot: Option<&mut DownloadPermit>,
         tap: &mut Tap,
     ) -> Result<Conditional, FetchError> {
         let candidates = self.mirrors_of(url);
@@ -468,7 +474,11 @@ impl Fetcher {
             .collect()
     }
 
+    /// Downloads from `url` itself (one mirror, or the URL asked for),
+    /// retrying transient failures; the slot is given back while a retry
+    /// waits.
     #[allow(clippy::too_many_arguments)]
+    #[tracing::instrument(name = "fetch", level = "debug", skip_all, fields(url = %redact_url(url)))]
     async fn download_one(
         &self,
         url: &Url,
@@ -477,7 +487,7 @@ impl Fetcher {
         expected: &Expected,
         previous: Option<&HttpCacheInfo>,
         on_bytes: &(dyn Fn(u64) + Send + Sync),
-        mut slot: Option<&mut Slot>,
+        mut slot: Option<&mut DownloadPermit>,
         tap: &mut Tap,
     ) -> Result<Conditional, FetchError> {
         let started = Instant::now();

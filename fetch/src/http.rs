@@ -22,6 +22,12 @@ impl Fetcher {
     /// changed) starts it over. A transfer that breaks off leaves what it
     /// received in `partial` for the next attempt.
     #[allow(clippy::too_many_arguments)]
+    #[tracing::instrument(
+        name = "request",
+        level = "debug",
+        skip_all,
+        fields(resume_from = tracing::field::Empty, status = tracing::field::Empty)
+    )]
     pub(crate) async fn http_once(
         &self,
         url: &Url,
@@ -63,6 +69,7 @@ impl Fetcher {
             .map(|p| p.sink.size)
             .filter(|&n| n > 0);
         if let Some(from) = resume_from {
+            tracing::Span::current().record("resume_from", from);
             request = request.header(reqwest::header::RANGE, format!("bytes={from}-"));
             if let Some(validator) = partial.as_ref().and_then(|p| p.validator.as_deref()) {
                 request = request.header(reqwest::header::IF_RANGE, validator);
@@ -70,6 +77,8 @@ impl Fetcher {
         }
         let response = request.send().await.map_err(transport)?;
         let status = response.status();
+        tracing::Span::current().record("status", status.as_u16());
+        tracing::debug!(status = status.as_u16(), "response");
         let header = |name: reqwest::header::HeaderName| {
             response
                 .headers()
@@ -166,6 +175,7 @@ impl Fetcher {
             tap.send(offset, chunk).await;
             on_bytes(len);
         }
+        tracing::debug!(bytes = current.sink.size, "body received");
         let Some(done) = partial.take() else {
             return Err(FetchError::Transport {
                 url: redacted,

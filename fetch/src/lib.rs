@@ -37,7 +37,10 @@ pub use auth::{
 pub use error::FetchError;
 pub use fetcher::{Fetcher, MirrorObserver, RetryNotice, RetryObserver};
 pub use http_cache::{Conditional, HttpCacheInfo};
-pub use permit::Slot;
+pub use permit::DownloadPermit;
+/// The old name of [`DownloadPermit`], kept so that callers still naming it
+/// compile until they use the new one; then it goes.
+pub type Slot = DownloadPermit;
 pub use retry::{
     is_transient_status, parse_retry_after, NetworkSettings, TransportKind, MAX_BACKOFF,
     MAX_RETRY_AFTER,

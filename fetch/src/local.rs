@@ -54,5 +54,6 @@ pub(crate) async fn copy_local(
         }
         on_bytes(n as u64);
     }
+    tracing::debug!(bytes = sink.size, "local file copied");
     sink.finish(dest, expected)
 }

@@ -5,19 +5,19 @@ use std::sync::Arc;
 
 use crate::FetchError;
 
-/// The bounded slot (a `--jobs` permit) a download works in. It is given
+/// The `--jobs` permit a download works in (its bounded slot). It is given
 /// back while the download waits to retry (backoff, `Retry-After`) and
 /// taken again before the next attempt, so a waiting download never keeps
 /// other work from running (the design's rule: hold a bounded resource only
 /// for the work itself).
 #[derive(Debug)]
-pub struct Slot {
+pub struct DownloadPermit {
     semaphore: Arc<tokio::sync::Semaphore>,
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
-impl Slot {
-    /// A slot of `semaphore`, holding `permit` (taken from it).
+impl DownloadPermit {
+    /// A download permit of `semaphore`, holding `permit` (taken from it).
     pub fn new(
         semaphore: Arc<tokio::sync::Semaphore>,
         permit: tokio::sync::OwnedSemaphorePermit,

@@ -124,7 +124,7 @@ async fn tapped(url: &Url, expected: &Expected, dir: &Path) -> (Vec<(u64, usize)
     };
     let fetcher = Fetcher::with_settings(settings).unwrap();
     let semaphore = Arc::new(tokio::sync::Semaphore::new(1));
-    let mut slot = Slot::acquire(semaphore).await.unwrap();
+    let mut slot = DownloadPermit::acquire(semaphore).await.unwrap();
     let (tap, mut chunks) = Tap::channel(2);
     let collect = async {
         let mut seen = Vec::new();
@@ -208,7 +208,7 @@ async fn a_tap_sees_a_local_file_and_a_dropped_receiver_detaches() {
     assert_eq!(bytes, body);
     // A receiver that goes away does not stop (or hang) the download.
     let fetcher = Fetcher::new().unwrap();
-    let mut slot = Slot::acquire(Arc::new(tokio::sync::Semaphore::new(1)))
+    let mut slot = DownloadPermit::acquire(Arc::new(tokio::sync::Semaphore::new(1)))
         .await
         .unwrap();
     let (tap, chunks) = Tap::channel(1);
