@@ -1470,7 +1470,7 @@ fn datasets_scenario(pkgr: &Path, datasets: &Path, root: &Path) -> Result<Scenar
         "legacy-format",
     ] {
         for subdir in [current_subdir(), "noarch"] {
-            let Ok(entries) = std::fs::read_dir(packages_dir.join(channel).join(subdir)) else {
+            let Ok(entries) = fs_err::read_dir(packages_dir.join(channel).join(subdir)) else {
                 continue;
             };
             for entry in entries.flatten() {
@@ -1968,7 +1968,7 @@ fn parse_strace(dir: &Path, pkgr: &Path) -> Syscalls {
 }
 
 fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
+    fs_err::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             let line = s.lines().find(|l| l.starts_with("Uid:"))?.to_owned();
@@ -2066,7 +2066,7 @@ impl Drop for XfsMount {
                     .status();
             }
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = fs_err::remove_dir_all(&self.dir);
     }
 }
 
