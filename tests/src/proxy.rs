@@ -150,7 +150,7 @@ impl Drop for ForwardProxy {
     }
 }
 
-/// A TLS front for a [`ChannelServer`] (or any plain HTTP server on
+/// A TLS front for a [`ChannelServer`](crate::ChannelServer) (or any plain HTTP server on
 /// 127.0.0.1): `https://127.0.0.1:<port>` with a certificate made for
 /// `localhost` and `127.0.0.1` at start, each request passed on to the
 /// backend in plain HTTP. The certificate's PEM is what a client must trust.
