@@ -154,7 +154,7 @@ impl TransportKind {
         if !error.is_connect() {
             return Self::Other;
         }
-        let mut chain = crate::error_chain(error);
+        let mut chain = crate::error::error_chain(error);
         if let Some(url) = error.url() {
             chain = chain.replace(url.as_str(), "");
         }

@@ -72,7 +72,7 @@ pub fn secs(d: Duration) -> String {
 /// CPU seconds (user + system) of all waited-for children so far (Linux:
 /// `cutime` + `cstime` of /proc/self/stat, in clock ticks of 1/100 s).
 pub fn children_cpu() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let stat = fs_err::read_to_string("/proc/self/stat").unwrap_or_default();
     let after_comm = stat.rsplit(')').next().unwrap_or("");
     let fields: Vec<&str> = after_comm.split_whitespace().collect();
     // After "pid (comm)", field 3 is index 0; cutime is field 16, cstime 17.
@@ -200,7 +200,7 @@ pub fn run_measured(program: &Path, args: &[OsString], setup: &dyn Fn(&mut Comma
             if let Some(status) = child.try_wait().unwrap() {
                 break status;
             }
-            if let Some(kib) = std::fs::read_to_string(&status_file)
+            if let Some(kib) = fs_err::read_to_string(&status_file)
                 .ok()
                 .and_then(|s| vm_hwm_kib(&s))
             {
@@ -212,7 +212,7 @@ pub fn run_measured(program: &Path, args: &[OsString], setup: &dyn Fn(&mut Comma
     let wall = started.elapsed();
     let max_rss_kib = if use_time {
         // "Command exited with non-zero status N" may come first.
-        std::fs::read_to_string(&rss_path)
+        fs_err::read_to_string(&rss_path)
             .ok()
             .and_then(|s| s.lines().last().and_then(|l| l.trim().parse().ok()))
     } else {
@@ -222,8 +222,8 @@ pub fn run_measured(program: &Path, args: &[OsString], setup: &dyn Fn(&mut Comma
         wall,
         max_rss_kib,
         status,
-        stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
-        stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
+        stdout: fs_err::read_to_string(&out_path).unwrap_or_default(),
+        stderr: fs_err::read_to_string(&err_path).unwrap_or_default(),
     }
 }
 

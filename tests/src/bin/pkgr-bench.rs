@@ -103,7 +103,7 @@ fn build_channel(root: &Path) -> (LocalChannel, u64) {
             Format::Conda
         };
         let path = channel.add(&package, format);
-        total += std::fs::metadata(path).unwrap().len();
+        total += fs_err::metadata(path).unwrap().len();
     }
     let mut meta = Package::new("bench-env", "1.0");
     for i in 0..LIBS {
@@ -276,14 +276,14 @@ fn main() {
         ["noarch", pkgr_test_support::current_subdir()]
             .iter()
             .map(|s| {
-                std::fs::metadata(dir.join(s).join("repodata.json"))
+                fs_err::metadata(dir.join(s).join("repodata.json"))
                     .map(|m| m.len())
                     .unwrap_or(0)
             })
             .sum()
     };
     let meta_bytes: u64 =
-        std::fs::read_dir(channel.root().join(pkgr_test_support::current_subdir()))
+        fs_err::read_dir(channel.root().join(pkgr_test_support::current_subdir()))
             .unwrap()
             .map(|e| e.unwrap().path())
             .filter(|p| {
@@ -292,7 +292,7 @@ fn main() {
                     .to_string_lossy()
                     .starts_with("bench-env")
             })
-            .map(|p| std::fs::metadata(p).unwrap().len())
+            .map(|p| fs_err::metadata(p).unwrap().len())
             .sum();
     let archives = lib_bytes + meta_bytes;
     let rd = repodata_bytes(channel.root());
@@ -362,11 +362,11 @@ fn lib_bytes_union(root: &Path, procs: usize) -> u64 {
     }
     let mut total = 0;
     for subdir in [pkgr_test_support::current_subdir(), "noarch"] {
-        for entry in std::fs::read_dir(root.join(subdir)).unwrap() {
+        for entry in fs_err::read_dir(root.join(subdir)).unwrap() {
             let path = entry.unwrap().path();
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
             if needed.iter().any(|n| name.starts_with(n.as_str())) {
-                total += std::fs::metadata(&path).unwrap().len();
+                total += fs_err::metadata(&path).unwrap().len();
             }
         }
     }
@@ -376,7 +376,7 @@ fn lib_bytes_union(root: &Path, procs: usize) -> u64 {
 /// Scenario 1 and 2 with py-rattler, for comparison.
 fn run_rattler(channel: &Path, work: &Path, procs: usize) {
     let script = work.join("rattler_create.py");
-    std::fs::write(&script, RATTLER_SCRIPT).unwrap();
+    fs_err::write(&script, RATTLER_SCRIPT).unwrap();
     let ok = Command::new("python3")
         .args(["-c", "import rattler"])
         .status()

@@ -82,7 +82,7 @@ fn build_channel(root: &Path) -> (LocalChannel, u64) {
         } else {
             Format::Conda
         };
-        bytes += std::fs::metadata(channel.add(&package, format))
+        bytes += fs_err::metadata(channel.add(&package, format))
             .unwrap()
             .len();
     }
@@ -92,7 +92,7 @@ fn build_channel(root: &Path) -> (LocalChannel, u64) {
         for lib in libs_of(a) {
             app = app.depends(&format!("flib{lib}"));
         }
-        bytes += std::fs::metadata(channel.add(&app, Format::Conda))
+        bytes += fs_err::metadata(channel.add(&app, Format::Conda))
             .unwrap()
             .len();
     }
@@ -143,7 +143,7 @@ fn must(cmd: &mut Command) {
 }
 
 fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
+    fs_err::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()
         .find_map(|l| l.strip_prefix("Uid:"))
@@ -253,13 +253,13 @@ fn verify_environment(prefix: &Path, expected: &BTreeSet<String>) -> Result<usiz
     let meta = prefix.join("conda-meta");
     let mut names = BTreeSet::new();
     let mut checked = 0;
-    let entries = std::fs::read_dir(&meta).map_err(|e| format!("{}: {e}", meta.display()))?;
+    let entries = fs_err::read_dir(&meta).map_err(|e| e.to_string())?;
     for entry in entries {
         let path = entry.map_err(|e| e.to_string())?.path();
         if path.extension().and_then(|e| e.to_str()) != Some("json") {
             continue;
         }
-        let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+        let text = fs_err::read_to_string(&path).map_err(|e| e.to_string())?;
         let record: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         names.insert(record["name"].as_str().unwrap_or_default().to_owned());
@@ -269,7 +269,7 @@ fn verify_environment(prefix: &Path, expected: &BTreeSet<String>) -> Result<usiz
         }
         for file in &files {
             let rel = file.as_str().unwrap_or_default();
-            if std::fs::symlink_metadata(prefix.join(rel)).is_err() {
+            if fs_err::symlink_metadata(prefix.join(rel)).is_err() {
                 return Err(format!("{rel} of {} is missing", path.display()));
             }
             checked += 1;
@@ -284,7 +284,7 @@ fn verify_environment(prefix: &Path, expected: &BTreeSet<String>) -> Result<usiz
             else {
                 continue;
             };
-            let bytes = std::fs::read(prefix.join(rel)).map_err(|e| format!("{rel}: {e}"))?;
+            let bytes = fs_err::read(prefix.join(rel)).map_err(|e| format!("{rel}: {e}"))?;
             if hex::encode(Sha256::digest(&bytes)) != sha {
                 return Err(format!(
                     "{rel} in {} has the wrong sha256",
@@ -385,12 +385,12 @@ fn main() -> ExitCode {
     }
     // One shared cache, seen by each namespace at its own mount point.
     let shared = w.join("shared-cache");
-    std::fs::create_dir_all(&shared).unwrap();
+    fs_err::create_dir_all(&shared).unwrap();
     let mount_points: Vec<PathBuf> = (0..namespaces.len())
         .map(|i| w.join(format!("host-{i}")).join("cache"))
         .collect();
     for point in &mount_points {
-        std::fs::create_dir_all(point).unwrap();
+        fs_err::create_dir_all(point).unwrap();
         must(Command::new("mount").arg("--bind").arg(&shared).arg(point));
         cleanup.mounts.push(point.clone());
     }
