@@ -510,7 +510,7 @@ impl PackageCache {
         };
         // The permit is lent to the download, which gives it back while it
         // waits to retry; we get it back for the extraction.
-        let mut slot = pkgr_fetch::Slot::new(self.jobs.clone(), permit);
+        let mut permit_guard = pkgr_fetch::DownloadPermit::new(self.jobs.clone(), permit);
         let (archive_file, bytes, extraction) = match existing {
             Some(file) => (file, 0, Extracting::FromFile(exclusive)),
             None if self.repodata_policy.offline && record.url.scheme() != "file" => {
@@ -544,13 +544,13 @@ impl PackageCache {
                     .unless_set(async {
                         let result = self
                             .fetcher
-                            .download_in_slot_tapped(
+                            .download_with_permit_tapped(
                                 &record.url,
                                 &archive,
                                 &tmp,
                                 &expected,
                                 &progress,
-                                &mut slot,
+                                &mut permit_guard,
                                 tap.unwrap_or_else(pkgr_fetch::Tap::detached),
                             )
                             .await;
@@ -584,7 +584,7 @@ impl PackageCache {
             file_name: display.clone(),
             links_as_files: BTreeMap::new(),
         };
-        let Some(permit) = slot.into_permit() else {
+        let Some(permit) = permit_guard.into_permit() else {
             extraction.abandon().await;
             return Err(CacheError::Io {
                 context: String::from("the jobs semaphore was closed"),
@@ -702,6 +702,10 @@ pub(crate) fn extract_entry(
 /// directory to `dest`, setting aside whatever is there. On an error the
 /// staging directory is removed. The caller holds the entry's exclusive
 /// lock.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the destination is below a held handle (/proc/self/fd/N/...); the context names its real path"
+)]
 pub(crate) fn publish_staging(
     staging: tempfile::TempDir,
     archive: &Path,

@@ -145,7 +145,7 @@
 //!
 //! **Who owns what** (no lock, permit or temp directory ends before the work
 //! done under it): the download runs in the filling task's future, which owns
-//! the permit (lent to the download: `pkgr_fetch::Slot`); dropping it deletes
+//! the permit (lent to the download: `pkgr_fetch::DownloadPermit`); dropping it deletes
 //! the partial file. The extraction runs on a blocking thread that *owns*
 //! the exclusive lock, the permit and this process's temp directory (through
 //! the session handle): whatever happens to the task that started it, the
@@ -228,7 +228,7 @@
 //! try-lock and the download and extraction that follow it, and given back
 //! before waiting on anything else. A download waiting to retry (backoff,
 //! `Retry-After`) gives its permit back too and takes one again before the
-//! next attempt (`pkgr_fetch::Slot`); the extraction gets it back from the
+//! next attempt (`pkgr_fetch::DownloadPermit`); the extraction gets it back from the
 //! download, still before the exclusive lock is released.
 //!
 //! **Crash safety.** Everything is written under a temp name and renamed into

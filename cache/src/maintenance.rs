@@ -206,6 +206,10 @@ impl PackageCache {
     /// is using (under its exclusive try-lock); the extracted entry stays and
     /// is used as before. Only the self-repair of a damaged entry needs the
     /// archive again, and then downloads it.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "a path through the held pkgs/ handle; the message names its real path"
+    )]
     pub fn clean_tarballs(&self, report: &mut CleanReport) -> Result<(), CacheError> {
         if self.is_read_only() {
             return Err(self.read_only("remove archives from it"));

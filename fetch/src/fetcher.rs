@@ -297,30 +297,30 @@ impl Fetcher {
         .await
     }
 
-    /// [`Fetcher::download_with_progress`] working in `slot`: the slot is
+    /// [`Fetcher::download_with_progress`] holding `permit_guard`: the permit is
     /// given back while a retry waits and taken again before it.
-    pub async fn download_in_slot(
+    pub async fn download_with_permit(
         &self,
         url: &Url,
         dest: &Path,
         temp_dir: &Path,
         expected: &Expected,
         on_bytes: &(dyn Fn(u64) + Send + Sync),
-        slot: &mut DownloadPermit,
+        permit_guard: &mut DownloadPermit,
     ) -> Result<Downloaded, FetchError> {
-        self.download_in_slot_tapped(
+        self.download_with_permit_tapped(
             url,
             dest,
             temp_dir,
             expected,
             on_bytes,
-            slot,
+            permit_guard,
             Tap::detached(),
         )
         .await
     }
 
-    /// [`Fetcher::download_in_slot`], handing every chunk of the body to
+    /// [`Fetcher::download_with_permit`], handing every chunk of the body to
     /// `tap` as it arrives (after it is written to the temp file, and
     /// before `on_bytes` hears of it), for a caller that wants to work on
     /// the bytes while they come. The download itself is unchanged: it is
@@ -336,14 +336,14 @@ impl Fetcher {
     /// `file://` URLs are tapped too (one attempt, from 0). The tap is
     /// dropped (its receiver then gets `None`) when this returns.
     #[allow(clippy::too_many_arguments)]
-    pub async fn download_in_slot_tapped(
+    pub async fn download_with_permit_tapped(
         &self,
         url: &Url,
         dest: &Path,
         temp_dir: &Path,
         expected: &Expected,
         on_bytes: &(dyn Fn(u64) + Send + Sync),
-        slot: &mut DownloadPermit,
+        permit_guard: &mut DownloadPermit,
         mut tap: Tap,
     ) -> Result<Downloaded, FetchError> {
         let done = self
@@ -354,22 +354,22 @@ impl Fetcher {
                 expected,
                 None,
                 on_bytes,
-                Some(slot),
+                Some(permit_guard),
                 &mut tap,
             )
             .await?;
         downloaded_or_304_error(url, done)
     }
 
-    /// [`Fetcher::download_if_changed`] working in `slot` (see
-    /// [`Fetcher::download_in_slot`]).
-    pub async fn download_if_changed_in_slot(
+    /// [`Fetcher::download_if_changed`] holding `permit_guard` (see
+    /// [`Fetcher::download_with_permit`]).
+    pub async fn download_if_changed_with_permit(
         &self,
         url: &Url,
         dest: &Path,
         temp_dir: &Path,
         previous: Option<&HttpCacheInfo>,
-        slot: &mut DownloadPermit,
+        permit_guard: &mut DownloadPermit,
     ) -> Result<Conditional, FetchError> {
         self.download_inner(
             url,
@@ -378,7 +378,7 @@ impl Fetcher {
             &Expected::default(),
             previous,
             &|_| {},
-            Some(slot),
+            Some(permit_guard),
             &mut Tap::detached(),
         )
         .await
@@ -402,13 +402,22 @@ impl Fetcher {
         expected: &Expected,
         previous: Option<&HttpCacheInfo>,
         on_bytes: &(dyn Fn(u64) + Send + Sync),
-        mut slot: Option<&mut DownloadPermit>,
+        mut permit_guard: Option<&mut DownloadPermit>,
         tap: &mut Tap,
     ) -> Result<Conditional, FetchError> {
         let candidates = self.mirrors_of(url);
         let Some((last, earlier)) = candidates.split_last() else {
             return self
-                .download_one(url, dest, temp_dir, expected, previous, on_bytes, slot, tap)
+                .download_one(
+                    url,
+                    dest,
+                    temp_dir,
+                    expected,
+                    previous,
+                    on_bytes,
+                    permit_guard,
+                    tap,
+                )
                 .await;
         };
         let mut failed: Vec<String> = Vec::new();
@@ -421,7 +430,7 @@ impl Fetcher {
                     expected,
                     previous,
                     on_bytes,
-                    slot.as_deref_mut(),
+                    permit_guard.as_deref_mut(),
                     tap,
                 )
                 .await
@@ -438,7 +447,14 @@ impl Fetcher {
             }
         }
         self.download_one(
-            last, dest, temp_dir, expected, previous, on_bytes, slot, tap,
+            last,
+            dest,
+            temp_dir,
+            expected,
+            previous,
+            on_bytes,
+            permit_guard,
+            tap,
         )
         .await
         .map_err(|error| {
@@ -475,7 +491,7 @@ impl Fetcher {
     }
 
     /// Downloads from `url` itself (one mirror, or the URL asked for),
-    /// retrying transient failures; the slot is given back while a retry
+    /// retrying transient failures; the permit is given back while a retry
     /// waits.
     #[allow(clippy::too_many_arguments)]
     #[tracing::instrument(name = "fetch", level = "debug", skip_all, fields(url = %redact_url(url)))]
@@ -487,7 +503,7 @@ impl Fetcher {
         expected: &Expected,
         previous: Option<&HttpCacheInfo>,
         on_bytes: &(dyn Fn(u64) + Send + Sync),
-        mut slot: Option<&mut DownloadPermit>,
+        mut permit_guard: Option<&mut DownloadPermit>,
         tap: &mut Tap,
     ) -> Result<Conditional, FetchError> {
         let started = Instant::now();
@@ -560,13 +576,13 @@ impl Fetcher {
                     read_timeout: self.settings.read_timeout,
                 });
             }
-            // The slot goes back while we only wait.
-            if let Some(slot) = slot.as_deref_mut() {
-                slot.release();
+            // The permit goes back while we only wait.
+            if let Some(permit_guard) = permit_guard.as_deref_mut() {
+                permit_guard.release();
             }
             tokio::time::sleep(wait).await;
-            if let Some(slot) = slot.as_deref_mut() {
-                slot.reacquire().await?;
+            if let Some(permit_guard) = permit_guard.as_deref_mut() {
+                permit_guard.reacquire().await?;
             }
         }
     }

@@ -12,7 +12,7 @@
 //!
 //! A caller that wants to work on a body while it arrives (the cache extracts
 //! archives as they download) taps the download
-//! ([`Fetcher::download_in_slot_tapped`], [`Tap`]): it sees every chunk with
+//! ([`Fetcher::download_with_permit_tapped`], [`Tap`]): it sees every chunk with
 //! its offset, in file order, through a bounded channel; the download is
 //! verified and renamed into place exactly as without a tap.
 //!
@@ -38,9 +38,6 @@ pub use error::FetchError;
 pub use fetcher::{Fetcher, MirrorObserver, RetryNotice, RetryObserver};
 pub use http_cache::{Conditional, HttpCacheInfo};
 pub use permit::DownloadPermit;
-/// The old name of [`DownloadPermit`], kept so that callers still naming it
-/// compile until they use the new one; then it goes.
-pub type Slot = DownloadPermit;
 pub use retry::{
     is_transient_status, parse_retry_after, NetworkSettings, TransportKind, MAX_BACKOFF,
     MAX_RETRY_AFTER,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::FetchError;
 
-/// The `--jobs` permit a download works in (its bounded slot). It is given
+/// The `--jobs` permit a download works in (its share of the bounded concurrency). It is given
 /// back while the download waits to retry (backoff, `Retry-After`) and
 /// taken again before the next attempt, so a waiting download never keeps
 /// other work from running (the design's rule: hold a bounded resource only

@@ -3,7 +3,7 @@
 //! download), through a bounded channel.
 
 /// A chunk of a download's body as it arrived, and where in the file it
-/// starts ([`Fetcher::download_in_slot_tapped`](crate::Fetcher::download_in_slot_tapped)).
+/// starts ([`Fetcher::download_with_permit_tapped`](crate::Fetcher::download_with_permit_tapped)).
 #[derive(Debug, Clone)]
 pub struct TapChunk {
     /// The byte offset of `bytes` in the file.
@@ -14,7 +14,7 @@ pub struct TapChunk {
 
 /// The sending half of a tap: lets a caller see a download's body in file
 /// order while it arrives, without this crate knowing what the bytes are
-/// (see [`Fetcher::download_in_slot_tapped`](crate::Fetcher::download_in_slot_tapped)). Made by [`Tap::channel`].
+/// (see [`Fetcher::download_with_permit_tapped`](crate::Fetcher::download_with_permit_tapped)). Made by [`Tap::channel`].
 ///
 /// The channel is bounded: when the receiver is slower than the network,
 /// the download waits for it (an async send, never a blocking one), so at

@@ -328,7 +328,7 @@ pub(crate) async fn fetch_shard_index(
         .map(RepodataInfo::http_cache_info);
     let download = tmp.join(format!("shards-{}.msgpack.zst", paths.name));
     let result = {
-        let mut slot = pkgr_fetch::Slot::acquire(cache.jobs().clone())
+        let mut permit_guard = pkgr_fetch::DownloadPermit::acquire(cache.jobs().clone())
             .await
             .map_err(|source| CacheError::Fetch {
                 package: redacted.clone(),
@@ -336,7 +336,13 @@ pub(crate) async fn fetch_shard_index(
             })?;
         cache
             .fetcher()
-            .download_if_changed_in_slot(&url, &download, &tmp, previous.as_ref(), &mut slot)
+            .download_if_changed_with_permit(
+                &url,
+                &download,
+                &tmp,
+                previous.as_ref(),
+                &mut permit_guard,
+            )
             .await
     };
     let now = unix_now();
@@ -405,7 +411,7 @@ async fn download_repodata(
         if zst { "json.zst" } else { "json" }
     ));
     let result = {
-        let mut slot = pkgr_fetch::Slot::acquire(cache.jobs().clone())
+        let mut permit_guard = pkgr_fetch::DownloadPermit::acquire(cache.jobs().clone())
             .await
             .map_err(|source| CacheError::Fetch {
                 package: pkgr_redact::redact_url(url),
@@ -413,7 +419,7 @@ async fn download_repodata(
             })?;
         cache
             .fetcher()
-            .download_if_changed_in_slot(url, &download, &tmp, previous, &mut slot)
+            .download_if_changed_with_permit(url, &download, &tmp, previous, &mut permit_guard)
             .await
             .map_err(|source| CacheError::Fetch {
                 package: pkgr_redact::redact_url(url),

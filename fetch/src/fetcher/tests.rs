@@ -124,7 +124,7 @@ async fn tapped(url: &Url, expected: &Expected, dir: &Path) -> (Vec<(u64, usize)
     };
     let fetcher = Fetcher::with_settings(settings).unwrap();
     let semaphore = Arc::new(tokio::sync::Semaphore::new(1));
-    let mut slot = DownloadPermit::acquire(semaphore).await.unwrap();
+    let mut permit_guard = DownloadPermit::acquire(semaphore).await.unwrap();
     let (tap, mut chunks) = Tap::channel(2);
     let collect = async {
         let mut seen = Vec::new();
@@ -139,8 +139,15 @@ async fn tapped(url: &Url, expected: &Expected, dir: &Path) -> (Vec<(u64, usize)
         (seen, bytes)
     };
     let dest = dir.join("dest.bin");
-    let download =
-        fetcher.download_in_slot_tapped(url, &dest, dir, expected, &|_| {}, &mut slot, tap);
+    let download = fetcher.download_with_permit_tapped(
+        url,
+        &dest,
+        dir,
+        expected,
+        &|_| {},
+        &mut permit_guard,
+        tap,
+    );
     let (done, seen) = tokio::join!(download, collect);
     done.unwrap();
     seen
@@ -208,14 +215,22 @@ async fn a_tap_sees_a_local_file_and_a_dropped_receiver_detaches() {
     assert_eq!(bytes, body);
     // A receiver that goes away does not stop (or hang) the download.
     let fetcher = Fetcher::new().unwrap();
-    let mut slot = DownloadPermit::acquire(Arc::new(tokio::sync::Semaphore::new(1)))
+    let mut permit_guard = DownloadPermit::acquire(Arc::new(tokio::sync::Semaphore::new(1)))
         .await
         .unwrap();
     let (tap, chunks) = Tap::channel(1);
     drop(chunks);
     let dest = dir.path().join("again.bin");
     let done = fetcher
-        .download_in_slot_tapped(&url, &dest, dir.path(), &expected, &|_| {}, &mut slot, tap)
+        .download_with_permit_tapped(
+            &url,
+            &dest,
+            dir.path(),
+            &expected,
+            &|_| {},
+            &mut permit_guard,
+            tap,
+        )
         .await
         .unwrap();
     assert_eq!(done.size, body.len() as u64);

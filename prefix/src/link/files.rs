@@ -450,7 +450,7 @@ fn copy_new(src: &Path, dest: &Path) -> std::io::Result<()> {
 
 #[cfg(unix)]
 fn make_symlink(target: &Path, dest: &Path) -> std::io::Result<()> {
-    std::os::unix::fs::symlink(target, dest)
+    fs_err::os::unix::fs::symlink(target, dest)
 }
 
 #[cfg(windows)]
