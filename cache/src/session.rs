@@ -236,10 +236,10 @@ mod tests {
         fs_err::write(victim.path().join("precious"), b"keep").unwrap();
         // A dead session whose directory is a link to the victim's, a stray
         // link, and a lock file that is a link.
-        std::os::unix::fs::symlink(victim.path(), root.path().join("proc-5-0000beef")).unwrap();
+        fs_err::os::unix::fs::symlink(victim.path(), root.path().join("proc-5-0000beef")).unwrap();
         fs_err::write(root.path().join("proc-5-0000beef.lock"), b"5").unwrap();
-        std::os::unix::fs::symlink(victim.path(), root.path().join("stray")).unwrap();
-        std::os::unix::fs::symlink(
+        fs_err::os::unix::fs::symlink(victim.path(), root.path().join("stray")).unwrap();
+        fs_err::os::unix::fs::symlink(
             victim.path().join("precious"),
             root.path().join("proc-6-0000beef.lock"),
         )

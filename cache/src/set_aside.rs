@@ -28,9 +28,6 @@ use crate::Layout;
 /// directory the cache opened, whatever was put at its path since; neither
 /// follows a symlink at `dest` (`lstat`, `rename`, and `remove_dir_all`,
 /// which unlinks a symlink it meets instead of descending).
-///
-/// (raw std::fs: `dest` is below a held handle, `/proc/self/fd/N/...`, and
-/// callers name its real path in their messages.)
 #[expect(
     clippy::disallowed_methods,
     reason = "the paths are below a held handle (/proc/self/fd/N/...); callers name the real path"

@@ -262,9 +262,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         fs_err::create_dir_all(d.join("a/b")).unwrap();
-        std::os::unix::fs::symlink("../..", d.join("a/b/l")).unwrap();
+        fs_err::os::unix::fs::symlink("../..", d.join("a/b/l")).unwrap();
         let ups = "../".repeat(40);
-        std::os::unix::fs::symlink(format!("l/{ups}"), d.join("a/b/m")).unwrap();
+        fs_err::os::unix::fs::symlink(format!("l/{ups}"), d.join("a/b/m")).unwrap();
         let listed = format!("a/b/m{}", victim.display());
         assert!(d.join(&listed).is_file(), "the chain leads to the victim");
         paths_json(
@@ -299,8 +299,8 @@ mod tests {
         let f = fine.path();
         fs_err::create_dir_all(f.join("lib")).unwrap();
         fs_err::write(f.join("lib/x"), b"x").unwrap();
-        std::os::unix::fs::symlink("lib", f.join("lib64")).unwrap();
-        std::os::unix::fs::symlink("../lib64/x", f.join("lib/y")).unwrap();
+        fs_err::os::unix::fs::symlink("lib", f.join("lib64")).unwrap();
+        fs_err::os::unix::fs::symlink("../lib64/x", f.join("lib/y")).unwrap();
         paths_json(
             f,
             serde_json::json!([
@@ -404,7 +404,7 @@ mod tests {
             .contains("`bin/tool` has 0 bytes, expected 5"));
         fs_err::write(d.join("bin/tool"), b"hellO").unwrap();
         fs_err::create_dir_all(d.join("lib")).unwrap();
-        std::os::unix::fs::symlink("../bin/tool", d.join("lib/link")).unwrap();
+        fs_err::os::unix::fs::symlink("../bin/tool", d.join("lib/link")).unwrap();
         let found = check_files(d, Depth::Sizes).unwrap();
         assert!(found.links_as_files.is_empty());
         assert_eq!(found.symlinks, BTreeSet::from([PathBuf::from("lib/link")]));

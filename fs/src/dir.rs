@@ -420,7 +420,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let victim = tempfile::tempdir().unwrap();
         fs_err::write(victim.path().join("precious"), "keep").unwrap();
-        std::os::unix::fs::symlink(victim.path(), root.path().join("tmp")).unwrap();
+        fs_err::os::unix::fs::symlink(victim.path(), root.path().join("tmp")).unwrap();
         let dir = Dir::open(root.path()).unwrap();
         let err = dir.open_dir("tmp").unwrap_err();
         assert!(matches!(err, DirError::Symlink { .. }), "{err}");
@@ -444,7 +444,7 @@ mod tests {
         let tree = root.path().join("a/b");
         fs_err::create_dir_all(&tree).unwrap();
         fs_err::write(tree.join("f"), "x").unwrap();
-        std::os::unix::fs::symlink(victim.path(), tree.join("link")).unwrap();
+        fs_err::os::unix::fs::symlink(victim.path(), tree.join("link")).unwrap();
         let dir = Dir::open(root.path()).unwrap();
         dir.remove_all("a").unwrap();
         assert!(!root.path().join("a").exists());

@@ -322,12 +322,15 @@ impl FileLock {
     }
 
     #[cfg(not(unix))]
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "fs4 locks a std::fs::File, and a LockError names the lock file itself"
+    )]
     fn open_in(
         _dir: Option<&()>,
         name: &Path,
         _path: &Path,
     ) -> Result<(std::fs::File, bool), LockError> {
-        // raw std::fs: a `LockError` names the lock file itself.
         let created = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -773,7 +776,7 @@ mod tests {
         let victim = dir.path().join("bashrc");
         fs_err::write(&victim, "echo hi\n").unwrap();
         let link = dir.path().join("x.lock");
-        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        fs_err::os::unix::fs::symlink(&victim, &link).unwrap();
         let err = FileLock::try_acquire(&link, LockMode::Exclusive).unwrap_err();
         assert!(matches!(err, LockError::NotALockFile { .. }), "{err}");
         assert!(err.to_string().contains("symbolic link"), "{err}");

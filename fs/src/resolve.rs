@@ -481,9 +481,9 @@ mod tests {
         let root = dir.path();
         let d = root.join(deep());
         fs_err::create_dir_all(&d).unwrap();
-        std::os::unix::fs::symlink(ups(20), d.join("l")).unwrap();
+        fs_err::os::unix::fs::symlink(ups(20), d.join("l")).unwrap();
         fs_err::create_dir_all(root.join("lib")).unwrap();
-        std::os::unix::fs::symlink("lib", root.join("lib64")).unwrap();
+        fs_err::os::unix::fs::symlink("lib", root.join("lib64")).unwrap();
 
         let mut resolver = Resolver::on_disk(root);
         let m = deep().join("m");
@@ -498,7 +498,7 @@ mod tests {
         assert_eq!(resolver.check_parent(Path::new("lib64/x")), Ok(()));
         assert_eq!(resolver.check_parent(Path::new("new/dir/x")), Ok(()));
         // A link on disk below a directory seen before is found too.
-        std::os::unix::fs::symlink("/", root.join("lib/late")).unwrap();
+        fs_err::os::unix::fs::symlink("/", root.join("lib/late")).unwrap();
         assert_eq!(
             resolver.check_parent(Path::new("lib/late/x")),
             Err(Escape::Absolute)

@@ -214,7 +214,8 @@ mod tests {
         touch(root.path(), "elsewhere/precious.txt");
         let prefix = root.path().join("env");
         fs_err::create_dir_all(prefix.join("lib")).unwrap();
-        std::os::unix::fs::symlink(root.path().join("elsewhere"), prefix.join("lib/link")).unwrap();
+        fs_err::os::unix::fs::symlink(root.path().join("elsewhere"), prefix.join("lib/link"))
+            .unwrap();
         let listed = paths(&["lib/link"]);
         assert_eq!(remove_paths(&prefix, &listed, |_: &Path| false).unwrap(), 1);
         assert!(fs_err::symlink_metadata(prefix.join("lib/link")).is_err());
@@ -232,8 +233,8 @@ mod tests {
         touch(root.path(), "env/bin/mine");
         let prefix = root.path().join("env");
         fs_err::create_dir_all(prefix.join("a/b")).unwrap();
-        std::os::unix::fs::symlink("../..", prefix.join("a/b/l")).unwrap();
-        std::os::unix::fs::symlink("l/..", prefix.join("a/b/m")).unwrap();
+        fs_err::os::unix::fs::symlink("../..", prefix.join("a/b/l")).unwrap();
+        fs_err::os::unix::fs::symlink("l/..", prefix.join("a/b/m")).unwrap();
         assert!(
             prefix.join("a/b/m/victim.txt").is_file(),
             "the chain leads out"

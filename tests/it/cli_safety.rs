@@ -75,7 +75,7 @@ fn env_remove_through_a_symlink_removes_the_environment_it_leads_to_and_says_so(
 
     // The path is itself a symlink to the environment.
     let link = world.path().join("link");
-    std::os::unix::fs::symlink(&prefix, &link).unwrap();
+    fs_err::os::unix::fs::symlink(&prefix, &link).unwrap();
     let out = world.run(&["env", "remove", "-p", link.to_str().unwrap()]);
     assert_ok(&out);
     snapshot!(&world, "env_remove_symlink", stdout(&out));
@@ -91,7 +91,7 @@ fn env_remove_through_a_symlink_removes_the_environment_it_leads_to_and_says_so(
     let prefix = real.join("env2");
     assert_ok(&world.create(&prefix, &channel, &["hello"]));
     let dir_link = world.path().join("dirlink");
-    std::os::unix::fs::symlink(&real, &dir_link).unwrap();
+    fs_err::os::unix::fs::symlink(&real, &dir_link).unwrap();
     let out = world.run(&[
         "env",
         "remove",
@@ -122,7 +122,7 @@ fn environment_names_conda_refuses_are_refused() {
     }
     // Nothing was created under any of those names.
     let envs = world.path().join("root").join("envs");
-    let made: Vec<_> = std::fs::read_dir(&envs)
+    let made: Vec<_> = fs_err::read_dir(&envs)
         .map(|d| d.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(made.is_empty(), "{made:?}");

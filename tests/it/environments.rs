@@ -51,7 +51,7 @@ fn assert_meta_matches_disk(prefix: &Path) {
             for file in record["files"].as_array().unwrap() {
                 let file = file.as_str().unwrap();
                 assert!(
-                    std::fs::symlink_metadata(prefix.join(file)).is_ok(),
+                    fs_err::symlink_metadata(prefix.join(file)).is_ok(),
                     "{} lists {file}, which is not on disk",
                     path.display()
                 );

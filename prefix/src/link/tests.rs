@@ -46,7 +46,7 @@ fn good_package(dir: &Path) {
     write_file(dir, "etc/foo.conf", config.as_bytes());
     write_file(dir, "share/pinned.txt", pinned);
     #[cfg(unix)]
-    std::os::unix::fs::symlink("../bin/tool", dir.join("share/tool-link")).unwrap();
+    fs_err::os::unix::fs::symlink("../bin/tool", dir.join("share/tool-link")).unwrap();
     let mut paths = vec![
         serde_json::json!({
             "_path": "bin/tool", "path_type": "hardlink",
@@ -132,7 +132,7 @@ fn rejects_a_symlink_pointing_out_of_the_prefix() {
     for target in ["../../outside", "/etc/passwd"] {
         let dir = tempfile::tempdir().unwrap();
         fs_err::create_dir_all(dir.path().join("lib")).unwrap();
-        std::os::unix::fs::symlink(target, dir.path().join("lib/evil")).unwrap();
+        fs_err::os::unix::fs::symlink(target, dir.path().join("lib/evil")).unwrap();
         let err = rejected(
             dir.path(),
             &[serde_json::json!({"_path": "lib/evil", "path_type": "softlink"})],
@@ -501,8 +501,8 @@ fn noarch_python_symlinks_are_checked_where_they_land() {
     let python = python_312();
     let dir = tempfile::tempdir().unwrap();
     fs_err::create_dir_all(dir.path().join("site-packages")).unwrap();
-    std::os::unix::fs::symlink("../../../share/x", dir.path().join("site-packages/ok")).unwrap();
-    std::os::unix::fs::symlink("../../../../x", dir.path().join("site-packages/evil")).unwrap();
+    fs_err::os::unix::fs::symlink("../../../share/x", dir.path().join("site-packages/ok")).unwrap();
+    fs_err::os::unix::fs::symlink("../../../../x", dir.path().join("site-packages/evil")).unwrap();
     write_info(
         dir.path(),
         &[serde_json::json!({"_path": "site-packages/ok", "path_type": "softlink"})],
@@ -528,7 +528,7 @@ fn a_package_completing_a_chain_after_others_were_admitted_is_refused() {
     let root = tempfile::tempdir().unwrap();
     let prefix = root.path().join("env");
     fs_err::create_dir_all(prefix.join("a/b")).unwrap();
-    std::os::unix::fs::symlink("l/..", prefix.join("a/b/m")).unwrap();
+    fs_err::os::unix::fs::symlink("l/..", prefix.join("a/b/m")).unwrap();
 
     let writer = root.path().join("pkgs/writer");
     write_file(&writer, "a/b/m/x/file", b"pwned");
@@ -538,7 +538,7 @@ fn a_package_completing_a_chain_after_others_were_admitted_is_refused() {
     );
     let el = root.path().join("pkgs/el");
     fs_err::create_dir_all(el.join("a/b")).unwrap();
-    std::os::unix::fs::symlink("../..", el.join("a/b/l")).unwrap();
+    fs_err::os::unix::fs::symlink("../..", el.join("a/b/l")).unwrap();
     write_info(
         &el,
         &[serde_json::json!({"_path": "a/b/l", "path_type": "softlink"})],

@@ -554,7 +554,7 @@ fn a_dependent_arriving_first_waits_for_the_symlinked_directory_it_uses() {
     // lib64/app.so.
     let base_dir = root.path().join("pkgs/base-1.0-0");
     extracted_package(&base_dir, "base", &[("lib/base.so", "base")]);
-    std::os::unix::fs::symlink("lib", base_dir.join("lib64")).unwrap();
+    fs_err::os::unix::fs::symlink("lib", base_dir.join("lib64")).unwrap();
     let paths = serde_json::json!({"paths_version": 1, "paths": [
         {"_path": "lib/base.so", "path_type": "hardlink"},
         {"_path": "lib64", "path_type": "softlink"},
@@ -693,9 +693,9 @@ fn symlinks_that_may_stand_for_directories_are_told_from_links_to_files() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("pkgs/base-1.0-0");
     extracted_package(&dir, "base", &[("lib/libz.so.1", "z")]);
-    std::os::unix::fs::symlink("lib", dir.join("lib64")).unwrap();
-    std::os::unix::fs::symlink("libz.so.1", dir.join("lib/libz.so")).unwrap();
-    std::os::unix::fs::symlink("../elsewhere", dir.join("lib/other")).unwrap();
+    fs_err::os::unix::fs::symlink("lib", dir.join("lib64")).unwrap();
+    fs_err::os::unix::fs::symlink("libz.so.1", dir.join("lib/libz.so")).unwrap();
+    fs_err::os::unix::fs::symlink("../elsewhere", dir.join("lib/other")).unwrap();
     let paths = serde_json::json!({"paths_version": 1, "paths": [
         {"_path": "lib/libz.so.1", "path_type": "hardlink"},
         {"_path": "lib/libz.so", "path_type": "softlink"},
