@@ -6,7 +6,6 @@ mod cache_access;
 mod channels;
 mod cli;
 mod commands;
-mod conda_meta;
 mod env_files;
 mod environments;
 mod output;

@@ -1,7 +1,7 @@
 //! One module per subcommand. A command parses nothing itself (clap did)
 //! and never imports another command: what two commands share lives in the
 //! modules beside `commands/` (`transaction`, `render`, `environments`,
-//! `channels`, `request`, `conda_meta`, `cache_access`, `output`, ...).
+//! `channels`, `request`, `cache_access`, `output`, ...).
 
 pub mod auth;
 pub mod cache;

@@ -14,9 +14,9 @@ use rattler_conda_types::{PrefixRecord, RepoDataRecord};
 
 use crate::cache_access::JobLimitedCache;
 use crate::cli::{GlobalArgs, RemoveArgs};
-use crate::conda_meta::record_history;
 use crate::environments;
 use crate::output::Progress;
+use crate::transaction::record_history;
 use crate::transaction::{
     link_mode, link_scripts, name_of, open_environment, report_done, show_plan,
 };

@@ -12,11 +12,11 @@ use rattler_conda_types::{
     Channel, MatchSpec, PackageName, ParseStrictness, PrefixRecord, RepoDataRecord, Subdir,
 };
 
+use super::record_history;
 use super::{link_mode, link_scripts, name_of, open_environment, report_done, show_plan, solve};
 use crate::cache_access::JobLimitedCache;
 use crate::channels::{channel_config, channels_by_use, parse_channels};
 use crate::cli::{GlobalArgs, InstallArgs};
-use crate::conda_meta::record_history;
 use crate::environments;
 use crate::output::Progress;
 use crate::render::channel_url;

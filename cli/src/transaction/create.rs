@@ -9,11 +9,11 @@ use indicatif::HumanBytes;
 use pkgr_install::{Change, NewEnvironment, Plan, SpecsKind};
 use rattler_conda_types::RepoDataRecord;
 
+use super::record_history;
 use super::{link_mode, link_scripts, solve};
 use crate::cache_access::JobLimitedCache;
 use crate::channels::parse_channels;
 use crate::cli::{CreateArgs, GlobalArgs};
-use crate::conda_meta::record_history;
 use crate::environments;
 use crate::output::{print_json, print_stdout, Progress};
 use crate::render::{describe, plan_json};

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use pkgr_install::{Installer, LinkMode, LinkScripts, LockedPrefix, Plan};
+use pkgr_install::{Installer, LinkMode, LinkScripts, LockedPrefix, Plan, SpecsKind};
 use rattler_conda_types::{Channel, MatchSpec, PrefixRecord, RepoDataRecord, Subdir};
 
 pub use change::change_environment;
@@ -142,5 +142,20 @@ pub fn report_done(
             started.elapsed().as_secs_f64()
         ));
     }
+    Ok(())
+}
+
+/// Appends the change to `conda-meta/history` with this process's command
+/// line; `kind` is what conda writes (`update` or `remove` specs). (Every
+/// other file of `conda-meta/` is read and written through
+/// [`pkgr_prefix::meta`].)
+pub fn record_history(
+    prefix: &LockedPrefix,
+    plan: &Plan,
+    kind: SpecsKind,
+    specs: &[String],
+) -> anyhow::Result<()> {
+    let command: Vec<String> = std::env::args().collect();
+    prefix.record_history(plan, kind, specs, &command.join(" "))?;
     Ok(())
 }
