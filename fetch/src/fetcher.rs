@@ -494,7 +494,14 @@ impl Fetcher {
     /// retrying transient failures; the permit is given back while a retry
     /// waits.
     #[allow(clippy::too_many_arguments)]
-    #[tracing::instrument(name = "fetch", level = "debug", skip_all, fields(url = %redact_url(url)))]
+    // The URL is not the last field: a log line's `url}:` would not end it
+    // for the redaction of what pkgr prints.
+    #[tracing::instrument(
+        name = "fetch",
+        level = "debug",
+        skip_all,
+        fields(url = %redact_url(url), max_retries = self.settings.max_retries)
+    )]
     async fn download_one(
         &self,
         url: &Url,
