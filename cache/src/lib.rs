@@ -284,6 +284,7 @@ mod entry;
 mod error;
 mod fill;
 pub mod layout;
+mod publish;
 mod reporter;
 mod set_aside;
 mod trust;

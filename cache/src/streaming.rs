@@ -8,7 +8,7 @@
 //! entry is published only when the download has been verified (size and
 //! checksum, as for every download) **and** the stream extraction read the
 //! whole body and succeeded, through the tail every fill shares
-//! ([`crate::fill::publish_staging`]: `info/index.json`, paths.json complete,
+//! ([`crate::publish::publish_staging`]: `info/index.json`, paths.json complete,
 //! marker, rename).
 //!
 //! Anything else falls back, never to a wrong result: a discontinuity (the
@@ -20,7 +20,7 @@
 //! read), or any error of the attempt
 //! removes the staging directory; once the download is verified, the entry
 //! is extracted from the file exactly as without streaming
-//! ([`crate::fill::extract_entry`]), so a bad archive is reported by that
+//! ([`crate::publish::extract_entry`]), so a bad archive is reported by that
 //! extraction, in its usual words. The stream attempt's error is only
 //! logged (debug, target `pkgr_cache::stream`). A download that fails
 //! publishes nothing and leaves no staging directory.
@@ -36,7 +36,7 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use crate::archive::{self, ArchiveFormat, ExtractLimits, StreamedMembers};
 use crate::error::join_error;
-use crate::fill::{extract_entry, publish_staging};
+use crate::publish::{extract_entry, publish_staging};
 use crate::session::Session;
 use crate::{CacheError, EntryMarker};
 

@@ -39,6 +39,7 @@ mod commit;
 mod compile;
 mod journal;
 mod scheduler;
+mod staged;
 #[cfg(test)]
 mod tests;
 

@@ -1,8 +1,7 @@
 //! Loading channels: each channel's `<platform>/` and `noarch/` repodata
 //! (sharded when the channel serves it, else repodata.json) through the
 //! cache, indexed for a solve ([`load_channels`]); the shards a solve can
-//! reach fetched before it ([`prefetch_shards`]); and the two ways a channel
-//! is named ([`channel_as_recorded`], [`channel_as_shown`]).
+//! reach fetched before it ([`prefetch_shards`]).
 
 use std::collections::{HashMap, HashSet};
 
@@ -11,6 +10,7 @@ use rattler_conda_types::{Channel, MatchSpec, RepoDataRecord, Subdir};
 use url::Url;
 
 use crate::cached::RepodataFile;
+use crate::channel_names::channel_as_shown;
 use crate::error::{channel_error, http_refusal};
 use crate::shards::ShardIndex;
 use crate::subdir::{with_slash, SubdirIndex};
@@ -255,33 +255,4 @@ async fn reread_broken_cache(
     tokio::task::spawn_blocking(move || SubdirIndex::from_file(channel, url, file))
         .await
         .map_err(|e| RepodataError::Internal(format!("reading repodata failed: {e}")))?
-}
-
-/// The channel as records keep it (`RepoDataRecord::channel`, written to
-/// conda-meta): its base URL without credentials, a token as `<TOKEN>`
-/// ([`pkgr_redact::url_for_record`]). Without credentials this is rattler's
-/// canonical name. Messages name a channel by [`channel_as_shown`] instead.
-pub fn channel_as_recorded(channel: &Channel) -> String {
-    pkgr_redact::url_for_record(channel.base_url.url())
-}
-
-/// A channel as messages name it, as a user would: its name for an
-/// http(s) channel, its path for a local one. A channel whose URL carries
-/// credentials is shown as its redacted URL (its name may hold the token).
-/// Records keep a channel as [`channel_as_recorded`] instead.
-pub fn channel_as_shown(channel: &Channel) -> String {
-    match channel.base_url.url().scheme() {
-        "http" | "https" if pkgr_redact::url_has_credentials(channel.base_url.url()) => {
-            pkgr_redact::redact_url(channel.base_url.url())
-                .trim_end_matches('/')
-                .to_owned()
-        }
-        "http" | "https" => channel.name().trim_end_matches('/').to_owned(),
-        _ => channel
-            .base_url
-            .url()
-            .to_file_path()
-            .map(|p| p.display().to_string().trim_end_matches('/').to_owned())
-            .unwrap_or_else(|()| channel.base_url.to_string()),
-    }
 }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use pkgr_cache::PackageCache;
 use rattler_conda_types::Channel;
 
-use crate::channels::channel_as_shown;
+use crate::channel_names::channel_as_shown;
 
 /// Everything that can go wrong getting the repodata of channels and the
 /// records in it.

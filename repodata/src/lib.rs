@@ -35,6 +35,7 @@
 //! ([`RepodataError::ChannelFailed`]).
 
 mod cached;
+mod channel_names;
 mod channels;
 mod error;
 mod index;
@@ -42,9 +43,8 @@ mod search;
 pub mod shards;
 mod subdir;
 
-pub use channels::{
-    channel_as_recorded, channel_as_shown, load_channels, prefetch_shards, subdirs_for,
-};
+pub use channel_names::{channel_as_recorded, channel_as_shown};
+pub use channels::{load_channels, prefetch_shards, subdirs_for};
 pub use error::RepodataError;
 pub use search::search;
 pub use subdir::SubdirIndex;

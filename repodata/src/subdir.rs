@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 use url::Url;
 
 use crate::cached::RepodataFile;
-use crate::channels::{channel_as_recorded, channel_as_shown};
+use crate::channel_names::{channel_as_recorded, channel_as_shown};
 use crate::index::RepodataIndex;
 use crate::shards::ShardIndex;
 use crate::RepodataError;

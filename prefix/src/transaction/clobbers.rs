@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use rattler_conda_types::PrefixRecord;
 
-use super::commit::Staged;
+use super::staged::Staged;
 use super::{package_id, TransactionEvent};
 use crate::link::{Hardlinks, KnownDirs, LinkMode};
 use crate::unlink::record_paths;

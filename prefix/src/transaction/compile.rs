@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use super::commit::{Outcome, Staged};
+use super::staged::{Outcome, Staged};
 use crate::link::{place_file, Hardlinks, KnownDirs, LinkMode};
 use crate::python::{CompiledBatch, CompiledModules, PythonInfo};
 use crate::PrefixError;

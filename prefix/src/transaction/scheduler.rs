@@ -10,8 +10,9 @@ use std::sync::Mutex;
 
 use rattler_conda_types::PackageRecord;
 
-use super::commit::{Outcome, PreparedRecord, Staged, StagedLinks};
+use super::commit::StagedLinks;
 use super::journal::write_journal;
+use super::staged::{Outcome, PreparedRecord, Staged};
 use super::Transaction;
 use crate::link::{Hardlinks, KnownDirs, LinkGuard, PackagePlan};
 use crate::meta::spec_package_name;

@@ -4,7 +4,7 @@ use pkgr_solver::{solve, SolveOptions};
 use rattler_conda_types::{MatchSpec, Subdir};
 
 use super::*;
-use crate::channels::{channel_as_recorded, channel_as_shown};
+use crate::channel_names::{channel_as_recorded, channel_as_shown};
 
 #[test]
 fn base_urls() {
