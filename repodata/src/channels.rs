@@ -163,7 +163,7 @@ pub async fn prefetch_shards(
     let mut seen: HashSet<String> = HashSet::new();
     let mut frontier: Vec<String> = specs
         .iter()
-        .filter_map(pkgr_solver::spec_name)
+        .filter_map(pkgr_solver::exact_name)
         .chain(
             locked
                 .iter()

@@ -94,7 +94,7 @@ pub fn solve<S: RecordSource>(
     let mut queue: VecDeque<String> = VecDeque::new();
     let mut seen: HashSet<String> = HashSet::new();
     for spec in specs {
-        if let Some(name) = spec_name(spec) {
+        if let Some(name) = exact_name(spec) {
             let known = indexes.iter().any(|i| i.contains(&name))
                 || locked
                     .iter()
@@ -168,7 +168,7 @@ pub fn solve<S: RecordSource>(
     // A spec no record matches at all: say so plainly, with what there is
     // (resolvo's "No candidates were found for tool 9.*" names neither).
     for spec in specs {
-        let Some(name) = spec_name(spec) else {
+        let Some(name) = exact_name(spec) else {
             continue;
         };
         let mut seen_urls = HashSet::new();
@@ -314,8 +314,10 @@ fn dependency_closure<'a>(
     closure
 }
 
-/// The package name `spec` asks for, if it names exactly one (not a glob).
-pub fn spec_name(spec: &MatchSpec) -> Option<String> {
+/// The package name a parsed `spec` asks for, if it names exactly one (not
+/// a glob). (Spec *text* is read by `pkgr_prefix::meta::spec_package_name`;
+/// a record's `depends` entry by [`dependency_name`].)
+pub fn exact_name(spec: &MatchSpec) -> Option<String> {
     spec.name.as_exact().map(|n| n.as_normalized().to_owned())
 }
 
