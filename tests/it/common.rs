@@ -340,7 +340,13 @@ pub fn from_first_error(stderr: &str) -> &str {
 /// `linked x`, `removed x`) and without `tracing` log lines (of a test that
 /// turns them on with `PKGR_LOG`): the order of parallel steps varies.
 pub fn without_steps(stderr: &str) -> String {
-    const STEPS: [&str; 5] = ["downloaded ", "extracted ", "cached ", "linked ", "removed "];
+    const STEPS: [&str; 5] = [
+        "downloaded ",
+        "extracted ",
+        "cached ",
+        "linked ",
+        "removed ",
+    ];
     const LEVELS: [&str; 5] = [" TRACE ", " DEBUG ", " INFO ", " WARN ", " ERROR "];
     // `2026-12-08T01:42:43.031386Z DEBUG target: ...`
     let is_log = |line: &str| {
@@ -360,7 +366,8 @@ pub fn without_steps(stderr: &str) -> String {
 /// world itself (`[TMP]`), longest path first, so a dir inside another keeps
 /// its role; ports of 127.0.0.1 (`[PORT]`); durations (`[TIME]`); sizes in
 /// progress lines (`[SIZE]`); file descriptors (`[FD]`); pids (`[PID]`);
-/// the random part of temp file names (`[RANDOM]`).
+/// the random part of temp file names (`[RANDOM]`); the hashes in cache
+/// entry keys and cached repodata names (`[HASH]`).
 /// Only the varying part is replaced: the words around it stay.
 pub fn failure_filters(world: &World, roles: &[(&str, PathBuf)]) -> Vec<(String, String)> {
     let mut paths: Vec<(String, String)> = roles
@@ -398,6 +405,17 @@ pub fn failure_filters(world: &World, roles: &[(&str, PathBuf)]) -> Vec<(String,
         (
             String::from(r"\bdl-\d+-[A-Za-z0-9]+\.part\b"),
             String::from("dl-[PID]-[RANDOM].part"),
+        ),
+        // A cache entry's key ends in 12 hex digits of its archive's sha256,
+        // which follows whatever varies in the archive (a temp path in it);
+        // a cached repodata file is named by 16 of its URL's (with a port).
+        (
+            String::from(r"(\w)-[0-9a-f]{12}\b"),
+            String::from("$1-[HASH]"),
+        ),
+        (
+            String::from(r"\brepodata/[0-9a-f]{16}\."),
+            String::from("repodata/[HASH]."),
         ),
         // A process's temp dir in the cache, and an extraction's dir in it.
         (
