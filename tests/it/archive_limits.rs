@@ -29,7 +29,7 @@ fn index_refuses_a_gib_index_json_in_bounded_memory() {
     let root = world.path().join("chan");
     let subdir = root.join(current_subdir());
     let bomb = pkgr_test_support::write_index_json_bomb(&subdir, "bomb", Format::Conda, 1 << 30);
-    assert!(std::fs::metadata(&bomb).unwrap().len() < 1 << 20);
+    assert!(fs_err::metadata(&bomb).unwrap().len() < 1 << 20);
     Package::new("fine", "1.0")
         .file("share/fine.txt", "fine\n")
         .write(&subdir, Format::TarBz2);
@@ -58,11 +58,11 @@ fn index_refuses_a_gib_index_json_in_bounded_memory() {
         "{err}"
     );
     let repodata: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(subdir.join("repodata.json")).unwrap()).unwrap();
+        serde_json::from_slice(&fs_err::read(subdir.join("repodata.json")).unwrap()).unwrap();
     assert!(repodata["packages"]["fine-1.0-0.tar.bz2"].is_object());
     assert!(repodata["packages.conda"]["bomb-1-0.conda"].is_null());
     assert!(took < Duration::from_secs(20), "took {took:?}");
-    match std::fs::read_to_string(&rss_file) {
+    match fs_err::read_to_string(&rss_file) {
         Ok(text) => {
             let kib: u64 = text.trim().lines().last().unwrap().parse().unwrap();
             assert!(kib < 200 << 10, "pkgr index peaked at {kib} KiB");
@@ -77,11 +77,11 @@ fn apparent_size(dir: &Path) -> u64 {
     let mut total = 0;
     let mut todo = vec![dir.to_path_buf()];
     while let Some(at) = todo.pop() {
-        let Ok(entries) = std::fs::read_dir(&at) else {
+        let Ok(entries) = fs_err::read_dir(&at) else {
             continue;
         };
         for entry in entries.flatten() {
-            let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
+            let Ok(meta) = fs_err::symlink_metadata(entry.path()) else {
                 continue;
             };
             if meta.is_dir() {
@@ -122,16 +122,16 @@ fn a_claimed_size_does_not_raise_the_stream_budget() {
     // bytes.
     let dir = channel.root().join(current_subdir());
     let archive = package.write_with_raw_payload(&dir, Format::Conda, &records);
-    let bytes = std::fs::read(&archive).unwrap();
+    let bytes = fs_err::read(&archive).unwrap();
     let real = bytes.len() as u64;
     let repodata_path = dir.join("repodata.json");
     let mut repodata: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&repodata_path).unwrap()).unwrap();
+        serde_json::from_slice(&fs_err::read(&repodata_path).unwrap()).unwrap();
     let record = &mut repodata["packages.conda"]["bomb-1.0-0.conda"];
     record["size"] = serde_json::json!(10u64.pow(12));
     record["sha256"] = serde_json::json!(pkgr_test_support::sha256_hex(&bytes));
     record.as_object_mut().unwrap().remove("md5");
-    std::fs::write(&repodata_path, serde_json::to_vec(&repodata).unwrap()).unwrap();
+    fs_err::write(&repodata_path, serde_json::to_vec(&repodata).unwrap()).unwrap();
     let server = ChannelServer::serve(channel.root());
     server.fault(
         &format!("/{}/bomb-1.0-0.conda", current_subdir()),
@@ -178,7 +178,7 @@ fn copies_are_writable_and_hardlinks_read_only() {
         return;
     }
     let world = World::new();
-    std::fs::set_permissions(world.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    fs_err::set_permissions(world.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let mut channel = LocalChannel::new(&world.path().join("channel"));
     let text = format!("#!/bin/sh\necho {TEXT_PLACEHOLDER}\n");
     channel.add(
@@ -194,9 +194,9 @@ fn copies_are_writable_and_hardlinks_read_only() {
     // The binary, the cache and the environments where the account can
     // reach them; everything below is the account's own.
     let home = world.path().join("home-modes");
-    std::fs::create_dir_all(&home).unwrap();
+    fs_err::create_dir_all(&home).unwrap();
     let pkgr = home.join("pkgr");
-    std::fs::copy(env!("CARGO_BIN_EXE_pkgr"), &pkgr).unwrap();
+    fs_err::copy(env!("CARGO_BIN_EXE_pkgr"), &pkgr).unwrap();
     assert!(Command::new("chown")
         .args(["-R", USER])
         .arg(&home)
@@ -222,10 +222,10 @@ fn copies_are_writable_and_hardlinks_read_only() {
         args.extend(["-c", server.url(), "modes"]);
         assert_ok(&as_user(&args));
     }
-    let mode = |path: &Path| std::fs::metadata(path).unwrap().mode() & 0o7777;
+    let mode = |path: &Path| fs_err::metadata(path).unwrap().mode() & 0o7777;
     // The cache's files.
     let pkgs = cache.join("pkgs");
-    let entry = std::fs::read_dir(&pkgs)
+    let entry = fs_err::read_dir(&pkgs)
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| {
@@ -250,7 +250,7 @@ fn copies_are_writable_and_hardlinks_read_only() {
     ));
     assert_eq!(mode(&archive), 0o444, "the archive in pkgs/");
     // Hardlinked: the cache's own files, read-only.
-    let ino = |path: &Path| std::fs::metadata(path).unwrap().ino();
+    let ino = |path: &Path| fs_err::metadata(path).unwrap().ino();
     for (file, want) in [("share/plain.txt", 0o444), ("bin/tool", 0o555)] {
         assert_eq!(ino(&linked.join(file)), ino(&entry.join(file)), "{file}");
         assert_eq!(mode(&linked.join(file)), want, "{file}");
@@ -266,7 +266,7 @@ fn copies_are_writable_and_hardlinks_read_only() {
                 prefix.join(file).display()
             );
         }
-        let relocated = std::fs::read_to_string(prefix.join("bin/relocated")).unwrap();
+        let relocated = fs_err::read_to_string(prefix.join("bin/relocated")).unwrap();
         assert_eq!(relocated, format!("#!/bin/sh\necho {}\n", prefix.display()));
     }
     for (file, want) in [("share/plain.txt", 0o644), ("bin/tool", 0o755)] {
@@ -286,7 +286,7 @@ fn copies_are_writable_and_hardlinks_read_only() {
     assert!(write(&linked.join("etc/state.db")));
     assert!(!write(&linked.join("share/plain.txt")));
     assert_eq!(
-        std::fs::read_to_string(entry.join("share/plain.txt")).unwrap(),
+        fs_err::read_to_string(entry.join("share/plain.txt")).unwrap(),
         "plain\n"
     );
     drop(server);

@@ -67,7 +67,7 @@ fn assert_nowhere(world: &World, secret: &str, outputs: &[&Output]) {
         if file.ends_with("auth.json") || file.ends_with(".netrc") || !path.is_file() {
             continue;
         }
-        let bytes = std::fs::read(&path).unwrap_or_default();
+        let bytes = fs_err::read(&path).unwrap_or_default();
         assert!(
             !String::from_utf8_lossy(&bytes).contains(secret),
             "{file} holds the secret"
@@ -114,7 +114,7 @@ fn basic_auth_from_auth_login_and_from_netrc() {
     let auth_file = world.path().join("home/.config/pkgr/auth.json");
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&auth_file).unwrap().permissions().mode();
+        let mode = fs_err::metadata(&auth_file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     let created = world.run(&["create", "-p", p, "-c", server.url(), "app"]);
@@ -144,7 +144,7 @@ fn basic_auth_from_auth_login_and_from_netrc() {
     );
 
     // ~/.netrc, as curl and conda read it.
-    std::fs::write(
+    fs_err::write(
         world.path().join("home/.netrc"),
         format!("machine 127.0.0.1\n  login ci\n  password {PASSWORD}\n"),
     )

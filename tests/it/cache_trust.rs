@@ -28,15 +28,11 @@ fn ensure_accounts() -> bool {
 }
 
 fn chmod(path: &Path, mode: u32) {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    fs_err::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 fn mode(path: &Path) -> u32 {
-    std::fs::symlink_metadata(path)
-        .unwrap()
-        .permissions()
-        .mode()
-        & 0o7777
+    fs_err::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
 }
 
 fn uid_of(user: &str) -> u32 {
@@ -65,7 +61,7 @@ impl Setup {
         channel.write_repodata();
         let sha = {
             use sha2::Digest;
-            hex::encode(sha2::Sha256::digest(std::fs::read(archive).unwrap()))
+            hex::encode(sha2::Sha256::digest(fs_err::read(archive).unwrap()))
         };
         let key = format!("foo-1.0-0-{}", &sha[..12]);
         let url = channel.url();
@@ -103,12 +99,12 @@ impl Setup {
     /// A directory of the victim's with files in it (a home, `/etc`).
     fn victim_dir(&self, name: &str) -> PathBuf {
         let dir = self.world.path().join(name);
-        std::fs::create_dir_all(dir.join("sub")).unwrap();
-        std::fs::write(dir.join("precious.txt"), "keep me\n").unwrap();
-        std::fs::write(dir.join("sub/also.txt"), "keep me too\n").unwrap();
-        std::fs::write(dir.join(".old-looks-aside"), "keep me three\n").unwrap();
-        std::fs::create_dir_all(dir.join("proc-1-00000000")).unwrap();
-        std::fs::write(dir.join("proc-1-00000000/x"), "keep me four\n").unwrap();
+        fs_err::create_dir_all(dir.join("sub")).unwrap();
+        fs_err::write(dir.join("precious.txt"), "keep me\n").unwrap();
+        fs_err::write(dir.join("sub/also.txt"), "keep me too\n").unwrap();
+        fs_err::write(dir.join(".old-looks-aside"), "keep me three\n").unwrap();
+        fs_err::create_dir_all(dir.join("proc-1-00000000")).unwrap();
+        fs_err::write(dir.join("proc-1-00000000/x"), "keep me four\n").unwrap();
         chmod(&dir, 0o700);
         dir
     }
@@ -117,8 +113,8 @@ impl Setup {
     /// to `target` in its place.
     fn replace_with_symlink(&self, sub: &str, target: &Path) {
         let path = self.cache().join(sub);
-        std::fs::create_dir_all(&path).unwrap();
-        std::fs::rename(&path, path.with_extension("moved")).unwrap();
+        fs_err::create_dir_all(&path).unwrap();
+        fs_err::rename(&path, path.with_extension("moved")).unwrap();
         std::os::unix::fs::symlink(target, &path).unwrap();
     }
 
@@ -126,7 +122,7 @@ impl Setup {
     /// `pkgr` run of the test's user.
     fn share(&self) {
         let cache = self.cache();
-        std::fs::create_dir_all(&cache).unwrap();
+        fs_err::create_dir_all(&cache).unwrap();
         assert!(Command::new("chgrp")
             .arg(GROUP)
             .arg(&cache)
@@ -145,7 +141,7 @@ fn assert_victim_intact(dir: &Path, mode_before: u32) {
         ("proc-1-00000000/x", "keep me four\n"),
     ] {
         assert_eq!(
-            std::fs::read_to_string(dir.join(file)).ok().as_deref(),
+            fs_err::read_to_string(dir.join(file)).ok().as_deref(),
             Some(text),
             "{file} of the victim's directory was changed or deleted"
         );
@@ -203,7 +199,7 @@ fn symlinked_shards_are_never_cleaned() {
     assert_ok(&setup.create("env"));
     let victim = setup.victim_dir("victim-home");
     let before = mode(&victim);
-    std::fs::create_dir_all(setup.cache().join("repodata/shards")).unwrap();
+    fs_err::create_dir_all(setup.cache().join("repodata/shards")).unwrap();
     setup.replace_with_symlink("repodata/shards", &victim);
     let out = setup.run(&["clean", "--all"]);
     assert_victim_intact(&victim, before);
@@ -238,8 +234,8 @@ fn a_symlinked_directory_of_a_shared_cache_is_never_chmoded() {
         );
         // Put back for the next one.
         let path = setup.cache().join(sub);
-        std::fs::remove_file(&path).unwrap();
-        std::fs::rename(path.with_extension("moved"), &path).unwrap();
+        fs_err::remove_file(&path).unwrap();
+        fs_err::rename(path.with_extension("moved"), &path).unwrap();
     }
 }
 
@@ -260,7 +256,7 @@ fn a_planted_lock_file_symlink_is_never_written_or_chmoded() {
     setup.share();
     assert_ok(&setup.run(&["clean"]));
     let bashrc = setup.world.path().join("victim-bashrc");
-    std::fs::write(&bashrc, "echo hello\n").unwrap();
+    fs_err::write(&bashrc, "echo hello\n").unwrap();
     chmod(&bashrc, 0o644);
     let lock = setup
         .cache()
@@ -268,7 +264,7 @@ fn a_planted_lock_file_symlink_is_never_written_or_chmoded() {
         .join(format!("{}.lock", setup.key));
     std::os::unix::fs::symlink(&bashrc, &lock).unwrap();
     let out = setup.create("env");
-    assert_eq!(std::fs::read_to_string(&bashrc).unwrap(), "echo hello\n");
+    assert_eq!(fs_err::read_to_string(&bashrc).unwrap(), "echo hello\n");
     assert_eq!(mode(&bashrc), 0o644, "the victim's file was chmod'ed");
     snapshot_failure!(&setup.world, "planted_lock_symlink", out);
 }
@@ -290,13 +286,13 @@ fn a_fifo_lock_file_does_not_hang() {
     setup.share();
     // The binary and the channel where both accounts can use them.
     let bin = setup.world.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
+    fs_err::create_dir_all(&bin).unwrap();
     let pkgr = bin.join("pkgr");
-    std::fs::copy(env!("CARGO_BIN_EXE_pkgr"), &pkgr).unwrap();
+    fs_err::copy(env!("CARGO_BIN_EXE_pkgr"), &pkgr).unwrap();
     chmod(&bin, 0o755);
     chmod(&pkgr, 0o755);
     let envs = setup.world.path().join("envs");
-    std::fs::create_dir_all(&envs).unwrap();
+    fs_err::create_dir_all(&envs).unwrap();
     chmod(&envs, 0o1777);
     let as_user = |user: &str, program: &Path, args: &[&str]| {
         let mut cmd = Command::new("runuser");
@@ -366,13 +362,13 @@ fn a_cache_root_of_another_user_is_refused() {
     }
     let setup = Setup::new();
     let cache = setup.cache();
-    std::fs::create_dir_all(&cache).unwrap();
+    fs_err::create_dir_all(&cache).unwrap();
     std::os::unix::fs::chown(&cache, Some(uid_of(MEMBER)), None).unwrap();
     chmod(&cache, 0o755);
     let out = setup.create("env");
     snapshot_failure!(&setup.world, "cache_root_of_another_user", out);
     assert!(
-        std::fs::read_dir(&cache).unwrap().next().is_none(),
+        fs_err::read_dir(&cache).unwrap().next().is_none(),
         "pkgr wrote into a cache it refused"
     );
 }
@@ -383,11 +379,11 @@ fn a_cache_root_of_another_user_is_refused() {
 fn a_world_writable_cache_is_refused() {
     let setup = Setup::new();
     let cache = setup.cache();
-    std::fs::create_dir_all(&cache).unwrap();
+    fs_err::create_dir_all(&cache).unwrap();
     chmod(&cache, 0o1777);
     snapshot_failure!(&setup.world, "world_writable_cache", setup.create("env"));
     assert!(
-        std::fs::read_dir(&cache).unwrap().next().is_none(),
+        fs_err::read_dir(&cache).unwrap().next().is_none(),
         "pkgr wrote into a cache it refused"
     );
     // A world-writable directory inside the cache too.
@@ -402,7 +398,7 @@ fn a_world_writable_cache_is_refused() {
 /// (`/proc/locks`), not the pid someone wrote into the lock file.
 #[test]
 fn a_lock_wait_names_the_real_holder() {
-    if std::fs::read_to_string("/proc/locks").is_err() {
+    if fs_err::read_to_string("/proc/locks").is_err() {
         eprintln!("skipped: no /proc/locks here");
         return;
     }
@@ -412,7 +408,7 @@ fn a_lock_wait_names_the_real_holder() {
         .cache()
         .join("pkgs/.locks")
         .join(format!("{}.lock", setup.key));
-    std::fs::write(&lock, "").unwrap();
+    fs_err::write(&lock, "").unwrap();
     // A holder that is not pkgr, and a lock file that lies about it.
     let mut holder = Command::new("flock")
         .arg("-x")
@@ -421,7 +417,7 @@ fn a_lock_wait_names_the_real_holder() {
         .spawn()
         .unwrap();
     let started = std::time::Instant::now();
-    while std::fs::read_to_string("/proc/locks")
+    while fs_err::read_to_string("/proc/locks")
         .unwrap()
         .lines()
         .all(|l| !l.contains(&format!(" {} ", holder.id())))
@@ -432,7 +428,7 @@ fn a_lock_wait_names_the_real_holder() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::fs::write(&lock, "999999").unwrap();
+    fs_err::write(&lock, "999999").unwrap();
     let prefix = setup.world.env("env");
     let mut cmd = setup.world.pkgr();
     cmd.env("PKGR_CACHE_DIR", setup.cache())

@@ -169,7 +169,7 @@ fn env_list_and_remove() {
     assert!(!envs_dir.join("one").exists());
     assert!(envs_dir.join("two").join("conda-meta").is_dir());
     // Nothing left beside it either.
-    let left: Vec<String> = std::fs::read_dir(&envs_dir)
+    let left: Vec<String> = fs_err::read_dir(&envs_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
@@ -269,14 +269,14 @@ fn config_files_and_condarc_set_channels_with_their_origin() {
     let world = World::new();
     let channel = tool_channel(&world.path().join("channel"));
     let home = world.path().join("home");
-    std::fs::create_dir_all(home.join(".config/pkgr")).unwrap();
+    fs_err::create_dir_all(home.join(".config/pkgr")).unwrap();
     // conda's file names a channel; pkgr's own file overrides it.
-    std::fs::write(
+    fs_err::write(
         home.join(".condarc"),
         "channels:\n  - defaults\nchannel_alias: https://conda.example.invalid/\nauto_activate_base: false\n",
     )
     .unwrap();
-    std::fs::write(
+    fs_err::write(
         home.join(".config/pkgr/config.yaml"),
         format!("channels:\n  - {}\n", channel.root().display()),
     )
@@ -306,7 +306,7 @@ fn config_files_and_condarc_set_channels_with_their_origin() {
     assert_eq!(config["settings"]["pkgs_dirs"]["origin"], "--cache-dir");
     assert_eq!(config["config_files"].as_array().unwrap().len(), 2);
     // An unknown key in pkgr's file is a warning; a broken file an error.
-    std::fs::write(home.join(".config/pkgr/config.yaml"), "chanels: [x]\n").unwrap();
+    fs_err::write(home.join(".config/pkgr/config.yaml"), "chanels: [x]\n").unwrap();
     let out = world.run(&["config", "list"]);
     assert_ok(&out);
     assert!(
@@ -314,7 +314,7 @@ fn config_files_and_condarc_set_channels_with_their_origin() {
         "{}",
         stderr(&out)
     );
-    std::fs::write(home.join(".config/pkgr/config.yaml"), "channels: {x: 1}\n").unwrap();
+    fs_err::write(home.join(".config/pkgr/config.yaml"), "channels: {x: 1}\n").unwrap();
     snapshot_failure!(&world, "config_broken_file", world.run(&["config", "list"]));
 }
 
@@ -325,7 +325,7 @@ fn clean_tarballs_keeps_extracted_packages_usable() {
     let ch = channel.root().to_str().unwrap();
     assert_ok(&world.create(&world.env("a"), ch, &["tool"]));
     let archives = |world: &World| {
-        std::fs::read_dir(world.cache().join("pkgs"))
+        fs_err::read_dir(world.cache().join("pkgs"))
             .unwrap()
             .filter(|e| {
                 let name = e.as_ref().unwrap().file_name();
@@ -355,7 +355,7 @@ fn clean_removes_compiled_modules_of_entries_that_are_gone_and_keeps_the_others(
     let channel = tool_channel(&world.path().join("channel"));
     let ch = channel.root().to_str().unwrap();
     assert_ok(&world.create(&world.env("a"), ch, &["tool"]));
-    let entry = std::fs::read_dir(world.cache().join("pkgs"))
+    let entry = fs_err::read_dir(world.cache().join("pkgs"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|path| path.join(".pkgr-entry.json").exists())
@@ -370,12 +370,12 @@ fn clean_removes_compiled_modules_of_entries_that_are_gone_and_keeps_the_others(
         String::from(".old-gone-2.0-0-0123456789ab-1-0-0"),
     ] {
         let tag = pyc.join(&dir).join("cpython-311/lib/x/__pycache__");
-        std::fs::create_dir_all(&tag).unwrap();
-        std::fs::write(tag.join("m.cpython-311.pyc"), b"pyc").unwrap();
+        fs_err::create_dir_all(&tag).unwrap();
+        fs_err::write(tag.join("m.cpython-311.pyc"), b"pyc").unwrap();
     }
     let out = world.run(&["clean", "--json"]);
     assert_ok(&out);
-    let mut left: Vec<String> = std::fs::read_dir(&pyc)
+    let mut left: Vec<String> = fs_err::read_dir(&pyc)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
@@ -510,7 +510,7 @@ fn json_outputs_exports_and_errors_are_what_users_see() {
         .unwrap()
         .contains("known environments: snap"));
     let file = world.path().join("environment.yml");
-    std::fs::write(
+    fs_err::write(
         &file,
         "name: p\ndependencies:\n  - tool\n  - pip:\n    - requests\n",
     )
@@ -577,7 +577,7 @@ fn list_forms_are_conda_s() {
     assert!(export.contains("# platform: linux-64"), "{export}");
     assert!(export.contains("\nlibdep=1.0=0\ntool=1.1=0\n"), "{export}");
     let file = world.path().join("export.txt");
-    std::fs::write(&file, &export).unwrap();
+    fs_err::write(&file, &export).unwrap();
     assert_ok(&world.run(&[
         "create",
         "-n",

@@ -128,7 +128,7 @@ fn environment_names_conda_refuses_are_refused() {
     }
     // Nothing was created under any of those names.
     let envs = world.path().join("root").join("envs");
-    let made: Vec<_> = std::fs::read_dir(&envs)
+    let made: Vec<_> = fs_err::read_dir(&envs)
         .map(|d| d.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(made.is_empty(), "{made:?}");

@@ -268,7 +268,7 @@ pub fn list_files(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
+        let Ok(entries) = fs_err::read_dir(&d) else {
             continue;
         };
         for entry in entries.flatten() {

@@ -101,7 +101,7 @@ fn env_snapshot(prefix: &Path) -> BTreeMap<String, String> {
         {
             continue;
         }
-        let mut bytes = std::fs::read(&path).unwrap();
+        let mut bytes = fs_err::read(&path).unwrap();
         if rel.starts_with("conda-meta/") {
             // The sha256 of a file with a placeholder depends on the prefix path.
             let mut record: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
@@ -130,7 +130,7 @@ fn assert_same_env(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>, w
 fn archive_paths(server_subdir: &str, channel: &LocalChannel) -> Vec<String> {
     let mut paths = Vec::new();
     for subdir in [server_subdir, "noarch"] {
-        for entry in std::fs::read_dir(channel.root().join(subdir)).unwrap() {
+        for entry in fs_err::read_dir(channel.root().join(subdir)).unwrap() {
             let name = entry.unwrap().file_name().to_string_lossy().into_owned();
             if name.ends_with(".conda") || name.ends_with(".tar.bz2") {
                 paths.push(format!("/{subdir}/{name}"));
@@ -169,13 +169,13 @@ fn sixteen_creates_on_a_cold_cache_fetch_everything_once() {
     );
     // Every archive the environment holds was downloaded exactly once, and
     // nothing else was downloaded at all.
-    let installed: Vec<String> = std::fs::read_dir(world.env("e0").join("conda-meta"))
+    let installed: Vec<String> = fs_err::read_dir(world.env("e0").join("conda-meta"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .map(|p| {
             let record: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+                serde_json::from_slice(&fs_err::read(p).unwrap()).unwrap();
             format!(
                 "/{}/{}",
                 record["subdir"].as_str().unwrap(),
@@ -264,7 +264,7 @@ fn thirty_two_processes_create_the_cache_root_at_once() {
     let world = World::new();
     let channel = fleet_channel(&world.path().join("channel"), 2);
     let root = world.path().join("parent").join("fresh-cache");
-    std::fs::create_dir_all(root.parent().unwrap()).unwrap();
+    fs_err::create_dir_all(root.parent().unwrap()).unwrap();
     let cmds: Vec<Command> = (0..32)
         .map(|i| {
             let mut cmd = create_cmd(
@@ -306,7 +306,7 @@ fn two_writers_on_one_prefix_serialize() {
         stderr(&second)
     );
     // The second writer ran last: the environment is exactly app2's.
-    let records: Vec<String> = std::fs::read_dir(prefix.join("conda-meta"))
+    let records: Vec<String> = fs_err::read_dir(prefix.join("conda-meta"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".json"))
@@ -468,7 +468,7 @@ fn verify_finds_and_repairs_corrupt_entries() {
     assert_ok(&out);
     // Corrupt one extracted file, as a disk incident would.
     let pkgs = world.cache().join("pkgs");
-    let entry = std::fs::read_dir(&pkgs)
+    let entry = fs_err::read_dir(&pkgs)
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| {
@@ -479,7 +479,7 @@ fn verify_finds_and_repairs_corrupt_entries() {
                     .starts_with("lib0-")
         })
         .unwrap();
-    std::fs::write(entry.join("lib/lib0/part3.bin"), b"bit rot").unwrap();
+    fs_err::write(entry.join("lib/lib0/part3.bin"), b"bit rot").unwrap();
     let out = world.run(&["cache", "verify"]);
     snapshot_failure!(&world, "verify_finds_bit_rot", out);
     assert_ok(&world.run(&["cache", "verify", "--repair"]));
@@ -489,7 +489,7 @@ fn verify_finds_and_repairs_corrupt_entries() {
     let again = world.env("again");
     assert_ok(&world.create(&again, channel.root().to_str().unwrap(), &["app0"]));
     assert_eq!(
-        std::fs::read(again.join("lib/lib0/part3.bin"))
+        fs_err::read(again.join("lib/lib0/part3.bin"))
             .unwrap()
             .len(),
         2_000
@@ -573,14 +573,14 @@ fn unusable_lock_file_is_a_clear_error() {
         &["common"],
     ));
     let locks = world.cache().join("pkgs/.locks");
-    let lock = std::fs::read_dir(&locks)
+    let lock = fs_err::read_dir(&locks)
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| p.to_string_lossy().contains("common-"))
         .unwrap();
     assert_ok(&world.run(&["clean", "--all"]));
-    std::fs::remove_file(&lock).unwrap();
-    std::fs::create_dir(&lock).unwrap();
+    fs_err::remove_file(&lock).unwrap();
+    fs_err::create_dir(&lock).unwrap();
     let prefix = world.env("b");
     snapshot_failure!(
         &world,
@@ -595,7 +595,7 @@ fn disk_full_is_a_clear_error_and_leaves_nothing_complete() {
     let world = World::new();
     let channel = fleet_channel(&world.path().join("channel"), 2);
     let small = world.path().join("small");
-    std::fs::create_dir_all(&small).unwrap();
+    fs_err::create_dir_all(&small).unwrap();
     let mounted = Command::new("mount")
         .args([
             "-t",

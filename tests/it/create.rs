@@ -61,14 +61,14 @@ fn creates_a_dependency_chain_across_both_formats() {
     let prefix_text = prefix.display().to_string();
 
     // Text placeholder rewritten.
-    let conf = std::fs::read_to_string(prefix.join("etc/base.conf")).unwrap();
+    let conf = fs_err::read_to_string(prefix.join("etc/base.conf")).unwrap();
     assert_eq!(
         conf,
         format!("prefix={prefix_text}\nlib={prefix_text}/lib\n")
     );
     // Binary placeholder rewritten in place: same length, NUL padded.
     let original = binary_payload();
-    let installed = std::fs::read(prefix.join("lib/libbase.so")).unwrap();
+    let installed = fs_err::read(prefix.join("lib/libbase.so")).unwrap();
     assert_eq!(installed.len(), original.len());
     let expected =
         pkgr_test_support::expect_binary_replaced(&original, &binary_placeholder(), &prefix_text);
@@ -80,18 +80,18 @@ fn creates_a_dependency_chain_across_both_formats() {
     assert!(installed.ends_with(b"tail-bytes\0\x01\x02"));
     // Softlink stays a softlink.
     let link = prefix.join("lib/libmid.so");
-    assert!(std::fs::symlink_metadata(&link)
+    assert!(fs_err::symlink_metadata(&link)
         .unwrap()
         .file_type()
         .is_symlink());
-    assert_eq!(std::fs::read_link(&link).unwrap(), Path::new("libmid.so.1"));
-    assert_eq!(std::fs::read_to_string(&link).unwrap(), "mid library\n");
+    assert_eq!(fs_err::read_link(&link).unwrap(), Path::new("libmid.so.1"));
+    assert_eq!(fs_err::read_to_string(&link).unwrap(), "mid library\n");
     // noarch generic and executables.
     assert_eq!(
-        std::fs::read_to_string(prefix.join("share/data/words.txt")).unwrap(),
+        fs_err::read_to_string(prefix.join("share/data/words.txt")).unwrap(),
         "alpha\nbeta\n"
     );
-    let mode = std::fs::metadata(prefix.join("bin/app"))
+    let mode = fs_err::metadata(prefix.join("bin/app"))
         .unwrap()
         .permissions()
         .mode();
@@ -100,7 +100,7 @@ fn creates_a_dependency_chain_across_both_formats() {
     assert!(!prefix.join("lib/old.txt").exists());
 
     // conda-meta: one record per package, in conda's format.
-    let mut records: Vec<String> = std::fs::read_dir(prefix.join("conda-meta"))
+    let mut records: Vec<String> = fs_err::read_dir(prefix.join("conda-meta"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".json"))
@@ -116,7 +116,7 @@ fn creates_a_dependency_chain_across_both_formats() {
         ]
     );
     let base: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(prefix.join("conda-meta/libbase-1.0-0.json")).unwrap(),
+        &fs_err::read(prefix.join("conda-meta/libbase-1.0-0.json")).unwrap(),
     )
     .unwrap();
     for field in [
@@ -149,12 +149,12 @@ fn creates_a_dependency_chain_across_both_formats() {
     assert_eq!(conf_entry["file_mode"], "text");
     assert_eq!(conf_entry["sha256_in_prefix"], sha256_hex(conf.as_bytes()));
     let app: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(prefix.join("conda-meta/app-2.0-h1234_1.json")).unwrap(),
+        &fs_err::read(prefix.join("conda-meta/app-2.0-h1234_1.json")).unwrap(),
     )
     .unwrap();
     assert_eq!(app["requested_spec"], "app");
 
-    let history = std::fs::read_to_string(prefix.join("conda-meta/history")).unwrap();
+    let history = fs_err::read_to_string(prefix.join("conda-meta/history")).unwrap();
     assert_eq!(
         history.lines().filter(|l| l.starts_with('+')).count(),
         4,
@@ -285,7 +285,7 @@ fn bad_specs_and_channels_are_clear_errors() {
     snapshot_failure!(&world, "invalid_spec", out);
 
     let missing = world.path().join("no-such-channel");
-    std::fs::create_dir_all(&missing).unwrap();
+    fs_err::create_dir_all(&missing).unwrap();
     let out = world.run(&["create", "-n", "x", "-c", missing.to_str().unwrap(), "app"]);
     let err = assert_fails(&out);
     snapshot!(&world, "channel_without_repodata", err);
@@ -319,8 +319,8 @@ fn existing_environment_needs_force() {
 
     // A directory that is not an environment is never replaced.
     let plain = world.path().join("plain");
-    std::fs::create_dir_all(&plain).unwrap();
-    std::fs::write(plain.join("precious.txt"), "keep me").unwrap();
+    fs_err::create_dir_all(&plain).unwrap();
+    fs_err::write(plain.join("precious.txt"), "keep me").unwrap();
     snapshot_failure!(
         &world,
         "not_an_environment",
@@ -348,10 +348,10 @@ fn checksum_mismatch_leaves_the_cache_clean() {
     );
     channel.write_repodata();
     // Same size, different bytes: the index's sha256 no longer matches.
-    let mut bytes = std::fs::read(&archive).unwrap();
+    let mut bytes = fs_err::read(&archive).unwrap();
     let n = bytes.len();
     bytes[n - 30] ^= 0xff;
-    std::fs::write(&archive, bytes).unwrap();
+    fs_err::write(&archive, bytes).unwrap();
 
     let prefix = world.env("victim");
     let out = world.create(&prefix, root.to_str().unwrap(), &["victim"]);
@@ -427,10 +427,10 @@ fn legacy_packages_without_paths_json_install() {
     channel.write_repodata();
     let prefix = world.env("legacy");
     assert_ok(&world.create(&prefix, root.to_str().unwrap(), &["oldie"]));
-    let script = std::fs::read_to_string(prefix.join("bin/oldie")).unwrap();
+    let script = fs_err::read_to_string(prefix.join("bin/oldie")).unwrap();
     assert_eq!(script, format!("#!/bin/sh\necho {}\n", prefix.display()));
     assert_eq!(
-        std::fs::read_to_string(prefix.join("share/oldie/readme")).unwrap(),
+        fs_err::read_to_string(prefix.join("share/oldie/readme")).unwrap(),
         "old style\n"
     );
 }
@@ -479,7 +479,7 @@ fn cache_dir_not_writable_is_a_clear_error() {
     let world = World::new();
     let channel = chain_channel(&world.path().join("channel"));
     let blocker = world.path().join("file-not-dir");
-    std::fs::write(&blocker, "x").unwrap();
+    fs_err::write(&blocker, "x").unwrap();
     let out = world.run(&[
         "create",
         "--cache-dir",
@@ -516,7 +516,7 @@ fn same_file_name_from_two_channels_never_collides() {
         let prefix = world.env(name);
         assert_ok(&world.create(&prefix, channel.root().to_str().unwrap(), &["twin"]));
         assert_eq!(
-            std::fs::read_to_string(prefix.join("share/twin.txt")).unwrap(),
+            fs_err::read_to_string(prefix.join("share/twin.txt")).unwrap(),
             text,
             "env {name}"
         );
@@ -536,17 +536,17 @@ fn unreadable_archive_is_a_clear_error() {
     );
     channel.write_repodata();
     // Replace the archive with garbage and index it as if it were fine.
-    std::fs::write(&archive, b"this is not a bzip2 stream at all").unwrap();
+    fs_err::write(&archive, b"this is not a bzip2 stream at all").unwrap();
     let repodata_path = root
         .join(pkgr_test_support::current_subdir())
         .join("repodata.json");
-    let bytes = std::fs::read(&archive).unwrap();
+    let bytes = fs_err::read(&archive).unwrap();
     let record = serde_json::json!({
         "name": "garbled", "version": "1", "build": "0", "build_number": 0, "depends": [],
         "subdir": pkgr_test_support::current_subdir(), "sha256": sha256_hex(&bytes), "size": bytes.len(),
     });
     let repodata = serde_json::json!({ "packages": { "garbled-1-0.tar.bz2": record } });
-    std::fs::write(&repodata_path, serde_json::to_vec(&repodata).unwrap()).unwrap();
+    fs_err::write(&repodata_path, serde_json::to_vec(&repodata).unwrap()).unwrap();
 
     let prefix = world.env("garbled");
     snapshot_failure!(
@@ -564,7 +564,7 @@ fn unreadable_archive_is_a_clear_error() {
 fn broken_repodata_is_a_clear_error() {
     let world = World::new();
     let channel = chain_channel(&world.path().join("channel"));
-    std::fs::write(
+    fs_err::write(
         channel.root().join("noarch/repodata.json"),
         b"{\"packages\": {\"x-1-0.tar.bz2\": ",
     )

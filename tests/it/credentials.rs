@@ -104,7 +104,7 @@ fn respond(mut stream: TcpStream, root: &Path, paths: &Mutex<Vec<String>>) -> st
     } else if relative.split('/').any(|c| c == "..") || !file.is_file() {
         ("404 Not Found", Vec::new())
     } else {
-        ("200 OK", std::fs::read(&file)?)
+        ("200 OK", fs_err::read(&file)?)
     };
     let mut response = format!(
         "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -139,7 +139,7 @@ fn files_with_secrets(dir: &Path) -> Vec<String> {
     for relative in list_files(dir) {
         let path: PathBuf = dir.join(&relative);
         let content = if path.is_file() {
-            std::fs::read(&path).unwrap_or_default()
+            fs_err::read(&path).unwrap_or_default()
         } else {
             Vec::new()
         };
@@ -154,7 +154,7 @@ fn files_with_secrets(dir: &Path) -> Vec<String> {
 }
 
 fn json_file(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    serde_json::from_slice(&fs_err::read(path).unwrap()).unwrap()
 }
 
 #[test]
@@ -269,7 +269,7 @@ fn credentials_are_never_written_or_printed() {
 
     // conda-meta: conda's form of the URL, no user info, the same channel.
     let meta = env.join("conda-meta");
-    let records: Vec<PathBuf> = std::fs::read_dir(&meta)
+    let records: Vec<PathBuf> = fs_err::read_dir(&meta)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
@@ -291,7 +291,7 @@ fn credentials_are_never_written_or_printed() {
             path.display()
         );
     }
-    let history = std::fs::read_to_string(meta.join("history")).unwrap();
+    let history = fs_err::read_to_string(meta.join("history")).unwrap();
     assert!(
         history.contains(&format!(
             "# cmd: {} create -p {prefix} -c {record_channel} app",
@@ -424,7 +424,7 @@ fn credentials_are_never_written_or_printed() {
     let tool_record = Path::new(basic).join("conda-meta/tool-1.0-0.json");
     let mut record = json_file(&tool_record);
     record["channel"] = format!("http://{USER}:********@{addr}/t/********/").into();
-    std::fs::write(&tool_record, serde_json::to_vec_pretty(&record).unwrap()).unwrap();
+    fs_err::write(&tool_record, serde_json::to_vec_pretty(&record).unwrap()).unwrap();
     let requests = server.requested().len();
     snapshot_failure!(
         &world,
@@ -436,7 +436,7 @@ fn credentials_are_never_written_or_printed() {
     // Nothing pkgr wrote or printed holds a secret: environments, PKGR_ROOT,
     // the cache, HOME (everything in this world but the served tree).
     let mut leaks = Vec::new();
-    for entry in std::fs::read_dir(world.path()).unwrap() {
+    for entry in fs_err::read_dir(world.path()).unwrap() {
         let path = entry.unwrap().path();
         if path != served {
             leaks.extend(files_with_secrets(&path));

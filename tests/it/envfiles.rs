@@ -37,11 +37,11 @@ fn channel(root: &Path) -> LocalChannel {
 /// name-version-build → url of every record of an environment.
 fn installed(prefix: &Path) -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
-    for entry in std::fs::read_dir(prefix.join("conda-meta")).unwrap() {
+    for entry in fs_err::read_dir(prefix.join("conda-meta")).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "json") {
             let record: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+                serde_json::from_slice(&fs_err::read(&path).unwrap()).unwrap();
             out.insert((
                 format!(
                     "{}-{}-{}",
@@ -58,7 +58,7 @@ fn installed(prefix: &Path) -> BTreeSet<(String, String)> {
 
 fn record(prefix: &Path, stem: &str) -> serde_json::Value {
     serde_json::from_slice(
-        &std::fs::read(prefix.join("conda-meta").join(format!("{stem}.json"))).unwrap(),
+        &fs_err::read(prefix.join("conda-meta").join(format!("{stem}.json"))).unwrap(),
     )
     .unwrap()
 }
@@ -68,7 +68,7 @@ fn environment_yml_gives_name_channels_specs_and_variables() {
     let world = World::new();
     let channel = channel(&world.path().join("channel"));
     let file = world.path().join("environment.yml");
-    std::fs::write(
+    fs_err::write(
         &file,
         format!(
             "name: fromfile\nchannels:\n  - {}\n  - nodefaults\ndependencies:\n  - app >=2\n  - libbase=1.0\nvariables:\n  APP_MODE: yaml\n",
@@ -86,7 +86,7 @@ fn environment_yml_gives_name_channels_specs_and_variables() {
     );
     // The variables are the environment's: conda-meta/state, applied by run.
     let state: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(prefix.join("conda-meta/state")).unwrap()).unwrap();
+        serde_json::from_slice(&fs_err::read(prefix.join("conda-meta/state")).unwrap()).unwrap();
     assert_eq!(state["env_vars"]["APP_MODE"], "yaml");
     let out = world.run(&["run", "-n", "fromfile", "app"]);
     assert_ok(&out);
@@ -101,7 +101,7 @@ fn environment_yml_gives_name_channels_specs_and_variables() {
     assert!(world.path().join("root/envs/other/conda-meta").is_dir());
     // `env update -f` installs what a file adds.
     let more = world.path().join("more.yml");
-    std::fs::write(
+    fs_err::write(
         &more,
         format!(
             "channels: [{}]\ndependencies: [data]\n",
@@ -120,7 +120,7 @@ fn a_pip_section_is_refused_naming_its_entries() {
     let world = World::new();
     let channel = channel(&world.path().join("channel"));
     let file = world.path().join("environment.yml");
-    std::fs::write(
+    fs_err::write(
         &file,
         format!(
             "name: withpip\nchannels: [{}]\ndependencies:\n  - app\n  - pip:\n    - httpx==0.27\n    - rich\n",
@@ -136,7 +136,7 @@ fn a_pip_section_is_refused_naming_its_entries() {
     assert!(!world.path().join("root/envs/withpip").exists());
     // An unknown key is a warning naming it (a misspelt `dependencies:`
     // would otherwise give an environment without packages).
-    std::fs::write(
+    fs_err::write(
         &file,
         format!(
             "name: typo\nchannels: [{}]\ndependencies: [app]\ndependecies: [libbase]\n",
@@ -159,7 +159,7 @@ fn spec_lists_are_read_for_create_and_install() {
     let channel = channel(&world.path().join("channel"));
     let ch = channel.root().to_str().unwrap();
     let specs = world.path().join("specs.txt");
-    std::fs::write(&specs, "# what we need\nlibbase <1\n\n").unwrap();
+    fs_err::write(&specs, "# what we need\nlibbase <1\n\n").unwrap();
     let prefix = world.env("specs");
     let out = world.run(&[
         "create",
@@ -173,7 +173,7 @@ fn spec_lists_are_read_for_create_and_install() {
     assert_ok(&out);
     let names: Vec<String> = installed(&prefix).into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["libbase-0.9-0"]);
-    std::fs::write(&specs, "data\n").unwrap();
+    fs_err::write(&specs, "data\n").unwrap();
     let out = world.run(&[
         "install",
         "-p",
@@ -212,7 +212,7 @@ fn export_then_create_round_trips_in_every_form() {
         yml.to_str().unwrap(),
     ]);
     assert_ok(&out);
-    let text = std::fs::read_to_string(&yml).unwrap();
+    let text = fs_err::read_to_string(&yml).unwrap();
     assert!(text.contains("- app=2.0=0"), "{text}");
     assert!(text.contains(server.url()), "{text}");
     let copy = world.env("copy-yml");
@@ -251,7 +251,7 @@ fn export_then_create_round_trips_in_every_form() {
         args.extend(flags);
         args.extend(["-f", list.to_str().unwrap()]);
         assert_ok(&world.run(&args));
-        let text = std::fs::read_to_string(&list).unwrap();
+        let text = fs_err::read_to_string(&list).unwrap();
         assert!(text.contains("@EXPLICIT"), "{text}");
         let copy = world.env(&format!("copy-{form}"));
         let repodata_before = server.count("/noarch/repodata.json");
@@ -311,13 +311,13 @@ fn an_explicit_list_with_a_wrong_checksum_changes_nothing() {
         .root()
         .join(pkgr_test_support::current_subdir())
         .join("libbase-1.0-0.tar.bz2");
-    let good = sha256_hex(&std::fs::read(&base).unwrap());
+    let good = sha256_hex(&fs_err::read(&base).unwrap());
     let data = channel.root().join("noarch/data-3-0.tar.bz2");
-    let data_sha = sha256_hex(&std::fs::read(&data).unwrap());
+    let data_sha = sha256_hex(&fs_err::read(&data).unwrap());
     let subdir = pkgr_test_support::current_subdir();
     let list = world.path().join("explicit.txt");
     let bad = "0".repeat(64);
-    std::fs::write(
+    fs_err::write(
         &list,
         format!(
             "# platform: {subdir}\n@EXPLICIT\n{url}/noarch/data-3-0.tar.bz2#sha256:{data_sha}\n{url}/{subdir}/libbase-1.0-0.tar.bz2#{bad}\n",
@@ -342,7 +342,7 @@ fn an_explicit_list_with_a_wrong_checksum_changes_nothing() {
     assert_ok(&world.run(&["cache", "verify"]));
     assert!(complete_entries(&world.cache()) <= 1);
     // Fixed, it installs.
-    std::fs::write(
+    fs_err::write(
         &list,
         format!(
             "@EXPLICIT\n{url}/noarch/data-3-0.tar.bz2#sha256:{data_sha}\n{url}/{subdir}/libbase-1.0-0.tar.bz2#sha256:{good}\n",
@@ -359,7 +359,7 @@ fn an_explicit_list_with_a_wrong_checksum_changes_nothing() {
     ]));
     assert_eq!(installed(&prefix).len(), 2);
     // A list for another platform is refused, naming it.
-    std::fs::write(
+    fs_err::write(
         &list,
         format!(
             "# platform: osx-arm64\n@EXPLICIT\n{}/noarch/data-3-0.tar.bz2\n",
@@ -380,7 +380,7 @@ fn an_explicit_list_with_a_wrong_checksum_changes_nothing() {
         ])
     );
     // And a lock file takes no specs beside it.
-    std::fs::write(
+    fs_err::write(
         &list,
         format!("@EXPLICIT\n{}/noarch/data-3-0.tar.bz2\n", server.url()),
     )
@@ -433,7 +433,7 @@ fn pixi_and_conda_lock_files_install_without_solving() {
         "version: 1\nmetadata:\n  channels:\n  - url: {url}\n    used_env_vars: []\n  content_hash:\n    {subdir}: x\n  platforms:\n  - {subdir}\n  sources:\n  - environment.yml\npackage:\n"
     );
     for (sub, file, name, version, build, depends) in &packages {
-        let bytes = std::fs::read(channel.root().join(sub).join(file)).unwrap();
+        let bytes = fs_err::read(channel.root().join(sub).join(file)).unwrap();
         let sha = sha256_hex(&bytes);
         let md5 = {
             use md5::Digest;
@@ -462,9 +462,9 @@ fn pixi_and_conda_lock_files_install_without_solving() {
         "version: 6\nenvironments:\n  default:\n    channels:\n      - url: {url}/\n    packages:\n      {subdir}:\n{pixi_envs}packages:\n{pixi_packages}"
     );
     let pixi_path = world.path().join("pixi.lock");
-    std::fs::write(&pixi_path, pixi).unwrap();
+    fs_err::write(&pixi_path, pixi).unwrap();
     let conda_lock_path = world.path().join("conda-lock.yml");
-    std::fs::write(&conda_lock_path, conda_lock).unwrap();
+    fs_err::write(&conda_lock_path, conda_lock).unwrap();
     for (what, file) in [("pixi", &pixi_path), ("conda-lock", &conda_lock_path)] {
         let prefix = world.env(what);
         let out = world.run(&[
@@ -567,7 +567,7 @@ fn real_lock_files_plan_their_packages() {
     let mut planned = 0;
     for (file, refusal) in cases {
         let path = specs.join(file);
-        let text = std::fs::read_to_string(&path).unwrap();
+        let text = fs_err::read_to_string(&path).unwrap();
         let out = world.run(&[
             "create",
             "--dry-run",

@@ -197,12 +197,12 @@ impl Fixture {
     /// The archive file names of the complete entries (their markers).
     fn complete(&self) -> BTreeSet<String> {
         let mut complete = BTreeSet::new();
-        let Ok(entries) = std::fs::read_dir(self.cache().join("pkgs")) else {
+        let Ok(entries) = fs_err::read_dir(self.cache().join("pkgs")) else {
             return complete;
         };
         for entry in entries {
             let marker = entry.unwrap().path().join(".pkgr-entry.json");
-            if let Ok(text) = std::fs::read_to_string(&marker) {
+            if let Ok(text) = fs_err::read_to_string(&marker) {
                 let marker: serde_json::Value = serde_json::from_str(&text).unwrap();
                 complete.insert(marker["file_name"].as_str().unwrap().to_owned());
             }
@@ -219,7 +219,7 @@ impl Fixture {
             assert!(prefix.join(format!("etc/{name}.conf")).is_file());
             for f in 0..self.files {
                 let path = prefix.join(format!("lib/{name}/d{}/part{f}.bin", f % 4));
-                let len = std::fs::metadata(&path).map(|m| m.len() as usize);
+                let len = fs_err::metadata(&path).map(|m| m.len() as usize);
                 assert_eq!(len.ok(), Some(FILE_SIZE), "{}", path.display());
             }
         }
@@ -414,8 +414,8 @@ fn archive_redirect_is_followed() {
     let path = Fixture::archive("lib3");
     let mirror = format!("/mirror{path}");
     let target = fixture.channel.root().join(mirror.trim_start_matches('/'));
-    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-    std::fs::copy(
+    fs_err::create_dir_all(target.parent().unwrap()).unwrap();
+    fs_err::copy(
         fixture.channel.root().join(path.trim_start_matches('/')),
         &target,
     )
@@ -619,7 +619,7 @@ fn disk_full() {
     }
     let fixture = Fixture::new(LIBS.len(), MATRIX_FILES);
     let small = fixture.world.path().join("small");
-    std::fs::create_dir_all(&small).unwrap();
+    fs_err::create_dir_all(&small).unwrap();
     let mounted = Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
         .arg(&small)

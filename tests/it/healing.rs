@@ -33,7 +33,7 @@ fn small_channel(root: &Path) -> LocalChannel {
 /// The extracted entry directory of the package whose key starts with `name-`.
 fn entry_dir(cache: &Path, name: &str) -> PathBuf {
     let pkgs = cache.join("pkgs");
-    std::fs::read_dir(&pkgs)
+    fs_err::read_dir(&pkgs)
         .unwrap()
         .flatten()
         .map(|e| e.path())
@@ -57,12 +57,12 @@ fn a_damaged_entry_is_fetched_again_instead_of_failing_for_ever() {
     for (what, damage) in [
         (
             "a file removed",
-            Box::new(|dir: &Path| std::fs::remove_file(dir.join("lib/data.bin")).unwrap())
+            Box::new(|dir: &Path| fs_err::remove_file(dir.join("lib/data.bin")).unwrap())
                 as Box<dyn Fn(&Path)>,
         ),
         (
             "a file emptied (as after a power loss)",
-            Box::new(|dir: &Path| std::fs::write(dir.join("lib/other.txt"), b"").unwrap()),
+            Box::new(|dir: &Path| fs_err::write(dir.join("lib/other.txt"), b"").unwrap()),
         ),
     ] {
         damage(&lib);
@@ -79,12 +79,12 @@ fn a_damaged_entry_is_fetched_again_instead_of_failing_for_ever() {
             "{what}: said once\n{err}"
         );
         assert_eq!(
-            std::fs::read(world.env("two").join("lib/data.bin")).unwrap(),
+            fs_err::read(world.env("two").join("lib/data.bin")).unwrap(),
             vec![7u8; 5000],
             "{what}"
         );
         assert_eq!(
-            std::fs::read(world.env("two").join("lib/other.txt")).unwrap(),
+            fs_err::read(world.env("two").join("lib/other.txt")).unwrap(),
             b"other\n",
             "{what}"
         );
@@ -127,7 +127,7 @@ fn an_archive_lacking_listed_files_is_refused_before_it_is_published() {
 /// Rewrites the `.tar.bz2` at `path`, keeping the members `keep` says yes to
 /// (it may change their headers).
 fn rewrite_tar_bz2(path: &Path, mut keep: impl FnMut(&str, &mut tar::Header) -> bool) {
-    let file = std::fs::File::open(path).unwrap();
+    let file = fs_err::File::open(path).unwrap();
     let mut archive = tar::Archive::new(bzip2::read::BzDecoder::new(file));
     let mut out = tar::Builder::new(bzip2::write::BzEncoder::new(
         Vec::new(),
@@ -145,7 +145,7 @@ fn rewrite_tar_bz2(path: &Path, mut keep: impl FnMut(&str, &mut tar::Header) -> 
         out.append_data(&mut header, &name, &bytes[..]).unwrap();
     }
     let bytes = out.into_inner().unwrap().finish().unwrap();
-    std::fs::write(path, bytes).unwrap();
+    fs_err::write(path, bytes).unwrap();
 }
 
 #[test]
@@ -169,13 +169,13 @@ fn nothing_in_the_shared_cache_is_writable_by_others() {
     assert_ok(&world.create(&world.env("e"), channel.root().to_str().unwrap(), &["perm"]));
     let dir = entry_dir(&world.cache(), "perm");
     for rel in ["share/plain.txt", "bin/tool", "info/index.json"] {
-        let mode = std::fs::metadata(dir.join(rel))
+        let mode = fs_err::metadata(dir.join(rel))
             .unwrap()
             .permissions()
             .mode();
         assert_eq!(mode & 0o7022, 0, "{rel} has mode {mode:o}");
     }
-    let tool = std::fs::metadata(world.env("e").join("bin/tool"))
+    let tool = fs_err::metadata(world.env("e").join("bin/tool"))
         .unwrap()
         .permissions()
         .mode();
@@ -244,9 +244,9 @@ fn links_with_empty_targets_are_recorded_as_what_is_on_disk() {
     let world = World::new();
     let channel = world.path().join("channel");
     let subdir = channel.join("linux-64");
-    std::fs::create_dir_all(&subdir).unwrap();
-    std::fs::create_dir_all(channel.join("noarch")).unwrap();
-    std::fs::copy(
+    fs_err::create_dir_all(&subdir).unwrap();
+    fs_err::create_dir_all(channel.join("noarch")).unwrap();
+    fs_err::copy(
         datasets.join("packages/anaconda-main/linux-64/zlib-1.2.11-h7b6447c_3.conda"),
         subdir.join("zlib-1.2.11-h7b6447c_3.conda"),
     )
@@ -268,12 +268,12 @@ fn links_with_empty_targets_are_recorded_as_what_is_on_disk() {
         crate::common::TIMEOUT,
     ));
     let record: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(prefix.join("conda-meta/zlib-1.2.11-h7b6447c_3.json")).unwrap(),
+        &fs_err::read(prefix.join("conda-meta/zlib-1.2.11-h7b6447c_3.json")).unwrap(),
     )
     .unwrap();
     let empty_sha = pkgr_test_support::sha256_hex(b"");
     for link in ["lib/libz.so", "lib/libz.so.1"] {
-        assert_eq!(std::fs::metadata(prefix.join(link)).unwrap().len(), 0);
+        assert_eq!(fs_err::metadata(prefix.join(link)).unwrap().len(), 0);
         let entry = record["paths_data"]["paths"]
             .as_array()
             .unwrap()
@@ -286,8 +286,8 @@ fn links_with_empty_targets_are_recorded_as_what_is_on_disk() {
     assert_ok(&world.run(&["cache", "verify"]));
     // A regular file of another size there is damage, and verify says so.
     let dir = entry_dir(&world.cache(), "zlib");
-    std::fs::remove_file(dir.join("lib/libz.so")).unwrap();
-    std::fs::write(dir.join("lib/libz.so"), b"not empty").unwrap();
+    fs_err::remove_file(dir.join("lib/libz.so")).unwrap();
+    fs_err::write(dir.join("lib/libz.so"), b"not empty").unwrap();
     snapshot_failure!(
         &world,
         "verify_finds_a_changed_empty_file",
@@ -307,16 +307,16 @@ fn dead_processes_temp_files_are_swept_and_broken_repodata_is_found() {
     // lock file nobody holds.
     let tmp = world.cache().join("tmp");
     let dead = tmp.join("proc-999999-deadbeef");
-    std::fs::create_dir_all(&dead).unwrap();
-    std::fs::write(dead.join("dl-999999-x.part"), vec![0u8; 1000]).unwrap();
-    std::fs::write(tmp.join("proc-999999-deadbeef.lock"), b"999999").unwrap();
+    fs_err::create_dir_all(&dead).unwrap();
+    fs_err::write(dead.join("dl-999999-x.part"), vec![0u8; 1000]).unwrap();
+    fs_err::write(tmp.join("proc-999999-deadbeef.lock"), b"999999").unwrap();
     assert_ok(&world.create(&world.env("two"), server.url(), &["app"]));
     assert!(!dead.exists(), "swept when the cache was opened");
     assert!(!tmp.join("proc-999999-deadbeef.lock").exists());
 
     // A cached repodata.json damaged on disk is reported, and repaired.
     let repodata = world.cache().join("repodata");
-    let json = std::fs::read_dir(&repodata)
+    let json = fs_err::read_dir(&repodata)
         .unwrap()
         .flatten()
         .map(|e| e.path())
@@ -324,7 +324,7 @@ fn dead_processes_temp_files_are_swept_and_broken_repodata_is_found() {
             p.to_string_lossy().ends_with(".json") && !p.to_string_lossy().ends_with(".info.json")
         })
         .unwrap();
-    std::fs::write(&json, b"{\"packages\": {").unwrap();
+    fs_err::write(&json, b"{\"packages\": {").unwrap();
     // Which subdir's repodata that is follows the order of read_dir.
     snapshot_failure!(
         &world,
@@ -350,10 +350,10 @@ fn a_cache_file_writable_by_others_is_damage() {
     assert_ok(&world.create(&world.env("one"), server.url(), &["app"]));
     let lib = entry_dir(&world.cache(), "lib");
     let file = lib.join("lib/data.bin");
-    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+    let mode = |path: &Path| fs_err::metadata(path).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode(&file), 0o444, "published files are read-only");
     for writable in [0o664, 0o446] {
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(writable)).unwrap();
+        fs_err::set_permissions(&file, std::fs::Permissions::from_mode(writable)).unwrap();
         let out = world.create(&world.env("two"), server.url(), &["app", "-y"]);
         assert_ok(&out);
         let err = stderr(&out);

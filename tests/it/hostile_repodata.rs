@@ -32,9 +32,9 @@ fn channel(root: &Path) -> LocalChannel {
 fn edit_repodata(root: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
     let path = root.join(current_subdir()).join("repodata.json");
     let mut repodata: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        serde_json::from_slice(&fs_err::read(&path).unwrap()).unwrap();
     edit(&mut repodata);
-    std::fs::write(&path, serde_json::to_vec_pretty(&repodata).unwrap()).unwrap();
+    fs_err::write(&path, serde_json::to_vec_pretty(&repodata).unwrap()).unwrap();
 }
 
 /// Moves `evil`'s record to the key `file_name`, applying `edit` to it.
@@ -55,7 +55,7 @@ fn add_shards(root: &Path, info: &[(&str, &str)]) {
     for subdir in [current_subdir(), "noarch"] {
         let dir = root.join(subdir);
         let repodata: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.join("repodata.json")).unwrap()).unwrap();
+            serde_json::from_slice(&fs_err::read(dir.join("repodata.json")).unwrap()).unwrap();
         let mut by_name: std::collections::BTreeMap<String, serde_json::Value> =
             std::collections::BTreeMap::new();
         for section in ["packages", "packages.conda"] {
@@ -70,7 +70,7 @@ fn add_shards(root: &Path, info: &[(&str, &str)]) {
         for (name, shard) in by_name {
             let bytes = encode_msgpack_zst(&json_to_msgpack(&shard)).unwrap();
             let hash = sha2::Sha256::digest(&bytes).to_vec();
-            std::fs::write(
+            fs_err::write(
                 dir.join(format!("{}.msgpack.zst", hex::encode(&hash))),
                 bytes,
             )
@@ -87,7 +87,7 @@ fn add_shards(root: &Path, info: &[(&str, &str)]) {
             (Value::from("info"), Value::Map(info)),
             (Value::from("shards"), Value::Map(shards)),
         ]);
-        std::fs::write(
+        fs_err::write(
             dir.join("repodata_shards.msgpack.zst"),
             encode_msgpack_zst(&index).unwrap(),
         )
@@ -157,7 +157,7 @@ fn a_file_name_with_a_path_is_refused() {
     let world = World::new();
     let plain = channel(&world.path().join("plain"));
     let subdir = plain.root().join(current_subdir());
-    std::fs::copy(
+    fs_err::copy(
         subdir.join("evil-1.0-0.conda"),
         plain.root().join("x.conda"),
     )
@@ -258,7 +258,7 @@ fn an_http_channel_may_not_point_at_local_files() {
     let local = channel(&world.path().join("local"));
     let pkgs = local.root().join("pkgs");
     copy_dir(&local.root().join(current_subdir()), &pkgs);
-    std::fs::remove_file(local.root().join(current_subdir()).join("ok-1.0-0.conda")).unwrap();
+    fs_err::remove_file(local.root().join(current_subdir()).join("ok-1.0-0.conda")).unwrap();
     edit_repodata(local.root(), |repodata| {
         repodata["info"]["base_url"] = serde_json::json!("../pkgs");
     });
@@ -316,8 +316,8 @@ fn a_record_without_checksums_needs_the_setting() {
 
     // The same from pkgr's configuration file.
     let config = world.path().join("home/.config/pkgr");
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(
+    fs_err::create_dir_all(&config).unwrap();
+    fs_err::write(
         config.join("config.yaml"),
         "allow_unverified_packages: true\n",
     )
@@ -330,7 +330,7 @@ struct Tmpfs(PathBuf);
 
 impl Tmpfs {
     fn mount(dir: &Path, size: &str) -> Option<Self> {
-        std::fs::create_dir_all(dir).unwrap();
+        fs_err::create_dir_all(dir).unwrap();
         let ok = Command::new("mount")
             .args([
                 "-t",
@@ -381,13 +381,13 @@ fn a_full_cache_filesystem_is_not_an_unreachable_channel() {
 }
 
 fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
+    fs_err::create_dir_all(to).unwrap();
+    for entry in fs_err::read_dir(from).unwrap().flatten() {
         let target = to.join(entry.file_name());
         if entry.file_type().unwrap().is_dir() {
             copy_dir(&entry.path(), &target);
         } else {
-            std::fs::copy(entry.path(), target).unwrap();
+            fs_err::copy(entry.path(), target).unwrap();
         }
     }
 }

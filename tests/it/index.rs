@@ -20,7 +20,7 @@ fn index_writes_repodata_with_checksums() {
         .noarch_generic()
         .file("share/b", "b")
         .write(&root.join("noarch"), Format::TarBz2);
-    std::fs::write(
+    fs_err::write(
         root.join("noarch").join("broken-1-0.tar.bz2"),
         b"not a tarball",
     )
@@ -34,26 +34,26 @@ fn index_writes_repodata_with_checksums() {
     );
 
     let repodata: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(root.join(subdir).join("repodata.json")).unwrap())
+        serde_json::from_slice(&fs_err::read(root.join(subdir).join("repodata.json")).unwrap())
             .unwrap();
     let record = &repodata["packages.conda"]["alpha-1.0-0.conda"];
-    assert_eq!(record["sha256"], sha256_hex(&std::fs::read(&a).unwrap()));
-    assert_eq!(record["size"], std::fs::metadata(&a).unwrap().len());
+    assert_eq!(record["sha256"], sha256_hex(&fs_err::read(&a).unwrap()));
+    assert_eq!(record["size"], fs_err::metadata(&a).unwrap().len());
     assert_eq!(record["depends"][0], "beta");
     let noarch: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(root.join("noarch").join("repodata.json")).unwrap())
+        serde_json::from_slice(&fs_err::read(root.join("noarch").join("repodata.json")).unwrap())
             .unwrap();
     assert_eq!(
         noarch["packages"]["beta-2.0-0.tar.bz2"]["sha256"],
-        sha256_hex(&std::fs::read(&b).unwrap())
+        sha256_hex(&fs_err::read(&b).unwrap())
     );
     assert!(noarch["packages"].get("broken-1-0.tar.bz2").is_none());
     // repodata.json.zst beside each, holding the same JSON.
     for dir in [root.join(subdir), root.join("noarch")] {
-        let zst = std::fs::read(dir.join("repodata.json.zst")).unwrap();
+        let zst = fs_err::read(dir.join("repodata.json.zst")).unwrap();
         assert_eq!(
             zstd::decode_all(&zst[..]).unwrap(),
-            std::fs::read(dir.join("repodata.json")).unwrap()
+            fs_err::read(dir.join("repodata.json")).unwrap()
         );
     }
 
@@ -62,9 +62,9 @@ fn index_writes_repodata_with_checksums() {
     // channel served over HTTP is read through them.
     for dir in [root.join(subdir), root.join("noarch")] {
         let repodata: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.join("repodata.json")).unwrap()).unwrap();
+            serde_json::from_slice(&fs_err::read(dir.join("repodata.json")).unwrap()).unwrap();
         let index = pkgr_cache::shards::decode_msgpack_zst(
-            &std::fs::read(dir.join("repodata_shards.msgpack.zst")).unwrap(),
+            &fs_err::read(dir.join("repodata_shards.msgpack.zst")).unwrap(),
         )
         .unwrap();
         let index = pkgr_cache::ShardIndex::parse(&index, &url::Url::parse("http://h/s/").unwrap())
@@ -72,7 +72,7 @@ fn index_writes_repodata_with_checksums() {
         let mut seen = 0;
         for (name, hash) in &index.shards {
             let bytes =
-                std::fs::read(dir.join(format!("{}.msgpack.zst", hex::encode(hash)))).unwrap();
+                fs_err::read(dir.join(format!("{}.msgpack.zst", hex::encode(hash)))).unwrap();
             assert_eq!(sha2::Sha256::digest(&bytes).as_slice(), hash.as_slice());
             let shard = pkgr_cache::shards::msgpack_to_json(
                 &pkgr_cache::shards::decode_msgpack_zst(&bytes).unwrap(),
@@ -104,10 +104,7 @@ fn index_writes_repodata_with_checksums() {
     // The indexed folder works as a channel.
     let prefix = world.env("indexed");
     assert_ok(&world.create(&prefix, root.to_str().unwrap(), &["alpha"]));
-    assert_eq!(
-        std::fs::read_to_string(prefix.join("share/b")).unwrap(),
-        "b"
-    );
+    assert_eq!(fs_err::read_to_string(prefix.join("share/b")).unwrap(), "b");
 }
 
 /// Every key of a record `pkgr index` writes for the real packages of
@@ -175,19 +172,19 @@ fn index_real_packages_records_match_conda_index() {
         let source = datasets.join("packages").join(channel);
         let root = world.path().join(channel);
         let mut archives = Vec::new();
-        for subdir in std::fs::read_dir(&source).unwrap() {
+        for subdir in fs_err::read_dir(&source).unwrap() {
             let subdir = subdir.unwrap();
             if !subdir.file_type().unwrap().is_dir() {
                 continue;
             }
             let subdir_name = subdir.file_name().to_string_lossy().into_owned();
-            std::fs::create_dir_all(root.join(&subdir_name)).unwrap();
-            for file in std::fs::read_dir(subdir.path()).unwrap() {
+            fs_err::create_dir_all(root.join(&subdir_name)).unwrap();
+            for file in fs_err::read_dir(subdir.path()).unwrap() {
                 let file = file.unwrap().path();
                 let name = file.file_name().unwrap().to_string_lossy().into_owned();
                 if name.ends_with(".conda") || name.ends_with(".tar.bz2") {
                     let copy = root.join(&subdir_name).join(&name);
-                    std::fs::copy(&file, &copy).unwrap();
+                    fs_err::copy(&file, &copy).unwrap();
                     archives.push((subdir_name.clone(), name, copy));
                 }
             }
@@ -195,7 +192,7 @@ fn index_real_packages_records_match_conda_index() {
         assert_ok(&world.run(&["index", root.to_str().unwrap()]));
         for (subdir, name, archive) in archives {
             let repodata: serde_json::Value = serde_json::from_slice(
-                &std::fs::read(root.join(&subdir).join("repodata.json")).unwrap(),
+                &fs_err::read(root.join(&subdir).join("repodata.json")).unwrap(),
             )
             .unwrap();
             let mut top: Vec<&str> = repodata
@@ -244,7 +241,7 @@ fn index_real_packages_records_match_conda_index() {
                     .unwrap(),
             )
             .unwrap();
-            let bytes = std::fs::read(&archive).unwrap();
+            let bytes = fs_err::read(&archive).unwrap();
             let mut want: serde_json::Map<String, serde_json::Value> = index
                 .into_iter()
                 .filter(|(k, _)| !CONDA_INDEX_DROPS.contains(&k.as_str()))
@@ -256,7 +253,7 @@ fn index_real_packages_records_match_conda_index() {
 
             // The shard of the package's name holds the same record.
             let shards = pkgr_cache::shards::decode_msgpack_zst(
-                &std::fs::read(root.join(&subdir).join("repodata_shards.msgpack.zst")).unwrap(),
+                &fs_err::read(root.join(&subdir).join("repodata_shards.msgpack.zst")).unwrap(),
             )
             .unwrap();
             let shards = pkgr_cache::shards::msgpack_to_json(&shards);
@@ -267,7 +264,7 @@ fn index_real_packages_records_match_conda_index() {
                 .to_owned();
             let shard = pkgr_cache::shards::msgpack_to_json(
                 &pkgr_cache::shards::decode_msgpack_zst(
-                    &std::fs::read(root.join(&subdir).join(format!("{hash}.msgpack.zst"))).unwrap(),
+                    &fs_err::read(root.join(&subdir).join(format!("{hash}.msgpack.zst"))).unwrap(),
                 )
                 .unwrap(),
             );
@@ -306,17 +303,17 @@ fn index_record_without_subdir_is_planned_in_its_subdir() {
     };
     let world = World::new();
     let root = world.path().join("chan");
-    std::fs::create_dir_all(root.join("osx-64")).unwrap();
+    fs_err::create_dir_all(root.join("osx-64")).unwrap();
     // SYNTHETIC (anaconda-client's test data): index.json has platform osx
     // and arch x86_64 but no subdir.
-    std::fs::copy(
+    fs_err::copy(
         datasets.join("packages/synthetic/anaconda-client/foo-0.1-0.tar.bz2"),
         root.join("osx-64/foo-0.1-0.tar.bz2"),
     )
     .unwrap();
     assert_ok(&world.run(&["index", root.to_str().unwrap()]));
     let repodata: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(root.join("osx-64/repodata.json")).unwrap()).unwrap();
+        serde_json::from_slice(&fs_err::read(root.join("osx-64/repodata.json")).unwrap()).unwrap();
     let record = &repodata["packages"]["foo-0.1-0.tar.bz2"];
     assert!(record.get("subdir").is_none(), "{record}");
     assert!(record.get("platform").is_none(), "{record}");

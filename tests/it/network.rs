@@ -55,7 +55,7 @@ fn a_connection_that_dies_mid_body_resumes_with_range() {
     let (channel, big) = channel(&world.path().join("channel"));
     let server = ChannelServer::serve(channel.root());
     server.fault(&big, Fault::ResetMidBodyTimes(1));
-    let size = std::fs::metadata(channel.root().join(big.trim_start_matches('/')))
+    let size = fs_err::metadata(channel.root().join(big.trim_start_matches('/')))
         .unwrap()
         .len();
     let mut cmd = pkgr_fast(&world, 3, "10");
@@ -192,8 +192,8 @@ fn the_number_of_retries_is_configurable() {
     assert_eq!(server.count(&big), 2);
     // In pkgr's config file this time; the third request is served.
     let config = world.path().join("home/.config/pkgr");
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(
+    fs_err::create_dir_all(&config).unwrap();
+    fs_err::write(
         config.join("config.yaml"),
         "remote_max_retries: 2\nremote_backoff_factor: 0.1\n",
     )
@@ -288,8 +288,8 @@ fn proxies_from_the_environment_and_from_proxy_servers() {
     let before = through.len();
     // proxy_servers in pkgr's config file, with a fresh cache.
     let config = world.path().join("home/.config/pkgr");
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(
+    fs_err::create_dir_all(&config).unwrap();
+    fs_err::write(
         config.join("config.yaml"),
         format!("proxy_servers:\n  http: {}\n", proxy.url()),
     )
@@ -332,7 +332,7 @@ fn a_broken_ca_bundle_and_ssl_verify_false_are_said_clearly() {
     let (channel, _) = channel(&world.path().join("channel"));
     let server = ChannelServer::serve(channel.root());
     let bundle = world.path().join("not-a-bundle.pem");
-    std::fs::write(&bundle, "hello\n").unwrap();
+    fs_err::write(&bundle, "hello\n").unwrap();
     let mut cmd = world.pkgr();
     cmd.env("SSL_CERT_FILE", &bundle)
         .env_remove("REQUESTS_CA_BUNDLE")
@@ -347,8 +347,8 @@ fn a_broken_ca_bundle_and_ssl_verify_false_are_said_clearly() {
         ]);
     snapshot_failure!(&world, "broken_ca_bundle", run_with_timeout(cmd, TIMEOUT));
     let config = world.path().join("home/.config/pkgr");
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(config.join("config.yaml"), "ssl_verify: false\n").unwrap();
+    fs_err::create_dir_all(&config).unwrap();
+    fs_err::write(config.join("config.yaml"), "ssl_verify: false\n").unwrap();
     let out = world.run(&[
         "create",
         "--dry-run",
@@ -374,7 +374,7 @@ fn mirrors_are_tried_in_order_when_one_is_down() {
     // A mirror that lacks the archive (an empty channel) and one that is down
     // (a port nothing listens on any more).
     let empty_root = world.path().join("empty");
-    std::fs::create_dir_all(&empty_root).unwrap();
+    fs_err::create_dir_all(&empty_root).unwrap();
     let empty = ChannelServer::serve(&empty_root);
     let down = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -383,8 +383,8 @@ fn mirrors_are_tried_in_order_when_one_is_down() {
     // The channel is known by the down server's URL; its mirrors: down, the
     // empty one, the good one.
     let config = world.path().join("home/.config/pkgr");
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(
+    fs_err::create_dir_all(&config).unwrap();
+    fs_err::write(
         config.join("config.yaml"),
         format!(
             "mirrored_channels:\n  {down}/:\n    - {down}/\n    - {}/\n    - {}/\n",
@@ -413,7 +413,7 @@ fn mirrors_are_tried_in_order_when_one_is_down() {
         crate::common::stdout(&listed)
     );
     // No mirror has it: one error naming every mirror.
-    std::fs::write(
+    fs_err::write(
         config.join("config.yaml"),
         format!("mirrored_channels:\n  {}/:\n    - {down}/\n", good.url()),
     )
@@ -444,7 +444,7 @@ fn tls_certificates_a_ca_bundle_ssl_verify_and_a_connect_proxy() {
     let server = ChannelServer::serve(channel.root());
     let front = pkgr_test_support::TlsFront::start(server.url());
     let pem = world.path().join("front.pem");
-    std::fs::write(&pem, front.cert_pem()).unwrap();
+    fs_err::write(&pem, front.cert_pem()).unwrap();
     let create = |name: &str, env: &[(&str, &str)], cache: &str| {
         let mut cmd = pkgr_fast(&world, 3, "10");
         cmd.env("PKGR_REMOTE_BACKOFF_FACTOR", "2")
@@ -478,12 +478,12 @@ fn tls_certificates_a_ca_bundle_ssl_verify_and_a_connect_proxy() {
     assert_eq!(server.count(&big), 1);
     // ssl_verify: false: works, with a loud warning.
     let config = world.path().join("home/.config/pkgr");
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(config.join("config.yaml"), "ssl_verify: false\n").unwrap();
+    fs_err::create_dir_all(&config).unwrap();
+    fs_err::write(config.join("config.yaml"), "ssl_verify: false\n").unwrap();
     let (out, _) = create("unverified", &[], "c3");
     assert_ok(&out);
     assert!(stderr(&out).contains("NOT checked"), "{}", stderr(&out));
-    std::fs::remove_file(config.join("config.yaml")).unwrap();
+    fs_err::remove_file(config.join("config.yaml")).unwrap();
     // https through a CONNECT proxy ($HTTPS_PROXY), trusting the front.
     let proxy = pkgr_test_support::ForwardProxy::start();
     let (out, _) = create(

@@ -23,14 +23,14 @@ pub fn datasets() -> Option<PathBuf> {
 /// Real linux-64 and noarch package archives (not the malformed or synthetic ones).
 fn real_packages(datasets: &Path) -> Vec<(String, PathBuf)> {
     let mut found = Vec::new();
-    for channel in std::fs::read_dir(datasets.join("packages")).unwrap() {
+    for channel in fs_err::read_dir(datasets.join("packages")).unwrap() {
         let channel = channel.unwrap().path();
         let name = channel.file_name().unwrap().to_string_lossy().into_owned();
         if name == "malformed" || name == "synthetic" {
             continue;
         }
         for subdir in ["linux-64", "noarch"] {
-            let Ok(files) = std::fs::read_dir(channel.join(subdir)) else {
+            let Ok(files) = fs_err::read_dir(channel.join(subdir)) else {
                 continue;
             };
             for file in files {
@@ -81,13 +81,13 @@ fn verify_installed(prefix: &Path, archive: &Path) -> usize {
             ("directory", _) => assert!(installed.is_dir(), "{what}: not a directory"),
             (_, Some(ArchiveEntry::Symlink(target))) if !target.is_empty() => {
                 assert_eq!(
-                    std::fs::read_link(&installed).unwrap().to_string_lossy(),
+                    fs_err::read_link(&installed).unwrap().to_string_lossy(),
                     *target,
                     "{what}"
                 );
             }
             (_, Some(ArchiveEntry::File(original))) => {
-                let actual = std::fs::read(&installed).unwrap_or_else(|e| panic!("{what}: {e}"));
+                let actual = fs_err::read(&installed).unwrap_or_else(|e| panic!("{what}: {e}"));
                 if let Some(sha) = path["sha256"].as_str() {
                     if path["path_type"] == "hardlink" {
                         assert_eq!(
@@ -118,7 +118,7 @@ fn verify_installed(prefix: &Path, archive: &Path) -> usize {
             }
             // Symlinks with empty targets (sanitized test data): the path exists.
             (_, Some(_)) => assert!(
-                std::fs::symlink_metadata(&installed).is_ok(),
+                fs_err::symlink_metadata(&installed).is_ok(),
                 "{what}: missing"
             ),
             (_, None) => panic!("{what}: listed but not in the archive"),
@@ -149,8 +149,8 @@ fn real_packages_install_with_every_file_correct() {
             .filter(|(_, p)| p.to_string_lossy().ends_with(format))
         {
             let dest = channel.join(subdir).join(path.file_name().unwrap());
-            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-            std::fs::copy(path, &dest).unwrap();
+            fs_err::create_dir_all(dest.parent().unwrap()).unwrap();
+            fs_err::copy(path, &dest).unwrap();
             let entries = archive_entries(&dest);
             let Some(ArchiveEntry::File(index)) = entries.get("info/index.json") else {
                 panic!("{dest:?}")
@@ -224,10 +224,10 @@ fn malformed_real_archives_are_skipped_by_index_and_refused_by_create() {
     let world = World::new();
     let channel = world.path().join("channel");
     let noarch = channel.join("noarch");
-    std::fs::create_dir_all(&noarch).unwrap();
-    for file in std::fs::read_dir(datasets.join("packages/malformed")).unwrap() {
+    fs_err::create_dir_all(&noarch).unwrap();
+    for file in fs_err::read_dir(datasets.join("packages/malformed")).unwrap() {
         let path = file.unwrap().path();
-        std::fs::copy(&path, noarch.join(path.file_name().unwrap())).unwrap();
+        fs_err::copy(&path, noarch.join(path.file_name().unwrap())).unwrap();
     }
     let out = world.run(&["index", channel.to_str().unwrap()]);
     assert_ok(&out);
@@ -253,10 +253,10 @@ fn synthetic_channel(
     }
     channel.write_repodata();
     let noarch = root.join("noarch");
-    std::fs::create_dir_all(&noarch).unwrap();
+    fs_err::create_dir_all(&noarch).unwrap();
     for archive in archives {
         let source = datasets.join("packages/synthetic").join(archive);
-        std::fs::copy(&source, noarch.join(source.file_name().unwrap()))
+        fs_err::copy(&source, noarch.join(source.file_name().unwrap()))
             .unwrap_or_else(|e| panic!("{}: {e}", source.display()));
     }
     assert_ok(&world.run(&["index", root.to_str().unwrap()]));
@@ -265,7 +265,7 @@ fn synthetic_channel(
 
 fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(
-        &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+        &fs_err::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
     )
     .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -286,7 +286,7 @@ fn json_type(value: &serde_json::Value) -> &'static str {
 fn conda_record_fields(datasets: &Path) -> Vec<(String, &'static str)> {
     let dir = datasets.join("prefix-records/conda-envpy313tosx_whl");
     let mut common: Option<Vec<(String, &'static str)>> = None;
-    for entry in std::fs::read_dir(&dir).unwrap() {
+    for entry in fs_err::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_none_or(|e| e != "json") {
             continue;
@@ -508,9 +508,9 @@ fn conda_test_recipes_behave_as_in_conda() {
         "{err}"
     );
     let file = prefix.join("bin/clobber-test-file");
-    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), "clobber-b");
+    assert_eq!(fs_err::read_to_string(&file).unwrap().trim(), "clobber-b");
     assert_ok(&world.run(&["remove", "-p", p, "clobber-a"]));
-    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), "clobber-b");
+    assert_eq!(fs_err::read_to_string(&file).unwrap().trim(), "clobber-b");
     assert_ok(&world.run(&["remove", "-p", p, "clobber-b"]));
     assert!(!file.exists());
 
@@ -564,7 +564,7 @@ fn conda_test_recipes_behave_as_in_conda() {
 /// subdir its `info/index.json` names.
 fn synthetic_linux_and_noarch(datasets: &Path) -> Vec<(PathBuf, serde_json::Value)> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
+        for entry in fs_err::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 walk(&path, out);
@@ -628,8 +628,8 @@ fn every_synthetic_linux_and_noarch_package_installs_or_is_clearly_refused() {
                 let dest = root
                     .join(other_index["subdir"].as_str().unwrap())
                     .join(other.file_name().unwrap());
-                std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-                std::fs::copy(other, &dest).unwrap();
+                fs_err::create_dir_all(dest.parent().unwrap()).unwrap();
+                fs_err::copy(other, &dest).unwrap();
                 available.push(other_index["name"].as_str().unwrap().to_owned());
             }
         }
@@ -722,7 +722,7 @@ fn every_synthetic_linux_and_noarch_package_installs_or_is_clearly_refused() {
         }
         // Every record (the package's and its dependencies') lists only
         // what is on disk.
-        for record in std::fs::read_dir(prefix.join("conda-meta")).unwrap() {
+        for record in fs_err::read_dir(prefix.join("conda-meta")).unwrap() {
             let record = record.unwrap().path();
             if record.extension().is_none_or(|e| e != "json") {
                 continue;
@@ -730,7 +730,7 @@ fn every_synthetic_linux_and_noarch_package_installs_or_is_clearly_refused() {
             for file in read_json(&record)["files"].as_array().unwrap() {
                 let file = file.as_str().unwrap();
                 assert!(
-                    std::fs::symlink_metadata(prefix.join(file)).is_ok(),
+                    fs_err::symlink_metadata(prefix.join(file)).is_ok(),
                     "{what}: {} lists {file}, which is not there",
                     record.display()
                 );

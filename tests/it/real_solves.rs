@@ -57,7 +57,7 @@ fn datasets() -> Option<PathBuf> {
 }
 
 fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = fs_err::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -68,8 +68,8 @@ fn write_subdir(
     packages: Map<String, Value>,
     conda: Map<String, Value>,
 ) {
-    std::fs::create_dir_all(channel.join(subdir)).unwrap();
-    std::fs::write(
+    fs_err::create_dir_all(channel.join(subdir)).unwrap();
+    fs_err::write(
         channel.join(subdir).join("repodata.json"),
         serde_json::to_vec(&json!({
             "info": {"subdir": subdir},

@@ -55,9 +55,9 @@ fn channel(root: &Path) -> LocalChannel {
 /// Writes `<subdir>/repodata.json.zst` beside each `repodata.json`.
 fn add_zst(root: &Path) {
     for subdir in [current_subdir(), "noarch"] {
-        let json = std::fs::read(root.join(subdir).join("repodata.json")).unwrap();
+        let json = fs_err::read(root.join(subdir).join("repodata.json")).unwrap();
         let zst = zstd::encode_all(&json[..], 3).unwrap();
-        std::fs::write(root.join(subdir).join("repodata.json.zst"), zst).unwrap();
+        fs_err::write(root.join(subdir).join("repodata.json.zst"), zst).unwrap();
     }
 }
 
@@ -113,7 +113,7 @@ fn zst_is_taken_when_served_and_the_solution_is_the_same_in_every_form() {
     // Every cached repodata has its index; a warm run reads through it, and
     // an index that is damaged (or from an older file) is rebuilt.
     let repodata = world.cache().join("repodata");
-    let indexes: Vec<_> = std::fs::read_dir(&repodata)
+    let indexes: Vec<_> = fs_err::read_dir(&repodata)
         .unwrap()
         .flatten()
         .map(|e| e.path())
@@ -125,14 +125,14 @@ fn zst_is_taken_when_served_and_the_solution_is_the_same_in_every_form() {
         "two subdirs of three channels (local too)"
     );
     for index in &indexes {
-        std::fs::write(index, "pkgr-repodata-index 1\n{\"json_size\": 1}\n").unwrap();
+        fs_err::write(index, "pkgr-repodata-index 1\n{\"json_size\": 1}\n").unwrap();
     }
     assert_eq!(solution(&world, zst_server.url()), local);
     assert_eq!(solution(&world, plain_server.url()), local);
     assert_eq!(solution(&world, plain.root().to_str().unwrap()), local);
     let rebuilt: Vec<String> = indexes
         .iter()
-        .map(|index| std::fs::read_to_string(index).unwrap())
+        .map(|index| fs_err::read_to_string(index).unwrap())
         .collect();
     assert!(
         rebuilt.iter().all(|t| !t.contains("\"json_size\": 1}")),
@@ -155,8 +155,8 @@ fn broken_zst_is_not_stored() {
         .root()
         .join(current_subdir())
         .join("repodata.json.zst");
-    let good = std::fs::read(&zst).unwrap();
-    std::fs::write(&zst, &good[..good.len() / 2]).unwrap();
+    let good = fs_err::read(&zst).unwrap();
+    fs_err::write(&zst, &good[..good.len() / 2]).unwrap();
     let server = ChannelServer::serve(plain.root());
     let out = world.run(&[
         "create",
@@ -169,7 +169,7 @@ fn broken_zst_is_not_stored() {
     ]);
     // Without the download line of noarch (done or not when linux-64 fails).
     snapshot_messages!(&world, "broken_zst", out);
-    std::fs::write(&zst, &good).unwrap();
+    fs_err::write(&zst, &good).unwrap();
     assert_eq!(solution(&world, server.url()).len(), 4);
 }
 
@@ -181,7 +181,7 @@ fn add_shards(root: &Path) {
     for subdir in [current_subdir(), "noarch"] {
         let dir = root.join(subdir);
         let repodata: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.join("repodata.json")).unwrap()).unwrap();
+            serde_json::from_slice(&fs_err::read(dir.join("repodata.json")).unwrap()).unwrap();
         let mut by_name: std::collections::BTreeMap<String, [Vec<(Value, Value)>; 2]> =
             std::collections::BTreeMap::new();
         for (i, section) in ["packages", "packages.conda"].into_iter().enumerate() {
@@ -214,7 +214,7 @@ fn add_shards(root: &Path) {
             ]);
             let bytes = msgpack_zst(&shard);
             let hash = sha2::Sha256::digest(&bytes).to_vec();
-            std::fs::write(
+            fs_err::write(
                 dir.join(format!("{}.msgpack.zst", hex::encode(&hash))),
                 bytes,
             )
@@ -233,7 +233,7 @@ fn add_shards(root: &Path) {
             ),
             (Value::from("shards"), Value::Map(shards)),
         ]);
-        std::fs::write(dir.join("repodata_shards.msgpack.zst"), msgpack_zst(&index)).unwrap();
+        fs_err::write(dir.join("repodata_shards.msgpack.zst"), msgpack_zst(&index)).unwrap();
     }
 }
 
@@ -324,7 +324,7 @@ fn a_shard_that_does_not_match_its_hash_is_refused_and_not_cached() {
     let dir = plain.root().join(current_subdir());
     // Replace the bytes of python's shard, keeping its name (the hash).
     let index = pkgr_cache::shards::decode_msgpack_zst(
-        &std::fs::read(dir.join("repodata_shards.msgpack.zst")).unwrap(),
+        &fs_err::read(dir.join("repodata_shards.msgpack.zst")).unwrap(),
     )
     .unwrap();
     let index =
@@ -332,9 +332,9 @@ fn a_shard_that_does_not_match_its_hash_is_refused_and_not_cached() {
             .unwrap();
     let python = hex::encode(index.shards["python"]);
     let shard = dir.join(format!("{python}.msgpack.zst"));
-    let mut bytes = std::fs::read(&shard).unwrap();
+    let mut bytes = fs_err::read(&shard).unwrap();
     bytes.push(0);
-    std::fs::write(&shard, bytes).unwrap();
+    fs_err::write(&shard, bytes).unwrap();
     let server = ChannelServer::serve(plain.root());
     let out = world.run(&[
         "create",
@@ -358,13 +358,13 @@ fn a_shard_that_does_not_match_its_hash_is_refused_and_not_cached() {
 }
 
 fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
+    fs_err::create_dir_all(to).unwrap();
+    for entry in fs_err::read_dir(from).unwrap().flatten() {
         let target = to.join(entry.file_name());
         if entry.file_type().unwrap().is_dir() {
             copy_dir(&entry.path(), &target);
         } else {
-            std::fs::copy(entry.path(), target).unwrap();
+            fs_err::copy(entry.path(), target).unwrap();
         }
     }
 }

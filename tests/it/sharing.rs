@@ -21,7 +21,7 @@ fn ensure_accounts() -> bool {
 }
 
 fn chmod(path: &Path, mode: u32) {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    fs_err::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 #[test]
@@ -62,14 +62,14 @@ fn two_users_share_one_group_cache() {
     let server = ChannelServer::serve(channel.root());
     // The binary where both accounts can run it.
     let bin = world.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
+    fs_err::create_dir_all(&bin).unwrap();
     let pkgr = bin.join("pkgr");
-    std::fs::copy(env!("CARGO_BIN_EXE_pkgr"), &pkgr).unwrap();
+    fs_err::copy(env!("CARGO_BIN_EXE_pkgr"), &pkgr).unwrap();
     chmod(&bin, 0o755);
     chmod(&pkgr, 0o755);
     // The shared cache: group-owned, setgid, group-writable.
     let cache = world.path().join("shared-cache");
-    std::fs::create_dir_all(&cache).unwrap();
+    fs_err::create_dir_all(&cache).unwrap();
     assert!(Command::new("chgrp")
         .arg(GROUP)
         .arg(&cache)
@@ -78,7 +78,7 @@ fn two_users_share_one_group_cache() {
         .success());
     chmod(&cache, 0o2775);
     let envs = world.path().join("envs");
-    std::fs::create_dir_all(&envs).unwrap();
+    fs_err::create_dir_all(&envs).unwrap();
     chmod(&envs, 0o1777);
     let as_user = |user: &str, args: &[&str]| {
         let home = envs.join(format!("home-{user}"));
@@ -163,7 +163,7 @@ fn two_users_share_one_group_cache() {
     // hardlinked into environments), except lock files, which hold a pid.
     for file in crate::common::list_files(&cache) {
         let path = cache.join(&file);
-        let meta = std::fs::symlink_metadata(&path).unwrap();
+        let meta = fs_err::symlink_metadata(&path).unwrap();
         if meta.is_file() && !file.ends_with(".lock") {
             assert_eq!(
                 meta.permissions().mode() & 0o022,
@@ -208,13 +208,13 @@ impl GroupCache {
         channel.write_repodata();
         let server = ChannelServer::serve(channel.root());
         let bin = world.path().join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
+        fs_err::create_dir_all(&bin).unwrap();
         let pkgr = bin.join("pkgr");
-        std::fs::copy(env!("CARGO_BIN_EXE_pkgr"), &pkgr).unwrap();
+        fs_err::copy(env!("CARGO_BIN_EXE_pkgr"), &pkgr).unwrap();
         chmod(&bin, 0o755);
         chmod(&pkgr, 0o755);
         let cache = world.path().join("shared-cache");
-        std::fs::create_dir_all(&cache).unwrap();
+        fs_err::create_dir_all(&cache).unwrap();
         assert!(Command::new("chgrp")
             .arg(GROUP)
             .arg(&cache)
@@ -223,7 +223,7 @@ impl GroupCache {
             .success());
         chmod(&cache, 0o2775);
         let envs = world.path().join("envs");
-        std::fs::create_dir_all(&envs).unwrap();
+        fs_err::create_dir_all(&envs).unwrap();
         chmod(&envs, 0o1777);
         Self {
             world,
@@ -273,7 +273,7 @@ impl GroupCache {
     /// The extracted entry of `lib<i>`.
     fn entry(&self, i: usize) -> std::path::PathBuf {
         let pkgs = self.cache.join("pkgs");
-        std::fs::read_dir(&pkgs)
+        fs_err::read_dir(&pkgs)
             .unwrap()
             .map(|e| e.unwrap().path())
             .find(|p| {
@@ -319,8 +319,8 @@ fn a_member_repairs_a_damaged_entry_another_member_published() {
     crate::common::assert_ok(&group.create(a, "env-a"));
     let requests = group.archive_requests();
     // Damaged behind pkgr's back: lib0 lost a file, lib1 has one truncated.
-    std::fs::remove_file(group.entry(0).join("share/lib0.txt")).unwrap();
-    std::fs::write(group.entry(1).join("share/lib1.txt"), "").unwrap();
+    fs_err::remove_file(group.entry(0).join("share/lib0.txt")).unwrap();
+    fs_err::write(group.entry(1).join("share/lib1.txt"), "").unwrap();
 
     let out = group.create(b, "env-b");
     crate::common::assert_ok(&out);
@@ -332,7 +332,7 @@ fn a_member_repairs_a_damaged_entry_another_member_published() {
     );
     for i in 0..4 {
         assert_eq!(
-            std::fs::read_to_string(group.envs.join(format!("env-b/share/lib{i}.txt"))).unwrap(),
+            fs_err::read_to_string(group.envs.join(format!("env-b/share/lib{i}.txt"))).unwrap(),
             format!("lib{i} data\n")
         );
     }
@@ -344,7 +344,7 @@ fn a_member_repairs_a_damaged_entry_another_member_published() {
     }
     // What was moved aside, the owner (who may delete their files) cleans.
     crate::common::assert_ok(&group.run(a, &["clean"]));
-    let leftovers: Vec<String> = std::fs::read_dir(group.cache.join("pkgs"))
+    let leftovers: Vec<String> = fs_err::read_dir(group.cache.join("pkgs"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with(".old-"))
@@ -353,10 +353,10 @@ fn a_member_repairs_a_damaged_entry_another_member_published() {
 
     // A sticky pkgs/: members may not move each other's entries.
     let pkgs = group.cache.join("pkgs");
-    let mode = std::fs::metadata(&pkgs).unwrap().permissions().mode();
+    let mode = fs_err::metadata(&pkgs).unwrap().permissions().mode();
     chmod(&pkgs, (mode & 0o7777) | 0o1000);
     let damaged = group.entry(2);
-    std::fs::remove_file(damaged.join("share/lib2.txt")).unwrap();
+    fs_err::remove_file(damaged.join("share/lib2.txt")).unwrap();
     let before = list_files_of(&group.cache);
     let out = group.create(b, "env-b2");
     // One error and its OS cause, not a bare EACCES/EPERM: names the entry,
@@ -422,7 +422,7 @@ fn a_read_only_cache_layer_is_used_and_never_written() {
         return;
     };
     assert!(
-        std::fs::write(layer.join("probe"), "x").is_err(),
+        fs_err::write(layer.join("probe"), "x").is_err(),
         "the layer is writable"
     );
     let before = list_files_of(&layer);
@@ -432,9 +432,9 @@ fn a_read_only_cache_layer_is_used_and_never_written() {
     ));
     // The layer from pkgr's config (pkgs_dirs: the read-only one first).
     let home = world.path().join("home/.config/pkgr");
-    std::fs::create_dir_all(&home).unwrap();
+    fs_err::create_dir_all(&home).unwrap();
     let writable = world.path().join("writable");
-    std::fs::write(
+    fs_err::write(
         home.join("config.yaml"),
         format!(
             "pkgs_dirs:\n  - {}\n  - {}\n",
@@ -489,7 +489,7 @@ impl Drop for Unmount {
 /// `source` mounted read-only at `target` (a bind mount, then a read-only
 /// remount of it); `None` if that is not possible here.
 fn read_only_bind_mount(source: &Path, target: &Path) -> Option<Unmount> {
-    std::fs::create_dir_all(target).unwrap();
+    fs_err::create_dir_all(target).unwrap();
     let mounted = Command::new("mount")
         .arg("--bind")
         .arg(source)
@@ -505,7 +505,7 @@ fn read_only_bind_mount(source: &Path, target: &Path) -> Option<Unmount> {
         .arg(target)
         .status()
         .is_ok_and(|s| s.success());
-    (read_only && std::fs::write(target.join("probe"), "x").is_err()).then_some(unmount)
+    (read_only && fs_err::write(target.join("probe"), "x").is_err()).then_some(unmount)
 }
 
 /// The only cache is on a read-only mount (a pre-filled cache in a

@@ -30,8 +30,8 @@ fn repodata(dir: &Path, records: &[(&str, serde_json::Value)]) {
         (subdir, packages, conda),
         ("noarch", serde_json::Map::new(), serde_json::Map::new()),
     ] {
-        std::fs::create_dir_all(dir.join(sub)).unwrap();
-        std::fs::write(
+        fs_err::create_dir_all(dir.join(sub)).unwrap();
+        fs_err::write(
             dir.join(sub).join("repodata.json"),
             serde_json::to_string(&serde_json::json!({
                 "info": {"subdir": sub},
@@ -193,8 +193,8 @@ fn channel_priority_strict_flexible_and_disabled() {
     assert_eq!(version_of(&p, "tool"), ("2.0".into(), "chan-b".into()));
     // The setting, from pkgr's config file; the flag wins over it.
     let config = world.path().join("home/.config/pkgr");
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(config.join("config.yaml"), "channel_priority: disabled\n").unwrap();
+    fs_err::create_dir_all(&config).unwrap();
+    fs_err::write(config.join("config.yaml"), "channel_priority: disabled\n").unwrap();
     let p = with(&[], &["tool"]).unwrap();
     assert_eq!(version_of(&p, "tool"), ("2.0".into(), "chan-b".into()));
     let p = with(&["--channel-priority", "flexible"], &["tool"]).unwrap();
@@ -417,7 +417,7 @@ fn pins_freeze_installed_and_update_deps() {
     assert_eq!(installed(&world, &prefix)["libbase"], "0.9");
     // conda-meta/pinned keeps libbase below 1: app (which needs >=1.0)
     // cannot be installed, and the error names the pin's package.
-    std::fs::write(
+    fs_err::write(
         prefix.join("conda-meta/pinned"),
         "# pinned by the admin\nlibbase 0.9.*\n",
     )
@@ -429,7 +429,7 @@ fn pins_freeze_installed_and_update_deps() {
     );
     assert_ok(&world.run(&["update", "-p", p, "-c", &ch, "--all"]));
     assert_eq!(installed(&world, &prefix)["libbase"], "0.9");
-    std::fs::remove_file(prefix.join("conda-meta/pinned")).unwrap();
+    fs_err::remove_file(prefix.join("conda-meta/pinned")).unwrap();
     // --freeze-installed: libbase may not move, so app cannot come.
     snapshot_failure!(
         &world,
@@ -459,8 +459,8 @@ fn pins_freeze_installed_and_update_deps() {
     assert_eq!(installed(&world, &prefix)["libbase"], "1.1");
     // The pinned_packages setting applies too.
     let config = world.path().join("home/.config/pkgr");
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(config.join("config.yaml"), "pinned_packages: ['data <3']\n").unwrap();
+    fs_err::create_dir_all(&config).unwrap();
+    fs_err::write(config.join("config.yaml"), "pinned_packages: ['data <3']\n").unwrap();
     snapshot_failure!(
         &world,
         "pinned_packages_setting",
@@ -473,7 +473,7 @@ fn pins_freeze_installed_and_update_deps() {
             "app",
         ])
     );
-    std::fs::remove_file(config.join("config.yaml")).unwrap();
+    fs_err::remove_file(config.join("config.yaml")).unwrap();
     // --freeze-installed freezes what the request does not name.
     let frozen = world.env("frozen");
     let f = frozen.to_str().unwrap();
@@ -613,8 +613,8 @@ fn virtual_packages_are_detected_and_overridable() {
 fn another_platform_gets_that_platform_s_virtual_packages() {
     let world = World::new();
     let dir = world.path().join("osx");
-    std::fs::create_dir_all(dir.join("osx-arm64")).unwrap();
-    std::fs::create_dir_all(dir.join("noarch")).unwrap();
+    fs_err::create_dir_all(dir.join("osx-arm64")).unwrap();
+    fs_err::create_dir_all(dir.join("noarch")).unwrap();
     let (file, mut record) = rec(
         "macapp",
         "1.0",
@@ -622,13 +622,13 @@ fn another_platform_gets_that_platform_s_virtual_packages() {
         serde_json::json!({"depends": ["__osx >=11", "__unix"]}),
     );
     record["subdir"] = serde_json::json!("osx-arm64");
-    std::fs::write(
+    fs_err::write(
         dir.join("osx-arm64/repodata.json"),
         serde_json::json!({"info": {"subdir": "osx-arm64"}, "packages": {file: record}})
             .to_string(),
     )
     .unwrap();
-    std::fs::write(
+    fs_err::write(
         dir.join("noarch/repodata.json"),
         serde_json::json!({"info": {"subdir": "noarch"}, "packages": {}}).to_string(),
     )

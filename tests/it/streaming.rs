@@ -99,7 +99,7 @@ impl Fixture {
         let staging = staging_dirs(&self.world.cache());
         assert!(staging.is_empty(), "{context}: staging left: {staging:?}");
         // `pkgs/` holds entries, their archives and lock files only.
-        for entry in std::fs::read_dir(self.world.cache().join("pkgs")).unwrap() {
+        for entry in fs_err::read_dir(self.world.cache().join("pkgs")).unwrap() {
             let name = entry.unwrap().file_name().to_string_lossy().into_owned();
             let known = name == ".locks"
                 || PACKAGES
@@ -125,17 +125,17 @@ impl Fixture {
         let prefix = self.world.env(env);
         for (name, files, _) in PACKAGES {
             for f in [0, files - 1] {
-                let bytes = std::fs::read(prefix.join(format!("lib/{name}/f{f}.bin"))).unwrap();
+                let bytes = fs_err::read(prefix.join(format!("lib/{name}/f{f}.bin"))).unwrap();
                 assert_eq!(bytes, random_bytes(f as u64 + 1, 20_000), "{name} f{f}");
             }
             let link = prefix.join(format!("lib/{name}/link"));
-            assert_eq!(std::fs::read_link(&link).unwrap(), Path::new("f0.bin"));
+            assert_eq!(fs_err::read_link(&link).unwrap(), Path::new("f0.bin"));
         }
     }
 
     /// The complete entry of `name` in the cache, if any.
     fn published(&self, name: &str) -> Option<PathBuf> {
-        std::fs::read_dir(self.world.cache().join("pkgs"))
+        fs_err::read_dir(self.world.cache().join("pkgs"))
             .ok()?
             .filter_map(Result::ok)
             .map(|e| e.path())
