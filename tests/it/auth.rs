@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use pkgr_test_support::{ChannelServer, Format, LocalChannel, Package, RequiredAuth};
 
-use crate::common::{
-    assert_fails, assert_ok, list_files, run_with_timeout, stderr, stdout, World, TIMEOUT,
-};
+use crate::common::{assert_ok, list_files, run_with_timeout, stderr, stdout, World, TIMEOUT};
 
 const PASSWORD: &str = "pa55-w0rd-only-here";
 const TOKEN: &str = "tok-3f9a1c-only-here";
@@ -92,13 +90,14 @@ fn basic_auth_from_auth_login_and_from_netrc() {
     let env = world.env("basic");
     let p = env.to_str().unwrap();
     let refused = world.run(&["create", "-p", p, "-c", server.url(), "app"]);
-    let err = assert_fails(&refused);
-    assert!(err.contains("401"), "{err}");
-    assert!(err.contains("pkgr auth login"), "{err}");
+    snapshot_failure!(&world, "basic_refused", refused);
 
     // `--password-stdin` is required: a password on the command line shows in ps.
-    let err = assert_fails(&world.run(&["auth", "login", &host(&server), "--username", "ci"]));
-    assert!(err.contains("--password-stdin"), "{err}");
+    snapshot_failure!(
+        &world,
+        "password_not_from_stdin",
+        world.run(&["auth", "login", &host(&server), "--username", "ci"])
+    );
     let login = run_with_stdin(
         &world,
         &[
@@ -138,8 +137,11 @@ fn basic_auth_from_auth_login_and_from_netrc() {
     let mut cmd = world.pkgr();
     cmd.env("PKGR_CACHE_DIR", world.path().join("cache2"))
         .args(["create", "-y", "-p", p, "-c", server.url(), "app"]);
-    let err = assert_fails(&run_with_timeout(cmd, TIMEOUT));
-    assert!(err.contains("401"), "{err}");
+    snapshot_failure!(
+        &world,
+        "basic_refused_after_logout",
+        run_with_timeout(cmd, TIMEOUT)
+    );
 
     // ~/.netrc, as curl and conda read it.
     fs_err::write(
@@ -168,10 +170,10 @@ fn a_stored_conda_token_serves_channels_given_without_it_and_records_placeholder
     let created = world.run(&["create", "-p", p, "-c", &with_token, "app"]);
     assert_ok(&created);
     // Without a stored token, the environment's channel cannot be used.
-    let err = assert_fails(&world.run(&["install", "-p", p, "extra"]));
-    assert!(
-        err.contains("needs credentials") && err.contains("pkgr auth login"),
-        "{err}"
+    snapshot_failure!(
+        &world,
+        "token_needed",
+        world.run(&["install", "-p", p, "extra"])
     );
     let login = world.run(&["auth", "login", &host(&server), "--token", TOKEN]);
     assert_ok(&login);
@@ -226,6 +228,5 @@ fn a_bearer_token_from_the_environment() {
             server.url(),
             "app",
         ]);
-    let err = assert_fails(&run_with_timeout(cmd, TIMEOUT));
-    assert!(err.contains("401"), "{err}");
+    snapshot_failure!(&world, "bearer_refused", run_with_timeout(cmd, TIMEOUT));
 }

@@ -14,9 +14,7 @@ use std::time::Duration;
 
 use pkgr_test_support::{Format, LocalChannel, Package};
 
-use crate::common::{
-    assert_fails, assert_ok, ensure_account, is_root, run_with_timeout, stderr, World,
-};
+use crate::common::{assert_ok, ensure_account, is_root, run_with_timeout, World};
 
 const GROUP: &str = "pkgrtrust";
 /// The member who attacks, and the member who runs pkgr.
@@ -155,16 +153,11 @@ fn assert_victim_intact(dir: &Path, mode_before: u32) {
     );
 }
 
-/// Asserts pkgr refused, naming the symlink at `link`.
+/// Asserts pkgr refused, naming the symlink: its whole message is the
+/// snapshot `name`.
 #[track_caller]
-fn assert_names_symlink(out: &Output, link: &Path) -> String {
-    let err = assert_fails(out);
-    assert!(
-        err.contains(&link.display().to_string()) && err.contains("symbolic link"),
-        "the error does not name the symlink {}:\n{err}",
-        link.display()
-    );
-    err
+fn assert_names_symlink(world: &World, name: &str, out: &Output) {
+    snapshot_failure!(world, name, *out);
 }
 
 /// `tmp/` replaced by a symlink to the victim's directory: the temp sweep
@@ -178,11 +171,11 @@ fn a_symlinked_tmp_is_never_swept() {
     setup.replace_with_symlink("tmp", &victim);
     let out = setup.run(&["clean"]);
     assert_victim_intact(&victim, before);
-    assert_names_symlink(&out, &setup.cache().join("tmp"));
+    assert_names_symlink(&setup.world, "symlinked_tmp_clean", &out);
     // Any command, not only clean.
     let out = setup.create("env");
     assert_victim_intact(&victim, before);
-    assert_names_symlink(&out, &setup.cache().join("tmp"));
+    assert_names_symlink(&setup.world, "symlinked_tmp_create", &out);
 }
 
 /// `pyc/` replaced by a symlink: `clean` must not empty what it points to.
@@ -195,7 +188,7 @@ fn a_symlinked_pyc_is_never_cleaned() {
     setup.replace_with_symlink("pyc", &victim);
     let out = setup.run(&["clean"]);
     assert_victim_intact(&victim, before);
-    assert_names_symlink(&out, &setup.cache().join("pyc"));
+    assert_names_symlink(&setup.world, "symlinked_pyc", &out);
 }
 
 /// `repodata/shards/` replaced by a symlink: `clean --all` must not empty
@@ -210,7 +203,7 @@ fn symlinked_shards_are_never_cleaned() {
     setup.replace_with_symlink("repodata/shards", &victim);
     let out = setup.run(&["clean", "--all"]);
     assert_victim_intact(&victim, before);
-    assert_names_symlink(&out, &setup.cache().join("repodata/shards"));
+    assert_names_symlink(&setup.world, "symlinked_shards", &out);
 }
 
 /// In a group-shared cache, a symlinked directory must not make pkgr chmod
@@ -234,7 +227,11 @@ fn a_symlinked_directory_of_a_shared_cache_is_never_chmoded() {
         setup.replace_with_symlink(sub, &victim);
         let out = setup.run(&["clean"]);
         assert_victim_intact(&victim, 0o755);
-        assert_names_symlink(&out, &setup.cache().join(sub));
+        assert_names_symlink(
+            &setup.world,
+            &format!("shared_symlinked_{}", sub.replace('/', "_")),
+            &out,
+        );
         // Put back for the next one.
         let path = setup.cache().join(sub);
         fs_err::remove_file(&path).unwrap();
@@ -269,11 +266,7 @@ fn a_planted_lock_file_symlink_is_never_written_or_chmoded() {
     let out = setup.create("env");
     assert_eq!(fs_err::read_to_string(&bashrc).unwrap(), "echo hello\n");
     assert_eq!(mode(&bashrc), 0o644, "the victim's file was chmod'ed");
-    let err = assert_fails(&out);
-    assert!(
-        err.contains(&lock.display().to_string()) && err.contains("symbolic link"),
-        "{err}"
-    );
+    snapshot_failure!(&setup.world, "planted_lock_symlink", out);
 }
 
 /// A FIFO at a lock file's name, made by another member: opening it must
@@ -351,11 +344,7 @@ fn a_fifo_lock_file_does_not_hang() {
         ),
         Duration::from_secs(30),
     );
-    let err = assert_fails(&out);
-    assert!(
-        err.contains(&lock.display().to_string()) && err.contains("FIFO"),
-        "{err}"
-    );
+    snapshot_failure!(&setup.world, "fifo_lock_file", out);
 }
 
 /// A cache root that belongs to another user who does not share it with a
@@ -377,13 +366,7 @@ fn a_cache_root_of_another_user_is_refused() {
     std::os::unix::fs::chown(&cache, Some(uid_of(MEMBER)), None).unwrap();
     chmod(&cache, 0o755);
     let out = setup.create("env");
-    let err = assert_fails(&out);
-    assert!(
-        err.contains(&cache.display().to_string())
-            && err.contains(MEMBER)
-            && err.contains("--cache-dir"),
-        "{err}"
-    );
+    snapshot_failure!(&setup.world, "cache_root_of_another_user", out);
     assert!(
         fs_err::read_dir(&cache).unwrap().next().is_none(),
         "pkgr wrote into a cache it refused"
@@ -398,11 +381,7 @@ fn a_world_writable_cache_is_refused() {
     let cache = setup.cache();
     fs_err::create_dir_all(&cache).unwrap();
     chmod(&cache, 0o1777);
-    let err = assert_fails(&setup.create("env"));
-    assert!(
-        err.contains(&format!("chmod o-w {}", cache.display())),
-        "{err}"
-    );
+    snapshot_failure!(&setup.world, "world_writable_cache", setup.create("env"));
     assert!(
         fs_err::read_dir(&cache).unwrap().next().is_none(),
         "pkgr wrote into a cache it refused"
@@ -412,11 +391,7 @@ fn a_world_writable_cache_is_refused() {
     assert_ok(&setup.run(&["clean"]));
     let pkgs = cache.join("pkgs");
     chmod(&pkgs, 0o777);
-    let err = assert_fails(&setup.create("env"));
-    assert!(
-        err.contains(&format!("chmod o-w {}", pkgs.display())),
-        "{err}"
-    );
+    snapshot_failure!(&setup.world, "world_writable_pkgs", setup.create("env"));
 }
 
 /// Lock-wait messages name the process that really holds the lock
@@ -470,8 +445,8 @@ fn a_lock_wait_names_the_real_holder() {
     let out = run_with_timeout(cmd, Duration::from_secs(60));
     let _ = holder.kill();
     let _ = holder.wait();
-    let err = stderr(&out);
-    assert!(!out.status.success(), "{err}");
+    let err = snapshot_failure!(&setup.world, "lock_wait_names_the_real_holder", out);
+    // The snapshot shows pids as [PID]: these two check which pid is named.
     assert!(
         !err.contains("999999"),
         "the lock file's claim was believed:\n{err}"

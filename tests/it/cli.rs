@@ -122,10 +122,16 @@ fn search_lists_matches_newest_first() {
     assert!(stdout(&out).contains("libdep"));
 
     // A typo: an error with a suggestion, non-zero exit.
-    let err = assert_fails(&world.run(&["search", "-c", ch, "tol"]));
-    assert!(err.contains("did you mean `tool`"), "{err}");
-    let err = assert_fails(&world.run(&["search", "-c", ch, "tool>=3"]));
-    assert!(err.contains("no package matches `tool>=3`"), "{err}");
+    snapshot_failure!(
+        &world,
+        "search_typo",
+        world.run(&["search", "-c", ch, "tol"])
+    );
+    snapshot_failure!(
+        &world,
+        "search_no_match",
+        world.run(&["search", "-c", ch, "tool>=3"])
+    );
 }
 
 #[test]
@@ -151,8 +157,11 @@ fn env_list_and_remove() {
     let mut cmd = world.pkgr();
     cmd.args(["env", "remove", "-n", "one"])
         .env("CONDA_PREFIX", envs_dir.join("one"));
-    let err = assert_fails(&run_with_timeout(cmd, TIMEOUT));
-    assert!(err.contains("active environment"), "{err}");
+    snapshot_failure!(
+        &world,
+        "remove_active_environment",
+        run_with_timeout(cmd, TIMEOUT)
+    );
 
     assert_ok(&world.run(&["env", "remove", "-n", "one", "--dry-run"]));
     assert!(envs_dir.join("one").exists());
@@ -165,8 +174,11 @@ fn env_list_and_remove() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(left, ["two"]);
-    let err = assert_fails(&world.run(&["env", "remove", "-n", "one"]));
-    assert!(err.contains("there is no environment"), "{err}");
+    snapshot_failure!(
+        &world,
+        "remove_unknown_environment",
+        world.run(&["env", "remove", "-n", "one"])
+    );
 }
 
 #[test]
@@ -189,8 +201,11 @@ fn run_applies_the_activation_and_passes_the_exit_status() {
     let out = world.run(&["run", "-p", prefix.to_str().unwrap(), "sh", "-c", "exit 7"]);
     assert_eq!(out.status.code(), Some(7));
     // A command that is not there: a clear error.
-    let err = assert_fails(&world.run(&["run", "-p", prefix.to_str().unwrap(), "no-such-tool"]));
-    assert!(err.contains("`no-such-tool` was not found"), "{err}");
+    snapshot_failure!(
+        &world,
+        "run_unknown_command",
+        world.run(&["run", "-p", prefix.to_str().unwrap(), "no-such-tool"])
+    );
     // By name, and the environment's `bin/` comes first on PATH.
     let out = world.run(&["run", "-n", "tool", "sh", "-c", "command -v show"]);
     assert_ok(&out);
@@ -300,11 +315,7 @@ fn config_files_and_condarc_set_channels_with_their_origin() {
         stderr(&out)
     );
     fs_err::write(home.join(".config/pkgr/config.yaml"), "channels: {x: 1}\n").unwrap();
-    let err = assert_fails(&world.run(&["config", "list"]));
-    assert!(
-        err.contains("config.yaml") && err.contains("`channels`"),
-        "{err}"
-    );
+    snapshot_failure!(&world, "config_broken_file", world.run(&["config", "list"]));
 }
 
 #[test]
@@ -537,12 +548,7 @@ fn an_environment_removed_while_install_waits_is_not_revived() {
     std::thread::sleep(std::time::Duration::from_millis(500));
     let out = world.run(&["install", "-n", "gone", "-c", ch, "tool"]);
     assert!(holder.wait().unwrap().success());
-    let err = assert_fails(&out);
-    assert!(err.contains("waiting for the environment lock"), "{err}");
-    assert!(
-        err.contains("was removed while this command waited for its lock"),
-        "{err}"
-    );
+    snapshot_failure!(&world, "environment_removed_while_waiting", out);
     assert!(!prefix.exists(), "{} was revived", prefix.display());
 }
 
@@ -559,8 +565,11 @@ fn list_forms_are_conda_s() {
     assert_ok(&out);
     let text = stdout(&out);
     assert!(text.contains("tool") && !text.contains("libdep"), "{text}");
-    let err = assert_fails(&world.run(&["list", "-n", "forms", "nothing-like-it"]));
-    assert!(err.contains("no packages match"), "{err}");
+    snapshot_failure!(
+        &world,
+        "list_no_match",
+        world.run(&["list", "-n", "forms", "nothing-like-it"])
+    );
 
     let out = world.run(&["list", "-n", "forms", "--export"]);
     assert_ok(&out);

@@ -22,6 +22,74 @@ macro_rules! snapshot {
     }};
 }
 
+/// Snapshots a failure `report` (see [`failure_report`]) as
+/// `snapshots/it__<module>__<name>.snap`, with what varies between runs
+/// replaced by its role (see [`failure_filters`]): this world's dirs, ports
+/// of 127.0.0.1, times, pids. Extra dirs of the test (a channel in a temp dir
+/// of its own, say) are given as `"[ROLE]" => path`.
+macro_rules! snapshot_report {
+    ($world:expr, $name:expr, $report:expr $(, $role:expr => $path:expr)* $(,)?) => {{
+        let roles: Vec<(&str, std::path::PathBuf)> =
+            vec![$(($role, std::path::PathBuf::from(&$path))),*];
+        let filters = $crate::common::failure_filters($world, &roles);
+        let filters: Vec<(&str, &str)> =
+            filters.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        insta::with_settings!({ filters => filters, omit_expression => true }, {
+            insta::assert_snapshot!($name, $report);
+        });
+    }};
+}
+
+/// Snapshots a failed `pkgr` run whole: asserts that it failed, then
+/// snapshots its exit code and its entire stderr (see [`snapshot_report!`]
+/// for the name, the filters and the `"[ROLE]" => path` arguments).
+/// Evaluates to the stderr, for further checks.
+macro_rules! snapshot_failure {
+    ($world:expr, $name:expr, $out:expr $(, $role:expr => $path:expr)* $(,)?) => {{
+        let out: &std::process::Output = &$out;
+        let err = $crate::common::assert_fails(out);
+        snapshot_report!($world, $name, $crate::common::failure_report(out, &err) $(, $role => $path)*);
+        err
+    }};
+}
+
+/// Like [`snapshot_failure!`], for a run whose packages are fetched in
+/// parallel: snapshots the exit code and stderr without its lines of steps
+/// (`downloaded ...`, `extracted ...`, `linked ...`: see [`without_steps`]),
+/// whose order varies; every warning and the whole error stay. Evaluates to
+/// the whole stderr.
+macro_rules! snapshot_messages {
+    ($world:expr, $name:expr, $out:expr $(, $role:expr => $path:expr)* $(,)?) => {{
+        let out: &std::process::Output = &$out;
+        let err = $crate::common::assert_fails(out);
+        snapshot_report!(
+            $world,
+            $name,
+            $crate::common::failure_report(out, &$crate::common::without_steps(&err))
+            $(, $role => $path)*
+        );
+        err
+    }};
+}
+
+/// Like [`snapshot_failure!`], for a run whose warnings race too (retries of
+/// two subdirs at once, say): snapshots the exit code and stderr from its
+/// first `error:` line on (the whole error, with its causes). Evaluates to
+/// the whole stderr.
+macro_rules! snapshot_error {
+    ($world:expr, $name:expr, $out:expr $(, $role:expr => $path:expr)* $(,)?) => {{
+        let out: &std::process::Output = &$out;
+        let err = $crate::common::assert_fails(out);
+        snapshot_report!(
+            $world,
+            $name,
+            $crate::common::failure_report(out, $crate::common::from_first_error(&err))
+            $(, $role => $path)*
+        );
+        err
+    }};
+}
+
 /// A scratch world for one test: its own HOME, cache and envs root.
 pub struct World {
     pub tmp: tempfile::TempDir,
@@ -244,6 +312,123 @@ pub fn filters(world: &World) -> Vec<(String, String)> {
             String::from("$1  [SIZE]"),
         ),
     ]
+}
+
+/// What a failure snapshot holds: the exit code, then `stderr`.
+pub fn failure_report(out: &Output, stderr: &str) -> String {
+    let status = match out.status.code() {
+        Some(code) => format!("exit code: {code}"),
+        None => format!("exit status: {}", out.status),
+    };
+    format!("{status}\n----- stderr -----\n{stderr}")
+}
+
+/// `stderr` from its first line that starts with `error:` (all of it when
+/// there is none, so that the snapshot shows what came instead).
+pub fn from_first_error(stderr: &str) -> &str {
+    if stderr.starts_with("error:") {
+        return stderr;
+    }
+    match stderr.find("\nerror:") {
+        Some(at) => &stderr[at + 1..],
+        None => stderr,
+    }
+}
+
+/// `stderr` without the lines of finished steps that pkgr prints one per
+/// package or download (`downloaded x (900 B)`, `extracted x`, `cached x`,
+/// `linked x`, `removed x`) and without `tracing` log lines (of a test that
+/// turns them on with `PKGR_LOG`): the order of parallel steps varies.
+pub fn without_steps(stderr: &str) -> String {
+    const STEPS: [&str; 5] = [
+        "downloaded ",
+        "extracted ",
+        "cached ",
+        "linked ",
+        "removed ",
+    ];
+    const LEVELS: [&str; 5] = [" TRACE ", " DEBUG ", " INFO ", " WARN ", " ERROR "];
+    // `2026-12-08T01:42:43.031386Z DEBUG target: ...`
+    let is_log = |line: &str| {
+        line.split_once(' ').is_some_and(|(time, _)| {
+            time.len() > 20 && time.ends_with('Z') && time.as_bytes()[4] == b'-'
+        }) && LEVELS.iter().any(|level| line.contains(level))
+    };
+    stderr
+        .lines()
+        .filter(|line| !STEPS.iter().any(|step| line.starts_with(step)) && !is_log(line))
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
+/// Insta filters for a failure snapshot: each of `roles` (a dir of the test,
+/// by its role: `[CHANNEL]`, ...), this world's cache (`[CACHE]`) and the
+/// world itself (`[TMP]`), longest path first, so a dir inside another keeps
+/// its role; ports of 127.0.0.1 (`[PORT]`); durations (`[TIME]`); sizes in
+/// progress lines (`[SIZE]`); file descriptors (`[FD]`); pids (`[PID]`);
+/// the random part of temp file names (`[RANDOM]`); the hashes in cache
+/// entry keys and cached repodata names (`[HASH]`).
+/// Only the varying part is replaced: the words around it stay.
+pub fn failure_filters(world: &World, roles: &[(&str, PathBuf)]) -> Vec<(String, String)> {
+    let mut paths: Vec<(String, String)> = roles
+        .iter()
+        .map(|(role, path)| (path.display().to_string(), (*role).to_owned()))
+        .collect();
+    paths.push((world.cache().display().to_string(), String::from("[CACHE]")));
+    paths.push((world.path().display().to_string(), String::from("[TMP]")));
+    paths.sort_by_key(|(path, _)| std::cmp::Reverse(path.len()));
+    let mut filters: Vec<(String, String)> = paths
+        .into_iter()
+        .map(|(path, role)| (regex_escape(&path), role))
+        .collect();
+    filters.extend([
+        (
+            // Ports the tests' servers were given (a fixed low port, like
+            // the closed port 9, stays).
+            String::from(r"127\.0\.0\.1:\d{4,5}\b"),
+            String::from("127.0.0.1:[PORT]"),
+        ),
+        (String::from(r"\b\d+\.\d+ ?s\b"), String::from("[TIME]")),
+        // Sizes of the test's archives in progress lines (`downloaded x
+        // (900 B)`), which follow the compressor's version; a size in the
+        // words of a message (`more than 16 MiB`) stays.
+        (
+            String::from(r"\(\d+(\.\d+)? (B|KiB|MiB|GiB)\)"),
+            String::from("([SIZE])"),
+        ),
+        // The descriptor number of a file pkgr opened, and the name of a
+        // download's temp file (its pid and a random part).
+        (
+            String::from(r"/proc/self/fd/\d+/"),
+            String::from("/proc/self/fd/[FD]/"),
+        ),
+        (
+            String::from(r"\bdl-\d+-[A-Za-z0-9]+\.part\b"),
+            String::from("dl-[PID]-[RANDOM].part"),
+        ),
+        // A cache entry's key ends in 12 hex digits of its archive's sha256,
+        // which follows whatever varies in the archive (a temp path in it);
+        // a cached repodata file is named by 16 of its URL's (with a port).
+        (
+            String::from(r"(\w)-[0-9a-f]{12}\b"),
+            String::from("$1-[HASH]"),
+        ),
+        (
+            String::from(r"\brepodata/[0-9a-f]{16}\."),
+            String::from("repodata/[HASH]."),
+        ),
+        // A process's temp dir in the cache, and an extraction's dir in it.
+        (
+            String::from(r"\bproc-\d+-[0-9a-f]+/x-[A-Za-z0-9]+/"),
+            String::from("proc-[PID]-[RANDOM]/x-[RANDOM]/"),
+        ),
+        (String::from(r"\bpid \d+"), String::from("pid [PID]")),
+        (
+            String::from(r"\bprocess \d+"),
+            String::from("process [PID]"),
+        ),
+    ]);
+    filters
 }
 
 fn regex_escape(text: &str) -> String {

@@ -22,6 +22,7 @@ mod hostile_links;
 mod hostile_repodata;
 mod index;
 mod network;
+mod noarch_python;
 mod python_paths;
 mod real_data;
 mod real_solves;

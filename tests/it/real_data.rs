@@ -14,7 +14,7 @@ use pkgr_test_support::{
     python_package, sha256_hex, ArchiveEntry, Format, LocalChannel,
 };
 
-use crate::common::{assert_fails, assert_ok, run_with_timeout, stderr, stdout, World, TIMEOUT};
+use crate::common::{assert_ok, run_with_timeout, stderr, stdout, World, TIMEOUT};
 
 pub fn datasets() -> Option<PathBuf> {
     pkgr_test_support::datasets()
@@ -203,10 +203,12 @@ fn real_packages_install_with_every_file_correct() {
                 channel.to_str().unwrap(),
                 name,
             ]);
-            let err = assert_fails(&out);
-            assert!(
-                err.contains("incomplete") && err.contains(name.as_str()),
-                "{err}"
+            // Says "incomplete", naming the package.
+            snapshot_failure!(
+                &world,
+                format!("incomplete_{name}{format}").as_str(),
+                out,
+                "[DATASETS]" => datasets,
             );
             assert!(!prefix.exists());
             incomplete_seen += 1;
@@ -444,11 +446,7 @@ fn real_noarch_python_packages_install_like_conda() {
     // ships only info/) is refused, naming it, and the environment is as it was.
     let before = read_prefix_listing(&prefix);
     let out = world.run(&["install", "-p", prefix.to_str().unwrap(), "spiffy-test-app"]);
-    let err = assert_fails(&out);
-    assert!(
-        err.contains("spiffy-test-app") && err.contains("incomplete"),
-        "{err}"
-    );
+    snapshot_failure!(&world, "incomplete_spiffy_test_app", out, "[DATASETS]" => datasets);
     assert_eq!(read_prefix_listing(&prefix), before);
 
     // Removing everything leaves only conda-meta behind.
@@ -519,10 +517,11 @@ fn conda_test_recipes_behave_as_in_conda() {
     // A post-link script that exits 1 fails the install, shows which script,
     // and leaves no environment.
     let prefix = world.env("failing");
-    let err = assert_fails(&world.create(&prefix, channel, &["failing_post_link"]));
-    assert!(
-        err.contains("failing_post_link") && err.contains("post-link"),
-        "{err}"
+    snapshot_failure!(
+        &world,
+        "failing_post_link",
+        world.create(&prefix, channel, &["failing_post_link"]),
+        "[DATASETS]" => datasets,
     );
     assert!(!prefix.exists());
 
@@ -694,7 +693,14 @@ fn every_synthetic_linux_and_noarch_package_installs_or_is_clearly_refused() {
             None
         };
         if let Some(expected) = refusal {
-            let err = assert_fails(&out);
+            // Without the download lines (they finish in any order);
+            // `expected` is what it must say, whatever the package.
+            let err = snapshot_messages!(
+                &world,
+                format!("refused_{}", archive.file_name().unwrap().to_string_lossy()).as_str(),
+                out,
+                "[DATASETS]" => datasets,
+            );
             assert!(expected.iter().all(|e| err.contains(e)), "{what}: {err}");
             assert!(
                 !prefix.exists(),

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use pkgr_test_support::{current_subdir, Format, LocalChannel, Package};
 
-use crate::common::{assert_fails, assert_ok, stdout, World};
+use crate::common::{assert_ok, stderr, stdout, World};
 
 /// Writes `<dir>/<subdir>/repodata.json` (and an empty noarch) from
 /// `(file name, record)` pairs; the archives need not exist for a dry run.
@@ -103,7 +103,7 @@ fn plan(
     full.extend_from_slice(args);
     let out = world.run(&full);
     if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        return Err(crate::common::failure_report(&out, &stderr(&out)));
     }
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     Ok(plan["actions"]["LINK"]
@@ -183,8 +183,8 @@ fn channel_priority_strict_flexible_and_disabled() {
         &["--strict-channel-priority"][..],
     ] {
         let err = with(flags, &["flask==0.12", "jinja2==2.8"]).unwrap_err();
-        assert!(err.contains("strict channel priority"), "{err}");
-        assert!(!err.contains("because due to"), "{err}");
+        // Says "strict channel priority" (and no "because due to").
+        snapshot_report!(&world, "strict_channel_priority", err);
         let p = with(flags, &["tool"]).unwrap();
         assert_eq!(version_of(&p, "tool"), ("1.0".into(), "chan-a".into()));
     }
@@ -199,16 +199,19 @@ fn channel_priority_strict_flexible_and_disabled() {
     assert_eq!(version_of(&p, "tool"), ("2.0".into(), "chan-b".into()));
     let p = with(&["--channel-priority", "flexible"], &["tool"]).unwrap();
     assert_eq!(version_of(&p, "tool"), ("1.0".into(), "chan-a".into()));
-    let err = assert_fails(&world.run(&[
-        "create",
-        "--dry-run",
-        "-p",
-        "/tmp/x",
-        "--channel-priority",
-        "sometimes",
-        "tool",
-    ]));
-    assert!(err.contains("sometimes"), "{err}");
+    snapshot_failure!(
+        &world,
+        "unknown_channel_priority",
+        world.run(&[
+            "create",
+            "--dry-run",
+            "-p",
+            "/tmp/x",
+            "--channel-priority",
+            "sometimes",
+            "tool",
+        ])
+    );
 }
 
 #[test]
@@ -336,15 +339,12 @@ fn depends_and_constrains_are_honoured() {
     let p = plan(&world, &["-c", &ch, "app", "plugin"]).unwrap();
     assert_eq!(p["plugin"].0, "1.0");
     let err = plan(&world, &["-c", &ch, "app", "plugin>=2"]).unwrap_err();
-    assert!(err.contains("plugin"), "{err}");
+    snapshot_report!(&world, "constrained_plugin", err);
     let err = plan(&world, &["-c", &ch, "app", "lib<2"]).unwrap_err();
-    assert!(err.contains("lib"), "{err}");
+    snapshot_report!(&world, "constrained_lib", err);
     // A name glob must single out one package.
     let err = plan(&world, &["-c", &ch, "*[version=1.0]"]).unwrap_err();
-    assert!(
-        err.contains("several names") && err.contains("plugin"),
-        "{err}"
-    );
+    snapshot_report!(&world, "glob_of_several_names", err);
 }
 
 /// libbase 0.9/1.0 (+1.1 added later), libmid 1.2 → libbase >=1.0, app 2.0 →
@@ -422,15 +422,20 @@ fn pins_freeze_installed_and_update_deps() {
         "# pinned by the admin\nlibbase 0.9.*\n",
     )
     .unwrap();
-    let err = assert_fails(&world.run(&["install", "-p", p, "-c", &ch, "app"]));
-    assert!(err.contains("libbase"), "{err}");
+    snapshot_failure!(
+        &world,
+        "pinned_in_conda_meta",
+        world.run(&["install", "-p", p, "-c", &ch, "app"])
+    );
     assert_ok(&world.run(&["update", "-p", p, "-c", &ch, "--all"]));
     assert_eq!(installed(&world, &prefix)["libbase"], "0.9");
     fs_err::remove_file(prefix.join("conda-meta/pinned")).unwrap();
     // --freeze-installed: libbase may not move, so app cannot come.
-    let err =
-        assert_fails(&world.run(&["install", "-p", p, "-c", &ch, "--freeze-installed", "app"]));
-    assert!(err.contains("libbase"), "{err}");
+    snapshot_failure!(
+        &world,
+        "freeze_installed",
+        world.run(&["install", "-p", p, "-c", &ch, "--freeze-installed", "app"])
+    );
     assert_eq!(installed(&world, &prefix)["libbase"], "0.9");
     // Without it, libbase moves as app needs.
     assert_ok(&world.run(&["install", "-p", p, "-c", &ch, "app"]));
@@ -456,15 +461,18 @@ fn pins_freeze_installed_and_update_deps() {
     let config = world.path().join("home/.config/pkgr");
     fs_err::create_dir_all(&config).unwrap();
     fs_err::write(config.join("config.yaml"), "pinned_packages: ['data <3']\n").unwrap();
-    let err = assert_fails(&world.run(&[
-        "create",
-        "-p",
-        world.env("pinned2").to_str().unwrap(),
-        "-c",
-        &ch,
-        "app",
-    ]));
-    assert!(err.contains("data"), "{err}");
+    snapshot_failure!(
+        &world,
+        "pinned_packages_setting",
+        world.run(&[
+            "create",
+            "-p",
+            world.env("pinned2").to_str().unwrap(),
+            "-c",
+            &ch,
+            "app",
+        ])
+    );
     fs_err::remove_file(config.join("config.yaml")).unwrap();
     // --freeze-installed freezes what the request does not name.
     let frozen = world.env("frozen");
@@ -571,13 +579,18 @@ fn virtual_packages_are_detected_and_overridable() {
         crate::common::run_with_timeout(cmd, crate::common::TIMEOUT)
     };
     assert_ok(&with_env(&[], "unixy"));
-    let err = assert_fails(&with_env(&[], "windowsy"));
-    assert!(err.contains("__win"), "{err}");
-    let err = assert_fails(&with_env(&[("CONDA_OVERRIDE_GLIBC", "2.17")], "newglibc"));
-    assert!(err.contains("__glibc"), "{err}");
+    snapshot_failure!(&world, "needs_win", with_env(&[], "windowsy"));
+    snapshot_failure!(
+        &world,
+        "needs_newer_glibc",
+        with_env(&[("CONDA_OVERRIDE_GLIBC", "2.17")], "newglibc")
+    );
     assert_ok(&with_env(&[("CONDA_OVERRIDE_GLIBC", "3.0")], "newglibc"));
-    let err = assert_fails(&with_env(&[("CONDA_OVERRIDE_CUDA", "")], "gpu"));
-    assert!(err.contains("__cuda"), "{err}");
+    snapshot_failure!(
+        &world,
+        "needs_cuda",
+        with_env(&[("CONDA_OVERRIDE_CUDA", "")], "gpu")
+    );
     assert_ok(&with_env(&[("CONDA_OVERRIDE_CUDA", "12.4")], "gpu"));
     // info shows what a solve sees, overrides applied.
     let mut cmd = world.pkgr();
