@@ -2,7 +2,8 @@
 //! index them into a channel with `pkgr index`, install them, and check every
 //! file their paths.json lists against the archive itself.
 //!
-//! Skipped (with a message) when PKGR_DATASETS is not set; `.ci/run` sets it.
+//! `#[ignore]`d (a plain `cargo test` counts them as ignored); `.ci/run` runs
+//! them with `--ignored` and PKGR_DATASETS set.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,7 @@ use pkgr_test_support::{
 
 use crate::common::{assert_ok, run_with_timeout, stderr, stdout, World, TIMEOUT};
 
-pub fn datasets() -> Option<PathBuf> {
+pub fn datasets() -> PathBuf {
     pkgr_test_support::datasets()
 }
 
@@ -128,8 +129,9 @@ fn verify_installed(prefix: &Path, archive: &Path) -> usize {
 }
 
 #[test]
+#[ignore = "needs the conda datasets: set PKGR_DATASETS (.ci/run does)"]
 fn real_packages_install_with_every_file_correct() {
-    let Some(datasets) = datasets() else { return };
+    let datasets = datasets();
     let world = World::new();
     let packages = real_packages(&datasets);
     assert!(
@@ -219,8 +221,9 @@ fn real_packages_install_with_every_file_correct() {
 }
 
 #[test]
+#[ignore = "needs the conda datasets: set PKGR_DATASETS (.ci/run does)"]
 fn malformed_real_archives_are_skipped_by_index_and_refused_by_create() {
-    let Some(datasets) = datasets() else { return };
+    let datasets = datasets();
     let world = World::new();
     let channel = world.path().join("channel");
     let noarch = channel.join("noarch");
@@ -323,8 +326,9 @@ const CONDA_CACHE_FIELDS: &[&str] = &[
 /// post-link script with conda's variables, .pyc files compiled, and
 /// conda-meta records with conda's fields and shapes.
 #[test]
+#[ignore = "needs the conda datasets: set PKGR_DATASETS (.ci/run does)"]
 fn real_noarch_python_packages_install_like_conda() {
-    let Some(datasets) = datasets() else { return };
+    let datasets = datasets();
     let Some(version) = machine_python_version() else {
         eprintln!("skipped: no python3 on this machine");
         return;
@@ -472,8 +476,9 @@ fn read_prefix_listing(prefix: &Path) -> Vec<String> {
 /// conda's own test packages for link scripts and clobbers (built by
 /// conda-build for conda's test suite) behave here as conda's tests expect.
 #[test]
+#[ignore = "needs the conda datasets: set PKGR_DATASETS (.ci/run does)"]
 fn conda_test_recipes_behave_as_in_conda() {
-    let Some(datasets) = datasets() else { return };
+    let datasets = datasets();
     let world = World::new();
     let recipes = "conda-test-recipes/noarch";
     let channel = synthetic_channel(
@@ -598,8 +603,9 @@ fn synthetic_linux_and_noarch(datasets: &Path) -> Vec<(PathBuf, serde_json::Valu
 /// correct, or is refused with a clear error when its archive lacks files its
 /// metadata lists; nothing else happens to any of them.
 #[test]
+#[ignore = "needs the conda datasets: set PKGR_DATASETS (.ci/run does)"]
 fn every_synthetic_linux_and_noarch_package_installs_or_is_clearly_refused() {
-    let Some(datasets) = datasets() else { return };
+    let datasets = datasets();
     let python = machine_python_version();
     let world = World::new();
     let packages = synthetic_linux_and_noarch(&datasets);

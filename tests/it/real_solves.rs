@@ -16,7 +16,8 @@
 //! Requests where pkgr's answer is not conda's are the ignored tests at the
 //! end (`diverges_*`), with conda's answer.
 //!
-//! Skipped (with a message) when PKGR_DATASETS is not set.
+//! `#[ignore]`d (a plain `cargo test` counts them as ignored); `.ci/run` runs
+//! them with `--ignored` and PKGR_DATASETS set.
 
 use std::path::{Path, PathBuf};
 
@@ -52,8 +53,8 @@ struct Case {
 
 use Expect::{Includes, Plan, Unsatisfiable};
 
-fn datasets() -> Option<PathBuf> {
-    Some(pkgr_test_support::datasets()?.join("repodata"))
+fn datasets() -> PathBuf {
+    pkgr_test_support::datasets().join("repodata")
 }
 
 fn read_json(path: &Path) -> Value {
@@ -245,8 +246,9 @@ fn planned(stdout: &[u8]) -> Vec<(String, String)> {
 /// every case (plans and which specs the refusals name); conda's tests where
 /// named.
 #[test]
+#[ignore = "needs the conda datasets: set PKGR_DATASETS (.ci/run does)"]
 fn index_json() {
-    let Some(datasets) = datasets() else { return };
+    let datasets = datasets();
     let world = World::new();
     let channel = index_dict_channel(&world, &datasets, "index.json", "index");
     run_cases(
@@ -408,8 +410,9 @@ fn index_json() {
 /// from run to run, and got np16py27_0 (with python 2.7) in about one run of
 /// five.
 #[test]
+#[ignore = "needs the conda datasets: set PKGR_DATASETS (.ci/run does)"]
 fn scipy_tie_is_broken_the_same_way_every_time() {
-    let Some(datasets) = datasets() else { return };
+    let datasets = datasets();
     let world = World::new();
     let channel = index_dict_channel(&world, &datasets, "index.json", "index");
     let case = || Case {
@@ -443,8 +446,9 @@ fn scipy_tie_is_broken_the_same_way_every_time() {
 ///
 /// Expectations: reasoning; py-rattler 0.28.0 agreed; conda test as named.
 #[test]
+#[ignore = "needs the conda datasets: set PKGR_DATASETS (.ci/run does)"]
 fn index2_json() {
-    let Some(datasets) = datasets() else { return };
+    let datasets = datasets();
     let world = World::new();
     let channel = index_dict_channel(&world, &datasets, "index2.json", "index2");
     run_cases(
@@ -466,8 +470,9 @@ fn index2_json() {
 ///
 /// Expectations: reasoning; py-rattler 0.28.0 agreed; conda tests as named.
 #[test]
+#[ignore = "needs the conda datasets: set PKGR_DATASETS (.ci/run does)"]
 fn index4_json() {
-    let Some(datasets) = datasets() else { return };
+    let datasets = datasets();
     let world = World::new();
     let channel = index_dict_channel(&world, &datasets, "index4.json", "index4");
     run_cases(
@@ -535,8 +540,9 @@ fn index4_json() {
 ///
 /// Expectations: reasoning; py-rattler 0.28.0 agreed; no conda test solves it.
 #[test]
+#[ignore = "needs the conda datasets: set PKGR_DATASETS (.ci/run does)"]
 fn anaconda_main_subset() {
-    let Some(datasets) = datasets() else { return };
+    let datasets = datasets();
     let world = World::new();
     let channel = repodata_channel(
         &world,
@@ -610,8 +616,9 @@ fn anaconda_main_subset() {
 /// Expectations: reasoning (one candidate per name, so the plan is the
 /// closure); py-rattler 0.28.0 agreed; no conda test solves it.
 #[test]
+#[ignore = "needs the conda datasets: set PKGR_DATASETS (.ci/run does)"]
 fn conda_forge_numpy_subset() {
-    let Some(datasets) = datasets() else { return };
+    let datasets = datasets();
     let world = World::new();
     let channel = repodata_channel(
         &world,
@@ -657,8 +664,9 @@ fn conda_forge_numpy_subset() {
 /// Expectations: reasoning; py-rattler 0.28.0 agreed; no conda test solves it
 /// this way.
 #[test]
+#[ignore = "needs the conda datasets: set PKGR_DATASETS (.ci/run does)"]
 fn anaconda_conda_test() {
-    let Some(datasets) = datasets() else { return };
+    let datasets = datasets();
     let world = World::new();
     let channel = repodata_channel(
         &world,
@@ -709,8 +717,9 @@ fn anaconda_conda_test() {
 ///
 /// Expectations: reasoning; py-rattler 0.28.0 agreed; no conda test solves it.
 #[test]
+#[ignore = "needs the conda datasets: set PKGR_DATASETS (.ci/run does)"]
 fn conda_index_time_cut() {
-    let Some(datasets) = datasets() else { return };
+    let datasets = datasets();
     let world = World::new();
     let channel = repodata_channel(
         &world,
@@ -760,7 +769,7 @@ fn conda_index_time_cut() {
 #[test]
 #[ignore = "pkgr diverges from conda: legacy features, dependency versions before build numbers"]
 fn diverges_conda_test_prune_1() {
-    let Some(datasets) = datasets() else { return };
+    let datasets = datasets();
     let world = World::new();
     let index = index_dict_channel(&world, &datasets, "index.json", "index");
     run_cases(
@@ -808,7 +817,7 @@ fn diverges_conda_test_prune_1() {
 #[test]
 #[ignore = "pkgr diverges from conda: an explicitly requested package not at its newest version"]
 fn diverges_requested_versions_first() {
-    let Some(datasets) = datasets() else { return };
+    let datasets = datasets();
     let world = World::new();
     let index4 = index_dict_channel(&world, &datasets, "index4.json", "index4");
     run_cases(
