@@ -10,14 +10,18 @@
 //! <root>/pkgs/<key>/.pkgr-entry.json        completion marker, written last
 //! <root>/pkgs/.locks/<key>.lock             the entry's lock file (holds the last
 //!                                           exclusive holder's pid; never deleted)
-//! <root>/repodata/<hash>.json (+ .info.json, .lock)
+//! <root>/repodata/<hash>.json (+ .info.json, .index, .lock)
+//! <root>/repodata/<hash>.msgpack.zst (+ .info.json, .lock)  a CEP-16 shard index
+//! <root>/repodata/shards/<sha256>.msgpack.zst one shard, named by its hash
 //! <root>/tmp/proc-<pid>-<nonce>/            one process's temp files, guarded by
 //! <root>/tmp/proc-<pid>-<nonce>.lock        a lock it holds while alive
 //! <root>/pyc/<key>/cpython-XY/              .pyc files compiled once for the
 //!                                           entry's noarch python modules
 //! ```
 //!
-//! Every name in it is [`Layout`]'s (the one place they are spelled out).
+//! The directories and the names of entries, archives, locks and session
+//! directories are [`Layout`]'s (the one place they are spelled out); the
+//! names of the repodata files in `repodata/` are `pkgr-repodata`'s.
 //!
 //! `<key>` is `<name>-<version>-<build>-<hash>`, where `<hash>` is the first 12
 //! hex digits of the record's sha256 (else md5, else the sha256 of its URL), so

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use pkgr_fs::lock::{self, FileLock, LockMode};
 
-use crate::{session, CacheError, PackageCache, RepodataPolicy, Reporter};
+use crate::{session, CacheError, Layout, PackageCache, RepodataPolicy, Reporter};
 
 /// Keeps this process's session of the cache (its temp directory, and the
 /// held directories that [`PackageCache::repodata_dir`] and
@@ -35,13 +35,13 @@ impl PackageCache {
     pub fn repodata_dir(&self) -> PathBuf {
         self.dirs
             .as_ref()
-            .map_or_else(|| self.root.join("repodata"), |d| d.repodata_at.clone())
+            .map_or_else(|| self.layout().repodata(), |d| d.repodata_at.clone())
     }
 
     /// The directory shards are cached in (`repodata/shards/`; immutable
     /// files named by their hash, read and written without a lock).
     pub fn shards_dir(&self) -> PathBuf {
-        self.root().join("repodata").join("shards")
+        self.layout().shards()
     }
 
     /// This process's temp directory, reached through its held handle (see
@@ -84,7 +84,7 @@ impl PackageCache {
         let started = std::time::Instant::now();
         let lock = lock::acquire_in(
             &self.dirs(format!("download {redacted} into it"))?.repodata,
-            &format!("{name}.lock"),
+            &Layout::lock_name(name),
             LockMode::Exclusive,
             redacted,
             self.lock_timeout,

@@ -26,8 +26,8 @@
 //!
 //! Here: the transaction (plan, check, unlink, link, commit). Beside it:
 //! `scheduler.rs` (the linking threads and their `LinkQueue`),
-//! `commit.rs` (post-link scripts and records, dependencies first, or the
-//! rollback), `clobbers.rs` (paths several packages ship), `compile.rs`
+//! `staged.rs` (what a linking thread hands to the commit), `commit.rs`
+//! (post-link scripts and records, dependencies first, or the rollback), `clobbers.rs` (paths several packages ship), `compile.rs`
 //! (byte-compiling), `journal.rs` (the journal and [`recover`]).
 //!
 //! With `-vv` (debug), each step is a span: `transaction` (or

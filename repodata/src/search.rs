@@ -13,7 +13,8 @@ use crate::RepodataError;
 /// matching names' records are read (of a sharded subdir, only their shards
 /// are fetched). A name no channel has is [`RepodataError::PackageNotFound`]
 /// (with the names it may be a typo of).
-#[tracing::instrument(level = "debug", skip_all, fields(spec = %spec))]
+// Only the name: a spec can carry a channel URL with credentials.
+#[tracing::instrument(level = "debug", skip_all, fields(name = %spec.name))]
 pub async fn search(
     cache: &PackageCache,
     indexes: &[SubdirIndex],

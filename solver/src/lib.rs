@@ -315,8 +315,9 @@ fn dependency_closure<'a>(
 }
 
 /// The package name a parsed `spec` asks for, if it names exactly one (not
-/// a glob). (Spec *text* is read by `pkgr_prefix::meta::spec_package_name`;
-/// a record's `depends` entry by [`dependency_name`].)
+/// a glob). (Spec *text* is parsed by `pkgr_prefix::meta::spec_package_name`;
+/// [`dependency_name`] cuts the name out of a record's `depends` entry
+/// without parsing, for the solve's hot paths.)
 pub fn exact_name(spec: &MatchSpec) -> Option<String> {
     spec.name.as_exact().map(|n| n.as_normalized().to_owned())
 }

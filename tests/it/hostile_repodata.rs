@@ -282,11 +282,12 @@ fn a_record_without_checksums_needs_the_setting() {
     let server = ChannelServer::serve(plain.root());
     let prefix = world.env("refused");
     // Only the unverified one is named.
-    snapshot_messages!(
+    let err = snapshot_messages!(
         &world,
         "record_without_checksums",
         world.create(&prefix, server.url(), &["evil", "ok"])
     );
+    assert!(!err.contains("ok-1.0-0"), "only the unverified one: {err}");
     assert!(!prefix.exists());
     assert!(
         named(&world.cache().join("pkgs"), "evil").is_empty(),

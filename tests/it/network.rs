@@ -233,7 +233,8 @@ fn a_redirect_loop_and_a_tls_failure_are_not_retried() {
         "big",
     ]);
     // Not retried.
-    snapshot_messages!(&world, "redirect_loop", run_with_timeout(cmd, TIMEOUT));
+    let err = snapshot_messages!(&world, "redirect_loop", run_with_timeout(cmd, TIMEOUT));
+    assert!(!err.contains("retrying"), "{err}");
     // reqwest follows 10 redirects, then gives up: one attempt.
     assert!(server.count(&big) <= 11, "{} requests", server.count(&big));
 
@@ -257,7 +258,11 @@ fn a_redirect_loop_and_a_tls_failure_are_not_retried() {
         started.elapsed()
     );
     // Names the URL; no "retrying", no "gave up".
-    snapshot_error!(&world, "tls_to_a_plain_port", out);
+    let err = snapshot_error!(&world, "tls_to_a_plain_port", out);
+    assert!(
+        !err.contains("retrying") && !err.contains("gave up"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -469,7 +474,8 @@ fn tls_certificates_a_ca_bundle_ssl_verify_and_a_connect_proxy() {
     // A certificate nobody vouches for: refused at once, not retried.
     let (out, elapsed) = create("untrusted", &[], "c1");
     // Says "certificate", and no "retrying".
-    snapshot_error!(&world, "untrusted_certificate", out);
+    let err = snapshot_error!(&world, "untrusted_certificate", out);
+    assert!(!err.contains("retrying"), "{err}");
     assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
     assert_eq!(server.count(&big), 0);
     // Trusted through $SSL_CERT_FILE.
