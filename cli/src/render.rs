@@ -137,11 +137,10 @@ pub fn conda_channel_name(record: &RepoDataRecord) -> String {
         .to_owned()
 }
 
-/// A record in conda's `--json` plan shape (`dist_fields_dump`: base_url,
-/// build_number, build_string, channel (its name), dist_name, name,
-/// platform, version), plus what a script wants to fetch it: `url`, `fn`,
-/// `size`, `subdir`, `md5`, `sha256`.
-fn record_json(r: &RepoDataRecord) -> serde_json::Value {
+/// A record as conda's `--json` names a package (`dist_fields_dump`:
+/// base_url, build_number, build_string, channel (its name), dist_name,
+/// name, platform, version): `list --json` and the plans.
+pub fn dist_fields_json(r: &RepoDataRecord) -> serde_json::Value {
     let p = &r.package_record;
     serde_json::json!({
         "base_url": channel_url(r),
@@ -152,13 +151,29 @@ fn record_json(r: &RepoDataRecord) -> serde_json::Value {
         "name": p.name.as_normalized(),
         "platform": p.subdir,
         "version": p.version.to_string(),
-        "subdir": p.subdir,
-        "url": pkgr_redact::url_for_record(&r.url),
-        "fn": r.identifier.to_string(),
-        "size": p.size,
-        "md5": p.md5.as_ref().map(hex::encode),
-        "sha256": p.sha256.as_ref().map(hex::encode),
     })
+}
+
+/// A record in conda's `--json` plan shape ([`dist_fields_json`]), plus
+/// what a script wants to fetch it: `url`, `fn`, `size`, `subdir`, `md5`,
+/// `sha256`.
+fn record_json(r: &RepoDataRecord) -> serde_json::Value {
+    let p = &r.package_record;
+    let mut json = dist_fields_json(r);
+    if let Some(fields) = json.as_object_mut() {
+        let fetch = serde_json::json!({
+            "subdir": p.subdir,
+            "url": pkgr_redact::url_for_record(&r.url),
+            "fn": r.identifier.to_string(),
+            "size": p.size,
+            "md5": p.md5.as_ref().map(hex::encode),
+            "sha256": p.sha256.as_ref().map(hex::encode),
+        });
+        if let serde_json::Value::Object(fetch) = fetch {
+            fields.extend(fetch);
+        }
+    }
+    json
 }
 
 /// Which checksum an `@EXPLICIT` line carries.

@@ -8,7 +8,7 @@ use rattler_conda_types::PrefixRecord;
 use crate::cli::{GlobalArgs, ListArgs};
 use crate::environments;
 use crate::output::{print_json, print_stdout};
-use crate::render::{channel_url, conda_channel_name, explicit, export_header, ExplicitHash};
+use crate::render::{conda_channel_name, dist_fields_json, explicit, export_header, ExplicitHash};
 
 /// `pkgr list`.
 pub fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<()> {
@@ -40,20 +40,7 @@ pub fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<()> {
     if global.json {
         let list: Vec<serde_json::Value> = records
             .iter()
-            .map(|r| {
-                let r = &r.repodata_record;
-                let p = &r.package_record;
-                serde_json::json!({
-                    "base_url": channel_url(r),
-                    "build_number": p.build_number,
-                    "build_string": p.build,
-                    "channel": conda_channel_name(r),
-                    "dist_name": format!("{}-{}-{}", p.name.as_normalized(), p.version, p.build),
-                    "name": p.name.as_normalized(),
-                    "platform": p.subdir,
-                    "version": p.version.to_string(),
-                })
-            })
+            .map(|r| dist_fields_json(&r.repodata_record))
             .collect();
         print_json(&serde_json::Value::Array(list))?;
         return Ok(());
