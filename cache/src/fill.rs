@@ -187,9 +187,11 @@ impl PackageCache {
         abort: &Abort,
     ) -> Result<CacheEntry, CacheError> {
         // Before its key becomes a path (lock file, entry, archive).
-        crate::repodata::check_record(record).map_err(|problem| CacheError::UnsafeRecord {
-            package: record.identifier.to_string().escape_debug().to_string(),
-            problem,
+        crate::repodata_rules::check_record(record).map_err(|problem| {
+            CacheError::UnsafeRecord {
+                package: record.identifier.to_string().escape_debug().to_string(),
+                problem,
+            }
         })?;
         let key = Self::entry_key(record);
         let display = record.identifier.to_string();

@@ -278,8 +278,8 @@ pub mod archive;
 pub mod compiled;
 pub mod filesystem;
 mod maintenance;
-pub mod repodata;
 mod repodata_access;
+pub mod repodata_rules;
 mod session;
 mod streaming;
 mod validate;
@@ -308,8 +308,8 @@ use error::io_error;
 
 pub use archive::{ArchiveError, ArchiveFormat};
 pub use maintenance::{CleanReport, CorruptEntry, VerifyReport};
-pub use repodata::check_repodata_file;
 pub use repodata_access::{background_task_error, error_chain_text, SessionGuard};
+pub use repodata_rules::check_repodata_file;
 pub use session::SweepReport;
 pub use streaming::{streaming_counts, StreamingCounts};
 

@@ -359,7 +359,7 @@ pub(crate) fn checked(
 /// Checks that a locked record can name files: its name, version and build
 /// are plain (not empty, `.` or `..`; no `/`, `\`, NUL or control
 /// character) and its file name is `<name>-<version>-<build>.conda` or
-/// `.tar.bz2`. The same rule as `pkgr_cache::repodata::check_record`,
+/// `.tar.bz2`. The same rule as `pkgr_cache::repodata_rules::check_record`,
 /// which pkgr-install applies again before anything is fetched; here so that
 /// the error names the lock file (this crate depends on no other pkgr crate).
 fn check_identity(record: &RepoDataRecord) -> Result<(), String> {

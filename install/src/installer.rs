@@ -437,7 +437,7 @@ impl<'a> Installer<'a> {
     /// The last line of defence before anything reaches the cache or the
     /// prefix, whatever gave the records (the solver checks what it
     /// chooses; a lock file's records come straight here): every record
-    /// must name one file ([`pkgr_cache::repodata::check_record`]),
+    /// must name one file ([`pkgr_cache::repodata_rules::check_record`]),
     /// and must carry a checksum unless [`Self::with_unverified_packages`]
     /// allows it (then the reporter is warned, naming them).
     fn check_records(
@@ -446,7 +446,7 @@ impl<'a> Installer<'a> {
         reporter: &dyn Reporter,
     ) -> Result<(), InstallError> {
         for record in records {
-            pkgr_cache::repodata::check_record(record).map_err(|problem| {
+            pkgr_cache::repodata_rules::check_record(record).map_err(|problem| {
                 InstallError::UnsafeRecord {
                     file_name: record.identifier.to_string().escape_debug().to_string(),
                     channel: record

@@ -19,7 +19,7 @@ use std::io::Write;
 use std::ops::Range;
 use std::path::Path;
 
-use pkgr_cache::repodata::{is_package_name, package_name_of_key, parse_repodata};
+use pkgr_cache::repodata_rules::{is_package_name, package_name_of_key, parse_repodata};
 use serde::Deserialize;
 
 /// First line of an index file; a file with another first line is rebuilt.

@@ -21,7 +21,7 @@
 //! A channel chooses which packages exist, not where pkgr writes or what it
 //! reads locally:
 //! - a record the solve chooses must name one file that is its own
-//!   ([`pkgr_cache::repodata::check_record`], checked by the solver);
+//!   ([`pkgr_cache::repodata_rules::check_record`], checked by the solver);
 //! - an http(s) channel's `info.base_url` (and a sharded one's
 //!   `shards_base_url`) may point only at http(s) URLs
 //!   ([`RepodataError::RefusedRepodata`]); a `file://` channel may point at

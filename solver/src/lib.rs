@@ -16,7 +16,7 @@
 //! # What a channel is not trusted with
 //!
 //! A record the solve chooses must name one file that is its own
-//! ([`pkgr_cache::repodata::check_record`]: no `/`, `\` or `..` in its name,
+//! ([`pkgr_cache::repodata_rules::check_record`]: no `/`, `\` or `..` in its name,
 //! version or build, and a file name that is `<name>-<version>-<build>.conda`
 //! / `.tar.bz2`), else the solve fails with [`SolverError::UnsafeRecord`]
 //! naming the channel and the record. Records no solve chooses are left
@@ -265,10 +265,10 @@ pub fn solve<S: RecordSource>(
     Ok(PackageRecord::sort_topologically(records))
 }
 
-/// [`pkgr_cache::repodata::check_record`] of a record the solve chose,
+/// [`pkgr_cache::repodata_rules::check_record`] of a record the solve chose,
 /// as [`SolverError::UnsafeRecord`].
 fn check_chosen(record: &RepoDataRecord) -> Result<(), SolverError> {
-    pkgr_cache::repodata::check_record(record).map_err(|problem| SolverError::UnsafeRecord {
+    pkgr_cache::repodata_rules::check_record(record).map_err(|problem| SolverError::UnsafeRecord {
         channel: record
             .channel
             .clone()
