@@ -571,17 +571,25 @@ pub fn read_entry_paths_json(dir: &Path) -> std::io::Result<PathsJson> {
     let no_link = optional(read_entry_file::<NoLink>(dir))?;
     let no_softlink = optional(read_entry_file::<NoSoftlink>(dir))?;
     PathsJson::from_deprecated(files, has_prefix, no_link, no_softlink, |path| {
-        fs_err::symlink_metadata(dir.join(path)).map(|meta| {
-            if meta.is_symlink() {
-                PathType::SoftLink
-            } else if meta.is_dir() {
-                PathType::Directory
-            } else {
-                PathType::HardLink
-            }
-        })
+        match fs_err::symlink_metadata(dir.join(path)) {
+            Ok(meta) if meta.is_symlink() => Ok(PathType::SoftLink),
+            Ok(meta) if meta.is_dir() => Ok(PathType::Directory),
+            Ok(_) => Ok(PathType::HardLink),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                ListedButMissing(path.to_path_buf()),
+            )),
+            Err(e) => Err(e),
+        }
     })
 }
+
+/// A path a legacy package's `info/files` lists that its archive does not
+/// hold (the error [`read_entry_paths_json`] gives for it, so that the
+/// message names the path rather than where it was looked for).
+#[derive(Debug, thiserror::Error)]
+#[error("`{}` is listed in its info/files but is not in the archive", .0.display())]
+pub struct ListedButMissing(pub PathBuf);
 
 fn open(archive: &Path) -> Result<fs_err::File, ArchiveError> {
     fs_err::File::open(archive).map_err(|e| unreadable(archive, e))

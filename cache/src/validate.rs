@@ -57,8 +57,15 @@ pub(crate) struct Found {
 /// The error says what is wrong, naming the path.
 pub(crate) fn check_files(dir: &Path, depth: Depth) -> Result<Found, String> {
     // Within its size limit: a package's metadata comes from whoever built it.
-    let paths = crate::archive::read_entry_paths_json(dir)
-        .map_err(|e| format!("its info/paths.json (or info/files) is unreadable: {e}"))?;
+    let paths = crate::archive::read_entry_paths_json(dir).map_err(|e| {
+        match e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<crate::archive::ListedButMissing>())
+        {
+            Some(missing) => missing.to_string(),
+            None => format!("its info/paths.json (or info/files) is unreadable: {e}"),
+        }
+    })?;
     let mut links_as_files = BTreeMap::new();
     let mut symlinks = BTreeSet::new();
     let mut directories = Directories::new(dir);

@@ -201,6 +201,29 @@ fn metadata_bigger_than_its_limit_is_refused() {
     assert_eq!(err.kind(), std::io::ErrorKind::FileTooLarge, "{err}");
 }
 
+/// A legacy package whose `info/files` lists a file its archive lacks is
+/// refused naming that file (not "info/files is unreadable", and not the
+/// temp path where it was looked for).
+#[test]
+fn a_file_listed_in_info_files_but_missing_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let entry = dir.path().join("entry");
+    fs_err::create_dir_all(entry.join("info")).unwrap();
+    fs_err::write(entry.join("info/files"), "a\nsite-packages/pkg/PKG-INFO\n").unwrap();
+    fs_err::write(entry.join("a"), "x").unwrap();
+    let err = read_entry_paths_json(&entry).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+    assert_eq!(
+        err.to_string(),
+        "`site-packages/pkg/PKG-INFO` is listed in its info/files but is not in the archive"
+    );
+    let problem = crate::validate::check_files(&entry, crate::validate::Depth::Sizes).unwrap_err();
+    assert_eq!(
+        problem,
+        "`site-packages/pkg/PKG-INFO` is listed in its info/files but is not in the archive"
+    );
+}
+
 /// An extracted tree (see [`tree`]) or the error's text.
 type Tree = Result<std::collections::BTreeMap<String, String>, String>;
 
