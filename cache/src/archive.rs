@@ -198,6 +198,15 @@ pub enum ArchiveError {
         /// Absolute path, `..` component, or link target escaping.
         why: &'static str,
     },
+    /// A symlink whose target is empty: it cannot exist on disk, and conda
+    /// refuses to extract such an archive too.
+    #[error("{} holds `{entry}`, a symlink with an empty target, which cannot exist on disk; nothing of it was used (conda refuses such an archive too)", path.display())]
+    EmptySymlink {
+        /// The archive.
+        path: PathBuf,
+        /// The symlink's path in the archive.
+        entry: String,
+    },
     /// The archive unpacks to more than [`ExtractLimits`] allow.
     #[error("{} unpacks to more than pkgr allows ({why}); it was not extracted (an archive bomb, or a broken package)", path.display())]
     TooLarge {
@@ -686,17 +695,13 @@ fn unpack_tar(
                     check_link_target(&path, &target).map_err(|why| unsafe_path(&target, why))?;
                 }
                 _ => {
-                    // A symlink with an empty target cannot exist on disk. Some
-                    // published archives carry them (conda's own test data, whose
-                    // .tar.bz2 twin holds an empty file there): keep the entry as
-                    // an empty file so that paths.json still finds it.
-                    let dest_path = dest.join(&path);
-                    if let Some(parent) = dest_path.parent() {
-                        fs_err::create_dir_all(parent).map_err(write_error)?;
-                    }
-                    let file = fs_err::File::create(&dest_path).map_err(write_error)?;
-                    set_file_mode(file.file(), published_file_mode(0o644)).map_err(write_error)?;
-                    continue;
+                    // A symlink with an empty target cannot exist on disk:
+                    // refused, as conda refuses to extract it (kept as an
+                    // empty file, it would leave a broken library link).
+                    return Err(ArchiveError::EmptySymlink {
+                        path: archive.to_path_buf(),
+                        entry: path.display().to_string(),
+                    });
                 }
             }
         } else if kind.is_hard_link() {
@@ -739,20 +744,6 @@ pub fn set_read_only(file: &fs_err::File) -> std::io::Result<()> {
     #[cfg(not(unix))]
     let _ = file;
     Ok(())
-}
-
-/// Gives the open `file` the permission bits `mode` (nothing off Unix).
-fn set_file_mode(file: &std::fs::File, mode: u32) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(mode))
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (file, mode);
-        Ok(())
-    }
 }
 
 /// Gives the directory `dir` the permission bits `mode` (nothing off Unix).

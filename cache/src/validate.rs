@@ -28,9 +28,9 @@ pub(crate) enum Depth {
 #[derive(Debug)]
 pub(crate) struct Found {
     /// The `softlink` paths that the package holds as regular files, with
-    /// their sizes (a `.tar.bz2` that stores a link as a file, or a symlink
-    /// with an empty target, which cannot exist on disk and is kept as an
-    /// empty file): the entry's marker records them, so a later check can
+    /// their sizes (a `.tar.bz2` that stores a link as a file; a symlink
+    /// with an empty target, which cannot exist on disk, is refused at
+    /// extraction): the entry's marker records them, so a later check can
     /// tell them from a link that was replaced.
     pub(crate) links_as_files: BTreeMap<String, u64>,
     /// The paths that are symlinks on disk (so that linking the package

@@ -232,40 +232,53 @@ fn a_lock_wait_ends_with_a_message_naming_the_holder() {
 
 /// anaconda's zlib 1.2.11 `.conda` holds `lib/libz.so` and `lib/libz.so.1`
 /// as symlinks with an empty target (its paths.json describes the library
-/// they point to). They cannot exist on disk as links: pkgr keeps them as
-/// empty files, records that in the entry's marker, and writes what is on
-/// disk (0 bytes) into conda-meta, not the library's size; `cache verify`
-/// accepts exactly that and nothing else there.
+/// they point to). They cannot exist on disk: the archive is refused,
+/// naming the first, as conda refuses to extract it. Its `.tar.bz2` twin
+/// holds empty regular files there: pkgr keeps them, records that in the
+/// entry's marker, and writes what is on disk (0 bytes) into conda-meta,
+/// not the library's size; `cache verify` accepts exactly that and nothing
+/// else there.
 #[test]
 #[ignore = "needs the conda datasets: set PKGR_DATASETS (.ci/run does)"]
-fn links_with_empty_targets_are_recorded_as_what_is_on_disk() {
+fn links_with_empty_targets_are_refused_and_links_stored_as_files_recorded_as_they_are() {
     let datasets = crate::real_data::datasets();
     let world = World::new();
-    let channel = world.path().join("channel");
-    let subdir = channel.join("linux-64");
-    fs_err::create_dir_all(&subdir).unwrap();
-    fs_err::create_dir_all(channel.join("noarch")).unwrap();
-    fs_err::copy(
-        datasets.join("packages/anaconda-main/linux-64/zlib-1.2.11-h7b6447c_3.conda"),
-        subdir.join("zlib-1.2.11-h7b6447c_3.conda"),
-    )
-    .unwrap();
-    assert_ok(&world.run(&["index", channel.to_str().unwrap()]));
+    let zlib_channel = |name: &str, file: &str| {
+        let channel = world.path().join(name);
+        let subdir = channel.join("linux-64");
+        fs_err::create_dir_all(&subdir).unwrap();
+        fs_err::create_dir_all(channel.join("noarch")).unwrap();
+        fs_err::copy(
+            datasets.join("packages/anaconda-main/linux-64").join(file),
+            subdir.join(file),
+        )
+        .unwrap();
+        assert_ok(&world.run(&["index", channel.to_str().unwrap()]));
+        channel
+    };
+    let create = |channel: &Path, env: &str| {
+        let mut cmd = world.pkgr();
+        cmd.args([
+            "create",
+            "-p",
+            world.env(env).to_str().unwrap(),
+            "-c",
+            channel.to_str().unwrap(),
+            "--no-deps",
+            "zlib",
+        ]);
+        crate::common::run_with_timeout(cmd, crate::common::TIMEOUT)
+    };
+    let conda = zlib_channel("conda-channel", "zlib-1.2.11-h7b6447c_3.conda");
+    snapshot_failure!(
+        &world,
+        "empty_symlink_target_refused",
+        create(&conda, "refused")
+    );
+    assert!(!world.env("refused").exists());
+    let bz2 = zlib_channel("bz2-channel", "zlib-1.2.11-h7b6447c_3.tar.bz2");
+    assert_ok(&create(&bz2, "z"));
     let prefix = world.env("z");
-    let mut cmd = world.pkgr();
-    cmd.args([
-        "create",
-        "-p",
-        prefix.to_str().unwrap(),
-        "-c",
-        channel.to_str().unwrap(),
-        "--no-deps",
-        "zlib",
-    ]);
-    assert_ok(&crate::common::run_with_timeout(
-        cmd,
-        crate::common::TIMEOUT,
-    ));
     let record: serde_json::Value = serde_json::from_slice(
         &fs_err::read(prefix.join("conda-meta/zlib-1.2.11-h7b6447c_3.json")).unwrap(),
     )

@@ -117,7 +117,7 @@ fn verify_installed(prefix: &Path, archive: &Path) -> usize {
                     sha256_hex(&expected)
                 );
             }
-            // Symlinks with empty targets (sanitized test data): the path exists.
+            // Links a `.tar.bz2` stores as (empty) files: the path exists.
             (_, Some(_)) => assert!(
                 fs_err::symlink_metadata(&installed).is_ok(),
                 "{what}: missing"
@@ -159,7 +159,12 @@ fn real_packages_install_with_every_file_correct() {
             };
             let index: serde_json::Value = serde_json::from_slice(index).unwrap();
             let name = index["name"].as_str().unwrap().to_owned();
-            if is_complete(&entries) {
+            // A symlink with an empty target cannot exist on disk: refused
+            // like an incomplete archive (as conda refuses it).
+            let empty_link = entries
+                .values()
+                .any(|e| matches!(e, ArchiveEntry::Symlink(target) if target.is_empty()));
+            if is_complete(&entries) && !empty_link {
                 complete.push((name, dest));
             } else {
                 incomplete.push(name);
@@ -167,28 +172,32 @@ fn real_packages_install_with_every_file_correct() {
         }
         assert_ok(&world.run(&["index", channel.to_str().unwrap()]));
 
-        let prefix = world.env(&format!("real{format}"));
-        let mut args = vec![
-            "create",
-            "--platform",
-            "linux-64",
-            "--no-deps",
-            "-p",
-            prefix.to_str().unwrap(),
-            "-c",
-            channel.to_str().unwrap(),
-        ];
-        args.extend(complete.iter().map(|(n, _)| n.as_str()));
-        assert_ok(&world.run(&args));
-        for (name, archive) in &complete {
-            let files = verify_installed(&prefix, archive);
-            eprintln!("verified {files} files of {name} ({})", archive.display());
-            checked += 1;
+        // (The only real `.conda` of the data set has links with empty
+        // targets: it is refused below, and nothing is installed from it.)
+        if !complete.is_empty() {
+            let prefix = world.env(&format!("real{format}"));
+            let mut args = vec![
+                "create",
+                "--platform",
+                "linux-64",
+                "--no-deps",
+                "-p",
+                prefix.to_str().unwrap(),
+                "-c",
+                channel.to_str().unwrap(),
+            ];
+            args.extend(complete.iter().map(|(n, _)| n.as_str()));
+            assert_ok(&world.run(&args));
+            for (name, archive) in &complete {
+                let files = verify_installed(&prefix, archive);
+                eprintln!("verified {files} files of {name} ({})", archive.display());
+                checked += 1;
+            }
+            let out = world.run(&["list", "--json", "-p", prefix.to_str().unwrap()]);
+            assert_ok(&out);
+            let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(listed.as_array().unwrap().len(), complete.len());
         }
-        let out = world.run(&["list", "--json", "-p", prefix.to_str().unwrap()]);
-        assert_ok(&out);
-        let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(listed.as_array().unwrap().len(), complete.len());
 
         // A package whose archive lacks files its metadata lists is refused
         // clearly, and leaves no environment behind.

@@ -141,8 +141,8 @@ impl PackagePlan {
                     }
                     if entry.path_type == PathType::SoftLink {
                         // paths.json describes the link's target; record
-                        // the file that is really there (an empty file for
-                        // a link with an empty target).
+                        // the file that is really there (a `.tar.bz2` may
+                        // store a link as a file, even an empty one).
                         let hashed =
                             pkgr_fs::hash_file(dest).map_err(io("reading a linked file"))?;
                         sha256_in_prefix = Some(hashed.sha256.into());
