@@ -247,11 +247,11 @@ pub enum ShellDotCommand {
 /// The shells `pkgr init` writes an rc file for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum InitShell {
-    /// bash: ~/.bashrc
+    /// ~/.bashrc
     Bash,
-    /// zsh: $ZDOTDIR/.zshrc, else ~/.zshrc
+    /// $ZDOTDIR/.zshrc, else ~/.zshrc
     Zsh,
-    /// fish: ~/.config/fish/config.fish
+    /// ~/.config/fish/config.fish
     Fish,
 }
 
