@@ -97,6 +97,20 @@ pub enum Command {
     /// Shell integration: `eval "$(pkgr shell hook)"` gives `pkgr activate NAME` and `pkgr deactivate`
     #[command(subcommand)]
     Shell(ShellCommand),
+    /// conda's spelling of `pkgr shell hook -s bash` (`pkgr shell.bash hook`)
+    #[command(name = "shell.bash", subcommand, hide = true)]
+    ShellBash(ShellDotCommand),
+    /// conda's spelling of `pkgr shell hook -s zsh`
+    #[command(name = "shell.zsh", subcommand, hide = true)]
+    ShellZsh(ShellDotCommand),
+    /// conda's spelling of `pkgr shell hook -s fish`
+    #[command(name = "shell.fish", subcommand, hide = true)]
+    ShellFish(ShellDotCommand),
+    /// conda's spelling of `pkgr shell hook -s posix`
+    #[command(name = "shell.posix", subcommand, hide = true)]
+    ShellPosix(ShellDotCommand),
+    /// Write the block that sets up `pkgr activate` into the shell's rc file (~/.bashrc, ~/.zshrc, ~/.config/fish/config.fish)
+    Init(InitArgs),
     /// Show the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -210,6 +224,52 @@ pub enum ShellKind {
     Zsh,
     /// fish
     Fish,
+    /// sh-compatible shells (dash, ksh, ...): POSIX syntax only
+    Posix,
+}
+
+/// `pkgr shell.bash|shell.zsh|shell.fish|shell.posix ...` (conda's
+/// spellings: the shell is in the command's name).
+#[derive(Debug, Subcommand)]
+pub enum ShellDotCommand {
+    /// Print the shell function that makes `pkgr activate`/`pkgr deactivate` work
+    Hook,
+    /// Print the script that activates an environment
+    Activate {
+        /// The environment: a name (under the envs directory) or a path
+        #[arg(value_name = "ENV")]
+        env: String,
+    },
+    /// Print the script that deactivates the active environment
+    Deactivate,
+}
+
+/// The shells `pkgr init` writes an rc file for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InitShell {
+    /// ~/.bashrc
+    Bash,
+    /// $ZDOTDIR/.zshrc, else ~/.zshrc
+    Zsh,
+    /// ~/.config/fish/config.fish
+    Fish,
+}
+
+/// `pkgr init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The shells to set up [default: bash]
+    #[arg(value_name = "SHELL", conflicts_with = "all")]
+    pub shells: Vec<InitShell>,
+    /// Set up every shell pkgr knows (bash, zsh, fish)
+    #[arg(long)]
+    pub all: bool,
+    /// Print what would change; write nothing
+    #[arg(long, short = 'd')]
+    pub dry_run: bool,
+    /// Remove the block `pkgr init` wrote
+    #[arg(long)]
+    pub reverse: bool,
 }
 
 /// `pkgr shell ...`.

@@ -88,6 +88,19 @@ async fn run(args: cli::Cli) -> anyhow::Result<ExitCode> {
         Command::Env(command) => commands::env::run(&global, command).await?,
         Command::Run(run) => return commands::run::run(&global, run),
         Command::Shell(command) => commands::shell::run(&global, &command)?,
+        Command::ShellBash(command) => {
+            commands::shell::run_dot(&global, cli::ShellKind::Bash, &command)?
+        }
+        Command::ShellZsh(command) => {
+            commands::shell::run_dot(&global, cli::ShellKind::Zsh, &command)?
+        }
+        Command::ShellFish(command) => {
+            commands::shell::run_dot(&global, cli::ShellKind::Fish, &command)?
+        }
+        Command::ShellPosix(command) => {
+            commands::shell::run_dot(&global, cli::ShellKind::Posix, &command)?;
+        }
+        Command::Init(init) => commands::init::run(&global, &init)?,
         Command::Config(ConfigCommand::List) => commands::config::list(&global)?,
         Command::Auth(command) => commands::auth::run(&global, &command)?,
         Command::Activate { .. } | Command::Deactivate => commands::shell::needs_hook()?,

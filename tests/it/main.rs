@@ -28,5 +28,6 @@ mod real_data;
 mod real_solves;
 mod repodata;
 mod sharing;
+mod shell_init;
 mod solving;
 mod streaming;

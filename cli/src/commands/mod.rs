@@ -12,6 +12,7 @@ pub mod create;
 pub mod env;
 pub mod index;
 pub mod info;
+pub mod init;
 pub mod install;
 pub mod list;
 pub mod remove;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 
 use crate::activation::{activation, display_name, fish_quote, scripts, sh_quote};
-use crate::cli::{GlobalArgs, ShellCommand, ShellKind};
+use crate::cli::{GlobalArgs, ShellCommand, ShellDotCommand, ShellKind};
 use crate::environments;
 use crate::output::print_stdout;
 use pkgr_prefix::meta::read_state_variables;
@@ -27,8 +27,19 @@ fn shell_of(given: Option<ShellKind>) -> ShellKind {
 fn quote(shell: ShellKind, text: &str) -> String {
     match shell {
         ShellKind::Fish => fish_quote(text),
-        ShellKind::Bash | ShellKind::Zsh => sh_quote(text),
+        ShellKind::Bash | ShellKind::Zsh | ShellKind::Posix => sh_quote(text),
     }
+}
+
+/// The line that runs `script` in the calling shell (`.` for POSIX sh,
+/// which has no `source`).
+fn source_line(shell: ShellKind, script: &Path) -> String {
+    let command = if shell == ShellKind::Posix {
+        "."
+    } else {
+        "source"
+    };
+    format!("{command} {}\n", quote(shell, &script.to_string_lossy()))
 }
 
 fn set_line(shell: ShellKind, key: &str, value: &str) -> String {
@@ -39,21 +50,23 @@ fn set_line(shell: ShellKind, key: &str, value: &str) -> String {
             format!("set -gx PATH {}\n", parts.join(" "))
         }
         ShellKind::Fish => format!("set -gx {key} {}\n", fish_quote(value)),
-        ShellKind::Bash | ShellKind::Zsh => format!("export {key}={}\n", sh_quote(value)),
+        ShellKind::Bash | ShellKind::Zsh | ShellKind::Posix => {
+            format!("export {key}={}\n", sh_quote(value))
+        }
     }
 }
 
 fn unset_line(shell: ShellKind, key: &str) -> String {
     match shell {
         ShellKind::Fish => format!("set -e {key}\n"),
-        ShellKind::Bash | ShellKind::Zsh => format!("unset {key}\n"),
+        ShellKind::Bash | ShellKind::Zsh | ShellKind::Posix => format!("unset {key}\n"),
     }
 }
 
 fn ext_of(shell: ShellKind) -> &'static str {
     match shell {
         ShellKind::Fish => "fish",
-        ShellKind::Bash | ShellKind::Zsh => "sh",
+        ShellKind::Bash | ShellKind::Zsh | ShellKind::Posix => "sh",
     }
 }
 
@@ -65,6 +78,24 @@ fn env_of(global: &GlobalArgs, env: &str) -> anyhow::Result<PathBuf> {
     } else {
         environments::named_env(global, env)
     }
+}
+
+/// `pkgr shell.bash|shell.zsh|shell.fish|shell.posix ...` (conda's
+/// spellings): `pkgr shell ... --shell SHELL`.
+pub fn run_dot(
+    global: &GlobalArgs,
+    shell: ShellKind,
+    command: &ShellDotCommand,
+) -> anyhow::Result<()> {
+    let command = match command {
+        ShellDotCommand::Hook => ShellCommand::Hook { shell: Some(shell) },
+        ShellDotCommand::Activate { env } => ShellCommand::Activate {
+            shell: Some(shell),
+            env: env.clone(),
+        },
+        ShellDotCommand::Deactivate => ShellCommand::Deactivate { shell: Some(shell) },
+    };
+    run(global, &command)
 }
 
 /// `pkgr shell ...`.
@@ -86,10 +117,7 @@ pub fn run(global: &GlobalArgs, command: &ShellCommand) -> anyhow::Result<()> {
                 out.push_str(&set_line(shell, key, &value.to_string_lossy()));
             }
             for script in &activation.scripts {
-                out.push_str(&format!(
-                    "source {}\n",
-                    quote(shell, &script.to_string_lossy())
-                ));
+                out.push_str(&source_line(shell, script));
             }
             print_stdout(&out);
         }
@@ -109,10 +137,7 @@ pub fn run(global: &GlobalArgs, command: &ShellCommand) -> anyhow::Result<()> {
 fn deactivate_script(shell: ShellKind, prefix: &Path, last: bool) -> anyhow::Result<String> {
     let mut out = String::new();
     for script in scripts(prefix, "deactivate.d", ext_of(shell)) {
-        out.push_str(&format!(
-            "source {}\n",
-            quote(shell, &script.to_string_lossy())
-        ));
+        out.push_str(&source_line(shell, &script));
     }
     for key in read_state_variables(prefix).unwrap_or_default().keys() {
         out.push_str(&unset_line(shell, key));
@@ -173,6 +198,35 @@ pkgr() {{
                 exe = sh_quote(&exe)
             )
         }
+        // POSIX sh: no `local`, no `${@:2}`; the function's variables are
+        // unset after use instead.
+        ShellKind::Posix => format!(
+            r#"# pkgr shell hook (posix): eval "$(pkgr shell hook -s posix)"
+export PKGR_EXE={exe}
+pkgr() {{
+    case "${{1:-}}" in
+        activate|deactivate)
+            __pkgr_command="$1"
+            shift
+            __pkgr_script="$("$PKGR_EXE" shell "$__pkgr_command" --shell posix "$@")" || {{
+                __pkgr_status=$?
+                unset __pkgr_command __pkgr_script
+                return $__pkgr_status
+            }}
+            unset __pkgr_command
+            eval "$__pkgr_script"
+            __pkgr_status=$?
+            unset __pkgr_script
+            return $__pkgr_status
+            ;;
+        *)
+            "$PKGR_EXE" "$@"
+            ;;
+    esac
+}}
+"#,
+            exe = sh_quote(&exe)
+        ),
         ShellKind::Fish => format!(
             r#"# pkgr shell hook (fish): pkgr shell hook -s fish | source
 set -gx PKGR_EXE {exe}
@@ -194,6 +248,6 @@ end
 /// function the hook defines can change the calling shell.
 pub fn needs_hook() -> anyhow::Result<()> {
     anyhow::bail!(
-        "`pkgr activate` and `pkgr deactivate` change the calling shell, which needs pkgr's shell function: run `eval \"$(pkgr shell hook)\"` first (fish: `pkgr shell hook -s fish | source`), or use `pkgr run -n ENV COMMAND`"
+        "`pkgr activate` and `pkgr deactivate` change the calling shell, which needs pkgr's shell function: run `eval \"$(pkgr shell hook)\"` first (fish: `pkgr shell hook -s fish | source`; for every new shell: `pkgr init`), or use `pkgr run -n ENV COMMAND`"
     );
 }
