@@ -8,8 +8,9 @@ use anyhow::{bail, Context};
 use crate::cli::{EnvTarget, GlobalArgs};
 use crate::paths::{absolute, env_path};
 
-/// The directories named environments live in (`$PKGR_ROOT/envs`, else the
-/// config's `envs_dirs`, else `~/.local/share/pkgr/envs`).
+/// The directories named environments live in (`$PKGR_ROOT/envs`, else
+/// `$CONDA_ENVS_PATH` (or `$CONDA_ENVS_DIRS`) before the config's
+/// `envs_dirs`, else `~/.local/share/pkgr/envs`).
 pub fn envs_dirs(global: &GlobalArgs) -> anyhow::Result<&[PathBuf]> {
     let dirs = &global.config.envs_dirs.value;
     if dirs.is_empty() {

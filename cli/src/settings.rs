@@ -2,8 +2,8 @@
 //!
 //! Lowest to highest precedence: pkgr's defaults; `~/.condarc` (or
 //! `$CONDARC`), so an existing conda setup works (its `channels`,
-//! `channel_alias`, `pkgs_dirs`, `envs_dirs`, `channel_priority` and
-//! `pinned_packages`; conda's other keys are not pkgr's and are left alone;
+//! `channel_alias`, `pkgs_dirs`, `envs_dirs`, `channel_priority`,
+//! `pinned_packages`, `subdir` and `always_yes`; conda's other keys are not pkgr's and are left alone;
 //! pkgr's own keys, such as `allow_unverified_packages`, are read there too);
 //! pkgr's own file `$PKGR_CONFIG`, else `$XDG_CONFIG_HOME/pkgr/config.yaml`,
 //! else `~/.config/pkgr/config.yaml` (the same keys; an unknown key is a
@@ -156,7 +156,7 @@ impl Default for Config {
 }
 
 /// The keys pkgr reads from a configuration file.
-const KEYS: [&str; 15] = [
+const KEYS: [&str; 17] = [
     "mirrored_channels",
     "proxy_servers",
     "ssl_verify",
@@ -168,6 +168,8 @@ const KEYS: [&str; 15] = [
     "pinned_packages",
     "run_scripts",
     "allow_unverified_packages",
+    "subdir",
+    "always_yes",
     "remote_max_retries",
     "remote_backoff_factor",
     "remote_connect_timeout_secs",
@@ -375,6 +377,29 @@ impl Config {
                     };
                     self.allow_unverified_packages = Setting {
                         value: allow.ok_or_else(|| wrong("true or false"))?,
+                        origin: origin.clone(),
+                    };
+                }
+                "subdir" => {
+                    let subdir = value
+                        .as_str()
+                        .ok_or_else(|| wrong("a platform (linux-64, osx-arm64, ...)"))?
+                        .trim();
+                    rattler_conda_types::Subdir::from_str(subdir)
+                        .map_err(|e| anyhow::anyhow!("{}: `subdir`: {e}", path.display()))?;
+                    self.subdir = Setting {
+                        value: Some(subdir.to_owned()),
+                        origin: origin.clone(),
+                    };
+                }
+                "always_yes" => {
+                    let yes = match &value {
+                        serde_yaml::Value::Bool(b) => Some(*b),
+                        serde_yaml::Value::String(s) => conda_bool(s),
+                        _ => None,
+                    };
+                    self.always_yes = Setting {
+                        value: yes.ok_or_else(|| wrong("true or false"))?,
                         origin: origin.clone(),
                     };
                 }

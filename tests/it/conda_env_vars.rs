@@ -248,6 +248,12 @@ fn subdir_is_the_platform_solved_for() {
         planned(&out),
         (current_subdir().to_owned(), "1.0".to_owned())
     );
+    // `.condarc`'s `subdir`, and the variable over it.
+    condarc(&world, &format!("subdir: {}\n", other_subdir()));
+    assert_eq!(planned(&pkgr(&world, &[], &args)).0, other_subdir());
+    let here = Path::new(current_subdir());
+    let out = pkgr(&world, &[("CONDA_SUBDIR", here)], &args);
+    assert_eq!(planned(&out).0, current_subdir());
     // A platform nobody knows.
     let out = pkgr(&world, &[("CONDA_SUBDIR", Path::new("amiga-68k"))], &args);
     snapshot_failure!(&world, "subdir_unknown", out);
@@ -340,11 +346,11 @@ fn always_yes_replaces_an_existing_environment_as_y_does() {
     assert_fails(&pkgr(&world, &[], &args));
     let yes = [("CONDA_ALWAYS_YES", Path::new("true"))];
     assert_ok(&pkgr(&world, &yes, &args));
-    assert_fails(&pkgr(
-        &world,
-        &[("CONDA_ALWAYS_YES", Path::new("false"))],
-        &args,
-    ));
+    // `.condarc`'s `always_yes`, and the variable over it.
+    condarc(&world, "always_yes: true\n");
+    assert_ok(&pkgr(&world, &[], &args));
+    let no = [("CONDA_ALWAYS_YES", Path::new("false"))];
+    assert_fails(&pkgr(&world, &no, &args));
     let maybe = [("CONDA_ALWAYS_YES", Path::new("maybe"))];
     snapshot_failure!(&world, "always_yes_maybe", pkgr(&world, &maybe, &args));
 }
