@@ -3,8 +3,9 @@
 //! Lowest to highest precedence: pkgr's defaults; `~/.condarc` (or
 //! `$CONDARC`), so an existing conda setup works (its `channels`,
 //! `channel_alias`, `pkgs_dirs`, `envs_dirs`, `channel_priority`,
-//! `pinned_packages`, `subdir` and `always_yes`; conda's other keys are not pkgr's and are left alone;
-//! pkgr's own keys, such as `allow_unverified_packages`, are read there too);
+//! `pinned_packages`, `subdir` and `always_yes`; conda's other keys are not
+//! pkgr's and are left alone; pkgr's own keys, such as
+//! `allow_unverified_packages`, are read there too);
 //! pkgr's own file `$PKGR_CONFIG`, else `$XDG_CONFIG_HOME/pkgr/config.yaml`,
 //! else `~/.config/pkgr/config.yaml` (the same keys; an unknown key is a
 //! warning, a wrong type an error);
