@@ -3,13 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 
 use crate::cli::{EnvTarget, GlobalArgs};
 use crate::paths::{absolute, env_path};
 
-/// The directories named environments live in (`$PKGR_ROOT/envs`, else the
-/// config's `envs_dirs`, else `~/.local/share/pkgr/envs`).
+/// The directories named environments live in (`$PKGR_ROOT/envs`, else
+/// `$CONDA_ENVS_PATH` (or `$CONDA_ENVS_DIRS`) before the config's
+/// `envs_dirs`, else `~/.local/share/pkgr/envs`).
 pub fn envs_dirs(global: &GlobalArgs) -> anyhow::Result<&[PathBuf]> {
     let dirs = &global.config.envs_dirs.value;
     if dirs.is_empty() {
@@ -77,15 +78,24 @@ fn check_env_path(path: &Path) -> anyhow::Result<()> {
 }
 
 /// Where `-n NAME` is: the first envs directory holding an environment of
-/// that name, else (for a new one) the first envs directory.
+/// that name, else (for a new one) the first envs directory pkgr can write
+/// in, as conda takes the first writable one (else the first, whose error
+/// then says why).
 pub fn named_env(global: &GlobalArgs, name: &str) -> anyhow::Result<PathBuf> {
     check_env_name(name)?;
     let dirs = envs_dirs(global)?;
-    Ok(dirs
+    if let Some(found) = dirs
         .iter()
         .map(|d| d.join(name))
         .find(|p| p.join("conda-meta").is_dir())
-        .unwrap_or_else(|| dirs[0].join(name)))
+    {
+        return Ok(found);
+    }
+    let dir = dirs
+        .iter()
+        .find(|d| crate::settings::is_writable_dir(d))
+        .unwrap_or(&dirs[0]);
+    Ok(dir.join(name))
 }
 
 /// The prefix a `-n NAME` / `-p PATH` pair names.
@@ -101,11 +111,27 @@ pub fn prefix(global: &GlobalArgs, target: &EnvTarget) -> anyhow::Result<PathBuf
 }
 
 /// Like [`prefix`], but with neither `-n` nor `-p` the active environment
-/// (`$CONDA_PREFIX`), as conda does for `list`, `install`, `run`, ...
+/// (`$CONDA_PREFIX`), as conda does for `list`, `install`, `run`, ...; with
+/// none active, the one `$CONDA_DEFAULT_ENV` names, as conda reads it (a
+/// name, or a path when it holds a `/`).
 pub fn prefix_or_active(global: &GlobalArgs, target: &EnvTarget) -> anyhow::Result<PathBuf> {
     if target.name.is_none() && target.prefix.is_none() {
         if let Some(active) = env_path("CONDA_PREFIX") {
             return absolute(&active);
+        }
+        if let Some(default) = std::env::var("CONDA_DEFAULT_ENV")
+            .ok()
+            .filter(|name| !name.is_empty())
+        {
+            // `base` and `root` name the base environment in conda.
+            if default != "base" && default != "root" {
+                if default.contains('/') {
+                    check_env_path(Path::new(&default))?;
+                    return absolute(Path::new(&default));
+                }
+                return named_env(global, &default)
+                    .context("$CONDA_DEFAULT_ENV does not name an environment");
+            }
         }
         bail!("name an environment with -n NAME or -p PATH (no environment is active)");
     }

@@ -14,7 +14,8 @@ pub fn env_path(name: &str) -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
-/// `--cache-dir`, else `$PKGR_CACHE_DIR`, else the config's `pkgs_dirs`, else
+/// `--cache-dir`, else `$PKGR_CACHE_DIR`, else the first writable of
+/// `$CONDA_PKGS_DIRS` and the config's `pkgs_dirs`, else
 /// `$XDG_CACHE_HOME/pkgr`, else `~/.cache/pkgr`.
 pub fn cache_root(global: &GlobalArgs) -> anyhow::Result<PathBuf> {
     if let Some(dir) = &global.cache_dir {

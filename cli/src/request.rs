@@ -25,6 +25,12 @@ pub fn parse_specs(specs: &[String]) -> anyhow::Result<Vec<MatchSpec>> {
         .collect()
 }
 
+/// `--platform`, else the `subdir` setting (`$CONDA_SUBDIR`), else this
+/// machine's.
+pub fn platform(global: &GlobalArgs, given: Option<&str>) -> anyhow::Result<Subdir> {
+    parse_platform(given.or(global.config.subdir.value.as_deref()))
+}
+
 /// `--platform`, else this machine's.
 pub fn parse_platform(given: Option<&str>) -> anyhow::Result<Subdir> {
     match given {

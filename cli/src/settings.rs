@@ -2,12 +2,18 @@
 //!
 //! Lowest to highest precedence: pkgr's defaults; `~/.condarc` (or
 //! `$CONDARC`), so an existing conda setup works (its `channels`,
-//! `channel_alias`, `pkgs_dirs`, `envs_dirs`, `channel_priority` and
-//! `pinned_packages`; conda's other keys are not pkgr's and are left alone;
-//! pkgr's own keys, such as `allow_unverified_packages`, are read there too);
+//! `channel_alias`, `pkgs_dirs`, `envs_dirs`, `channel_priority`,
+//! `pinned_packages`, `subdir` and `always_yes`; conda's other keys are not
+//! pkgr's and are left alone; pkgr's own keys, such as
+//! `allow_unverified_packages`, are read there too);
 //! pkgr's own file `$PKGR_CONFIG`, else `$XDG_CONFIG_HOME/pkgr/config.yaml`,
 //! else `~/.config/pkgr/config.yaml` (the same keys; an unknown key is a
 //! warning, a wrong type an error);
+//! conda's environment variables, which conda puts over its files
+//! (`CONDA_ENVS_DIRS` or `CONDA_ENVS_PATH`, `CONDA_PKGS_DIRS`,
+//! `CONDA_CHANNELS`, `CONDA_CHANNEL_PRIORITY`, `CONDA_SUBDIR`,
+//! `CONDA_ALWAYS_YES`; a list from one is put before the files' list, as
+//! conda merges lists, and a single value replaces the files'); pkgr's own
 //! environment variables (`PKGR_CACHE_DIR`, `PKGR_CHANNEL_ALIAS`,
 //! `PKGR_ROOT`, `PKGR_NO_SCRIPTS`, `PKGR_ALLOW_UNVERIFIED_PACKAGES`); command-line
 //! flags (`--cache-dir`, `-c`, `--no-scripts`).
@@ -16,6 +22,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use anyhow::{bail, Context};
 
@@ -34,6 +41,9 @@ pub enum Origin {
     File(PathBuf),
     /// An environment variable.
     Env(&'static str),
+    /// A list put together from several places (conda merges lists: an
+    /// environment variable's items come before a file's), highest first.
+    Merged(Vec<Origin>),
 }
 
 impl fmt::Display for Origin {
@@ -42,6 +52,15 @@ impl fmt::Display for Origin {
             Origin::Default => f.write_str("default"),
             Origin::File(path) => write!(f, "{}", path.display()),
             Origin::Env(var) => write!(f, "${var}"),
+            Origin::Merged(origins) => {
+                for (i, origin) in origins.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" + ")?;
+                    }
+                    write!(f, "{origin}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -98,6 +117,15 @@ pub struct Config {
     /// `remote_backoff_factor`, `remote_connect_timeout_secs`,
     /// `remote_read_timeout_secs`; each also `$PKGR_<KEY>`).
     pub network: Setting<pkgr_fetch::NetworkSettings>,
+    /// The platform solved for when no `--platform` is given (conda's
+    /// `subdir`: `$CONDA_SUBDIR`); `None`: this machine's.
+    pub subdir: Setting<Option<String>>,
+    /// conda's `always_yes` (`$CONDA_ALWAYS_YES`): pkgr never asks, but
+    /// `create` then replaces an existing environment, as with `-y`.
+    pub always_yes: Setting<bool>,
+    /// The `pkgs_dirs` listed so far, each with its origin, highest first:
+    /// the cache and [`Config::read_only_caches`] are chosen from them.
+    pkgs_dirs: Vec<(PathBuf, Origin)>,
     /// The configuration files that exist and were read, in order.
     pub files_read: Vec<PathBuf>,
     /// Problems worth a warning (unknown keys in pkgr's own file).
@@ -119,6 +147,9 @@ impl Default for Config {
             mirrored_channels: Setting::default(Vec::new()),
             ssl_origin: Origin::Default,
             read_only_caches: Setting::default(Vec::new()),
+            subdir: Setting::default(None),
+            always_yes: Setting::default(false),
+            pkgs_dirs: Vec::new(),
             files_read: Vec::new(),
             warnings: Vec::new(),
         }
@@ -126,7 +157,7 @@ impl Default for Config {
 }
 
 /// The keys pkgr reads from a configuration file.
-const KEYS: [&str; 15] = [
+const KEYS: [&str; 17] = [
     "mirrored_channels",
     "proxy_servers",
     "ssl_verify",
@@ -138,6 +169,8 @@ const KEYS: [&str; 15] = [
     "pinned_packages",
     "run_scripts",
     "allow_unverified_packages",
+    "subdir",
+    "always_yes",
     "remote_max_retries",
     "remote_backoff_factor",
     "remote_connect_timeout_secs",
@@ -183,6 +216,7 @@ impl Config {
         if let Some(path) = own {
             config.read_file(&path, true)?;
         }
+        config.read_conda_env_vars()?;
         if let Some(alias) = env_var("PKGR_CHANNEL_ALIAS") {
             config.channel_alias = Setting {
                 value: alias,
@@ -290,35 +324,11 @@ impl Config {
                 }
                 "pkgs_dirs" => {
                     let dirs = string_list(&value).ok_or_else(|| wrong("a list of directories"))?;
-                    // The first one pkgr can write to, as conda takes the
-                    // first writable package cache (a read-only shared one
-                    // listed first is skipped).
-                    // Those before it that exist are read-only layers,
-                    // searched first.
-                    let mut chosen = None;
-                    let mut layers = Vec::new();
-                    for dir in &dirs {
-                        let dir = expand_path(dir)?;
-                        if is_writable_dir(&dir) {
-                            chosen = Some(dir);
-                            break;
-                        }
-                        if dir.is_dir() {
-                            layers.push(dir);
-                        }
-                    }
-                    if !layers.is_empty() {
-                        self.read_only_caches = Setting {
-                            value: layers,
-                            origin: origin.clone(),
-                        };
-                    }
-                    if let Some(dir) = chosen {
-                        self.cache_dir = Setting {
-                            value: Some(dir),
-                            origin: origin.clone(),
-                        };
-                    }
+                    self.pkgs_dirs = dirs
+                        .iter()
+                        .map(|d| Ok((expand_path(d)?, origin.clone())))
+                        .collect::<anyhow::Result<_>>()?;
+                    self.choose_cache();
                 }
                 "envs_dirs" => {
                     let dirs = string_list(&value).ok_or_else(|| wrong("a list of directories"))?;
@@ -368,6 +378,29 @@ impl Config {
                     };
                     self.allow_unverified_packages = Setting {
                         value: allow.ok_or_else(|| wrong("true or false"))?,
+                        origin: origin.clone(),
+                    };
+                }
+                "subdir" => {
+                    let subdir = value
+                        .as_str()
+                        .ok_or_else(|| wrong("a platform (linux-64, osx-arm64, ...)"))?
+                        .trim();
+                    rattler_conda_types::Subdir::from_str(subdir)
+                        .map_err(|e| anyhow::anyhow!("{}: `subdir`: {e}", path.display()))?;
+                    self.subdir = Setting {
+                        value: Some(subdir.to_owned()),
+                        origin: origin.clone(),
+                    };
+                }
+                "always_yes" => {
+                    let yes = match &value {
+                        serde_yaml::Value::Bool(b) => Some(*b),
+                        serde_yaml::Value::String(s) => conda_bool(s),
+                        _ => None,
+                    };
+                    self.always_yes = Setting {
+                        value: yes.ok_or_else(|| wrong("true or false"))?,
                         origin: origin.clone(),
                     };
                 }
@@ -457,6 +490,123 @@ impl Config {
         Ok(())
     }
 
+    /// Chooses the cache from the listed `pkgs_dirs`: the first one pkgr
+    /// can write to, as conda takes the first writable package cache (a
+    /// read-only shared one listed first is skipped); those before it that
+    /// exist are read-only layers, searched first. With none writable, the
+    /// default cache.
+    fn choose_cache(&mut self) {
+        self.cache_dir = Setting::default(None);
+        self.read_only_caches = Setting::default(Vec::new());
+        let mut layers: Vec<&(PathBuf, Origin)> = Vec::new();
+        for listed in &self.pkgs_dirs {
+            let (dir, origin) = listed;
+            if is_writable_dir(dir) {
+                self.cache_dir = Setting {
+                    value: Some(dir.clone()),
+                    origin: origin.clone(),
+                };
+                break;
+            }
+            if dir.is_dir() {
+                layers.push(listed);
+            }
+        }
+        if let Some((_, first)) = layers.first() {
+            let mut origins: Vec<Origin> = Vec::new();
+            for (_, origin) in &layers {
+                if !origins.contains(origin) {
+                    origins.push(origin.clone());
+                }
+            }
+            self.read_only_caches = Setting {
+                value: layers.iter().map(|(dir, _)| dir.clone()).collect(),
+                origin: if origins.len() == 1 {
+                    first.clone()
+                } else {
+                    Origin::Merged(origins)
+                },
+            };
+        }
+    }
+
+    /// conda's environment variables, over the files as conda puts them
+    /// (`CONDA_<KEY>` for its key, split on `,` for a list, on `:` for the
+    /// environment directories); micromamba's `MAMBA_PLATFORM` and
+    /// `MAMBA_CHANNEL_PRIORITY` are read too, below conda's.
+    fn read_conda_env_vars(&mut self) -> anyhow::Result<()> {
+        // `envs_dirs` and its alias `envs_path`: conda refuses both at once.
+        let envs = match (env_var("CONDA_ENVS_DIRS"), env_var("CONDA_ENVS_PATH")) {
+            (Some(_), Some(_)) => bail!(
+                "both $CONDA_ENVS_DIRS and $CONDA_ENVS_PATH are set: set only one (they are the same setting, and conda refuses both too)"
+            ),
+            (Some(text), None) => Some(("CONDA_ENVS_DIRS", text)),
+            (None, Some(text)) => Some(("CONDA_ENVS_PATH", text)),
+            (None, None) => None,
+        };
+        if let Some((var, text)) = envs {
+            let dirs = split_list(&text, ':')
+                .map(|d| expand_path(d).with_context(|| format!("${var}")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let before = std::mem::replace(&mut self.envs_dirs, Setting::default(Vec::new()));
+            self.envs_dirs = merged(var, dirs, before, true);
+        }
+        if let Some(text) = env_var("CONDA_PKGS_DIRS") {
+            let mut dirs = Vec::new();
+            for dir in split_list(&text, ',') {
+                let dir = expand_path(dir).context("$CONDA_PKGS_DIRS")?;
+                dirs.push((dir, Origin::Env("CONDA_PKGS_DIRS")));
+            }
+            for listed in std::mem::take(&mut self.pkgs_dirs) {
+                if !dirs.iter().any(|(dir, _)| *dir == listed.0) {
+                    dirs.push(listed);
+                }
+            }
+            self.pkgs_dirs = dirs;
+            self.choose_cache();
+        }
+        if let Some(text) = env_var("CONDA_CHANNELS") {
+            let channels: Vec<String> = split_list(&text, ',').map(ToOwned::to_owned).collect();
+            let before = std::mem::replace(&mut self.channels, Setting::default(Vec::new()));
+            self.channels = merged("CONDA_CHANNELS", channels, before, false);
+        }
+        for var in ["CONDA_CHANNEL_PRIORITY", "MAMBA_CHANNEL_PRIORITY"] {
+            if let Some(text) = env_var(var) {
+                self.channel_priority = Setting {
+                    value: text
+                        .trim()
+                        .parse()
+                        .map_err(|e: String| anyhow::anyhow!("${var}: {e}"))?,
+                    origin: Origin::Env(var),
+                };
+                break;
+            }
+        }
+        for var in ["CONDA_SUBDIR", "MAMBA_PLATFORM"] {
+            if let Some(text) = env_var(var) {
+                let subdir = text.trim();
+                rattler_conda_types::Subdir::from_str(subdir)
+                    .map_err(|e| anyhow::anyhow!("${var}: {e}"))?;
+                self.subdir = Setting {
+                    value: Some(subdir.to_owned()),
+                    origin: Origin::Env(var),
+                };
+                break;
+            }
+        }
+        if let Some(text) = env_var("CONDA_ALWAYS_YES") {
+            self.always_yes = Setting {
+                value: conda_bool(&text).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "$CONDA_ALWAYS_YES must be true or false (yes/no, on/off, 1/0), not `{text}`"
+                    )
+                })?,
+                origin: Origin::Env("CONDA_ALWAYS_YES"),
+            };
+        }
+        Ok(())
+    }
+
     /// Sets one network key (`remote_*`) from a number.
     fn set_network(&mut self, key: &str, number: f64) -> Result<(), String> {
         if !number.is_finite() || number < 0.0 {
@@ -502,6 +652,19 @@ impl Config {
                 "channel_priority",
                 self.channel_priority.value.to_string(),
                 self.channel_priority.origin.to_string(),
+            ),
+            (
+                "subdir",
+                self.subdir
+                    .value
+                    .clone()
+                    .unwrap_or_else(|| String::from("(this machine's)")),
+                self.subdir.origin.to_string(),
+            ),
+            (
+                "always_yes",
+                self.always_yes.value.to_string(),
+                self.always_yes.origin.to_string(),
             ),
             (
                 "pinned_packages",
@@ -598,6 +761,64 @@ fn env_var_of(key: &str) -> &'static str {
     }
 }
 
+/// The items of a list an environment variable holds: split on `separator`,
+/// trimmed, empty ones dropped (as conda reads a list from the environment).
+fn split_list(text: &str, separator: char) -> impl Iterator<Item = &str> {
+    text.split(separator)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// `items` from environment variable `var` before the list `before`, without
+/// repeats: conda merges a list setting from all its sources, the highest
+/// first. pkgr's default list is replaced unless `keep_default` (as conda
+/// always adds its own environment directories after the configured ones).
+fn merged<T: PartialEq>(
+    var: &'static str,
+    items: Vec<T>,
+    before: Setting<Vec<T>>,
+    keep_default: bool,
+) -> Setting<Vec<T>> {
+    if before.origin == Origin::Default && !keep_default {
+        let mut value = Vec::new();
+        for item in items {
+            if !value.contains(&item) {
+                value.push(item);
+            }
+        }
+        return Setting {
+            value,
+            origin: Origin::Env(var),
+        };
+    }
+    let mut value: Vec<T> = Vec::new();
+    for item in items.into_iter().chain(before.value) {
+        if !value.contains(&item) {
+            value.push(item);
+        }
+    }
+    let mut origins = vec![Origin::Env(var)];
+    match before.origin {
+        Origin::Merged(more) => origins.extend(more),
+        other => origins.push(other),
+    }
+    Setting {
+        value,
+        origin: Origin::Merged(origins),
+    }
+}
+
+/// A boolean as conda reads one (`true`/`yes`/`on`/`y` or a number other
+/// than 0; `false`/`no`/`off`/`n`/`none` or 0).
+fn conda_bool(text: &str) -> Option<bool> {
+    let text = text.trim().to_ascii_lowercase();
+    match text.as_str() {
+        "true" | "yes" | "on" | "y" => Some(true),
+        "false" | "no" | "off" | "n" | "non" | "none" => Some(false),
+        number => number.parse::<f64>().ok().map(|n| n != 0.0),
+    }
+}
+
 /// `1`/`true`/`yes` → true, `0`/`false`/`no` → false (any case).
 fn yes_or_no(text: &str) -> Option<bool> {
     match text.trim().to_ascii_lowercase().as_str() {
@@ -620,7 +841,7 @@ fn string_list(value: &serde_yaml::Value) -> Option<Vec<String>> {
 
 /// Whether pkgr could write in `dir`: it exists and a temp file can be made
 /// there, or it does not exist and its nearest existing ancestor can.
-fn is_writable_dir(dir: &Path) -> bool {
+pub fn is_writable_dir(dir: &Path) -> bool {
     match dir.ancestors().find(|a| a.exists()) {
         Some(existing) if existing.is_dir() => tempfile::tempfile_in(existing).is_ok(),
         _ => false,
@@ -756,6 +977,49 @@ mod tests {
         let mut config = Config::default();
         config.read_file(&path, false).unwrap();
         assert_eq!(config.cache_dir.value, Some(PathBuf::from("/tmp/pkgr-p2")));
+    }
+
+    #[test]
+    fn a_list_from_a_variable_goes_before_the_files_and_replaces_the_default() {
+        let from_file = Setting {
+            value: vec![String::from("b"), String::from("c")],
+            origin: Origin::File(PathBuf::from("/home/u/.condarc")),
+        };
+        let list = merged(
+            "CONDA_CHANNELS",
+            split_list(" a, ,c ,", ',').map(ToOwned::to_owned).collect(),
+            from_file,
+            false,
+        );
+        assert_eq!(list.value, ["a", "c", "b"]);
+        assert_eq!(
+            list.origin.to_string(),
+            "$CONDA_CHANNELS + /home/u/.condarc"
+        );
+        let list = merged(
+            "CONDA_CHANNELS",
+            vec![String::from("a")],
+            Setting::default(vec![String::from(DEFAULT_CHANNEL)]),
+            false,
+        );
+        assert_eq!(list.value, ["a"]);
+        assert_eq!(list.origin, Origin::Env("CONDA_CHANNELS"));
+        // pkgr's own envs directory stays after the variable's, as conda's
+        // own ones do.
+        let list = merged("CONDA_ENVS_PATH", vec![1], Setting::default(vec![2]), true);
+        assert_eq!(list.value, [1, 2]);
+        assert_eq!(list.origin.to_string(), "$CONDA_ENVS_PATH + default");
+    }
+
+    #[test]
+    fn booleans_as_conda_reads_them() {
+        for yes in ["true", "Yes", "on", "y", "1", "2.5"] {
+            assert_eq!(conda_bool(yes), Some(true), "{yes}");
+        }
+        for no in ["false", "NO", "off", "n", "none", "0"] {
+            assert_eq!(conda_bool(no), Some(false), "{no}");
+        }
+        assert_eq!(conda_bool("maybe"), None);
     }
 
     #[test]

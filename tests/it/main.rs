@@ -12,6 +12,7 @@ mod cache_trust;
 mod cli;
 mod cli_safety;
 mod concurrency;
+mod conda_env_vars;
 mod create;
 mod credentials;
 mod envfiles;

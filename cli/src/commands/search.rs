@@ -12,7 +12,7 @@ use crate::cli::{GlobalArgs, SearchArgs};
 use crate::output::print_json;
 use crate::output::{print_stdout, table, Progress};
 use crate::render::{channel_url, record_row};
-use crate::request::parse_platform;
+use crate::request::platform;
 
 /// `pkgr search`.
 pub async fn run(global: &GlobalArgs, args: &SearchArgs) -> anyhow::Result<()> {
@@ -21,7 +21,7 @@ pub async fn run(global: &GlobalArgs, args: &SearchArgs) -> anyhow::Result<()> {
     let spec = MatchSpec::from_str(&args.spec, options)
         .with_context(|| format!("invalid package spec `{}`", args.spec))?;
     let channels = parse_channels(global, &args.channels, args.override_channels)?;
-    let platform = parse_platform(args.platform.as_deref())?;
+    let platform = platform(global, args.platform.as_deref())?;
     let progress = Arc::new(Progress::new(global.quiet || global.json));
     let shared_cache = JobLimitedCache::open(global, &progress)?;
     let spinner = progress.spinner("loading channels");

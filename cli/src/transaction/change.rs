@@ -20,7 +20,7 @@ use crate::cli::{GlobalArgs, InstallArgs};
 use crate::environments;
 use crate::output::Progress;
 use crate::render::channel_url;
-use crate::request::{parse_platform, parse_specs, solve_options};
+use crate::request::{parse_platform, parse_specs, platform, solve_options};
 
 /// `pkgr install` (`update == false`) and `pkgr update`.
 pub async fn change_environment(
@@ -36,7 +36,7 @@ pub async fn change_environment(
     }
     let mut args = args;
     if !args.files.is_empty() {
-        let platform = parse_platform(None)?;
+        let platform = platform(global, None)?;
         let from_files = crate::env_files::read(&args.files, platform, None, &progress)?;
         if let Some((file, _)) = &from_files.locked {
             bail!(

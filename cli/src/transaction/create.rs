@@ -17,14 +17,17 @@ use crate::cli::{CreateArgs, GlobalArgs};
 use crate::environments;
 use crate::output::{print_json, print_stdout, Progress};
 use crate::render::{describe, plan_json};
-use crate::request::{parse_platform, parse_specs, solve_options};
+use crate::request::{parse_specs, platform, solve_options};
 use pkgr_prefix::meta::write_state_variables;
 
 /// Creates the environment `args` ask for.
 pub async fn create_environment(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
+    let mut args = args;
+    // conda's `always_yes` (`$CONDA_ALWAYS_YES`) answers yes where `-y` does.
+    args.yes |= global.config.always_yes.value;
     let started = Instant::now();
     let progress = Arc::new(Progress::new(global.quiet || global.json));
-    let platform = parse_platform(args.platform.as_deref())?;
+    let platform = platform(global, args.platform.as_deref())?;
     let from_files = crate::env_files::read(
         &args.files,
         platform,
