@@ -50,16 +50,6 @@ pub struct CleanTargets {
     pub dry_run: bool,
 }
 
-impl CleanTargets {
-    /// Everything: extracted entries, archives and repodata.
-    pub const ALL: Self = Self {
-        extracted: true,
-        archives: true,
-        repodata: true,
-        dry_run: false,
-    };
-}
-
 /// One thing `clean` removed (or, in a dry run, would remove).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Removed {
