@@ -268,11 +268,14 @@
 //! read-only layer's, its complete and intact entries are used without a
 //! lock, and whatever would need a write is [`CacheError::ReadOnly`].
 //!
-//! **Removal** (`clean --all`, `verify --repair`) takes an entry's exclusive
-//! lock with a try-lock, so entries in use are skipped and reported; `verify
-//! --repair` checks the entry again under that lock (another process may have
-//! repaired it since), and sets the entry aside in one rename before it
-//! deletes its files.
+//! **Removal** (`clean`: [`CleanTargets`]; `verify --repair`) takes an
+//! entry's exclusive lock with a try-lock, so entries in use are skipped and
+//! reported; `verify --repair` checks the entry again under that lock
+//! (another process may have repaired it since), and sets the entry aside in
+//! one rename before it deletes its files. `clean` may remove an entry's
+//! extracted directory and keep its archive (the next fill verifies and
+//! extracts it, with no download), or remove the archive and keep the
+//! extracted directory (used as it is; only a repair downloads it again).
 
 pub mod archive;
 pub mod compiled;
@@ -307,7 +310,7 @@ use tokio::sync::Semaphore;
 use error::io_error;
 
 pub use archive::{ArchiveError, ArchiveFormat};
-pub use maintenance::{CleanReport, CorruptEntry, VerifyReport};
+pub use maintenance::{CleanReport, CleanTargets, CorruptEntry, Removed, VerifyReport};
 pub use repodata_access::{background_task_error, error_chain_text, SessionGuard};
 pub use repodata_rules::check_repodata_file;
 pub use session::SweepReport;

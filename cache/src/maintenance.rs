@@ -25,25 +25,60 @@ use crate::{
 };
 use pkgr_fs::lock::{FileLock, LockMode};
 
-/// What `clean` did.
+/// What [`PackageCache::clean`] removes besides the temp files of finished
+/// processes (swept on every clean that is not a dry run). Every entry is
+/// removed under its exclusive *try*-lock, so one a process uses (links
+/// from: shared lock; fills: exclusive) is skipped and reported busy.
+/// Removing a cache entry never breaks an environment: environments are
+/// linked by hard links or copies, never by symlinks into the cache.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CleanTargets {
+    /// Extracted entries (`pkgs/<key>/`, with their compiled modules in
+    /// `pyc/<key>/`). An archive beside one stays unless `archives` is set
+    /// too: the next fill extracts it again without a download.
+    pub extracted: bool,
+    /// Downloaded archives (`pkgs/<key>.conda`, `pkgs/<key>.tar.bz2`),
+    /// whether or not their entry is extracted.
+    pub archives: bool,
+    /// Cached repodata (every `repodata/<hash>.*` whose lock is free) and
+    /// the shards (`repodata/shards/`).
+    pub repodata: bool,
+    /// Remove nothing: report what would be removed (entries are still
+    /// try-locked, to tell which are busy). What opening the cache swept
+    /// (the temp directories of dead processes, as every command does) is
+    /// reported in [`CleanReport::temp_removed`].
+    pub dry_run: bool,
+}
+
+/// One thing `clean` removed (or, in a dry run, would remove).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removed {
+    /// Its name: an entry's key (`pkgs/<key>/`), an archive's file name
+    /// (`pkgs/<name>`) or a repodata file's name (`repodata/<name>`).
+    pub name: String,
+    /// The bytes of its files (an entry: every regular file in it).
+    pub bytes: u64,
+}
+
+/// What `clean` did (or, in a dry run, would do).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct CleanReport {
-    /// Entries (extracted dir + archive) removed.
-    pub removed: Vec<String>,
+    /// Extracted entries removed.
+    pub extracted: Vec<Removed>,
+    /// Archives removed.
+    pub archives: Vec<Removed>,
+    /// Cached repodata files removed.
+    pub repodata: Vec<Removed>,
+    /// Shards removed from `repodata/shards/`.
+    pub shards: usize,
     /// Entries in use by another process, left alone.
     pub busy: Vec<String>,
-    /// Cached repodata files removed.
-    pub repodata_removed: usize,
     /// Temp directories of dead processes (and set-aside entries,
     /// `pkgs/.old-*`, and the byte-compiled modules of entries that are
     /// gone) removed.
     pub temp_removed: usize,
     /// Temp directories of live processes left alone.
     pub temp_live: usize,
-    /// Archives of extracted entries removed (`clean --tarballs`).
-    pub tarballs_removed: Vec<String>,
-    /// Bytes those archives held.
-    pub tarball_bytes: u64,
 }
 
 /// One corrupt entry found by `verify`.
@@ -107,57 +142,145 @@ impl PackageCache {
         Ok(())
     }
 
-    /// Sweeps the temp files of dead processes; with `all`, also removes every
-    /// entry and cached repodata file that no process is using.
-    pub fn clean(&self, all: bool) -> Result<CleanReport, CacheError> {
+    /// Sweeps the temp files of dead processes and removes the `targets`
+    /// that no process is using (see [`CleanTargets`]); a dry run removes
+    /// nothing and reports what it would remove.
+    pub fn clean(&self, targets: CleanTargets) -> Result<CleanReport, CacheError> {
         if self.is_read_only() {
             return Err(self.read_only("clean it"));
         }
         let dirs = self.dirs("clean it")?;
-        let sweep = session::sweep(&dirs.tmp)?;
-        let set_aside = crate::set_aside::sweep_set_aside(&dirs.pkgs)
-            + crate::set_aside::sweep_set_aside(&dirs.pyc)
-            + self.sweep_orphaned_compiled()?;
         let mut report = CleanReport {
             // What opening the cache swept a moment ago counts too.
-            temp_removed: sweep.removed + self.swept().removed + set_aside,
-            temp_live: sweep.live,
+            temp_removed: self.swept().removed,
+            temp_live: self.swept().live,
             ..CleanReport::default()
         };
-        if !all {
-            return Ok(report);
+        if !targets.dry_run {
+            let sweep = session::sweep(&dirs.tmp)?;
+            report.temp_removed += sweep.removed
+                + crate::set_aside::sweep_set_aside(&dirs.pkgs)
+                + crate::set_aside::sweep_set_aside(&dirs.pyc)
+                + self.sweep_orphaned_compiled()?;
+            report.temp_live = sweep.live;
         }
-        for key in self.entry_keys()? {
-            match self.try_lock_entry(&key, LockMode::Exclusive)? {
-                None => report.busy.push(key),
-                Some(lock) => {
-                    self.remove_entry_locked(&key)?;
-                    drop(lock);
-                    report.removed.push(key);
-                }
+        if targets.extracted || targets.archives {
+            for key in self.entry_keys()? {
+                self.clean_entry(&key, targets, &mut report)?;
             }
         }
+        if targets.repodata {
+            self.clean_repodata(targets.dry_run, &mut report)?;
+        }
+        Ok(report)
+    }
+
+    /// Removes what `targets` names of the entry `key` (its extracted
+    /// directory, its archives), under its exclusive try-lock.
+    fn clean_entry(
+        &self,
+        key: &str,
+        targets: CleanTargets,
+        report: &mut CleanReport,
+    ) -> Result<(), CacheError> {
+        let dirs = self.dirs("clean it")?;
+        let size = |name: &str| {
+            fs_err::symlink_metadata(dirs.pkgs_at.join(name))
+                .ok()
+                .filter(std::fs::Metadata::is_file)
+                .map(|meta| meta.len())
+        };
+        let has_archive = |key: &str| {
+            ArchiveFormat::ALL
+                .iter()
+                .any(|f| size(&Layout::archive_name(key, *f)).is_some())
+        };
+        let wanted = (targets.extracted && dirs.pkgs.stat(key).ok().flatten().is_some())
+            || (targets.archives && has_archive(key));
+        if !wanted {
+            return Ok(());
+        }
+        let Some(lock) = self.try_lock_entry(key, LockMode::Exclusive)? else {
+            report.busy.push(key.to_owned());
+            return Ok(());
+        };
+        // Looked at again under the lock: a fill may have finished between.
+        if targets.extracted && dirs.pkgs.stat(key).ok().flatten().is_some() {
+            let bytes = tree_bytes(&dirs.pkgs_at.join(key));
+            if !targets.dry_run {
+                // Best effort: stale ones would only make python compile again.
+                let _ = crate::set_aside::set_aside(&dirs.pyc_at.join(key));
+                crate::set_aside::set_aside(&dirs.pkgs_at.join(key)).map_err(io_error(format!(
+                    "removing the entry {}",
+                    self.layout().entry_dir(key).display()
+                )))?;
+            }
+            report.extracted.push(Removed {
+                name: key.to_owned(),
+                bytes,
+            });
+        }
+        if targets.archives {
+            for format in ArchiveFormat::ALL {
+                let name = Layout::archive_name(key, format);
+                let Some(bytes) = size(&name) else { continue };
+                if !targets.dry_run {
+                    // Through the held `pkgs/`: the archive itself is
+                    // unlinked, never followed.
+                    dirs.pkgs.remove_file(&name).map_err(io_error(format!(
+                        "removing the archive {}",
+                        self.layout().archive(key, format).display()
+                    )))?;
+                }
+                report.archives.push(Removed { name, bytes });
+            }
+        }
+        drop(lock);
+        Ok(())
+    }
+
+    /// Removes every cached repodata file whose lock is free (one being
+    /// fetched is left alone) and every shard.
+    fn clean_repodata(&self, dry_run: bool, report: &mut CleanReport) -> Result<(), CacheError> {
+        let dirs = self.dirs("clean it")?;
         // Shards are immutable and read with no lock: a reader that loses
         // one to this finds it missing and downloads it again.
         // (Through the held `repodata/shards/`: only files there, a link
         // itself and never what it points to.)
         if let Ok(shards) = dirs.shards.entries() {
             for (shard, _) in shards {
-                let _ = dirs.shards.remove_file(&shard);
+                if dry_run || dirs.shards.remove_file(&shard).is_ok() {
+                    report.shards += 1;
+                }
             }
         }
-        for (base, path) in self.cached_repodata()? {
-            if let Some(lock) = self.try_lock_repodata(&base)? {
-                // The info file goes first: without it the data is never used.
-                let _ = fs_err::remove_file(&path);
-                let _ = fs_err::remove_file(base.with_extension("json"));
-                let _ = fs_err::remove_file(base.with_extension("index"));
-                let _ = fs_err::remove_file(base.with_extension("msgpack.zst"));
-                drop(lock);
-                report.repodata_removed += 1;
+        for (base, info) in self.cached_repodata()? {
+            let Some(lock) = self.try_lock_repodata(&base)? else {
+                continue;
+            };
+            // The info file goes first: without it the data is never used.
+            for path in [
+                info,
+                base.with_extension("json"),
+                base.with_extension("index"),
+                base.with_extension("msgpack.zst"),
+            ] {
+                let Ok(meta) = fs_err::symlink_metadata(&path) else {
+                    continue;
+                };
+                if dry_run || fs_err::remove_file(&path).is_ok() {
+                    report.repodata.push(Removed {
+                        name: path
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                        bytes: meta.len(),
+                    });
+                }
             }
+            drop(lock);
         }
-        Ok(report)
+        Ok(())
     }
 
     /// Removes the byte-compiled modules kept for entries that are gone
@@ -200,56 +323,6 @@ impl PackageCache {
             &name,
             LockMode::Exclusive,
         )?)
-    }
-
-    /// Removes the downloaded archive of every complete entry that no process
-    /// is using (under its exclusive try-lock); the extracted entry stays and
-    /// is used as before. Only the self-repair of a damaged entry needs the
-    /// archive again, and then downloads it.
-    #[expect(
-        clippy::disallowed_methods,
-        reason = "a path through the held pkgs/ handle; the message names its real path"
-    )]
-    pub fn clean_tarballs(&self, report: &mut CleanReport) -> Result<(), CacheError> {
-        if self.is_read_only() {
-            return Err(self.read_only("remove archives from it"));
-        }
-        for key in self.entry_keys()? {
-            let dir = self.pkgs_at().join(&key);
-            let archives: Vec<PathBuf> = ArchiveFormat::ALL
-                .iter()
-                .map(|format| self.pkgs_at().join(Layout::archive_name(&key, *format)))
-                .filter(|p| p.is_file())
-                .collect();
-            if archives.is_empty() {
-                continue;
-            }
-            match self.try_lock_entry(&key, LockMode::Exclusive)? {
-                None => report.busy.push(key),
-                Some(lock) => {
-                    // Only beside a complete entry: an archive without one
-                    // is what a fill extracts from next.
-                    if dir.join(ENTRY_MARKER).is_file() {
-                        for archive in &archives {
-                            let size = fs_err::symlink_metadata(archive)
-                                .map(|m| m.len())
-                                .unwrap_or(0);
-                            // A path through the held `pkgs/`; the
-                            // archive itself is unlinked, never followed.
-                            // (raw std::fs: the message names its real path.)
-                            std::fs::remove_file(archive).map_err(io_error(format!(
-                                "removing the archive {}",
-                                pkgr_fs::dir::real_path(archive).display()
-                            )))?;
-                            report.tarball_bytes += size;
-                        }
-                        report.tarballs_removed.push(key);
-                    }
-                    drop(lock);
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Checks every complete entry: its archive against the sha256 in its
@@ -408,4 +481,27 @@ impl PackageCache {
         }
         Ok(())
     }
+}
+
+/// The bytes of the regular files below `dir`, best effort (what cannot be
+/// read counts nothing); symlinks are counted as themselves, never followed.
+fn tree_bytes(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs_err::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = fs_err::symlink_metadata(entry.path()) else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else if meta.is_file() {
+                total += meta.len();
+            }
+        }
+    }
+    total
 }

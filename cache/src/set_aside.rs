@@ -21,7 +21,7 @@ use crate::Layout;
 /// so a member of a group-shared cache can set aside an entry another
 /// member published (a sticky `pkgs/` forbids it: `PermissionDenied`).
 /// That member's files, which only they may delete, stay in `.old-*` until
-/// they (or root) run `pkgr clean`. Nothing at `dest`: nothing to do.
+/// they (or root) run `pkgr clean --temp`. Nothing at `dest`: nothing to do.
 ///
 /// Callers pass `dest` below a held directory ([`Dirs::pkgs_at`],
 /// [`Dirs::pyc_at`]), so the rename and the removal happen in the

@@ -80,7 +80,7 @@ pub enum Command {
     List(ListArgs),
     /// Write repodata.json for every subdir of a local folder of packages (a local channel)
     Index(IndexArgs),
-    /// Remove temp files of dead pkgr processes; with --all, every cache entry not in use
+    /// Remove unused packages, tarballs and cached repodata (conda's -a, -i, -p, -t, -f); nothing in use
     Clean(CleanArgs),
     /// Inspect the package cache
     #[command(subcommand)]
@@ -342,18 +342,44 @@ pub enum ConfigCommand {
     List,
 }
 
-/// `pkgr clean`.
+/// `pkgr clean`: conda's flags, mapped onto pkgr's cache. At least one
+/// removal target is required, as in conda. Nothing a process uses is
+/// removed.
 #[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("removal_target")
+        .required(true)
+        .multiple(true)
+        .args(["all", "index_cache", "packages", "tarballs", "force_pkgs_dirs", "temp", "logfiles"])
+))]
 pub struct CleanArgs {
-    /// Also remove every package and cached repodata file that no process is using
+    /// Remove the index cache, the packages and tarballs no process is using, and the temp files of finished processes (-i -p -t --temp -l)
     #[arg(short, long)]
     pub all: bool,
-    /// Remove the downloaded archives of extracted packages no process is using (the extracted packages stay)
+    /// Remove the cached repodata and shards of every channel (none being downloaded right now)
+    #[arg(short, long)]
+    pub index_cache: bool,
+    /// Remove the extracted packages no process is using (their tarballs stay unless -t)
+    #[arg(short, long)]
+    pub packages: bool,
+    /// Remove the downloaded tarballs (.conda, .tar.bz2) of packages no process is using (the extracted packages stay unless -p)
     #[arg(short, long)]
     pub tarballs: bool,
-    /// Remove the temp files of finished pkgr processes (what `pkgr clean` does with no flag)
+    /// Remove everything in the package cache no process is using: packages, tarballs, index cache, temp files
+    #[arg(short, long)]
+    pub force_pkgs_dirs: bool,
+    /// Remove the temp files of finished pkgr processes (every clean does this)
     #[arg(long, visible_alias = "tempfiles")]
     pub temp: bool,
+    /// Accepted for conda's sake: pkgr writes no log files
+    #[arg(short, long)]
+    pub logfiles: bool,
+    /// Accepted for conda's sake: pkgr's clean never asks
+    #[arg(short = 'y', long = "yes")]
+    pub yes: bool,
+    /// Show what would be removed; remove nothing
+    #[arg(short = 'd', long)]
+    pub dry_run: bool,
 }
 
 /// `pkgr cache ...`.

@@ -165,11 +165,11 @@ fn assert_names_symlink(world: &World, name: &str, out: &Output) {
 #[test]
 fn a_symlinked_tmp_is_never_swept() {
     let setup = Setup::new();
-    assert_ok(&setup.run(&["clean"]));
+    assert_ok(&setup.run(&["clean", "--temp"]));
     let victim = setup.victim_dir("victim-home");
     let before = mode(&victim);
     setup.replace_with_symlink("tmp", &victim);
-    let out = setup.run(&["clean"]);
+    let out = setup.run(&["clean", "--temp"]);
     assert_victim_intact(&victim, before);
     assert_names_symlink(&setup.world, "symlinked_tmp_clean", &out);
     // Any command, not only clean.
@@ -186,7 +186,7 @@ fn a_symlinked_pyc_is_never_cleaned() {
     let victim = setup.victim_dir("victim-home");
     let before = mode(&victim);
     setup.replace_with_symlink("pyc", &victim);
-    let out = setup.run(&["clean"]);
+    let out = setup.run(&["clean", "--temp"]);
     assert_victim_intact(&victim, before);
     assert_names_symlink(&setup.world, "symlinked_pyc", &out);
 }
@@ -220,12 +220,12 @@ fn a_symlinked_directory_of_a_shared_cache_is_never_chmoded() {
     }
     let setup = Setup::new();
     setup.share();
-    assert_ok(&setup.run(&["clean"]));
+    assert_ok(&setup.run(&["clean", "--temp"]));
     for sub in ["pyc", "repodata/shards", "tmp"] {
         let victim = setup.victim_dir(&format!("victim-{}", sub.replace('/', "-")));
         chmod(&victim, 0o755);
         setup.replace_with_symlink(sub, &victim);
-        let out = setup.run(&["clean"]);
+        let out = setup.run(&["clean", "--temp"]);
         assert_victim_intact(&victim, 0o755);
         assert_names_symlink(
             &setup.world,
@@ -254,7 +254,7 @@ fn a_planted_lock_file_symlink_is_never_written_or_chmoded() {
     }
     let setup = Setup::new();
     setup.share();
-    assert_ok(&setup.run(&["clean"]));
+    assert_ok(&setup.run(&["clean", "--temp"]));
     let bashrc = setup.world.path().join("victim-bashrc");
     fs_err::write(&bashrc, "echo hello\n").unwrap();
     chmod(&bashrc, 0o644);
@@ -312,7 +312,7 @@ fn a_fifo_lock_file_does_not_hang() {
         cmd
     };
     assert_ok(&run_with_timeout(
-        as_user(MEMBER, &pkgr, &["clean"]),
+        as_user(MEMBER, &pkgr, &["clean", "--temp"]),
         Duration::from_secs(60),
     ));
     let lock = setup
@@ -388,7 +388,7 @@ fn a_world_writable_cache_is_refused() {
     );
     // A world-writable directory inside the cache too.
     chmod(&cache, 0o755);
-    assert_ok(&setup.run(&["clean"]));
+    assert_ok(&setup.run(&["clean", "--temp"]));
     let pkgs = cache.join("pkgs");
     chmod(&pkgs, 0o777);
     snapshot_failure!(&setup.world, "world_writable_pkgs", setup.create("env"));
@@ -403,7 +403,7 @@ fn a_lock_wait_names_the_real_holder() {
         return;
     }
     let setup = Setup::new();
-    assert_ok(&setup.run(&["clean"]));
+    assert_ok(&setup.run(&["clean", "--temp"]));
     let lock = setup
         .cache()
         .join("pkgs/.locks")

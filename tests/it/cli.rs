@@ -373,7 +373,7 @@ fn clean_removes_compiled_modules_of_entries_that_are_gone_and_keeps_the_others(
         fs_err::create_dir_all(&tag).unwrap();
         fs_err::write(tag.join("m.cpython-311.pyc"), b"pyc").unwrap();
     }
-    let out = world.run(&["clean", "--json"]);
+    let out = world.run(&["clean", "--temp", "--json"]);
     assert_ok(&out);
     let mut left: Vec<String> = fs_err::read_dir(&pyc)
         .unwrap()

@@ -452,7 +452,7 @@ fn kill_nine_at_random_moments_never_corrupts_the_cache() {
     assert!(report["checked"].as_u64().unwrap() >= 5, "{report}");
 
     // The dead processes' temp files are swept; nothing else is left in tmp/.
-    let out = world.run(&["--json", "clean"]);
+    let out = world.run(&["--json", "clean", "--temp"]);
     assert_ok(&out);
     let leftovers = list_files(&world.cache().join("tmp"));
     assert!(leftovers.is_empty(), "{leftovers:?}");

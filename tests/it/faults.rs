@@ -186,7 +186,7 @@ impl Fixture {
             "{context}: `pkgr cache verify` found corrupt entries (a broken entry was published):\n{report:#}\n{}",
             stderr(&out)
         );
-        assert_ok(&self.run(&["clean"]));
+        assert_ok(&self.run(&["clean", "--temp"]));
         let leftovers = list_files(&self.cache().join("tmp"));
         assert!(
             leftovers.is_empty(),
@@ -668,7 +668,7 @@ fn disk_full() {
         String::from_utf8_lossy(&out.stdout),
         stderr(&out)
     );
-    assert_ok(&fixture.run(&["--cache-dir", cache_arg, "clean"]));
+    assert_ok(&fixture.run(&["--cache-dir", cache_arg, "clean", "--temp"]));
     let leftovers = list_files(&cache.join("tmp"));
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }

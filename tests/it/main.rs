@@ -9,6 +9,7 @@ mod archive_limits;
 mod auth;
 mod bench;
 mod cache_trust;
+mod clean;
 mod cli;
 mod cli_safety;
 mod concurrency;

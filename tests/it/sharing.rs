@@ -343,7 +343,7 @@ fn a_member_repairs_a_damaged_entry_another_member_published() {
         crate::common::assert_ok(&out);
     }
     // What was moved aside, the owner (who may delete their files) cleans.
-    crate::common::assert_ok(&group.run(a, &["clean"]));
+    crate::common::assert_ok(&group.run(a, &["clean", "--temp"]));
     let leftovers: Vec<String> = fs_err::read_dir(group.cache.join("pkgs"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -331,7 +331,7 @@ fn kill_nine_mid_stream_then_the_next_run_repairs() {
     assert_eq!(said(&out, STREAMED, &Fixture::file_name("big")), 1);
     // The dead process's temp files went when the cache was opened.
     fixture.assert_sound("after kill -9");
-    assert_ok(&fixture.run(&["clean"]));
+    assert_ok(&fixture.run(&["clean", "--temp"]));
     let left = list_files(&fixture.world.cache().join("tmp"));
     assert!(left.is_empty(), "{left:?}");
 }
