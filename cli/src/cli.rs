@@ -205,13 +205,15 @@ pub struct EnvExportArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub target: EnvTarget,
-    /// The command and its arguments
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "COMMAND"
-    )]
+    /// The directory the command runs in (default: this one)
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// Accepted for conda compatibility: pkgr never captures the command's
+    /// output, it streams as the command writes it
+    #[arg(long, visible_alias = "live-stream")]
+    pub no_capture_output: bool,
+    /// The command and its arguments (flags after the command are its own)
+    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<std::ffi::OsString>,
 }
 

@@ -215,6 +215,58 @@ fn run_applies_the_activation_and_passes_the_exit_status() {
     );
 }
 
+/// conda run's flags as CI scripts use them: `--cwd`, and
+/// `--no-capture-output`/`--live-stream` (pkgr never captures); an unknown
+/// flag before the command is clap's error, not "name an environment".
+#[test]
+fn run_takes_conda_run_flags() {
+    let world = World::new();
+    let channel = tool_channel(&world.path().join("channel"));
+    let ch = channel.root().to_str().unwrap();
+    assert_ok(&world.run(&["create", "-n", "tool", "-c", ch, "tool"]));
+    let dir = world.path().join("work dir");
+    fs_err::create_dir_all(&dir).unwrap();
+    let out = world.run(&[
+        "run",
+        "-n",
+        "tool",
+        "--cwd",
+        dir.to_str().unwrap(),
+        "sh",
+        "-c",
+        "pwd",
+    ]);
+    assert_ok(&out);
+    assert_eq!(stdout(&out).trim(), dir.display().to_string());
+    for flag in ["--no-capture-output", "--live-stream"] {
+        let out = world.run(&["run", flag, "-n", "tool", "show", "--flag", "x"]);
+        assert_ok(&out);
+        assert!(
+            stdout(&out).contains("args=--flag x"),
+            "{flag}: {}",
+            stdout(&out)
+        );
+    }
+    let missing = world.path().join("nowhere");
+    snapshot_failure!(
+        &world,
+        "run_cwd_missing",
+        world.run(&[
+            "run",
+            "-n",
+            "tool",
+            "--cwd",
+            missing.to_str().unwrap(),
+            "show"
+        ])
+    );
+    snapshot_failure!(
+        &world,
+        "run_unknown_flag",
+        world.run(&["run", "--bogus", "-n", "tool", "show"])
+    );
+}
+
 #[test]
 fn shell_hook_gives_activate_and_deactivate() {
     let world = World::new();

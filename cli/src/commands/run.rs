@@ -48,6 +48,14 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
         command
     };
     command.args(rest);
+    if let Some(dir) = &args.cwd {
+        // Checked here: a missing directory would otherwise fail the spawn
+        // as if the command were missing.
+        if !dir.is_dir() {
+            bail!("--cwd {}: no such directory", dir.display());
+        }
+        command.current_dir(dir);
+    }
     for (key, value) in &activation.set {
         command.env(key, value);
     }
