@@ -438,7 +438,20 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 
 /// Prints to stdout (URLs with credentials redacted).
 pub fn print_stdout(text: &str) {
-    print!("{}", with_credentials_masked(text));
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let written = out
+        .write_all(with_credentials_masked(text).as_bytes())
+        .and_then(|()| out.flush());
+    match written {
+        Ok(()) => {}
+        // The reader went away (`pkgr list | head -1`): what it did not
+        // read is dropped; that is not pkgr's failure, and the work goes on.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        // Any other failure to write stdout (a full disk under `>`) stays
+        // what it was: a panic, so the run does not look successful.
+        Err(e) => panic!("failed printing to stdout: {e}"),
+    }
 }
 
 /// Prints `value` as pretty JSON on stdout.

@@ -215,6 +215,38 @@ fn run_applies_the_activation_and_passes_the_exit_status() {
     );
 }
 
+/// A reader that goes away (`pkgr shell hook | true`, `pkgr list | head -1`)
+/// is not pkgr's failure: what it did not read is dropped, without a panic.
+#[test]
+fn output_to_a_closed_pipe_is_dropped_without_a_panic() {
+    let world = World::new();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut child = world
+        .pkgr()
+        .args(["shell", "hook", "-s", "bash"])
+        .stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + crate::common::TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("pkgr did not exit within {:?}", crate::common::TIMEOUT);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{status:?}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 /// conda run's flags as CI scripts use them: `--cwd`, and
 /// `--no-capture-output`/`--live-stream` (pkgr never captures); an unknown
 /// flag before the command is clap's error, not "name an environment".
