@@ -200,7 +200,7 @@ impl PackageCache {
             return Ok(entry);
         }
         if self.is_read_only() {
-            return Err(self.read_only(format!("fetch {display} into it")));
+            return Err(self.read_only_error(format!("fetch {display} into it")));
         }
         let dir = self.layout().entry_dir(&key);
         let mut downloaded = 0;

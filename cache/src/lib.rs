@@ -488,8 +488,9 @@ impl PackageCache {
         self.session.is_none()
     }
 
-    /// The error for `action` in a read-only cache.
-    fn read_only(&self, action: impl Into<String>) -> CacheError {
+    /// The error for `action` (e.g. `download <url> into it`) in a
+    /// read-only cache: [`CacheError::ReadOnly`].
+    pub fn read_only_error(&self, action: impl Into<String>) -> CacheError {
         CacheError::ReadOnly {
             path: self.root.clone(),
             action: action.into(),
@@ -499,7 +500,9 @@ impl PackageCache {
     /// This process's session (its temp directory), which a read-only cache
     /// does not have: then the error for `action`.
     fn session(&self, action: impl Into<String>) -> Result<&Arc<session::Session>, CacheError> {
-        self.session.as_ref().ok_or_else(|| self.read_only(action))
+        self.session
+            .as_ref()
+            .ok_or_else(|| self.read_only_error(action))
     }
 
     /// Read-only caches searched before this one (`pkgs_dirs` that cannot be
@@ -570,8 +573,10 @@ impl PackageCache {
     }
 
     /// [`Self::tmp_dir`] reached through its held handle (see "Trust" in
-    /// the crate docs): what this crate writes its temp files below.
-    pub(crate) fn tmp_at(&self) -> PathBuf {
+    /// the crate docs): where temp files are written before they are
+    /// renamed into the cache (the same filesystem). A read-only cache has
+    /// no session: then the cache's `tmp/`, where nothing can be written.
+    pub fn tmp_at(&self) -> PathBuf {
         self.session.as_ref().map_or_else(
             || self.layout().tmp(),
             |session| session.anchored().to_path_buf(),
@@ -605,7 +610,9 @@ impl PackageCache {
     /// The held directories of a writable cache; the error for `action`
     /// in a read-only one.
     pub(crate) fn dirs(&self, action: impl Into<String>) -> Result<&Arc<Dirs>, CacheError> {
-        self.dirs.as_ref().ok_or_else(|| self.read_only(action))
+        self.dirs
+            .as_ref()
+            .ok_or_else(|| self.read_only_error(action))
     }
 
     /// Tries the lock of the entry `key` (in the held `pkgs/.locks`).

@@ -147,7 +147,7 @@ impl PackageCache {
     /// nothing and reports what it would remove.
     pub fn clean(&self, targets: CleanTargets) -> Result<CleanReport, CacheError> {
         if self.is_read_only() {
-            return Err(self.read_only("clean it"));
+            return Err(self.read_only_error("clean it"));
         }
         let dirs = self.dirs("clean it")?;
         let mut report = CleanReport {
@@ -334,7 +334,7 @@ impl PackageCache {
     /// without locks (nothing changes it) and cannot be repaired.
     pub fn verify(&self, repair: bool) -> Result<VerifyReport, CacheError> {
         if repair && self.is_read_only() {
-            return Err(self.read_only("repair it"));
+            return Err(self.read_only_error("repair it"));
         }
         let mut report = VerifyReport::default();
         for key in self.entry_keys()? {

@@ -44,27 +44,12 @@ impl PackageCache {
         self.layout().shards()
     }
 
-    /// This process's temp directory, reached through its held handle (see
-    /// "Trust" in the crate docs): where downloads of repodata are written
-    /// before they are renamed into [`Self::repodata_dir`] (the same
-    /// filesystem). A read-only cache has none: then the cache's `tmp/`,
-    /// where nothing can be written.
-    pub fn session_tmp_dir(&self) -> PathBuf {
-        self.tmp_at()
-    }
-
     /// A guard keeping this process's session (and the held directories)
     /// open, for a blocking task that writes below them.
     pub fn session_guard(&self) -> SessionGuard {
         SessionGuard {
             _session: self.session.clone(),
         }
-    }
-
-    /// The error for `action` (e.g. `download <url> into it`) in a read-only
-    /// cache: [`CacheError::ReadOnly`].
-    pub fn read_only_error(&self, action: impl Into<String>) -> CacheError {
-        self.read_only(action)
     }
 
     /// Takes the exclusive lock `repodata/<name>.lock` of one cached

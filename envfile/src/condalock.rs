@@ -615,7 +615,7 @@ package:
     fn dataset_readers_agree() {
         let root = std::env::var_os("PKGR_DATASETS")
             .filter(|root| !root.is_empty())
-            .unwrap_or_else(|| panic!("PKGR_DATASETS is not set: this test reads the conda datasets; set PKGR_DATASETS to that folder (.ci/run sets it to ../shared/datasets)"));
+            .unwrap_or_else(|| panic!("PKGR_DATASETS is not set: this test reads the conda datasets; set PKGR_DATASETS to that folder (.ci/run sets it)"));
         assert!(
             std::path::Path::new(&root).is_dir(),
             "PKGR_DATASETS is set to {}, which is not a directory (point it at the conda datasets folder)",

@@ -68,7 +68,7 @@ pub(crate) async fn fetch_repodata(
     if policy.offline {
         return Err(CacheError::Offline { what: redacted });
     }
-    let tmp = cache.session_tmp_dir();
+    let tmp = cache.tmp_at();
     let now = unix_now();
     // `repodata.json.zst` (about 1/5 of the JSON) when the channel has it;
     // whether it has is remembered for a while, so the probe is not paid
@@ -215,7 +215,7 @@ async fn open_local_indexed(
         return Ok(None);
     };
     let index_path = repodata_paths(cache, url).index;
-    let tmp = cache.session_tmp_dir();
+    let tmp = cache.tmp_at();
     let writable = !cache.is_read_only();
     // Keeps the directories the paths above are anchored at open.
     let session = cache.session_guard();
@@ -321,7 +321,7 @@ pub(crate) async fn fetch_shard_index(
         // Not cached: the channel's repodata.json, if cached, serves.
         return Ok(None);
     }
-    let tmp = cache.session_tmp_dir();
+    let tmp = cache.tmp_at();
     let previous = info
         .as_ref()
         .filter(|i| have_copy && !i.not_found)
@@ -404,7 +404,7 @@ async fn download_repodata(
     previous: Option<&HttpCacheInfo>,
     zst: bool,
 ) -> Result<Conditional, CacheError> {
-    let tmp = cache.session_tmp_dir();
+    let tmp = cache.tmp_at();
     let download = tmp.join(format!(
         "repodata-{}.{}",
         paths.name,
@@ -453,11 +453,7 @@ async fn open_indexed(
     paths: &RepodataPaths,
     redacted: &str,
 ) -> Result<RepodataFile, CacheError> {
-    let (json, index_path, tmp) = (
-        paths.json.clone(),
-        paths.index.clone(),
-        cache.session_tmp_dir(),
-    );
+    let (json, index_path, tmp) = (paths.json.clone(), paths.index.clone(), cache.tmp_at());
     let redacted = redacted.to_owned();
     let writable = !cache.is_read_only();
     let session = cache.session_guard();

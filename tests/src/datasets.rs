@@ -14,7 +14,7 @@ pub fn datasets() -> PathBuf {
         .filter(|dir| !dir.is_empty())
         .map(PathBuf::from);
     let Some(dir) = dir else {
-        panic!("PKGR_DATASETS is not set: this test reads the conda datasets; set PKGR_DATASETS to that folder (.ci/run sets it to ../shared/datasets)");
+        panic!("PKGR_DATASETS is not set: this test reads the conda datasets; set PKGR_DATASETS to that folder (.ci/run sets it)");
     };
     assert!(
         dir.is_dir(),
